@@ -1,0 +1,1 @@
+"""Adapters: the only modules that talk to Kubernetes, the kernel, git or the network."""

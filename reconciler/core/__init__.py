@@ -1,0 +1,1 @@
+"""The pure core: load, validate, desire, diff, plan, render. No I/O, no clock."""

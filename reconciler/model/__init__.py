@@ -1,0 +1,1 @@
+"""Pure values: the topology contract (pydantic) and observed/desired state. No I/O."""

@@ -1,3 +1,3 @@
-"""topoctl: a declarative GitOps reconciler for multi-location Kubernetes clusters meshed by Kilo."""
+"""topoctl: declarative GitOps reconciler for multi-location Kubernetes clusters (Kilo)."""
 
 __version__ = "0.1.0"

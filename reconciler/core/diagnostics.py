@@ -1,0 +1,63 @@
+"""Diagnostics: errors and warnings that point at a file, line, column and field path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+PathItem = str | int
+Path = tuple[PathItem, ...]
+
+
+def format_path(path: Path) -> str:
+    """``('spec', 'nodes', 0, 'name')`` -> ``spec.nodes[0].name``; odd keys are quoted."""
+    out = ""
+    for item in path:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        elif item.replace("_", "").replace("-", "").isalnum():
+            out += f".{item}" if out else item
+        else:
+            out += f'["{item}"]'
+    return out
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Diagnostic:
+    """One finding. Line and column are 1-based; 0 means 'the whole file'."""
+
+    file: str
+    line: int
+    col: int
+    severity: Severity
+    path: str
+    message: str
+    code: str
+
+    @property
+    def location(self) -> str:
+        """``file:line:col`` (or just the file when there is no position)."""
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.location}: {self.severity}: {where}{self.message}"
+
+
+def errors(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Only the errors."""
+    return [d for d in diagnostics if d.severity == "error"]
+
+
+def warnings(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Only the warnings."""
+    return [d for d in diagnostics if d.severity == "warning"]
+
+
+def ordered(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """Sorted by file and position, duplicates dropped."""
+    return sorted(set(diagnostics))

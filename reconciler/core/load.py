@@ -1,0 +1,210 @@
+"""Source files -> a validated :class:`Topology` and every diagnostic, all in one pass.
+
+Pure: the caller (a directory or git adapter) hands over ``(path, bytes)`` pairs.
+Errors never stop the run early: each document is checked on its own, then the
+cross-document rules run over the documents that parsed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from reconciler.core import rules
+from reconciler.core.diagnostics import Diagnostic, Path, errors, ordered
+from reconciler.core.yamldoc import YamlDocument, parse
+from reconciler.model import topology as t
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file's path (as shown to the user) and raw content."""
+
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """The whole validated topology, with the document each site came from."""
+
+    cluster: t.Cluster
+    sites: tuple[t.Site, ...]
+    documents: Mapping[str, YamlDocument] = field(default_factory=dict)
+
+    def site(self, name: str) -> t.Site:
+        """The site called ``name``."""
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadResult:
+    """What loading produced: the topology (None when there are errors) and diagnostics."""
+
+    topology: Topology | None
+    diagnostics: list[Diagnostic]
+    files: int
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return self.topology is not None
+
+
+def load(files: Iterable[SourceFile], extra: Iterable[Diagnostic] = ()) -> LoadResult:
+    """Parse, validate and cross-check every file; collect every diagnostic."""
+    diagnostics = list(extra)
+    clusters: list[tuple[t.Cluster, YamlDocument]] = []
+    sites: list[tuple[t.Site, YamlDocument]] = []
+    count = 0
+    for source in files:
+        count += 1
+        documents, problems = parse(source.path, source.content)
+        diagnostics += problems
+        for doc in documents:
+            model = validate_document(doc, diagnostics)
+            if isinstance(model, t.Cluster):
+                clusters.append((model, doc))
+            elif isinstance(model, t.Site):
+                sites.append((model, doc))
+    diagnostics += rules.check(clusters, sites)
+    diagnostics = ordered(diagnostics)
+    if errors(diagnostics):
+        return LoadResult(None, diagnostics, count)
+    cluster = clusters[0][0] if clusters else t.Cluster()
+    topology = Topology(
+        cluster=cluster,
+        sites=tuple(site for site, _ in sites),
+        documents={site.name: doc for site, doc in sites},
+    )
+    return LoadResult(topology, diagnostics, count)
+
+
+def validate_document(doc: YamlDocument, out: list[Diagnostic]) -> t.Cluster | t.Site | None:
+    """Check a document's header, then its kind's model; append diagnostics to ``out``."""
+    data = doc.data
+    if not isinstance(data, dict):
+        out.append(
+            doc.diagnostic(
+                (),
+                "a document must be a mapping with apiVersion, kind, metadata and spec",
+                "document",
+            )
+        )
+        return None
+    header_ok = True
+    version = data.get("apiVersion")
+    if version != t.API_VERSION:
+        header_ok = False
+        said = "is missing" if version is None else f"is {version!r}"
+        out.append(
+            doc.diagnostic(
+                ("apiVersion",),
+                f"apiVersion {said} - write apiVersion: {t.API_VERSION}",
+                "document",
+            )
+        )
+    kind = data.get("kind")
+    model: type[BaseModel] | None = t.KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        said = "is missing" if kind is None else f"{kind!r} is not a topoctl kind"
+        out.append(
+            doc.diagnostic(
+                ("kind",), f"kind {said} - write kind: Site or kind: Cluster", "document"
+            )
+        )
+        return None
+    if not header_ok:
+        return None
+    try:
+        return model.model_validate(data)  # type: ignore[return-value]
+    except ValidationError as err:
+        out += [_translate(doc, e) for e in err.errors(include_url=False)]
+        return None
+
+
+# Errors raised by a model's own cross-field check point at the field that is off.
+_FOCUS = {"route_via_leader": "via", "route_family": "via", "route_target": "to"}
+_BOUNDS = {"ge": "at least", "le": "at most", "gt": "more than", "lt": "less than"}
+_TYPES = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "dict_type": "a mapping (key: value)",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "string_type": "text",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+}
+
+
+def _known_fields() -> set[str]:
+    names: set[str] = set()
+    for model in (t.Cluster, t.Site):
+        stack: list[type[BaseModel]] = [model]
+        while stack:
+            current = stack.pop()
+            for name, info in current.model_fields.items():
+                names.add(info.alias or name)
+                annotation = info.annotation
+                for arg in (annotation, *getattr(annotation, "__args__", ())):
+                    if isinstance(arg, type) and issubclass(arg, BaseModel):
+                        stack.append(arg)
+    return names
+
+
+_FIELDS = _known_fields()
+
+
+def _translate(doc: YamlDocument, error: ErrorDetails) -> Diagnostic:
+    loc: Path = tuple(error["loc"])
+    kind = error["type"]
+    value: Any = error.get("input")
+    on_key = bool(loc) and loc[-1] == "[key]"
+    if on_key:
+        loc = loc[:-1]
+    message = error["msg"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        close = difflib.get_close_matches(name, _FIELDS, n=1)
+        hint = f" - did you mean {close[0]!r}?" if close else ""
+        message = f"unknown field {name!r}{hint}"
+        on_key = True
+    elif kind == "missing":
+        message = f"missing required field {loc[-1]!r}"
+        return doc.diagnostic(loc[:-1], message, kind)
+    elif kind == "literal_error":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        message = f"{value!r} is not allowed here: expected {expected}"
+    elif kind in _TYPES:
+        message = f"expected {_TYPES[kind]}, got {_describe(value)}"
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        ctx = error.get("ctx") or {}
+        bound = ", ".join(f"{_BOUNDS.get(k, k)} {v}" for k, v in ctx.items())
+        message = f"{value!r} is out of range: it must be {bound}"
+    elif kind in _FOCUS and isinstance(value, dict) and _FOCUS[kind] in value:
+        loc = (*loc, _FOCUS[kind])
+    return doc.diagnostic(loc, message, kind, key=on_key)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)

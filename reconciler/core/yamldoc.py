@@ -1,0 +1,251 @@
+"""YAML text -> plain Python documents, with the line and column of every key and value.
+
+Parsing is ruamel.yaml's (round-trip mode keeps positions); this module adds the limits
+that keep hostile input cheap: file size, document count, nesting depth and the number
+of nodes after alias expansion (the "billion laughs" bomb is cut off, not expanded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from reconciler.core.diagnostics import Diagnostic, Path, format_path
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DOCUMENTS_PER_FILE = 1000
+MAX_NODES_PER_DOCUMENT = 100_000
+MAX_DEPTH = 64
+
+Position = tuple[int, int]  # 1-based line, column
+
+
+class LimitExceededError(Exception):
+    """A document is larger or deeper than topoctl reads."""
+
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where each value (and each mapping key) stands in the file."""
+
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)
+
+    def at(self, path: Path, *, key: bool = False) -> Position:
+        """The nearest known position for ``path``, walking up to its parents."""
+        if key and path in self.keys:
+            return self.keys[path]
+        probe = path
+        while probe:
+            if probe in self.values:
+                return self.values[probe]
+            probe = probe[:-1]
+        return self.values.get((), (1, 1))
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """One YAML document as plain data, with where it came from."""
+
+    file: str
+    index: int
+    data: Any
+    positions: Positions
+
+    def diagnostic(
+        self, path: Path, message: str, code: str, *, key: bool = False, warning: bool = False
+    ) -> Diagnostic:
+        """A diagnostic located at ``path`` in this document."""
+        line, col = self.positions.at(path, key=key)
+        return Diagnostic(
+            file=self.file,
+            line=line,
+            col=col,
+            severity="warning" if warning else "error",
+            path=format_path(path),
+            message=message,
+            code=code,
+        )
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def too_large(file: str, size: int) -> Diagnostic:
+    """The error for a file over :data:`MAX_FILE_BYTES` (refused without parsing it)."""
+    return Diagnostic(
+        file,
+        0,
+        0,
+        "error",
+        "",
+        f"file is {size} bytes; topoctl reads files of "
+        f"at most {MAX_FILE_BYTES} bytes (1 MiB) - split it",
+        "file-size",
+    )
+
+
+def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """Parse every document of one file; never raises for bad input."""
+    size = len(text.encode() if isinstance(text, str) else text)
+    if size > MAX_FILE_BYTES:
+        return [], [too_large(file, size)]
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return [], [
+                _file_error(file, f"not UTF-8 text ({err.reason} at byte {err.start})", "encoding")
+            ]
+    documents: list[YamlDocument] = []
+    try:
+        for index, raw in enumerate(_yaml().load_all(text)):
+            if index >= MAX_DOCUMENTS_PER_FILE:
+                return documents, [
+                    _file_error(
+                        file, f"more than {MAX_DOCUMENTS_PER_FILE} documents in one file", "limits"
+                    )
+                ]
+            if raw is None:
+                continue
+            documents.append(_document(file, index, raw))
+    except MarkedYAMLError as err:
+        return documents, [_yaml_error(file, err)]
+    except LimitExceededError as err:
+        line, col = err.position
+        return documents, [Diagnostic(file, line, col, "error", "", str(err), "limits")]
+    except YAMLError as err:
+        return documents, [_file_error(file, f"YAML error: {err}", "yaml")]
+    except RecursionError:
+        return documents, [_file_error(file, f"nesting deeper than {MAX_DEPTH} levels", "limits")]
+    return documents, []
+
+
+def _file_error(file: str, message: str, code: str) -> Diagnostic:
+    return Diagnostic(file, 0, 0, "error", "", message, code)
+
+
+def _yaml_error(file: str, err: MarkedYAMLError) -> Diagnostic:
+    mark = err.problem_mark or err.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    problem = err.problem or "invalid YAML"
+    if "duplicate key" in problem:
+        return Diagnostic(
+            file,
+            line,
+            col,
+            "error",
+            "",
+            f"{problem}: each key may appear once "
+            "in a mapping (a typo would otherwise pass silently)",
+            "duplicate-key",
+        )
+    context = f" ({err.context})" if err.context else ""
+    return Diagnostic(file, line, col, "error", "", f"YAML syntax: {problem}{context}", "yaml")
+
+
+@dataclass
+class _Walk:
+    file: str
+    positions: Positions
+    budget: int = MAX_NODES_PER_DOCUMENT
+
+    def spend(self, position: Position) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise LimitExceededError(
+                f"document expands to more than {MAX_NODES_PER_DOCUMENT} values "
+                "(aliases multiply; is this an alias bomb?) - refused",
+                position,
+            )
+
+
+def _document(file: str, index: int, raw: Any) -> YamlDocument:
+    positions = Positions()
+    start = _pos(getattr(raw, "lc", None))
+    positions.values[()] = start
+    walk = _Walk(file, positions)
+    data = _plain(raw, (), walk, 0, start)
+    return YamlDocument(file=file, index=index, data=data, positions=positions)
+
+
+def _pos(lc: Any, kind: str = "", arg: Any = None) -> Position:
+    if lc is None:
+        return (1, 1)
+    if kind == "key":
+        line, col = lc.key(arg)
+    elif kind == "value":
+        line, col = lc.value(arg)
+    elif kind == "item":
+        line, col = lc.item(arg)
+    else:
+        line, col = lc.line, lc.col
+    return (line + 1, col + 1)
+
+
+def _plain(node: Any, path: Path, walk: _Walk, depth: int, position: Position) -> Any:
+    walk.spend(position)
+    if depth > MAX_DEPTH:
+        raise LimitExceededError(f"nesting deeper than {MAX_DEPTH} levels", position)
+    if isinstance(node, CommentedMap):
+        return dict(_mapping(node, path, walk, depth))
+    if isinstance(node, CommentedSeq):
+        out = []
+        for i, item in enumerate(node):
+            pos = _safe_pos(node, "item", i, position)
+            walk.positions.values[(*path, i)] = pos
+            out.append(_plain(item, (*path, i), walk, depth + 1, pos))
+        return out
+    return _scalar(node)
+
+
+def _mapping(node: CommentedMap, path: Path, walk: _Walk, depth: int) -> Iterator[tuple[Any, Any]]:
+    for key, value in node.items():
+        key_pos = _safe_pos(node, "key", key, walk.positions.values.get(path, (1, 1)))
+        plain_key = _scalar(key)
+        if not isinstance(plain_key, str | int | float | bool) and plain_key is not None:
+            raise LimitExceededError("mapping keys must be plain text", key_pos)
+        child = (*path, str(plain_key) if not isinstance(plain_key, str) else plain_key)
+        value_pos = _safe_pos(node, "value", key, key_pos)
+        walk.positions.keys[child] = key_pos
+        walk.positions.values[child] = value_pos
+        yield (
+            child[-1] if isinstance(plain_key, str) else plain_key,
+            _plain(value, child, walk, depth + 1, value_pos),
+        )
+
+
+def _safe_pos(node: Any, kind: str, arg: Any, fallback: Position) -> Position:
+    try:
+        return _pos(node.lc, kind, arg)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return fallback
+
+
+def _scalar(node: Any) -> Any:
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, ScalarBoolean):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, CommentedMap | CommentedSeq):
+        return node
+    return str(node)

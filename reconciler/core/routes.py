@@ -1,0 +1,365 @@
+"""Routes the node agent keeps: canonical route values and the pure diff. No I/O.
+
+Ownership lives in the kernel: a route is topoctl's when it carries topoctl's
+rtnetlink protocol number. Everything else (Kilo's static routes, Cilium's,
+the kernel's) is foreign and is never written: a desired route whose slot a
+foreign route holds is a reported conflict.
+
+A slot is what the kernel treats as one route for replace: (table, dst,
+metric) for a given family. The kernel's IPv4 identity also includes the TOS,
+which topoctl never sets; a foreign route with a TOS is still counted as
+holding the slot, which errs on the side of not writing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal, NamedTuple
+
+from reconciler.model.keys import DEFAULT_ROUTE_PROTOCOL
+
+MAIN_TABLE: Final = 254
+TABLE_NAMES: Final = {"main": MAIN_TABLE, "default": 253, "local": 255}
+IPV6_DEFAULT_METRIC: Final = 1024
+"""The kernel stores an IPv6 route given metric 0 with metric 1024."""
+
+MAX_U32: Final = 2**32 - 1
+IFNAMSIZ: Final = 16
+RESERVED_PROTOCOLS: Final = range(5)
+"""unspec, redirect, kernel, boot, static (Kilo's): never a protocol topoctl may own."""
+
+Action = Literal["replace", "delete"]
+
+
+class InvalidRouteError(ValueError):
+    """A route given to `Route.build` that the kernel could not hold as written."""
+
+
+class RouteKey(NamedTuple):
+    """The slot a route occupies: a replace acts on it, whoever holds it."""
+
+    table: int
+    dst: str
+    metric: int
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One unicast route; every field is part of its identity.
+
+    Build it with `Route.build` from loose input. The adapter constructs it
+    directly from kernel data, whose fields are canonical already.
+    """
+
+    dst: str
+    gateway: str | None = None
+    dev: str | None = None
+    table: int = MAIN_TABLE
+    metric: int = 0
+    onlink: bool = False
+    protocol: int = DEFAULT_ROUTE_PROTOCOL
+
+    @classmethod
+    def build(
+        cls,
+        dst: str | ipaddress.IPv4Network | ipaddress.IPv6Network,
+        *,
+        gateway: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+        dev: str | None = None,
+        table: int | str = MAIN_TABLE,
+        metric: int = 0,
+        onlink: bool = False,
+        protocol: int = DEFAULT_ROUTE_PROTOCOL,
+    ) -> Route:
+        """Validate loose input and return the canonical route.
+
+        Raises InvalidRouteError naming the route and the reason.
+        """
+        network = _network(dst)
+        label = str(network)
+        via = _gateway(label, network.version, gateway)
+        _check_device(label, dev, via, onlink)
+        return cls(
+            dst=label,
+            gateway=via,
+            dev=dev,
+            table=_table_id(label, table),
+            metric=_metric(label, network.version, metric),
+            onlink=onlink,
+            protocol=_protocol(label, protocol),
+        )
+
+    @property
+    def version(self) -> int:
+        """IP version of the destination: 4 or 6."""
+        return 6 if ":" in self.dst else 4
+
+    @property
+    def key(self) -> RouteKey:
+        """The slot this route occupies."""
+        return RouteKey(self.table, self.dst, self.metric)
+
+    def satisfied_by(self, actual: Route) -> bool:
+        """Whether `actual` (read from the kernel) is this desired route.
+
+        A desired route without a device leaves the device to the kernel,
+        which reports the one it chose.
+        """
+        return (
+            self.dst == actual.dst
+            and self.table == actual.table
+            and self.metric == actual.metric
+            and self.gateway == actual.gateway
+            and self.onlink == actual.onlink
+            and self.protocol == actual.protocol
+            and (self.dev is None or self.dev == actual.dev)
+        )
+
+    def __str__(self) -> str:
+        parts = [self.dst]
+        if self.gateway is not None:
+            parts.append(f"via {self.gateway}")
+        if self.dev is not None:
+            parts.append(f"dev {self.dev}")
+        if self.table != MAIN_TABLE:
+            parts.append(f"table {self.table}")
+        if self.metric:
+            parts.append(f"metric {self.metric}")
+        if self.onlink:
+            parts.append("onlink")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConflict:
+    """A desired route whose slot a foreign protocol holds: reported, never written."""
+
+    route: Route
+    holder_protocol: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSnapshot:
+    """What the kernel holds: our routes, and the slots of everyone else's."""
+
+    owned: tuple[Route, ...]
+    foreign_keys: Mapping[RouteKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDiff:
+    """The writes that make the kernel hold the desired routes.
+
+    Apply `replace` before `delete`. `vacant_slots` are the keys of `replace`
+    routes whose slot held nothing at read time: they are written as
+    exclusive creates, so a route someone added since the read is never
+    overwritten.
+    """
+
+    replace: tuple[Route, ...] = ()
+    delete: tuple[Route, ...] = ()
+    conflicts: tuple[RouteConflict, ...] = ()
+    vacant_slots: frozenset[RouteKey] = field(default_factory=frozenset)
+
+    @property
+    def writes(self) -> int:
+        """Number of route writes this diff needs."""
+        return len(self.replace) + len(self.delete)
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to write and nothing to report."""
+        return not (self.replace or self.delete or self.conflicts)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFailure:
+    """One route write that did not happen, with a reason a person can act on."""
+
+    route: Route
+    action: Action
+    reason: str
+    errno: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """Outcome of applying a RouteDiff; `messages_sent` counts write messages."""
+
+    replaced: tuple[Route, ...] = ()
+    deleted: tuple[Route, ...] = ()
+    failed: tuple[RouteFailure, ...] = ()
+    messages_sent: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Every write succeeded."""
+        return not self.failed
+
+
+class DuplicateRouteKeyError(ValueError):
+    """Two different desired routes claim the same slot."""
+
+
+def diff_routes(
+    desired: Iterable[Route],
+    owned: Iterable[Route],
+    foreign_keys: Mapping[RouteKey, int],
+) -> RouteDiff:
+    """Compute the writes that turn `owned` into `desired` without touching foreign slots.
+
+    - a desired route already held (as owned) needs no write;
+    - a desired route whose slot holds an owned route with other attributes
+      is one replace of that slot;
+    - a desired route whose slot a foreign protocol holds is a conflict;
+    - owned routes in slots nothing desires are deleted, as are surplus
+      owned routes sharing a desired slot (only a manual append makes those);
+    - owned routes in a conflicting slot are left alone (deleting is a write).
+
+    Raises DuplicateRouteKeyError when two different desired routes share a slot.
+    """
+    wanted = _by_unique_key(desired)
+    held = _group_by_key(owned)
+    replace: list[Route] = []
+    delete: list[Route] = []
+    conflicts: list[RouteConflict] = []
+    vacant: set[RouteKey] = set()
+    for key, route in wanted.items():
+        holder = foreign_keys.get(key)
+        if holder is not None:
+            conflicts.append(RouteConflict(route, holder))
+            continue
+        current = held.get(key, [])
+        match = next((r for r in current if route.satisfied_by(r)), None)
+        if match is None:
+            replace.append(route)
+            if not current:
+                vacant.add(key)
+            delete.extend(current[1:])
+        else:
+            delete.extend(r for r in current if r is not match)
+    for key, routes in held.items():
+        if key not in wanted:
+            delete.extend(routes)
+    return RouteDiff(
+        replace=tuple(sorted(replace, key=route_order)),
+        delete=tuple(sorted(delete, key=route_order)),
+        conflicts=tuple(sorted(conflicts, key=lambda c: route_order(c.route))),
+        vacant_slots=frozenset(vacant),
+    )
+
+
+def route_order(route: Route) -> tuple[int, str, int, str, str, bool, int]:
+    """Deterministic sort key: slot first, then the remaining fields."""
+    return (
+        route.table,
+        route.dst,
+        route.metric,
+        route.gateway or "",
+        route.dev or "",
+        route.onlink,
+        route.protocol,
+    )
+
+
+def check_own_protocol(protocol: int) -> int:
+    """Return `protocol` if topoctl may own routes with it, else raise ValueError."""
+    if not 0 <= protocol <= 255:
+        raise ValueError(f"route protocol {protocol} is outside 0..255")
+    if protocol in RESERVED_PROTOCOLS:
+        raise ValueError(
+            f"route protocol {protocol} is reserved (kernel, boot or static routes, "
+            "Kilo's among them): choose another, e.g. 193"
+        )
+    return protocol
+
+
+def _by_unique_key(routes: Iterable[Route]) -> dict[RouteKey, Route]:
+    wanted: dict[RouteKey, Route] = {}
+    clashes: list[str] = []
+    for route in routes:
+        previous = wanted.setdefault(route.key, route)
+        if previous != route:
+            clashes.append(f"{previous} / {route}")
+    if clashes:
+        raise DuplicateRouteKeyError("desired routes share a slot: " + "; ".join(clashes))
+    return wanted
+
+
+def _group_by_key(routes: Iterable[Route]) -> dict[RouteKey, list[Route]]:
+    held: dict[RouteKey, list[Route]] = {}
+    for route in routes:
+        held.setdefault(route.key, []).append(route)
+    return held
+
+
+def _network(
+    dst: str | ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(dst, strict=True)
+    except ValueError as error:
+        raise InvalidRouteError(f"route {dst}: {error}") from None
+
+
+def _gateway(
+    label: str,
+    version: int,
+    gateway: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+) -> str | None:
+    if gateway is None:
+        return None
+    try:
+        address = ipaddress.ip_address(gateway)
+    except ValueError as error:
+        raise InvalidRouteError(f"route {label}: {error}") from None
+    if address.version != version:
+        raise InvalidRouteError(f"route {label}: gateway {address} is not IPv{version}")
+    return str(address)
+
+
+def _check_device(label: str, dev: str | None, gateway: str | None, onlink: bool) -> None:
+    if dev is not None and not _is_device_name(dev):
+        raise InvalidRouteError(f"route {label}: {dev!r} is not a valid device name")
+    if gateway is None and dev is None:
+        raise InvalidRouteError(f"route {label}: needs a gateway, a device or both")
+    if onlink and (gateway is None or dev is None):
+        raise InvalidRouteError(f"route {label}: onlink needs both a gateway and a device")
+
+
+def _is_device_name(dev: str) -> bool:
+    return (
+        0 < len(dev.encode()) < IFNAMSIZ
+        and dev not in (".", "..")
+        and not any(c in dev for c in "/: \t\n\0")
+    )
+
+
+def _table_id(label: str, table: int | str) -> int:
+    if isinstance(table, str):
+        named = TABLE_NAMES.get(table)
+        if named is not None:
+            return named
+        if not table.isdigit():
+            raise InvalidRouteError(f"route {label}: unknown table {table!r}")
+        table = int(table)
+    if not 1 <= table <= MAX_U32:
+        raise InvalidRouteError(f"route {label}: table {table} is outside 1..{MAX_U32}")
+    return table
+
+
+def _metric(label: str, version: int, metric: int) -> int:
+    if not 0 <= metric <= MAX_U32:
+        raise InvalidRouteError(f"route {label}: metric {metric} is outside 0..{MAX_U32}")
+    if version == 6 and metric == 0:
+        return IPV6_DEFAULT_METRIC
+    return metric
+
+
+def _protocol(label: str, protocol: int) -> int:
+    try:
+        return check_own_protocol(protocol)
+    except ValueError as error:
+        raise InvalidRouteError(f"route {label}: {error}") from None

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-from reconciler.core.routes import ApplyResult, Route, RouteConflict, diff_routes
+from reconciler.core.routes import ApplyResult, Route, RouteConflict, RouteDiff, diff_routes
 from tests.conftest import needs_root
 
 pytestmark = needs_root
@@ -267,6 +267,17 @@ def test_many_batches_match_every_ack(netns: str) -> None:
     assert ours(netns) == set()
 
 
+def test_batches_shrink_to_what_the_receive_buffer_holds(netns: str) -> None:
+    desired = [Route.build(f"10.52.{i}.0/24", gateway="192.0.2.2") for i in range(250)]
+
+    # 250 acks need more than 64 KiB of receive buffer: one batch would lose some.
+    with NetlinkAdapter(netns, batch_size=5000, rcvbuf=64 * 1024) as cramped:
+        result = converge(cramped, desired)
+
+    assert result.ok, result.failed[:3]
+    assert len(result.replaced) == 250
+
+
 def test_source_address_is_the_preferred_source_of_the_route(adapter: NetlinkAdapter) -> None:
     assert adapter.source_address("203.0.113.10") == "192.0.2.1"  # via the default route
     assert adapter.source_address("2001:db8::7") == "2001:db8::1"  # on-link
@@ -289,6 +300,19 @@ def test_link_names_list_the_namespace_devices(adapter: NetlinkAdapter) -> None:
 def test_a_reserved_protocol_is_refused(adapter: NetlinkAdapter) -> None:
     with pytest.raises(ValueError, match="reserved"):
         adapter.snapshot(STATIC)
+
+
+def test_a_write_with_a_reserved_protocol_is_refused_before_sending(
+    netns: str, adapter: NetlinkAdapter
+) -> None:
+    ip(netns, "route", "add", "10.60.0.0/24", "via", "192.0.2.2", "proto", "static")
+    kilo_like = Route("10.60.0.0/24", "192.0.2.2", "v0", protocol=STATIC)
+
+    with pytest.raises(ValueError, match="reserved"):
+        adapter.apply(RouteDiff(delete=(kilo_like,)))
+
+    assert adapter.write_messages == 0
+    assert kilo_like in kernel_routes(netns)
 
 
 def test_a_missing_namespace_is_a_clear_error() -> None:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.model import keys
+from reconciler.model.state import NodeState
+from reconciler.model.types import parse_endpoint
 
 
 def is_public(ip: str) -> bool:
@@ -19,3 +25,109 @@ def is_public(ip: str) -> bool:
     if addr.ipv4_mapped is not None:
         return is_public(str(addr.ipv4_mapped))
     return not (addr.packed[0] == 0xFD and addr.packed[1] == 0x00)
+
+
+KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
+
+
+@dataclass(frozen=True, slots=True)
+class KiloNode:
+    """A node as Kilo's leader election sees it (pkg/k8s/backend.go translateNode)."""
+
+    name: str
+    leader: bool
+    endpoint_host: str | None  # IP text, or a DNS name
+    internal_ip: str | None
+    ready: bool
+
+    @property
+    def public_endpoint(self) -> bool:
+        """Kilo prefers leaders with a public endpoint IP; a DNS name is assumed public."""
+        if self.endpoint_host is None:
+            return False
+        try:
+            return is_public(self.endpoint_host)
+        except ValueError:
+            return True
+
+
+def kilo_node(node: NodeState, annotations: Mapping[str, str], reference: int | None) -> KiloNode:
+    """Read a node with the given annotations (live, or as they will be after apply).
+
+    ``reference`` is the newest ``last-seen`` in the cluster: Kilo counts a node Ready
+    when it has an endpoint, a key, a pod CIDR and checked in within 60 s of now. Using
+    the newest check-in as "now" keeps the prediction right for saved snapshots. With
+    no Kilo data at all (``reference`` None), the Kubernetes Ready condition stands in.
+    """
+    endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
+    if endpoint is None:
+        endpoint = _endpoint_host(annotations.get(keys.KILO_ENDPOINT))
+    internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
+    if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
+        internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
+    if reference is None:
+        ready = node.ready == "True"
+    else:
+        seen = _int(annotations.get(keys.KILO_LAST_SEEN))
+        ready = (
+            endpoint is not None
+            and bool(annotations.get(keys.KILO_KEY))
+            and bool(node.pod_cidr)
+            and seen is not None
+            and reference - seen < KILO_READY_SECONDS
+        )
+    return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
+
+
+def newest_check_in(nodes: Iterable[NodeState]) -> int | None:
+    """The newest Kilo ``last-seen`` among the nodes, or None where Kilo never ran."""
+    seen = [s for n in nodes if (s := _int(n.annotations.get(keys.KILO_LAST_SEEN))) is not None]
+    return max(seen) if seen else None
+
+
+def find_leader(nodes: Sequence[KiloNode]) -> KiloNode | None:
+    """Kilo's ``findLeader`` (pkg/mesh/topology.go) over one segment's Ready nodes.
+
+    In name order: the first leader-annotated node with a public endpoint; else the first
+    leader-annotated node; else the first with a public endpoint; else the first. Nodes
+    without an internal IP form segments of their own under ``location`` granularity.
+    """
+    segment = sorted(
+        (n for n in nodes if n.ready and n.internal_ip is not None), key=lambda n: n.name.encode()
+    )
+    if not segment:
+        return None
+    leaders = [n for n in segment if n.leader]
+    for node in leaders:
+        if node.public_endpoint:
+            return node
+    if leaders:
+        return leaders[0]
+    public = [n for n in segment if n.public_endpoint]
+    return public[0] if public else segment[0]
+
+
+def _endpoint_host(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        endpoint = parse_endpoint(value)
+    except ValueError:
+        return None  # Kilo ignores what it cannot parse
+    return endpoint.host if endpoint.port is not None else None
+
+
+def _cidr_ip(value: str | None) -> str | None:
+    if not value or "/" not in value:
+        return None  # Kilo ignores a bare IP
+    try:
+        return str(ipaddress.ip_interface(value).ip)
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,456 @@
+"""Diff desired against live nodes into a :class:`Plan`: changes as data, like terraform's.
+
+A change is (node, kind, key, action, before, after); its reason is for display only.
+Ownership (TOPOLOGY.md "Ownership"): keys others set are never touched, a key leaving
+git is removed only when topoctl owns it, a key with another value is adopted, and on
+member nodes the six user-set Kilo keys are fully declared by git. Keys Talos manages
+are reported as conflicts and left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.core.desired import DesiredNode, LeaderPrediction, desire_site
+from reconciler.core.kilo import newest_check_in
+from reconciler.core.load import Topology
+from reconciler.core.membership import assign
+from reconciler.model import keys
+from reconciler.model.state import NodeState, TaintValue
+
+PLAN_FORMAT_VERSION = 1
+Kind = Literal["annotation", "label", "taint"]
+Action = Literal["set", "update", "adopt", "remove", "remove-mirror", "conflict"]
+WRITES: frozenset[str] = frozenset({"set", "update", "adopt", "remove", "remove-mirror"})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One key on one node. ``before``/``after`` are None where the key is absent."""
+
+    node: str
+    site: str
+    kind: Kind
+    key: str
+    action: Action
+    before: str | None
+    after: str | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """The changes to one node, and the version of the node they were computed against."""
+
+    node: str
+    site: str
+    uid: str
+    resource_version: str
+    changes: tuple[Change, ...]
+    taints_after: tuple[TaintValue, ...] | None = None  # the full list, when taints change
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        """The changes that are written (conflicts are only reported)."""
+        return tuple(c for c in self.changes if c.action in WRITES)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``topoctl plan`` shows and ``topoctl apply`` does."""
+
+    cluster: str
+    nodes: tuple[NodePlan, ...]
+    leaders: tuple[LeaderPrediction, ...]
+    conflicts: tuple[Change, ...] = ()
+    claimed_twice: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pending: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unassigned: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    observed: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> (uid, rv)
+    sites: tuple[str, ...] = ()
+    members: Mapping[str, str] = field(default_factory=dict)  # node -> site
+
+    @property
+    def writes(self) -> tuple[NodePlan, ...]:
+        """Node plans that write something."""
+        return tuple(n for n in self.nodes if n.writes)
+
+    @property
+    def has_changes(self) -> bool:
+        """True when applying would write anything."""
+        return bool(self.writes)
+
+
+def owned_record(annotations: Mapping[str, str]) -> dict[str, set[str]]:
+    """Parse ``topoctl.io/owned``; an unreadable record counts as owning nothing."""
+    empty: dict[str, set[str]] = {"annotations": set(), "labels": set(), "taints": set()}
+    raw = annotations.get(keys.TOPOCTL_OWNED)
+    if not raw:
+        return empty
+    try:
+        data = json.loads(raw)
+        return {k: {str(x) for x in data.get(k, [])} for k in empty}
+    except (ValueError, AttributeError, TypeError):
+        return empty
+
+
+def render_owned(record: Mapping[str, Iterable[str]]) -> str:
+    """Canonical compact JSON of an ownership record."""
+    return json.dumps({k: sorted(v) for k, v in sorted(record.items())}, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredDelta:
+    """What a pull request changes in the desired state of one node (``--base``)."""
+
+    node: str
+    kind: str
+    key: str
+    base: str | None
+    head: str | None
+
+
+def desired_nodes(topology: Topology, nodes: Iterable[NodeState]) -> dict[str, DesiredNode]:
+    """Every member node's desired state under ``topology``."""
+    states = list(nodes)
+    membership = assign(topology.sites, states)
+    reference = newest_check_in(states)
+    out: dict[str, DesiredNode] = {}
+    for site in topology.sites:
+        members = membership.by_site.get(site.name, [])
+        for desired in desire_site(site, members, topology.cluster, reference).nodes:
+            out[desired.name] = desired
+    return out
+
+
+def desired_changes(
+    base: Topology, head: Topology, nodes: Iterable[NodeState]
+) -> list[DesiredDelta]:
+    """Per node and key: desired at the base revision vs desired at the head."""
+    states = list(nodes)
+    before, after = desired_nodes(base, states), desired_nodes(head, states)
+    out: list[DesiredDelta] = []
+    for name in sorted(set(before) | set(after)):
+        b, a = before.get(name), after.get(name)
+        for kind, get in (("annotation", _annotations), ("label", _labels), ("taint", _taints)):
+            old, new = get(b), get(a)
+            for key in sorted(set(old) | set(new)):
+                if old.get(key) != new.get(key):
+                    out.append(DesiredDelta(name, kind, key, old.get(key), new.get(key)))
+    return out
+
+
+def _annotations(d: DesiredNode | None) -> Mapping[str, str]:
+    return d.annotations if d else {}
+
+
+def _labels(d: DesiredNode | None) -> Mapping[str, str]:
+    return d.labels if d else {}
+
+
+def _taints(d: DesiredNode | None) -> Mapping[str, str]:
+    return {k: _taint_text(t) or "" for k, t in d.taints.items()} if d else {}
+
+
+def replan_node(
+    topology: Topology, nodes: Iterable[NodeState], fresh: NodeState
+) -> NodePlan | None:
+    """The plan for one node after re-reading it (the 409 path of apply)."""
+    states = [fresh if n.name == fresh.name else n for n in nodes]
+    for node_plan in build_plan(topology, states).nodes:
+        if node_plan.node == fresh.name:
+            return node_plan
+    return None
+
+
+def build_plan(topology: Topology, nodes: Iterable[NodeState]) -> Plan:
+    """The whole plan: membership, desired state, leader predictions, per-node diffs."""
+    states = list(nodes)
+    cluster = topology.cluster
+    membership = assign(topology.sites, states)
+    reference = newest_check_in(states)
+    node_plans: list[NodePlan] = []
+    leaders: list[LeaderPrediction] = []
+    warnings: list[str] = []
+    errors: list[str] = []
+    conflicts: list[Change] = []
+    for site in topology.sites:
+        members = membership.by_site.get(site.name, [])
+        desire = desire_site(site, members, cluster, reference)
+        if desire.leader is not None and members:
+            leaders.append(desire.leader)
+        warnings += desire.warnings
+        errors += desire.errors
+        live = {m.node.name: m.node for m in members}
+        for desired in desire.nodes:
+            plan = diff_node(desired, live[desired.name])
+            conflicts += [c for c in plan.changes if c.action == "conflict"]
+            node_plans.append(plan)
+    for node, pools in sorted(membership.pool_overlaps.items()):
+        warnings.append(f"{node}: selected by several pools ({', '.join(pools)}); the first wins")
+    unassigned = tuple(n.name for n in membership.unassigned)
+    policy = cluster.spec.unassigned_nodes
+    if unassigned and policy != "ignore":
+        message = (
+            f"{len(unassigned)} live node(s) claimed by no site: "
+            f"{', '.join(unassigned[:10])}{' ...' if len(unassigned) > 10 else ''}"
+        )
+        (errors if policy == "error" else warnings).append(message)
+    return Plan(
+        cluster=cluster.metadata.name,
+        nodes=tuple(node_plans),
+        leaders=tuple(leaders),
+        conflicts=tuple(conflicts),
+        claimed_twice=membership.conflicts,
+        pending=membership.pending,
+        unassigned=unassigned,
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+        observed={n.name: (n.uid, n.resource_version) for n in states},
+        members={name: m.site.name for name, m in membership.members.items()},
+        sites=tuple(sorted(s.name for s in topology.sites)),
+    )
+
+
+def diff_node(desired: DesiredNode, live: NodeState) -> NodePlan:
+    """Compare one member node with what git declares, honouring ownership."""
+    owned = owned_record(live.annotations)
+    changes: list[Change] = []
+    new_owned: dict[str, set[str]] = {"annotations": set(), "labels": set(), "taints": set()}
+    ctx = _Ctx(desired, live, changes)
+
+    wanted = {k: v for k, v in desired.annotations.items() if k != keys.TOPOCTL_OWNED}
+    new_owned["annotations"] = ctx.keyed(
+        "annotation", wanted, live.annotations, owned["annotations"]
+    )
+    new_owned["labels"] = ctx.keyed("label", desired.labels, live.labels, owned["labels"])
+    ctx.undeclared_kilo(owned["annotations"])
+    taints_after, new_owned["taints"] = ctx.taints(owned["taints"])
+    new_owned["annotations"].discard(keys.TOPOCTL_AGENT)
+    record = render_owned(new_owned)
+    before = live.annotations.get(keys.TOPOCTL_OWNED)
+    if record != before:
+        changes.append(
+            Change(
+                desired.name,
+                desired.site,
+                "annotation",
+                keys.TOPOCTL_OWNED,
+                "set" if before is None else "update",
+                before,
+                record,
+                "what topoctl set on this node",
+            )
+        )
+    return NodePlan(
+        node=desired.name,
+        site=desired.site,
+        uid=live.uid,
+        resource_version=live.resource_version,
+        changes=tuple(changes),
+        taints_after=taints_after,
+    )
+
+
+@dataclass
+class _Ctx:
+    desired: DesiredNode
+    live: NodeState
+    out: list[Change]
+
+    def add(
+        self,
+        kind: Kind,
+        key: str,
+        action: Action,
+        before: str | None,
+        after: str | None,
+        reason: str,
+    ) -> None:
+        self.out.append(
+            Change(self.desired.name, self.desired.site, kind, key, action, before, after, reason)
+        )
+
+    def keyed(
+        self, kind: Kind, wanted: Mapping[str, str], live: Mapping[str, str], owned: set[str]
+    ) -> set[str]:
+        """Diff a key/value kind (annotations or labels); return the new owned set."""
+        talos = self.live.talos_owned(kind)
+        new_owned: set[str] = set()
+        site = self.desired.site
+        for key in sorted(wanted):
+            value, current = wanted[key], live.get(key)
+            if current == value:
+                new_owned.add(key)
+            elif current is not None and key in talos:
+                self.add(
+                    kind,
+                    key,
+                    "conflict",
+                    current,
+                    value,
+                    f"Talos manages this {kind} ({_TALOS[kind]}) and would put it back; "
+                    "change it in the machine config, or drop it from git",
+                )
+            elif current is None:
+                new_owned.add(key)
+                self.add(kind, key, "set", None, value, f"declared by site {site}")
+            elif key in owned:
+                new_owned.add(key)
+                self.add(kind, key, "update", current, value, f"declared by site {site}")
+            else:
+                new_owned.add(key)
+                self.add(
+                    kind,
+                    key,
+                    "adopt",
+                    current,
+                    value,
+                    "set by someone else with another value; git wins and topoctl owns it "
+                    "from now on",
+                )
+        for key in sorted(owned - set(wanted)):
+            if key in live and key not in talos and not key.startswith(keys.TOPOCTL):
+                self.add(
+                    kind,
+                    key,
+                    "remove",
+                    live[key],
+                    None,
+                    "no longer declared in git (topoctl set it)",
+                )
+                self._mirror(key)
+        return new_owned
+
+    def undeclared_kilo(self, owned: set[str]) -> None:
+        """Remove Kilo user keys git does not declare: Kilo would act on them."""
+        talos = self.live.talos_owned("annotation")
+        for key in sorted(keys.KILO_USER_KEYS - set(self.desired.kilo) - owned):
+            current = self.live.annotations.get(key)
+            if current is None:
+                continue
+            if key in talos:
+                self.add(
+                    "annotation",
+                    key,
+                    "conflict",
+                    current,
+                    None,
+                    "Talos sets this Kilo key but git does not declare it",
+                )
+                continue
+            why = (
+                "Kilo treats the key's presence as a leader candidate, whatever its value"
+                if key == keys.KILO_LEADER
+                else "Kilo acts on it, but git does not declare it"
+            )
+            self.add("annotation", key, "remove", current, None, why)
+            self._mirror(key)
+
+    def _mirror(self, key: str) -> None:
+        mirror = keys.KILO_MIRRORS.get(key)
+        if mirror and mirror in self.live.annotations:
+            self.add(
+                "annotation",
+                mirror,
+                "remove-mirror",
+                self.live.annotations[mirror],
+                None,
+                f"Kilo's copy of the removed {key.removeprefix(keys.KILO)}; Kilo would "
+                "keep using it until restarted",
+            )
+
+    def taints(self, owned: set[str]) -> tuple[tuple[TaintValue, ...] | None, set[str]]:
+        """Diff taints by (key, effect); return the full list after, if it changes."""
+        talos = self.live.talos_owned("taint")
+        wanted = self.desired.taints
+        live = {t.ident: t for t in self.live.taints}
+        after = dict(live)
+        new_owned: set[str] = set()
+        for ident in sorted(wanted):
+            want, current = wanted[ident], live.get(ident)
+            if current == want:
+                new_owned.add(ident)
+                continue
+            shown = _taint_text(want)
+            if current is not None and want.key in talos:
+                self.add(
+                    "taint",
+                    ident,
+                    "conflict",
+                    _taint_text(current),
+                    shown,
+                    f"Talos manages this taint ({_TALOS['taint']})",
+                )
+                continue
+            action: Action = "set" if current is None else "update" if ident in owned else "adopt"
+            self.add(
+                "taint",
+                ident,
+                action,
+                _taint_text(current) if current else None,
+                shown,
+                f"declared by site {self.desired.site}",
+            )
+            after[ident] = want
+            new_owned.add(ident)
+        for ident in sorted(owned - set(wanted)):
+            current = live.get(ident)
+            if current is not None and current.key not in talos:
+                self.add(
+                    "taint",
+                    ident,
+                    "remove",
+                    _taint_text(current),
+                    None,
+                    "no longer declared in git (topoctl set it)",
+                )
+                del after[ident]
+        if after == live:
+            return None, new_owned
+        order = [t.ident for t in self.live.taints] + sorted(set(after) - set(live))
+        return tuple(after[i] for i in order if i in after), new_owned
+
+
+_TALOS = {
+    "annotation": keys.TALOS_OWNED_ANNOTATIONS,
+    "label": keys.TALOS_OWNED_LABELS,
+    "taint": keys.TALOS_OWNED_TAINTS,
+}
+
+
+def _taint_text(taint: TaintValue | None) -> str | None:
+    if taint is None:
+        return None
+    return f"{taint.key}={taint.value}:{taint.effect}" if taint.value else taint.ident
+
+
+def node_patch(plan: NodePlan) -> dict[str, Any]:
+    """The patch for one node: only changed keys, guarded by the resourceVersion it was
+    computed against (the API answers 409 if the node moved since)."""
+    metadata: dict[str, Any] = {"resourceVersion": plan.resource_version}
+    patch: dict[str, Any] = {"metadata": metadata}
+    for change in plan.writes:
+        if change.kind == "taint":
+            continue
+        field_name = "annotations" if change.kind == "annotation" else "labels"
+        metadata.setdefault(field_name, {})[change.key] = change.after
+    if plan.taints_after is not None:
+        patch["spec"] = {"taints": [t.as_dict() for t in plan.taints_after]}
+    return patch
+
+
+def as_data(value: Any) -> Any:
+    """Plain JSON-able data of plan values (for saved plans and the json renderer)."""
+    if isinstance(value, Plan | NodePlan | Change | LeaderPrediction | TaintValue):
+        return {f: as_data(getattr(value, f)) for f in value.__dataclass_fields__}
+    if isinstance(value, Mapping):
+        return {k: as_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_data(v) for v in value]
+    return value

@@ -1,0 +1,287 @@
+"""Render a plan: text (rich markup, coloured on a TTY), markdown (PR comments), json.
+
+The JSON is documented in the README and versioned with ``format_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from rich.markup import escape
+
+from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, Plan
+from reconciler.model import keys
+
+SIGNS = {
+    "set": "+",
+    "update": "~",
+    "adopt": "~",
+    "remove": "-",
+    "remove-mirror": "-",
+    "conflict": "!",
+}
+STYLES = {"+": "green", "~": "yellow", "-": "red", "!": "bold magenta"}
+MAX_VALUE = 72
+
+
+def _value(key: str, value: str | None) -> str:
+    if value is None:
+        return "(absent)"
+    if key == keys.TOPOCTL_AGENT:
+        try:
+            routes = len(json.loads(value).get("routes", []))
+        except (ValueError, AttributeError):
+            routes = 0
+        return f"<agent settings, {routes} route{'s' * (routes != 1)}, {len(value)} bytes>"
+    if key == keys.TOPOCTL_OWNED:
+        try:
+            owned = sum(len(v) for v in json.loads(value).values())
+        except (ValueError, AttributeError, TypeError):
+            owned = 0
+        return f"<ownership record, {owned} key{'s' * (owned != 1)}>"
+    text = json.dumps(value)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + '…"'
+
+
+def _line(change: Change) -> str:
+    sign = SIGNS[change.action]
+    label = "" if change.action in ("set", "update") else f"[{change.action}] "
+    if change.kind == "taint":
+        if change.action == "set":
+            return f"{sign} {label}taint {change.after}"
+        if change.action == "remove":
+            return f"{sign} {label}taint {change.before}"
+        return f"{sign} {label}taint {change.before} -> {change.after}"
+    what = f"{change.kind} {change.key}"
+    if change.action in ("set",):
+        body = f"{what} = {_value(change.key, change.after)}"
+    elif change.action in ("remove", "remove-mirror"):
+        body = f"{what} (was {_value(change.key, change.before)})"
+    else:
+        body = f"{what}: {_value(change.key, change.before)} -> {_value(change.key, change.after)}"
+    return f"{sign} {label}{body}"
+
+
+def counts(plan: Plan) -> Counter[str]:
+    """Changes by action (conflicts included)."""
+    return Counter(c.action for n in plan.nodes for c in n.changes)
+
+
+def summary_line(plan: Plan) -> str:
+    """The closing line: what apply would do."""
+    c = counts(plan)
+    writes = sum(v for k, v in c.items() if k != "conflict")
+    parts = [
+        f"{c[a]} to {a.replace('-', ' ')}"
+        for a in ("set", "update", "adopt", "remove", "remove-mirror")
+        if c[a]
+    ]
+    changed = len(plan.writes)
+    head = (
+        f"Plan: {changed} node{'s' * (changed != 1)} to change, {writes} key"
+        f"{'s' * (writes != 1)}" + (f" ({', '.join(parts)})" if parts else "")
+    )
+    extra = []
+    if plan.conflicts:
+        extra.append(f"{len(plan.conflicts)} conflict{'s' * (len(plan.conflicts) != 1)}")
+    moves = [p for p in plan.leaders if p.changes]
+    if moves:
+        extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
+    if plan.errors:
+        extra.append(f"{len(plan.errors)} error{'s' * (len(plan.errors) != 1)}")
+    if not plan.has_changes and not plan.conflicts and not plan.errors:
+        return "No changes. The cluster matches the topology."
+    return head + (f"; {', '.join(extra)}" if extra else "") + "."
+
+
+def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
+    """Rich markup for a terminal: per site, per node, one line a key."""
+    out = [
+        f"[bold]topoctl plan[/]: cluster {escape(plan.cluster)}, "
+        f"{len(plan.members)} member node(s) in {len(plan.sites)} site(s)",
+        "",
+    ]
+    for error in plan.errors:
+        out.append(f"[bold red]error:[/] {escape(error)}")
+    leaders = {p.site: p for p in plan.leaders}
+    sites = sorted({n.site for n in plan.nodes} | set(leaders))
+    for site in sites:
+        nodes = [n for n in plan.nodes if n.site == site and n.changes]
+        pred = leaders.get(site)
+        head = f"[bold]site {escape(site)}[/]"
+        if pred is not None:
+            head += f"  leader: {escape(pred.predicted or '(none)')}"
+            if pred.changes:
+                head += (
+                    f"  [bold red]LEADER CHANGE {escape(pred.current or '(none)')} -> "
+                    f"{escape(pred.predicted or '(none)')}: tunnels to this location drop "
+                    "while Kilo reconfigures[/]"
+                )
+        if not nodes and not (pred and pred.changes):
+            continue
+        out.append(head)
+        for node in nodes:
+            out.append(f"  [bold]~ node {escape(node.node)}[/]")
+            for change in node.changes:
+                line = _line(change)
+                style = STYLES[line[0]]
+                out.append(f"      [{style}]{escape(line)}[/]")
+                if change.action not in ("set", "update") and change.reason:
+                    out.append(f"          [dim]# {escape(change.reason)}[/]")
+        out.append("")
+    out += _lists(plan, deltas, markup=True)
+    out.append(f"[bold]{escape(summary_line(plan))}[/]")
+    return "\n".join(out)
+
+
+def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[str]:
+    esc = escape if markup else (lambda s: s)
+    out: list[str] = []
+    for node, sites in sorted(plan.claimed_twice.items()):
+        out.append(
+            f"! node {esc(node)} is claimed by several sites ({esc(', '.join(sites))}): "
+            "left untouched"
+        )
+    for site, names in sorted(plan.pending.items()):
+        out.append(
+            f"pending in {esc(site)} (listed in git, not registered yet): {esc(', '.join(names))}"
+        )
+    for warning in plan.warnings:
+        out.append(f"warning: {esc(warning)}")
+    if deltas:
+        out.append(
+            f"this change to the topology alters the desired state of "
+            f"{len({d.node for d in deltas})} node(s):"
+        )
+        for d in deltas:
+            out.append(
+                f"  {esc(d.node)}: {d.kind} {esc(d.key)}: {esc(_value(d.key, d.base))} -> "
+                f"{esc(_value(d.key, d.head))}"
+            )
+    if out:
+        out.append("")
+    return out
+
+
+def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
+    """A pull-request comment: summary table, predicted leaders, a section per site."""
+    out = [f"### topoctl plan: cluster `{plan.cluster}`", "", f"**{summary_line(plan)}**", ""]
+    for error in plan.errors:
+        out.append(f"> [!CAUTION]\n> {error}\n")
+    for move in (p for p in plan.leaders if p.changes):
+        out.append(
+            f"> [!WARNING]\n> Leader change in `{move.site}`: `{move.current or 'none'}` -> "
+            f"`{move.predicted or 'none'}`. Tunnels to this location drop while Kilo "
+            "reconfigures.\n"
+        )
+    out += [
+        "| site | nodes to change | keys | conflicts | leader now | leader after |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    leaders = {p.site: p for p in plan.leaders}
+    sites = sorted({n.site for n in plan.nodes} | set(leaders))
+    for site in sites:
+        nodes = [n for n in plan.nodes if n.site == site]
+        writes = sum(len(n.writes) for n in nodes)
+        conflicts = sum(1 for n in nodes for c in n.changes if c.action == "conflict")
+        p = leaders.get(site)
+        now = p.current if p else None
+        after = p.predicted if p else None
+        mark = " :warning:" if p and p.changes else ""
+        out.append(
+            f"| `{site}` | {sum(1 for n in nodes if n.writes)} | {writes} | {conflicts} | "
+            f"{now or '-'} | {after or '-'}{mark} |"
+        )
+    out.append("")
+    for site in sites:
+        nodes = [n for n in plan.nodes if n.site == site and n.changes]
+        if not nodes:
+            continue
+        out += [
+            f"<details><summary><code>{site}</code>: {len(nodes)} node(s)</summary>",
+            "",
+            "```diff",
+        ]
+        for node in nodes:
+            out.append(f"# node {node.node}")
+            for change in node.changes:
+                line = _line(change)
+                sign = {"~": "!", "!": "!"}.get(line[0], line[0])
+                out.append(f"{sign}{line[1:]}")
+                if change.action not in ("set", "update") and change.reason:
+                    out.append(f"#   {change.reason}")
+        out += ["```", "", "</details>", ""]
+    rest = _lists(plan, deltas, markup=False)
+    if rest:
+        out += [
+            "<details><summary>notes</summary>",
+            "",
+            *[f"- {r}" for r in rest if r],
+            "",
+            "</details>",
+        ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
+    """Stable machine-readable plan (format_version 1)."""
+    c = counts(plan)
+
+    def change(ch: Change) -> dict[str, Any]:
+        return {
+            "node": ch.node,
+            "site": ch.site,
+            "kind": ch.kind,
+            "key": ch.key,
+            "action": ch.action,
+            "before": ch.before,
+            "after": ch.after,
+            "reason": ch.reason,
+        }
+
+    payload = {
+        "format_version": PLAN_FORMAT_VERSION,
+        "cluster": plan.cluster,
+        "summary": {
+            "nodes_to_change": len(plan.writes),
+            "changes": {a: c[a] for a in ("set", "update", "adopt", "remove", "remove-mirror")},
+            "conflicts": len(plan.conflicts),
+            "leader_changes": sum(1 for p in plan.leaders if p.changes),
+            "errors": len(plan.errors),
+            "has_changes": plan.has_changes,
+        },
+        "sites": [_site_json(plan, name) for name in plan.sites],
+        "changes": [change(ch) for n in plan.nodes for ch in n.writes],
+        "conflicts": [change(ch) for ch in plan.conflicts]
+        + [
+            {"node": n, "sites": list(s), "kind": "membership"}
+            for n, s in sorted(plan.claimed_twice.items())
+        ],
+        "pending": {k: list(v) for k, v in sorted(plan.pending.items())},
+        "unassigned": list(plan.unassigned),
+        "warnings": list(plan.warnings),
+        "errors": list(plan.errors),
+        "desired_changes": [d.__dict__ for d in deltas],
+    }
+    return json.dumps(payload, indent=2)
+
+
+def _site_json(plan: Plan, name: str) -> dict[str, Any]:
+    prediction = next((p for p in plan.leaders if p.site == name), None)
+    leader = None
+    if prediction is not None:
+        leader = {
+            "current": prediction.current,
+            "predicted": prediction.predicted,
+            "changes": prediction.changes,
+            "predicted_internal_ip": prediction.predicted_internal_ip,
+        }
+    return {
+        "name": name,
+        "leader": leader,
+        "members": sorted(n for n, s in plan.members.items() if s == name),
+        "pending": list(plan.pending.get(name, ())),
+    }

@@ -118,7 +118,8 @@ def _print_text(result: Any, sources: dict[str, str]) -> None:
     if result.diagnostics:
         for line in report.text(result.diagnostics, sources).splitlines():
             style = "red" if ": error: " in line else "yellow" if ": warning: " in line else None
-            console.print(line, style=style, markup=False)
+            # One diagnostic, one line: CI logs and grep need file:line:col unbroken.
+            console.print(line, style=style, markup=False, soft_wrap=True)
         console.print()
     if result.topology is not None and result.topology.sites:
         table = Table(
@@ -143,7 +144,12 @@ def _print_text(result: Any, sources: dict[str, str]) -> None:
                 str(s.routes),
             )
         console.print(table)
-    console.print(report.verdict(result), style="green" if result.ok else "red bold", markup=False)
+    console.print(
+        report.verdict(result),
+        style="green" if result.ok else "red bold",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @main.command()
@@ -159,6 +165,287 @@ def schema() -> None:
     from reconciler.core.schema import topology_schema_text
 
     click.echo(topology_schema_text(), nl=False)
+
+
+# --- plan / apply / snapshot -----------------------------------------------------------
+
+EXIT_CHANGES = 2
+
+
+def cluster_options(fn: Any) -> Any:
+    """--cluster / --kubeconfig / --context, shared by the commands that read a cluster."""
+    fn = click.option("--context", metavar="NAME", help="kubeconfig context to use.")(fn)
+    fn = click.option(
+        "--kubeconfig",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Talk to the cluster in this kubeconfig.",
+    )(fn)
+    fn = click.option(
+        "--cluster",
+        "snapshot",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A node snapshot instead of a live cluster: what `kubectl get nodes "
+        "-o yaml|json` (or `topoctl snapshot`) prints.",
+    )(fn)
+    return fn
+
+
+def open_cluster(
+    snapshot: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    *,
+    writable: bool,
+    parallel: int = 4,
+) -> Any:
+    """The backend for the given flags; with none, find the cluster as kubectl does."""
+    from reconciler.ports import BackendError
+
+    if snapshot is not None and kubeconfig is not None:
+        raise UsageFailure("give --cluster or --kubeconfig, not both")
+    if snapshot is not None:
+        from reconciler.adapters.snapshot import SnapshotBackend
+
+        if not snapshot.exists():
+            raise UsageFailure(f"{snapshot}: no such file")
+        try:
+            return SnapshotBackend(snapshot, writable=writable)
+        except BackendError as err:
+            raise Failure(str(err)) from None
+    from reconciler.adapters.kube import ClusterNotFoundError, KubeBackend
+
+    try:
+        return KubeBackend.connect(kubeconfig, context, parallel=parallel)
+    except ClusterNotFoundError as err:
+        raise UsageFailure(str(err)) from None
+    except BackendError as err:
+        raise Failure(str(err)) from None
+
+
+def _source(snapshot: Path | None, kubeconfig: Path | None, context: str | None) -> dict[str, Any]:
+    if snapshot is not None:
+        return {"cluster": str(snapshot.resolve())}
+    return {"kubeconfig": str(kubeconfig.resolve()) if kubeconfig else None, "context": context}
+
+
+def _states(reader: Any) -> list[Any]:
+    from reconciler.model.state import NodeState
+    from reconciler.ports import BackendError
+
+    try:
+        return [NodeState.from_object(n) for n in reader.list_nodes()]
+    except BackendError as err:
+        raise Failure(f"reading nodes: {err}") from None
+
+
+def _topology_or_fail(directory: Path, rev: str | None) -> Any:
+    from reconciler.core import report
+
+    result, sources = read_topology(directory, rev)
+    if not result.ok:
+        click.echo(report.text(result.diagnostics, sources), err=True)
+        raise Failure(f"{directory}: {report.verdict(result)} - run `topoctl validate` for details")
+    return result.topology
+
+
+def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
+    from reconciler.core import render
+
+    if fmt == "json":
+        click.echo(render.as_json(plan, deltas))
+    elif fmt == "markdown":
+        click.echo(render.markdown(plan, deltas), nl=False)
+    else:
+        from rich.console import Console
+
+        Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(
+            render.text(plan, deltas)
+        )
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path), default=DEFAULT_DIR)
+@click.option("--rev", metavar="REV", help="Plan the topology at this git revision.")
+@click.option(
+    "--base",
+    metavar="REV",
+    help="Also show what the change since REV (e.g. the "
+    "pull request's base) alters in the desired state.",
+)
+@cluster_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown is made for pull-request comments; json is versioned.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save the plan for `topoctl apply PLAN`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+)
+def plan(
+    directory: Path,
+    rev: str | None,
+    base: str | None,
+    snapshot: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what would change on which node, and why. Writes nothing.
+
+    \b
+      topoctl plan --cluster examples/nodes.yaml        against a snapshot
+      topoctl plan --kubeconfig ~/.kube/prod            against a live cluster
+      topoctl plan --base origin/main --format markdown  a pull-request comment
+
+    Exit status: 0 success, 1 error; with --detailed-exitcode 0 no changes,
+    1 error, 2 changes.
+    """
+    from reconciler.core.plan import build_plan, desired_changes
+
+    topology = _topology_or_fail(directory, rev)
+    reader = open_cluster(snapshot, kubeconfig, context, writable=False)
+    states = _states(reader)
+    the_plan = build_plan(topology, states)
+    deltas = desired_changes(_topology_or_fail(directory, base), topology, states) if base else ()
+    _print_plan(the_plan, fmt, deltas)
+    if out is not None:
+        from reconciler.core import savedplan
+
+        out.write_text(savedplan.dump(the_plan, _source(snapshot, kubeconfig, context)))
+        click.echo(f"plan saved to {out}: apply it with `topoctl apply {out}`", err=True)
+    if the_plan.errors:
+        sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path), default=DEFAULT_DIR)
+@cluster_options
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Nodes written at once.",
+)
+def apply(
+    target: Path,
+    snapshot: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    yes: bool,
+    parallel: int,
+) -> None:
+    """Make the cluster match the topology in TARGET (a directory), or run a saved PLAN.
+
+    Every node gets one patch carrying only the keys that change and the
+    resourceVersion it was computed from; if another writer got there first,
+    the node is re-read and recomputed, so nothing they wrote is lost. A saved
+    plan is applied exactly, and refused (nothing written) once any node it
+    was made from has moved.
+
+    \b
+      topoctl apply --cluster nodes.yaml --yes    converge a snapshot file
+      topoctl plan --out plan.json && topoctl apply plan.json
+    """
+    from reconciler import apply as executor
+    from reconciler.core import savedplan
+    from reconciler.core.plan import build_plan, replan_node
+
+    saved = target.is_file() and not target.name.endswith((".yaml", ".yml"))
+    if saved:
+        try:
+            the_plan, source = savedplan.load(target.read_text())
+        except savedplan.SavedPlanError as err:
+            raise Failure(f"{target}: {err}") from None
+        if snapshot is None and kubeconfig is None:
+            snapshot = Path(source["cluster"]) if source.get("cluster") else None
+            kubeconfig = Path(source["kubeconfig"]) if source.get("kubeconfig") else None
+            context = context or source.get("context")
+        backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
+        states = _states(backend)
+        try:
+            executor.check_fresh(the_plan, states)
+        except executor.StalePlanError as err:
+            raise Failure(f"{target}: {err}") from None
+        replan = None
+    else:
+        topology = _topology_or_fail(target, None)
+        backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
+        states = _states(backend)
+        the_plan = build_plan(topology, states)
+
+        def replan(fresh: Any) -> Any:
+            return replan_node(topology, states, fresh)
+
+    _print_plan(the_plan, "text")
+    if the_plan.errors:
+        raise Failure("the plan has errors: nothing applied")
+    if not the_plan.has_changes:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageFailure("not a terminal: pass --yes to apply without asking")
+        click.confirm("Apply these changes?", abort=True)
+    report = executor.apply_plan(
+        the_plan, backend, backend, replan, parallel=1 if snapshot is not None else parallel
+    )
+    for name, why in sorted(report.failed.items()):
+        click.echo(f"topoctl: {name}: not applied: {why}", err=True)
+    retried = (
+        f", {report.conflicts_retried} conflict(s) re-planned" if report.conflicts_retried else ""
+    )
+    click.echo(
+        f"Applied: {len(report.written)} node(s) written, {len(report.failed)} failed{retried}."
+    )
+    if not report.ok:
+        sys.exit(EXIT_INVALID)
+
+
+@main.command()
+@cluster_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None, fmt: str) -> None:
+    """Export the cluster's nodes (a NodeList) for offline planning with --cluster.
+
+    \b
+      topoctl snapshot --kubeconfig ~/.kube/prod > nodes.yaml
+      topoctl plan --cluster nodes.yaml
+    """
+    import json
+
+    reader = open_cluster(snapshot, kubeconfig, context, writable=False)
+    from reconciler.ports import BackendError
+
+    try:
+        items = [dict(n) for n in reader.list_nodes()]
+    except BackendError as err:
+        raise Failure(f"reading nodes: {err}") from None
+    for item in items:
+        item.setdefault("apiVersion", "v1")
+        item.setdefault("kind", "Node")
+    doc = {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=4))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False), nl=False)
 
 
 def run() -> None:

@@ -1,0 +1,207 @@
+"""Nodes through the Kubernetes API, with the official ``kubernetes`` client.
+
+Responses are read as raw JSON (no model objects: thousands of nodes stay cheap).
+Writes are merge patches that carry the resourceVersion they were computed against.
+Transient faults - 5xx, 429 (honouring Retry-After), timeouts, resets - are retried
+with capped, jittered exponential backoff; 409 and 404 become the port's
+ConflictError and NotFoundError for the executor to handle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
+
+MERGE_PATCH = "application/merge-patch+json"
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class ClusterNotFoundError(BackendError):
+    """No kubeconfig and not in a pod: there is no cluster to talk to."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry a transient fault."""
+
+    attempts: int = 6
+    max_delay: float = 60.0  # the whole call, seconds
+    initial: float = 0.2
+    cap: float = 10.0  # one wait, seconds
+    max_retry_after: float = 30.0
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth retrying: overload, server faults, timeouts, dropped connections."""
+    if isinstance(err, ApiException):
+        return err.status in TRANSIENT_STATUS or err.status == 0
+    return isinstance(err, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def retry_after(err: BaseException | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form), if any."""
+    if not isinstance(err, ApiException) or not err.headers:
+        return None
+    value = err.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class KubeBackend:
+    """Reader and writer of Nodes over the Kubernetes API."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        retry: RetryPolicy | None = None,
+        page_size: int = 500,
+        timeout: tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.retry = retry or RetryPolicy()
+        self.page_size = page_size
+        self.timeout = timeout
+        self._backoff = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.cap)
+
+    @classmethod
+    def connect(
+        cls, kubeconfig: Path | None = None, context: str | None = None, parallel: int = 4
+    ) -> KubeBackend:
+        """Find the cluster as kubectl does: the given kubeconfig, ``$KUBECONFIG``,
+        ``~/.kube/config``, then the pod's service account."""
+        configuration = client.Configuration()
+        default = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+        path = kubeconfig or (default.expanduser() if default.expanduser().exists() else None)
+        try:
+            if path is not None:
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    str(path), context=context, client_configuration=configuration
+                )
+            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            else:
+                raise ClusterNotFoundError(
+                    "no cluster found: no kubeconfig ($KUBECONFIG, ~/.kube/config) and not in "
+                    "a pod - pass --kubeconfig, or --cluster nodes.yaml for a snapshot"
+                )
+        except config.ConfigException as err:
+            raise BackendError(f"kubeconfig {path}: {err}") from None
+        configuration.retries = False  # retries are ours, with backoff and Retry-After
+        configuration.connection_pool_maxsize = max(parallel, 4)
+        return cls(client.ApiClient(configuration))
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.api.close()  # type: ignore[no-untyped-call]
+
+    # --- reads ---
+
+    def list_nodes(self) -> list[NodeObject]:
+        """Every node, paging through ``limit``/``continue``."""
+        items: list[NodeObject] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": self.page_size}
+            if token:
+                kwargs["_continue"] = token
+            page = self._call("list nodes", self.core.list_node, **kwargs)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def get_node(self, name: str) -> NodeObject:
+        """One node."""
+        return self._call(f"read node {name}", self.core.read_node, name)
+
+    # --- writes ---
+
+    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
+        """One merge patch, resourceVersion-guarded by the patch itself."""
+        return self._call(
+            f"patch node {name}", self.core.patch_node, name, dict(patch), _content_type=MERGE_PATCH
+        )
+
+    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
+        """One merge patch of the status subresource."""
+        return self._call(
+            f"patch node {name} status",
+            self.core.patch_node_status,
+            name,
+            dict(patch),
+            _content_type=MERGE_PATCH,
+        )
+
+    def delete_node(self, name: str, uid: str, resource_version: str) -> None:
+        """Delete a node only if it is still the very object that was judged dead."""
+        body = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
+        )
+        self._call(f"delete node {name}", self.core.delete_node, name, body=body)
+
+    def commit(self) -> None:
+        """Nothing to do: every API write is already durable."""
+
+    # --- plumbing ---
+
+    def _wait(self, state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        hinted = retry_after(err)
+        if hinted is not None:
+            return min(hinted, self.retry.max_retry_after)
+        return float(self._backoff(state))
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=self._wait,
+            stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.max_delay),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = method(
+                        *args, _preload_content=False, _request_timeout=self.timeout, **kwargs
+                    )
+                    data = response.data
+            return json.loads(data) if data else {}
+        except ApiException as err:
+            raise _translate(what, err) from None
+        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as err:
+            raise BackendError(f"{what}: {err}") from None
+
+
+def _translate(what: str, err: ApiException) -> BackendError:
+    message = err.reason or ""
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        message = json.loads(err.body or "").get("message", message)
+    if err.status == 409:
+        return ConflictError(f"{what}: {message}")
+    if err.status == 404:
+        return NotFoundError(f"{what}: {message}")
+    return BackendError(f"{what}: HTTP {err.status}: {message}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -130,13 +131,51 @@ def owned_count(netns: str) -> int:
         return len(reader.owned_routes(PROTOCOL))
 
 
-def run(count: int) -> None:
-    build_start = time.perf_counter()
-    plan = phases(count)
-    built = time.perf_counter() - build_start
-    print(f"{count} routes; building every phase's desired Route values: {built:.3f} s (untimed)")
-    header = f"{'phase':<20} {'writes':>6} {'ours s':>8} {'(read':>7} {'diff':>6} {'apply)':>7}"
-    print(f"{header} {'ip -batch s':>11} {'ours/ip':>8}")
+def why_raw(netns: str, routes: Sequence[Route]) -> None:
+    """The measurements behind the adapter's raw socket: pyroute2 beside it, same work."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    from reconciler.adapters.netlink import RTM_NEWROUTE, _encode_route, _Envelope
+
+    start = time.perf_counter()
+    for seq, r in enumerate(routes):
+        message = rtmsg()
+        message["header"] = {"type": RTM_NEWROUTE, "flags": 0x605, "sequence_number": seq}
+        message.update(family=2, dst_len=24, table=254, proto=PROTOCOL, type=1)
+        message["attrs"] = [
+            ("RTA_TABLE", 254),
+            ("RTA_PRIORITY", 0),
+            ("RTA_DST", r.dst.partition("/")[0]),
+            ("RTA_GATEWAY", r.gateway),
+            ("RTA_OIF", 2),
+        ]
+        message.encode()
+    pyroute2_encode = time.perf_counter() - start
+    start = time.perf_counter()
+    for seq, r in enumerate(routes):
+        _encode_route(_Envelope(RTM_NEWROUTE, 0x605, seq, 0, 1), r, 2)
+    struct_encode = time.perf_counter() - start
+    with IPRoute(netns=netns, flags=0, groups=0) as ipr, NetlinkAdapter(netns) as adapter:
+        start = time.perf_counter()
+        dumped = len(ipr.route("dump", family=2))
+        pyroute2_dump = time.perf_counter() - start
+        start = time.perf_counter()
+        adapter.snapshot(PROTOCOL)
+        raw_dump = time.perf_counter() - start
+    print(
+        f"encode {len(routes)} route messages: pyroute2 {pyroute2_encode:.3f} s, "
+        f"struct {struct_encode:.3f} s"
+    )
+    print(
+        f"read {dumped} routes: pyroute2 dump {pyroute2_dump:.3f} s, "
+        f"raw dump + Route values {raw_dump:.3f} s"
+    )
+
+
+def one_round(plan: list[Phase]) -> list[tuple[Timing, float]]:
+    """Every phase once, in two fresh twin namespaces; checks both end in the same state."""
+    rows: list[tuple[Timing, float]] = []
     with (
         veth_namespace("ours") as ours,
         veth_namespace("ip") as theirs,
@@ -145,21 +184,55 @@ def run(count: int) -> None:
         for phase in plan:
             timing = agent_pass(adapter, phase.desired)
             reference = ip_batch(theirs, phase.ip_commands)
-            same = owned_count(ours) == owned_count(theirs) == len(phase.desired)
-            print(
-                f"{phase.name:<20} {timing.writes:>6} {timing.total:>8.3f} {timing.read:>7.3f}"
-                f" {timing.diff:>6.3f} {timing.apply:>7.3f} {reference:>11.3f}"
-                f" {timing.total / reference:>8.2f}" + ("" if same else "  STATES DIFFER")
-            )
+            if not owned_count(ours) == owned_count(theirs) == len(phase.desired):
+                raise SystemExit(f"{phase.name}: the twin namespaces differ")
+            rows.append((timing, reference))
+    return rows
+
+
+def median_timing(timings: list[Timing]) -> Timing:
+    return min(timings, key=lambda t: abs(t.total - statistics.median(x.total for x in timings)))
+
+
+def run(count: int, rounds: int, with_pyroute2: bool) -> None:
+    build_start = time.perf_counter()
+    plan = phases(count)
+    built = time.perf_counter() - build_start
+    print(f"{count} routes; building every phase's desired Route values: {built:.3f} s (untimed)")
+    results = [one_round(plan) for _ in range(rounds)]
+    print(f"median of {rounds} round(s), each in fresh namespaces")
+    header = f"{'phase':<20} {'writes':>6} {'ours s':>8} {'(read':>7} {'diff':>6} {'apply)':>7}"
+    print(f"{header} {'ip -batch s':>11} {'ours/ip':>8}")
+    for index, phase in enumerate(plan):
+        timing = median_timing([rows[index][0] for rows in results])
+        reference = statistics.median(rows[index][1] for rows in results)
+        print(
+            f"{phase.name:<20} {timing.writes:>6} {timing.total:>8.3f} {timing.read:>7.3f}"
+            f" {timing.diff:>6.3f} {timing.apply:>7.3f} {reference:>11.3f}"
+            f" {timing.total / reference:>8.2f}"
+        )
+    if with_pyroute2:
+        with veth_namespace("pyroute2") as netns:
+            agent_pass_untimed(netns, plan[0].desired)
+            why_raw(netns, plan[0].desired)
+
+
+def agent_pass_untimed(netns: str, desired: Sequence[Route]) -> None:
+    with NetlinkAdapter(netns) as adapter:
+        agent_pass(adapter, desired)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3, help="report the median of N rounds")
+    parser.add_argument(
+        "--skip-pyroute2", action="store_true", help="skip the pyroute2 comparison (~4 s)"
+    )
     args = parser.parse_args(argv)
     if args.routes > 256 * 199:
         sys.exit("at most 50,944 routes (10.0.0.0/24 .. 10.198.255.0/24)")
-    run(args.routes)
+    run(args.routes, max(1, args.rounds), with_pyroute2=not args.skip_pyroute2)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scanner import RoundTripScanner
 
 from reconciler.core.diagnostics import Diagnostic, Path, format_path
 
@@ -78,8 +79,25 @@ class YamlDocument:
         )
 
 
+class _DepthLimitedScanner(RoundTripScanner):
+    """Refuses ``[`` / ``{`` nested deeper than :data:`MAX_DEPTH` as soon as it reads them.
+
+    The scanner's cost grows with the square of the flow depth: a file of ``[[[[...``
+    would take seconds to scan before the depth check on the parsed data could run.
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803
+        if self.flow_level >= MAX_DEPTH:
+            mark = self.reader.get_mark()
+            raise LimitExceededError(
+                f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, mark.column + 1)
+            )
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Scanner = _DepthLimitedScanner
     yaml.allow_duplicate_keys = False
     return yaml
 
@@ -220,6 +238,10 @@ def _mapping(node: CommentedMap, path: Path, walk: _Walk, depth: int) -> Iterato
             raise LimitExceededError("mapping keys must be plain text", key_pos)
         child = (*path, str(plain_key) if not isinstance(plain_key, str) else plain_key)
         value_pos = _safe_pos(node, "value", key, key_pos)
+        if value is None and value_pos[0] > key_pos[0]:
+            # An empty value (``spec:`` then a newline): ruamel marks where the next token
+            # starts, possibly past the end of the file; the key is what the user wrote.
+            value_pos = key_pos
         walk.positions.keys[child] = key_pos
         walk.positions.values[child] = value_pos
         yield (

@@ -127,12 +127,17 @@ def validate_document(doc: YamlDocument, out: list[Diagnostic]) -> t.Cluster | t
     try:
         return model.model_validate(data)  # type: ignore[return-value]
     except ValidationError as err:
-        out += [_translate(doc, e) for e in err.errors(include_url=False)]
+        out += [_translate(doc, model, e) for e in err.errors(include_url=False)]
         return None
 
 
 # Errors raised by a model's own cross-field check point at the field that is off.
-_FOCUS = {"route_via_leader": "via", "route_family": "via", "route_target": "to"}
+_FOCUS = {
+    "route_via_leader": "via",
+    "route_family": "via",
+    "route_target": "to",
+    "route_protocol": "protocol",
+}
 _BOUNDS = {"ge": "at least", "le": "at most", "gt": "more than", "lt": "less than"}
 _TYPES = {
     "int_type": "a whole number",
@@ -169,19 +174,70 @@ def _known_fields() -> set[str]:
 _FIELDS = _known_fields()
 
 
-def _translate(doc: YamlDocument, error: ErrorDetails) -> Diagnostic:
+def _fields_of(root: type[BaseModel], path: Path) -> set[str]:
+    """The YAML field names of the model found at ``path`` (all known names if none is)."""
+    current: type[BaseModel] | None = root
+    for item in path:
+        if current is None:
+            break
+        if isinstance(item, int):  # a list index: the element has the list's model
+            continue
+        fields = {info.alias or name: info for name, info in current.model_fields.items()}
+        info = fields.get(item)
+        current = _model_in(info.annotation) if info is not None else None
+    if current is None:
+        return _FIELDS
+    return {info.alias or name for name, info in current.model_fields.items()}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _resolve(data: Any, loc: Path) -> Path:
+    """Pydantic's ``loc`` spelled as the loader's paths (non-text YAML keys as ``str(key)``).
+
+    Pydantic reports a mapping key ``true`` as ``1`` and ``1.5`` as ``'1.5'``; the
+    positions recorded while parsing use ``str(key)`` for every key that is not text.
+    """
+    out: list[str | int] = []
+    for item in loc:
+        if isinstance(data, dict):
+            key = next(
+                (k for k in data if k == item and type(k) is type(item)),
+                next((k for k in data if k == item or str(k) == str(item)), item),
+            )
+            out.append(key if isinstance(key, str) else str(key))
+            data = data.get(key)
+        else:
+            out.append(item)
+            data = data[item] if isinstance(data, list) and isinstance(item, int) else None
+    return tuple(out)
+
+
+def _translate(doc: YamlDocument, model: type[BaseModel], error: ErrorDetails) -> Diagnostic:
     loc: Path = tuple(error["loc"])
     kind = error["type"]
     value: Any = error.get("input")
     on_key = bool(loc) and loc[-1] == "[key]"
     if on_key:
         loc = loc[:-1]
+    loc = _resolve(doc.data, loc)
     message = error["msg"]
     if kind == "extra_forbidden":
         name = str(loc[-1])
-        close = difflib.get_close_matches(name, _FIELDS, n=1)
+        close = difflib.get_close_matches(name, _fields_of(model, loc[:-1]), n=1)
         hint = f" - did you mean {close[0]!r}?" if close else ""
         message = f"unknown field {name!r}{hint}"
+        on_key = True
+    elif kind == "invalid_key":
+        message = f"unknown field {_describe(value)}: field names are text"
         on_key = True
     elif kind == "missing":
         message = f"missing required field {loc[-1]!r}"
@@ -203,6 +259,8 @@ def _translate(doc: YamlDocument, error: ErrorDetails) -> Diagnostic:
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing (null)"
+    if isinstance(value, bool):  # as YAML spells it, not Python
+        return "true" if value else "false"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     WithJsonSchema,
     model_validator,
@@ -381,7 +382,7 @@ class Protect(Model):
 class ClusterLifecycle(Model):
     """Cluster-wide guard rails for node deletion."""
 
-    max_unreachable_fraction: float = Field(
+    max_unreachable_fraction: StrictFloat = Field(
         0.55,
         ge=0.0,
         le=1.0,
@@ -407,7 +408,8 @@ class RouteSettings(Model):
         if self.protocol in RESERVED_PROTOCOLS:
             raise fail(
                 "route_protocol",
-                "protocol {protocol} is {name}'s: pick a number of topoctl's own, e.g. 193",
+                "protocol {protocol} is reserved for {name}: pick a number of topoctl's own, "
+                "e.g. 193",
                 protocol=self.protocol,
                 name=RESERVED_PROTOCOLS[self.protocol],
             )

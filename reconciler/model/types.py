@@ -138,7 +138,7 @@ def _text(value: Any, what: str) -> str:
 def _scalar_text(value: Any, what: str) -> str:
     if isinstance(value, (bool, int | float)):
         raise fail(
-            "string_type",
+            "quote_scalar",
             'a {what} must be text: quote it, e.g. "{text}" (YAML reads {value!r} as a {type})',
             what=what,
             value=value,
@@ -210,6 +210,8 @@ def host_cidr(value: Any) -> str:
 
 
 def _bad_endpoint_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # Kilo (Go's net.IP) judges ::ffff:a.b.c.d as the IPv4 address
     if ip.is_unspecified:
         return "unspecified"
     if ip.is_loopback:
@@ -256,8 +258,9 @@ def parse_endpoint(text: str) -> Endpoint:
     elif text.count(":") > 1:
         raise fail(
             "endpoint",
-            "{value!r}: an IPv6 endpoint must be bracketed - write [{value}]:51820",
+            "{value!r}: an IPv6 endpoint must be bracketed - write {fixed}",
             value=text,
+            fixed=_bracketed(text),
         )
     port = _port(port_text, text) if port_text is not None else None
     try:
@@ -304,8 +307,22 @@ def parse_endpoint(text: str) -> Endpoint:
     return Endpoint(host=str(ip), port=port, is_ip=True)
 
 
+def _bracketed(text: str) -> str:
+    """What an unbracketed IPv6 endpoint was probably meant to be."""
+    try:
+        return f"[{ipaddress.IPv6Address(text)}]:51820"
+    except ValueError:
+        pass
+    host, _, port = text.rpartition(":")
+    try:
+        return f"[{ipaddress.IPv6Address(host)}]:{port}"
+    except ValueError:
+        return "[2001:db8::1]:51820"
+
+
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    # ASCII digits only: str.isdigit() also takes other scripts' digits, which Kilo refuses.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise fail(
             "endpoint_port", "{value!r}: the port must be a number from 1 to 65535", value=whole
         )
@@ -334,7 +351,9 @@ def keepalive(value: Any) -> int:
         )
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(
-            "keepalive", "{value!r} is not a whole number of seconds (1 to 65535)", value=value
+            "keepalive",
+            "{value} is not a whole number of seconds (1 to 65535)",
+            value=str(value).lower() if isinstance(value, bool) else repr(value),
         )
     if not 1 <= value <= 65535:
         raise fail(

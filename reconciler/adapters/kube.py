@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from tenacity import (
     RetryCallState,
@@ -31,6 +32,7 @@ from tenacity import (
 
 from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
 
+log = logging.getLogger("topoctl.kube")
 MERGE_PATCH = "application/merge-patch+json"
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -162,6 +164,33 @@ class KubeBackend:
             preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
         )
         self._call(f"delete node {name}", self.core.delete_node, name, body=body)
+
+    def wait_for_change(self, name: str, resource_version: str | None, timeout: float) -> None:
+        """Block until the node changes after ``resource_version``, or ``timeout`` passes.
+
+        A lost or expired watch just returns: the caller re-reads the node anyway.
+        """
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        try:
+            for event in stream.stream(  # type: ignore[no-untyped-call]
+                self.core.list_node,
+                field_selector=f"metadata.name={name}",
+                resource_version=resource_version or "",
+                timeout_seconds=max(1, int(timeout)),
+                allow_watch_bookmarks=True,
+            ):
+                if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                    return
+        except (
+            ApiException,
+            urllib3.exceptions.HTTPError,
+            ConnectionError,
+            TimeoutError,
+            ValueError,
+        ) as err:
+            log.info("watch on node %s ended (%s); re-reading", name, err)
+        finally:
+            stream.stop()  # type: ignore[no-untyped-call]
 
     def commit(self) -> None:
         """Nothing to do: every API write is already durable."""

@@ -264,7 +264,10 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         "unassigned": list(plan.unassigned),
         "warnings": list(plan.warnings),
         "errors": list(plan.errors),
-        "desired_changes": [d.__dict__ for d in deltas],
+        "desired_changes": [
+            {"node": d.node, "kind": d.kind, "key": d.key, "base": d.base, "head": d.head}
+            for d in deltas
+        ],
     }
     return json.dumps(payload, indent=2)
 

@@ -258,8 +258,9 @@ def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
     else:
         from rich.console import Console
 
+        # One change, one line: CI logs, grep and diffs of saved output need them unbroken.
         Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(
-            render.text(plan, deltas)
+            render.text(plan, deltas), soft_wrap=True
         )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.core.kilo import KiloNode, find_leader, kilo_node
+from reconciler.core.kilo import find_leader, kilo_location, kilo_node
 from reconciler.core.membership import Member
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
@@ -112,18 +112,30 @@ def after_apply(live: Mapping[str, str], kilo: Mapping[str, str]) -> dict[str, s
 
 
 def desire_site(
-    site: Site, members: Sequence[Member], cluster: Cluster, reference: int | None
+    site: Site,
+    members: Sequence[Member],
+    cluster: Cluster,
+    reference: int | None,
+    outsiders: Sequence[NodeState] = (),
+    leaving: Sequence[NodeState] = (),
 ) -> SiteDesire:
-    """Desired state for every member of one site, with Kilo's leader now and after."""
+    """Desired state for every member of one site, with Kilo's leader now and after.
+
+    Kilo elects a leader per location among every Ready node it places there, not only
+    among the site's members: ``outsiders`` are live nodes in this location that the plan
+    leaves untouched (claimed by no site, or by two), which stay candidates after apply;
+    ``leaving`` are members of other sites still in this location, which apply moves out.
+    """
     spec = cluster.spec
     kilo = {m.node.name: kilo_annotations(site, m, spec.mesh.port) for m in members}
-    now = [kilo_node(m.node, m.node.annotations, reference) for m in members]
+    here_now = [m.node for m in members if kilo_location(m.node) == site.name]
+    now = [kilo_node(n, n.annotations, reference) for n in (*here_now, *outsiders, *leaving)]
     after = [
         kilo_node(m.node, after_apply(m.node.annotations, kilo[m.node.name]), reference)
         for m in members
-    ]
+    ] + [kilo_node(n, n.annotations, reference) for n in outsiders]
     current, predicted = find_leader(now), find_leader(after)
-    leader_ip = _internal_ip(predicted, members)
+    leader_ip = predicted.internal_ip if predicted else None
     result = SiteDesire(
         leader=LeaderPrediction(
             site=site.name,
@@ -162,15 +174,6 @@ def desire_site(
             )
         )
     return result
-
-
-def _internal_ip(leader: KiloNode | None, members: Sequence[Member]) -> str | None:
-    if leader is None:
-        return None
-    if leader.internal_ip:
-        return leader.internal_ip
-    node: NodeState = next(m.node for m in members if m.node.name == leader.name)
-    return node.address("InternalIP")
 
 
 def routes_for(

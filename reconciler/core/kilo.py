@@ -28,6 +28,14 @@ def is_public(ip: str) -> bool:
 
 
 KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
+REGION_LABEL = "topology.kubernetes.io/region"  # Kilo's location when the annotation is absent
+
+
+def kilo_location(node: NodeState) -> str:
+    """The location Kilo puts a live node in (translateNode): the location annotation
+    when present, even empty, else the ``topology.kubernetes.io/region`` label."""
+    location = node.annotations.get(keys.KILO_LOCATION)
+    return location if location is not None else node.labels.get(REGION_LABEL, "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,14 @@ are reported as conflicts and left alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.core.desired import DesiredNode, LeaderPrediction, desire_site
-from reconciler.core.kilo import newest_check_in
+from reconciler.core.desired import DesiredNode, LeaderPrediction, SiteDesire, desire_site
+from reconciler.core.kilo import kilo_location, newest_check_in
 from reconciler.core.load import Topology
-from reconciler.core.membership import assign
+from reconciler.core.membership import Member, Membership, assign
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
 
@@ -119,13 +119,33 @@ def desired_nodes(topology: Topology, nodes: Iterable[NodeState]) -> dict[str, D
     """Every member node's desired state under ``topology``."""
     states = list(nodes)
     membership = assign(topology.sites, states)
-    reference = newest_check_in(states)
     out: dict[str, DesiredNode] = {}
-    for site in topology.sites:
-        members = membership.by_site.get(site.name, [])
-        for desired in desire_site(site, members, topology.cluster, reference).nodes:
+    for _members, desire in _site_desires(topology, states, membership):
+        for desired in desire.nodes:
             out[desired.name] = desired
     return out
+
+
+def _site_desires(
+    topology: Topology, states: list[NodeState], membership: Membership
+) -> Iterator[tuple[list[Member], SiteDesire]]:
+    """Each site's desire, with the other live nodes Kilo places in the same location."""
+    reference = newest_check_in(states)
+    by_location: dict[str, list[NodeState]] = {}
+    for node in states:
+        by_location.setdefault(kilo_location(node), []).append(node)
+    for site in topology.sites:
+        members = membership.by_site.get(site.name, [])
+        outsiders: list[NodeState] = []
+        leaving: list[NodeState] = []
+        for node in by_location.get(site.name, ()):
+            owner = membership.members.get(node.name)
+            if owner is None:
+                outsiders.append(node)
+            elif owner.site.name != site.name:
+                leaving.append(node)
+        desire = desire_site(site, members, topology.cluster, reference, outsiders, leaving)
+        yield members, desire
 
 
 def desired_changes(
@@ -173,15 +193,12 @@ def build_plan(topology: Topology, nodes: Iterable[NodeState]) -> Plan:
     states = list(nodes)
     cluster = topology.cluster
     membership = assign(topology.sites, states)
-    reference = newest_check_in(states)
     node_plans: list[NodePlan] = []
     leaders: list[LeaderPrediction] = []
     warnings: list[str] = []
     errors: list[str] = []
     conflicts: list[Change] = []
-    for site in topology.sites:
-        members = membership.by_site.get(site.name, [])
-        desire = desire_site(site, members, cluster, reference)
+    for members, desire in _site_desires(topology, states, membership):
         if desire.leader is not None and members:
             leaders.append(desire.leader)
         warnings += desire.warnings

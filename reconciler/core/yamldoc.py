@@ -13,6 +13,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
@@ -95,9 +96,27 @@ class _DepthLimitedScanner(RoundTripScanner):
         super().fetch_flow_collection_start(TokenClass, to_push)
 
 
+class _Constructor(RoundTripConstructor):
+    """Reports a value ruamel cannot convert as a positioned YAML error, not a crash.
+
+    Such as ``2024-13-45`` (a timestamp), an integer of 5000 digits, ``!!bool maybe``.
+    """
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (ValueError, KeyError, TypeError, OverflowError) as err:
+            kind = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = node.value if isinstance(node.value, str) else "this value"
+            raise ConstructorError(
+                None, None, f"cannot read {value[:80]!r} as {kind} ({err})", node.start_mark
+            ) from None
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Scanner = _DepthLimitedScanner
+    yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     return yaml
 

@@ -1,0 +1,246 @@
+"""Kubernetes' own OpenAPI schemas, as bundled by the `kubernetes-validate` package.
+
+The double uses them for two things the real server gets from its Go types:
+strategic-merge patch metadata (`x-kubernetes-patch-strategy`,
+`x-kubernetes-patch-merge-key`) and the round trip through typed structs
+(unknown fields dropped with a warning, wrong JSON types rejected, empty
+lists/maps omitted, timestamps re-rendered in UTC). Loaded once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
+
+_TIME = "io.k8s.apimachinery.pkg.apis.meta.v1.Time"
+_MICROTIME = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"
+_QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", name.split("-", maxsplit=1)[0]))
+
+
+@functools.cache
+def schema_dir() -> Path:
+    """The newest non-strict schema directory shipped by kubernetes-validate."""
+    spec = importlib.util.find_spec("kubernetes_validate")  # locate without importing jsonschema
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("kubernetes-validate is not installed")
+    root = Path(next(iter(spec.submodule_search_locations))) / "kubernetes-json-schema"
+    candidates = [
+        p
+        for p in root.iterdir()
+        if p.name.endswith("-local") and (p / "_definitions.json").exists()
+    ]
+    if not candidates:
+        raise RuntimeError(f"no schema directory under {root}")
+    return max(candidates, key=lambda p: _version_key(p.name))
+
+
+@functools.cache
+def definitions() -> dict[str, JSON]:
+    """All definitions (`$defs`) keyed by their OpenAPI name, e.g. `io.k8s.api.core.v1.Node`."""
+    with (schema_dir() / "_definitions.json").open() as f:
+        doc = json.load(f)
+    defs: dict[str, JSON] = doc.get("$defs") or doc.get("definitions") or {}
+    return defs
+
+
+def ref_name(node: JSON | None) -> str | None:
+    """The definition name a `$ref` node points at, if any."""
+    if not node:
+        return None
+    ref = node.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
+def resolve(node: JSON | None) -> JSON | None:
+    """Follow `$ref`s to the schema they name."""
+    seen = 0
+    while node is not None and "$ref" in node and seen < 16:
+        node = definitions().get(ref_name(node) or "")
+        seen += 1
+    return node
+
+
+def definition(name: str) -> JSON:
+    """One definition by name; KeyError if the bundled schemas lack it."""
+    return definitions()[name]
+
+
+def child(schema: JSON | None, key: str) -> JSON | None:
+    """The raw (unresolved) schema node of `key` inside an object schema."""
+    schema = resolve(schema)
+    if schema is None:
+        return None
+    props = schema.get("properties")
+    if props and key in props:
+        node: JSON = props[key]
+        return node
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        return extra
+    return None
+
+
+def items(node: JSON | None) -> JSON | None:
+    """The raw schema node of a list's elements."""
+    node = resolve(node)
+    if node is None:
+        return None
+    item = node.get("items")
+    return item if isinstance(item, dict) else None
+
+
+def patch_meta(node: JSON | None) -> tuple[frozenset[str], str | None]:
+    """(`x-kubernetes-patch-strategy` values, `x-kubernetes-patch-merge-key`) of a field."""
+    if not node:
+        return frozenset(), None
+    raw = node.get("x-kubernetes-patch-strategy") or ""
+    strategies = frozenset(s.strip() for s in raw.split(",") if s.strip())
+    return strategies, node.get("x-kubernetes-patch-merge-key")
+
+
+def _types(node: JSON) -> set[str]:
+    found: set[str] = set()
+    t = node.get("type")
+    if isinstance(t, str):
+        found.add(t)
+    elif isinstance(t, list):
+        found.update(x for x in t if isinstance(x, str))
+    for alt in (node.get("oneOf") or []) + (node.get("anyOf") or []):
+        if isinstance(alt, dict):
+            found |= _types(resolve(alt) or {})
+    return found
+
+
+_DROP = object()
+
+
+@dataclass
+class Conformance:
+    """What the typed round trip changed or rejected."""
+
+    unknown: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def format_time(value: str, *, micro: bool) -> str:
+    """Re-render an RFC 3339 timestamp the way metav1.Time / MicroTime marshal it."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    parsed = parsed.astimezone(UTC)
+    if micro:
+        return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def conform(value: Any, node: JSON | None, report: Conformance, path: str = "") -> Any:
+    """Return `value` as it would look after decoding into the Go type and encoding again.
+
+    Unknown object fields are dropped (and recorded), nulls and empty lists/maps
+    are omitted, timestamps are normalised, numeric quantities become strings.
+    Type mismatches are recorded in `report.errors`.
+    """
+    name = ref_name(node)
+    schema = resolve(node)
+    if schema is None:
+        return value
+    if value is None:
+        return _DROP
+    allowed = _types(schema)
+    if name in (_TIME, _MICROTIME):
+        if not isinstance(value, str):
+            report.errors.append(f"{path}: expected an RFC 3339 timestamp, got {_json_type(value)}")
+            return value
+        try:
+            return format_time(value, micro=name == _MICROTIME)
+        except ValueError as exc:
+            report.errors.append(f"{path}: {exc}")
+            return value
+    if name == _QUANTITY and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(int(value)) if float(value).is_integer() else repr(value)
+    if not allowed:
+        return value
+    jtype = _json_type(value)
+    ok = (
+        (jtype == "object" and "object" in allowed)
+        or (jtype == "array" and "array" in allowed)
+        or (jtype == "string" and "string" in allowed)
+        or (jtype == "bool" and "boolean" in allowed)
+        or (jtype == "number" and "number" in allowed)
+        or (jtype == "number" and "integer" in allowed and isinstance(value, int))
+    )
+    if not ok:
+        want = "/".join(sorted(t for t in allowed if t != "null"))
+        report.errors.append(
+            f"json: cannot unmarshal {jtype} into Go struct field {path or '.'} of type {want}"
+        )
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        if not props and not isinstance(extra, dict):
+            return value  # free-form (RawExtension, FieldsV1)
+        out: JSON = {}
+        for key, sub in value.items():
+            sub_path = f"{path}.{key}" if path else key
+            if key in props:
+                got = conform(sub, props[key], report, sub_path)
+            elif isinstance(extra, dict):
+                if sub is None and "string" in _types(resolve(extra) or {}):
+                    got = ""
+                else:
+                    got = conform(sub, extra, report, sub_path)
+            else:
+                report.unknown.append(sub_path)
+                continue
+            if got is not _DROP:
+                out[key] = got
+        if not out and not props:
+            return _DROP  # an empty Go map is omitted
+        return out
+    if isinstance(value, list):
+        item_node = schema.get("items")
+        result = []
+        for i, sub in enumerate(value):
+            got = conform(
+                sub, item_node if isinstance(item_node, dict) else None, report, f"{path}[{i}]"
+            )
+            result.append(None if got is _DROP else got)
+        return result if result else _DROP
+    return value
+
+
+def conform_object(obj: JSON, definition_name: str) -> tuple[JSON, Conformance]:
+    """Conform a whole top-level object against one definition."""
+    report = Conformance()
+    out = conform(obj, {"$ref": f"#/$defs/{definition_name}"}, report)
+    return ({} if out is _DROP else out), report

@@ -89,13 +89,15 @@ def merge_addresses(
 ) -> list[dict[str, str]]:
     """Status addresses with the detected ones in place; everything else kept.
 
-    A detected address replaces the first address of the same type and family; other
-    families and types (Hostname, a second InternalIP) stay. An ExternalIP equal to an
-    InternalIP is dropped: it is not an address from outside.
+    A detected address replaces the first address of the same type and family, unless
+    it is listed already; other families and types (Hostname, a second InternalIP) stay.
+    An ExternalIP equal to an InternalIP is dropped: it is not an address from outside.
     """
     out = [{"type": a["type"], "address": a["address"]} for a in current]
 
     def put(kind: str, address: str) -> None:
+        if {"type": kind, "address": address} in out:
+            return  # already listed (maybe second of its family): never duplicate it
         family = _family(address)
         for entry in out:
             if entry["type"] == kind and _family(entry["address"]) == family:

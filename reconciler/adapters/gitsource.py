@@ -23,8 +23,10 @@ def read_revision(directory: Path, rev: str) -> tuple[list[SourceFile], list[Dia
         raise SourceError(f"{directory}: not inside a git repository (needed for --rev)") from None
     with repo:
         try:
-            commit = repo.commit(rev)
-        except (git.BadName, ValueError):
+            # A well-formed SHA that is not in the repository only fails once the
+            # commit's objects are read: read the tree here, inside the try.
+            tree = repo.commit(rev).tree
+        except (git.BadName, git.BadObject, ValueError):
             raise SourceError(f"--rev {rev!r}: no such revision in {repo.working_dir}") from None
         top = Path(repo.working_dir).resolve()
         try:
@@ -32,7 +34,7 @@ def read_revision(directory: Path, rev: str) -> tuple[list[SourceFile], list[Dia
         except ValueError:
             raise SourceError(f"{directory} is not inside {top}") from None
         sub = "" if sub == "." else sub
-        return _collect(commit.tree, sub, str(directory), rev)
+        return _collect(tree, sub, str(directory), rev)
 
 
 def _collect(

@@ -81,19 +81,31 @@ class YamlDocument:
 
 
 class _DepthLimitedScanner(RoundTripScanner):
-    """Refuses ``[`` / ``{`` nested deeper than :data:`MAX_DEPTH` as soon as it reads them.
+    """Refuses collections nested deeper than :data:`MAX_DEPTH` as soon as it reads them.
 
-    The scanner's cost grows with the square of the flow depth: a file of ``[[[[...``
-    would take seconds to scan before the depth check on the parsed data could run.
+    The scanner's cost grows with the square of the flow depth (a file of ``[[[[...``
+    would take seconds to scan), and deep block nesting would exhaust Python's stack in
+    the composer, before the depth check on the parsed data could point at the place.
+    Open block collections are counted by indentation level, flow ones by bracket.
     """
 
+    def _too_deep(self, column: int | None = None) -> LimitExceededError:
+        mark = self.reader.get_mark()
+        col = mark.column if column is None else column
+        return LimitExceededError(
+            f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, col + 1)
+        )
+
     def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803
-        if self.flow_level >= MAX_DEPTH:
-            mark = self.reader.get_mark()
-            raise LimitExceededError(
-                f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, mark.column + 1)
-            )
+        if self.flow_level + len(self.indents) >= MAX_DEPTH:
+            raise self._too_deep()
         super().fetch_flow_collection_start(TokenClass, to_push)
+
+    def add_indent(self, column: int) -> bool:
+        added: bool = super().add_indent(column)
+        if added and self.flow_level + len(self.indents) > MAX_DEPTH:
+            raise self._too_deep(column)  # where the collection starts, on this line
+        return added
 
 
 class _Constructor(RoundTripConstructor):

@@ -317,20 +317,13 @@ class _Ctx:
             elif current is None:
                 new_owned.add(key)
                 self.add(kind, key, "set", None, value, f"declared by site {site}")
-            elif key in owned:
+            elif key in owned or key.startswith(keys.TOPOCTL):
+                # topoctl.io/* keys are topoctl's own, recorded as owned or not.
                 new_owned.add(key)
                 self.add(kind, key, "update", current, value, f"declared by site {site}")
             else:
                 new_owned.add(key)
-                self.add(
-                    kind,
-                    key,
-                    "adopt",
-                    current,
-                    value,
-                    "set by someone else with another value; git wins and topoctl owns it "
-                    "from now on",
-                )
+                self.add(kind, key, "adopt", current, value, _ADOPTED)
         for key in sorted(owned - set(wanted)):
             if key in live and key not in talos and not key.startswith(keys.TOPOCTL):
                 self.add(
@@ -412,7 +405,7 @@ class _Ctx:
                 action,
                 _taint_text(current) if current else None,
                 shown,
-                f"declared by site {self.desired.site}",
+                _ADOPTED if action == "adopt" else f"declared by site {self.desired.site}",
             )
             after[ident] = want
             new_owned.add(ident)
@@ -434,6 +427,7 @@ class _Ctx:
         return tuple(after[i] for i in order if i in after), new_owned
 
 
+_ADOPTED = "set by someone else with another value; git wins and topoctl owns it from now on"
 _TALOS = {
     "annotation": keys.TALOS_OWNED_ANNOTATIONS,
     "label": keys.TALOS_OWNED_LABELS,

@@ -61,8 +61,30 @@ def _line(change: Change) -> str:
     elif change.action in ("remove", "remove-mirror"):
         body = f"{what} (was {_value(change.key, change.before)})"
     else:
-        body = f"{what}: {_value(change.key, change.before)} -> {_value(change.key, change.after)}"
+        after = _value(change.key, change.after)
+        if change.key == keys.TOPOCTL_OWNED:
+            after = after[:-1] + _owned_delta(change.before, change.after) + ">"
+        body = f"{what}: {_value(change.key, change.before)} -> {after}"
     return f"{sign} {label}{body}"
+
+
+def _owned_keys(value: str | None) -> set[str]:
+    try:
+        record = json.loads(value or "{}")
+        return {f"{kind}/{key}" for kind, items in record.items() for key in items}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
+def _owned_delta(before: str | None, after: str | None) -> str:
+    """``: 1 added, 1 dropped`` - a record's size alone can hide a swap."""
+    old, new = _owned_keys(before), _owned_keys(after)
+    parts = []
+    if new - old:
+        parts.append(f"{len(new - old)} added")
+    if old - new:
+        parts.append(f"{len(old - new)} dropped")
+    return ": " + ", ".join(parts) if parts else ""
 
 
 def counts(plan: Plan) -> Counter[str]:
@@ -106,6 +128,8 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     ]
     for error in plan.errors:
         out.append(f"[bold red]error:[/] {escape(error)}")
+    if plan.errors:
+        out.append("")
     leaders = {p.site: p for p in plan.leaders}
     sites = sorted({n.site for n in plan.nodes} | set(leaders))
     for site in sites:

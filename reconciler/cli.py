@@ -239,13 +239,29 @@ def _states(reader: Any) -> list[Any]:
 
 
 def _topology_or_fail(directory: Path, rev: str | None) -> Any:
+    return _checked_topology(directory, rev)[0]
+
+
+def _checked_topology(directory: Path, rev: str | None) -> tuple[Any, tuple[str, ...]]:
+    """The valid topology and its warnings (TOPOLOGY.md: warnings are shown in plans)."""
     from reconciler.core import report
+    from reconciler.core.diagnostics import warnings
 
     result, sources = read_topology(directory, rev)
     if not result.ok:
         click.echo(report.text(result.diagnostics, sources), err=True)
         raise Failure(f"{directory}: {report.verdict(result)} - run `topoctl validate` for details")
-    return result.topology
+    notes = tuple(
+        f"{d.location}: {d.path + ': ' if d.path else ''}{d.message}"
+        for d in warnings(result.diagnostics)
+    )
+    return result.topology, notes
+
+
+def _with_warnings(plan: Any, notes: tuple[str, ...]) -> Any:
+    from dataclasses import replace
+
+    return replace(plan, warnings=notes + plan.warnings) if notes else plan
 
 
 def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
@@ -315,10 +331,10 @@ def plan(
     """
     from reconciler.core.plan import build_plan, desired_changes
 
-    topology = _topology_or_fail(directory, rev)
+    topology, notes = _checked_topology(directory, rev)
     reader = open_cluster(snapshot, kubeconfig, context, writable=False)
     states = _states(reader)
-    the_plan = build_plan(topology, states)
+    the_plan = _with_warnings(build_plan(topology, states), notes)
     deltas = desired_changes(_topology_or_fail(directory, base), topology, states) if base else ()
     _print_plan(the_plan, fmt, deltas)
     if out is not None:
@@ -384,10 +400,10 @@ def apply(
             raise Failure(f"{target}: {err}") from None
         replan = None
     else:
-        topology = _topology_or_fail(target, None)
+        topology, notes = _checked_topology(target, None)
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
         states = _states(backend)
-        the_plan = build_plan(topology, states)
+        the_plan = _with_warnings(build_plan(topology, states), notes)
 
         def replan(fresh: Any) -> Any:
             return replan_node(topology, states, fresh)

@@ -1,11 +1,79 @@
-"""A Kubernetes API-server double for adapter and integration tests.
+"""A Kubernetes API-server double for topoctl's adapter and integration tests.
 
-A real HTTP server on 127.0.0.1 that the official `kubernetes` client and
-`kubectl --server=...` talk to: Nodes (+ /status), Namespaces, Events (core
-and events.k8s.io), Leases; a global resourceVersion with 409/410 semantics;
-merge, JSON and strategic-merge patches; list/watch; fault hooks and a request
-log. Start it with the `apiserver` fixture (tests/apiserver/fixtures.py) or
-`with ApiServer() as server: ...`.
+A real HTTP/1.1 server on 127.0.0.1 (ephemeral port) that the official
+`kubernetes` client and `kubectl --server=http://127.0.0.1:PORT` use as they
+would kube-apiserver. Test infrastructure only: never shipped.
+
+Usage (fixtures from tests/apiserver/fixtures.py, enabled in tests/conftest.py)::
+
+    def test_x(apiserver, kube_api, kubeconfig_path):
+        apiserver.seed_node("gw-1", external_ip="198.51.100.7", labels={"site": "fra"})
+        core = kubernetes.client.CoreV1Api(kube_api)
+        ...
+        assert apiserver.log.count(verb="patch", resource="nodes") == 1
+        assert apiserver.node("gw-1")["metadata"]["annotations"][...] == ...
+
+    apiserver.faults.fail(503, times=2, method="GET")   # 5xx burst
+    apiserver.faults.throttle(retry_after=3, method="PATCH")  # 429 + Retry-After
+    apiserver.faults.reset(method="PATCH")              # TCP RST, no answer
+    apiserver.faults.reset(method="PUT", after=True)    # applied, answer lost
+    apiserver.faults.latency(0.1, path="/nodes")        # added delay
+    apiserver.faults.before(hook, method="PUT")         # e.g. a concurrent writer
+    apiserver.drop_watches(abrupt=False)                # end open watches
+    apiserver.compact()                                 # older watches get 410
+
+Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
+- core/v1 Node (+ /status), Namespace, Event; coordination.k8s.io/v1 Lease;
+  events.k8s.io/v1 Event (same storage as core Events, converted);
+  discovery (/api, /apis, /api/v1, groups), /version, /healthz; Tables for
+  `kubectl get` (Accept: as=Table).
+- A global, monotonically increasing resourceVersion; uid, creationTimestamp,
+  generateName. A write whose result equals the stored object keeps the
+  resourceVersion and emits no watch event.
+- 409 Conflict on a stale metadata.resourceVersion in PUT/PATCH, on a body uid
+  that differs in PUT, on failed DELETE preconditions; 409 AlreadyExists;
+  404 NotFound; 422 Invalid (labels, annotations, names, taints, lease spec,
+  missing resourceVersion on Lease PUT, failed json-patch ops); 400 for bad
+  selectors/bodies; 500 for create with a resourceVersion; 415 for
+  apply-patch (server-side apply is not implemented) and unknown media types.
+- Strategies: Node/Namespace main writes keep the old status; /status writes
+  keep the old spec (metadata changes through /status persist, as in the real
+  nodeStatusStrategy). Leases and Events allow create-on-update; Leases refuse
+  unconditional updates. Finalizers defer deletion (deletionTimestamp); new
+  finalizers are refused once deleting.
+- PATCH: merge-patch (RFC 7386), json-patch (`jsonpatch` library),
+  strategic merge driven by the bundled OpenAPI patch metadata (merge keys,
+  `$patch: delete|replace`, `$retainKeys`, `$deleteFromPrimitiveList/`,
+  `$setElementOrder/`, list ordering as strategicpatch produces it).
+- The typed round trip: unknown fields dropped with a `Warning` header (400
+  with `fieldValidation=Strict`), wrong JSON types rejected, nulls and empty
+  lists/maps omitted, Time/MicroTime re-rendered in UTC, numeric quantities
+  as strings. `dryRun=All` computes without storing.
+- LIST: label selectors (=, ==, !=, in, notin, exists, !key, >, <), field
+  selectors (metadata.name/namespace plus each resource's own fields, 400 for
+  others), limit/continue over a consistent snapshot (410 once compacted),
+  remainingItemCount, resourceVersion / resourceVersionMatch=Exact (rebuilt
+  from history), 504 for a resourceVersion from the future. Items carry no
+  kind/apiVersion, as in real typed lists.
+- WATCH: chunked JSON lines (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR);
+  initial ADDED events without a resourceVersion (or with "0"); replay after
+  a resourceVersion; objects entering/leaving a selector become ADDED/DELETED;
+  allowWatchBookmarks (every `bookmark_interval` s), sendInitialEvents with the
+  initial-events-end bookmark, timeoutSeconds; after compaction an in-stream
+  ERROR Status 410 Expired (the client retries once, then raises 410).
+
+Knowingly not implemented: server-side apply and managedFields, protobuf,
+authn/authz/admission beyond namespace existence, generation, graceful
+deletion periods and propagation policies (no garbage collector), Namespace
+Terminating phase (deleting a namespace removes its objects at once), the
+legacy /watch/ paths, Quantity canonicalisation (`1000m` stays `1000m`),
+zero-value fields Go would print (`"unschedulable": false` is not added),
+Table output for watches, and validation beyond the fields listed above.
+
+The official client's urllib3 pool retries idempotent requests (GET, PUT,
+DELETE) on connection resets and honours Retry-After on 429/503 for them by
+itself; faults on those methods may therefore be invisible to callers (the
+request log shows every attempt). PATCH and POST are never retried by urllib3.
 """
 
 from tests.apiserver.builders import make_lease, make_node

@@ -53,6 +53,7 @@ class Rule:
     message: str | None = None
     seconds: float = 0.0
     hook: Callable[[RequestInfo], None] | None = None
+    after: bool = False
     hits: int = 0
 
     def matches(self, req: RequestInfo) -> bool:
@@ -75,6 +76,7 @@ class Decision:
     retry_after: int | None = None
     message: str | None = None
     reset: bool = False
+    reset_after: bool = False
     hooks: tuple[Callable[[RequestInfo], None], ...] = ()
 
 
@@ -160,9 +162,14 @@ class Faults:
         path: str | None = None,
         watch: bool | None = None,
         when: Predicate | None = None,
+        after: bool = False,
     ) -> Rule:
-        """Close the connection (TCP RST) without answering the next matching requests."""
-        return self._add(Rule("reset", times, method, path, watch, when))
+        """Close the connection (TCP RST) without answering the next matching requests.
+
+        With `after=True` the request is served first (a write is applied) and only the
+        answer is lost, as when a connection dies on the way back.
+        """
+        return self._add(Rule("reset", times, method, path, watch, when, after=after))
 
     def before(
         self,
@@ -193,7 +200,7 @@ class Faults:
         latency = 0.0
         hooks: list[Callable[[RequestInfo], None]] = []
         status_rule: Rule | None = None
-        reset = False
+        reset: Rule | None = None
         with self._lock:
             for rule in self._rules:
                 if rule.remaining is not None and rule.remaining <= 0:
@@ -201,10 +208,10 @@ class Faults:
                 if not rule.matches(req):
                     continue
                 if rule.action in ("status", "reset"):
-                    if status_rule is not None or reset:
+                    if status_rule is not None or reset is not None:
                         continue  # first failure rule wins; later ones keep their budget
                     if rule.action == "reset":
-                        reset = True
+                        reset = rule
                     else:
                         status_rule = rule
                 elif rule.action == "latency":
@@ -219,7 +226,8 @@ class Faults:
             status=status_rule.status if status_rule else 0,
             retry_after=status_rule.retry_after if status_rule else None,
             message=status_rule.message if status_rule else None,
-            reset=reset,
+            reset=reset is not None and not reset.after,
+            reset_after=reset is not None and reset.after,
             hooks=tuple(hooks),
         )
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch
@@ -44,7 +43,7 @@ class PatchError(Exception):
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 JSON merge patch; returns a new document."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return schema.clone(patch)
     result: JSON = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -79,7 +78,7 @@ def strategic_merge_patch(original: JSON, patch: Any, node: JSON | None) -> JSON
     """Apply a strategic merge patch to `original` using schema `node` (e.g. a Node $ref)."""
     if not isinstance(patch, dict):
         raise PatchError(400, "invalid JSON document")
-    return _merge_map(copy.deepcopy(original), copy.deepcopy(patch), node)
+    return _merge_map(schema.clone(original), schema.clone(patch), node)
 
 
 def _kind(value: Any) -> str:

@@ -8,7 +8,7 @@ would a real kube-apiserver.
 from __future__ import annotations
 
 import contextlib
-import copy
+import dataclasses
 import json
 import select
 import socket
@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.apiserver import errors, resources
+from tests.apiserver import errors, resources, schema
 from tests.apiserver.errors import ApiError
 from tests.apiserver.faults import Decision, Faults, LoggedRequest, RequestInfo, RequestLog
 from tests.apiserver.resources import NODES, ResourceType
@@ -193,7 +193,13 @@ class _Handler(BaseHTTPRequestHandler):
         if decision.latency > 0:
             time.sleep(min(decision.latency, 30.0))
         for hook in decision.hooks:
-            hook(info)
+            try:
+                hook(info)
+            except Exception as exc:  # surface a broken hook as a 500 the test can see
+                decision = dataclasses.replace(
+                    decision, status=500, message=f"fault hook failed: {exc!r}", reset=False
+                )
+                break
         headers_in = dict(self.headers.items())
         if decision.reset:
             api._log(info, 0, headers_in)
@@ -209,6 +215,10 @@ class _Handler(BaseHTTPRequestHandler):
         code, payload, ctype, headers = self._respond(
             route, route_error, decision, query, content_type, raw, body
         )
+        if decision.reset_after:
+            api._log(info, 0, headers_in)  # served, but the client never gets the answer
+            self._reset()
+            return
         # log before answering, so a client that has its answer always finds it logged
         api._log(info, code, headers_in)
         try:
@@ -327,6 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
                 events = sub.wait(wait)
                 if sub.dropped:
                     if sub.abrupt:
+                        sub.close()
                         self._reset()
                         return
                     break
@@ -344,6 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
                     next_bookmark = time.monotonic() + api.bookmark_interval
                 if not events and self._client_gone():
                     return
+            sub.close()  # unregistered before the client can see the end of the stream
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, OSError):
@@ -701,7 +713,7 @@ class ApiServer:
         for obj in objects:
             rt = resources.by_kind(obj.get("kind") or "", obj.get("apiVersion"))
             ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
-            out.append(copy.deepcopy(self.store.create(rt, ns, obj)))
+            out.append(schema.clone(self.store.create(rt, ns, obj)))
         return out
 
     def seed_node(self, node: JSON | str, **kwargs: Any) -> JSON:
@@ -715,7 +727,7 @@ class ApiServer:
         """One object by kind or plural (`Node`, `leases`), or None."""
         rt = resources.by_kind(kind)
         try:
-            return copy.deepcopy(self.store.get(rt, namespace, name))
+            return schema.clone_doc(self.store.get(rt, namespace, name))
         except ApiError:
             return None
 

@@ -280,7 +280,10 @@ class Store:
             )
         if "metadata" in body and not isinstance(body["metadata"], dict):
             raise errors.bad_request("metadata must be an object")
-        return copy.deepcopy(body)
+        # only the top level and metadata are edited before `_conform` rebuilds the document
+        obj = dict(body)
+        obj["metadata"] = dict(body.get("metadata") or {})
+        return obj
 
     def _validate(self, rt: ResourceType, obj: JSON) -> None:
         meta = _meta(obj)
@@ -419,7 +422,7 @@ class Store:
         with self.lock:
             found = sorted(self._objects[rt.storage].items(), key=lambda kv: _key_str(kv[0]))
             return [
-                copy.deepcopy(rt.view(obj))
+                schema.clone(rt.view(obj))
                 for key, obj in found
                 if namespace is None or key[0] == namespace
             ]
@@ -517,6 +520,16 @@ class Store:
                     rt, namespace, rt.view(obj), dry_run=dry_run, warnings=warnings
                 )
                 return created, True
+            sent_uid = _meta(obj).get("uid")
+            if sent_uid and sent_uid != _meta(old).get("uid"):
+                # PUT carries the body's uid as a storage precondition (409, not 422)
+                raise errors.conflict(
+                    rt.plural,
+                    rt.group,
+                    name,
+                    f"Precondition failed: UID in precondition: {sent_uid}, UID in object "
+                    f"meta: {_meta(old).get('uid')}",
+                )
             return self._update_existing(rt, key, old, obj, subresource, dry_run), False
 
     def patch(
@@ -548,7 +561,7 @@ class Store:
                         raise PatchError(400, "invalid JSON Patch")
                     patched = merge_patch(current, patch_body)
                 elif patch_type == STRATEGIC_PATCH:
-                    node = {"$ref": f"#/$defs/{rt.definition}"}
+                    node = schema.ref_node(rt.definition)
                     patched = strategic_merge_patch(current, patch_body, node)
                 else:
                     raise ApiError(415, f"unsupported patch type {patch_type}")
@@ -625,6 +638,22 @@ class Store:
                     )
                 ],
             )
+        if old_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if added:
+                raise errors.invalid(
+                    rt.kind,
+                    rt.group,
+                    key[1],
+                    [
+                        (
+                            "metadata.finalizers",
+                            "FieldValueForbidden",
+                            "Forbidden: no new finalizers can be added if the object is being "
+                            "deleted, found new finalizers " + json.dumps(sorted(added)),
+                        )
+                    ],
+                )
         for fixed in (
             "uid",
             "creationTimestamp",
@@ -754,11 +783,13 @@ class Store:
             old = self._objects[rt.storage].get(key)
             if old is None:
                 raise errors.not_found(rt.plural, rt.group, name)
-            obj = copy.deepcopy(rt.view(old))
+            obj = schema.clone(rt.view(old))
             fn(obj)
             _meta(obj).pop("resourceVersion", None)
             new = rt.to_storage(self._conform(rt, obj, Warnings(), strict=False, patching=False))
-            return copy.deepcopy(self._update_existing(rt, key, old, new, None, False, direct=True))
+            return schema.clone_doc(
+                self._update_existing(rt, key, old, new, None, False, direct=True)
+            )
 
     def compact(self, rv: int | None = None) -> int:
         """Forget watch history up to `rv` (default: now); older watches/continues get 410."""

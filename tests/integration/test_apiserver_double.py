@@ -73,6 +73,27 @@ def status_of(exc: ApiException) -> dict[str, Any]:
     return body
 
 
+def events_before_bookmark(
+    apiserver: ApiServer, core: client.CoreV1Api, rv: str, **kwargs: Any
+) -> list[tuple[str, str]]:
+    """Watch nodes from `rv`; (type, name) of every event before the first BOOKMARK.
+
+    The double sends a bookmark only once everything up to it has been delivered,
+    so this shows exactly what a watcher gets, without waiting for a timeout.
+    """
+    apiserver.bookmark_interval = 0.05
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(
+        core.list_node, resource_version=rv, allow_watch_bookmarks=True, timeout_seconds=5, **kwargs
+    ):
+        if event["type"] == "BOOKMARK":
+            w.stop()
+            break
+        seen.append((event["type"], event["object"].metadata.name))
+    return seen
+
+
 def raw_get(apiserver: ApiServer, path: str) -> tuple[int, Any]:
     with urllib.request.urlopen(apiserver.url + path, timeout=5) as resp:
         data = resp.read()
@@ -406,6 +427,13 @@ def test_stale_resource_version_conflicts(apiserver: ApiServer, core: client.Cor
     assert err.value.status == 409
 
     fresh = core.read_node("n1")
+    wrong_uid = core.read_node("n1")
+    wrong_uid.metadata.uid = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(ApiException) as err:
+        core.replace_node("n1", wrong_uid)  # the body's uid is a precondition: 409, not 422
+    assert err.value.status == 409
+    assert "Precondition failed: UID" in status_of(err.value)["message"]
+
     fresh.metadata.labels["a"] = "b"
     replaced = core.replace_node("n1", fresh)
     assert replaced.metadata.labels["a"] == "b"
@@ -465,9 +493,7 @@ def test_noop_write_keeps_resource_version_and_emits_nothing(
     assert core.replace_node("n1", node).metadata.resource_version == rv
     assert len(apiserver.store.history("nodes")) == history
 
-    w = watch.Watch()
-    events = list(w.stream(core.list_node, resource_version=rv, timeout_seconds=1))
-    assert events == []
+    assert events_before_bookmark(apiserver, core, rv) == []
 
 
 def test_status_subresource_separation(apiserver: ApiServer, core: client.CoreV1Api) -> None:
@@ -547,6 +573,9 @@ def test_finalizers_defer_deletion(apiserver: ApiServer, core: client.CoreV1Api)
     core.delete_node("n1")
     held = core.read_node("n1")
     assert held.metadata.deletion_timestamp is not None
+    with pytest.raises(ApiException) as err:
+        core.patch_node("n1", {"metadata": {"finalizers": ["example.com/another"]}})
+    assert err.value.status == 422  # no new finalizers once deletion started
     core.patch_node(
         "n1", {"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/hold"]}}
     )
@@ -601,9 +630,7 @@ def test_watch_replays_history_after_resource_version(
     rv = core.list_node().metadata.resource_version
     apiserver.seed_node("a")
     apiserver.mutate_node("a", lambda n: n["metadata"]["labels"].update(x="1"))
-    w = watch.Watch()
-    types = [e["type"] for e in w.stream(core.list_node, resource_version=rv, timeout_seconds=1)]
-    assert types == ["ADDED", "MODIFIED"]
+    assert events_before_bookmark(apiserver, core, rv) == [("ADDED", "a"), ("MODIFIED", "a")]
 
 
 def test_watch_bookmarks(apiserver: ApiServer, core: client.CoreV1Api) -> None:
@@ -633,13 +660,7 @@ def test_watch_label_selector_sees_objects_enter_and_leave(
     apiserver.mutate_node("a", lambda n: n["metadata"]["labels"].update(site="ams"))
     apiserver.mutate_node("a", lambda n: n["metadata"]["labels"].update(site="fra"))
     apiserver.seed_node("b", labels={"site": "ams"})
-    w = watch.Watch()
-    seen = [
-        (e["type"], e["object"].metadata.name)
-        for e in w.stream(
-            core.list_node, resource_version=rv, label_selector="site=fra", timeout_seconds=1
-        )
-    ]
+    seen = events_before_bookmark(apiserver, core, rv, label_selector="site=fra")
     assert seen == [("DELETED", "a"), ("ADDED", "a")]
 
 
@@ -668,9 +689,7 @@ def test_watch_after_compaction_gets_410_and_client_raises(
 
     # relist, then watch from the fresh resourceVersion: fine
     fresh = core.list_node().metadata.resource_version
-    assert (
-        list(watch.Watch().stream(core.list_node, resource_version=fresh, timeout_seconds=1)) == []
-    )
+    assert events_before_bookmark(apiserver, core, fresh) == []
 
 
 def test_drop_watches(apiserver: ApiServer, core: client.CoreV1Api) -> None:
@@ -746,6 +765,27 @@ def test_connection_reset(apiserver: ApiServer, core: client.CoreV1Api) -> None:
     apiserver.faults.reset(method="GET", times=1)
     assert core.read_node("n1").metadata.name == "n1"
     assert [e.status for e in apiserver.log.filter(verb="get")] == [0, 200]
+
+
+def test_answer_lost_after_the_write_was_applied(
+    apiserver: ApiServer, core: client.CoreV1Api
+) -> None:
+    apiserver.seed_node("n1")
+    apiserver.faults.reset(method="PATCH", after=True)
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        core.patch_node("n1", {"metadata": {"labels": {"a": "b"}}})
+    assert apiserver.node("n1")["metadata"]["labels"]["a"] == "b"  # applied nonetheless
+
+    # urllib3 re-sends a PUT whose answer was lost: the retry carries a now stale
+    # resourceVersion, so the caller sees 409 for a write that actually succeeded
+    node = core.read_node("n1")
+    node.metadata.labels["c"] = "d"
+    apiserver.faults.reset(method="PUT", after=True)
+    with pytest.raises(ApiException) as err:
+        core.replace_node("n1", node)
+    assert err.value.status == 409
+    assert apiserver.node("n1")["metadata"]["labels"]["c"] == "d"
+    assert [e.status for e in apiserver.log.filter(verb="update")] == [0, 409]
 
 
 def test_latency(apiserver: ApiServer, core: client.CoreV1Api) -> None:
@@ -878,6 +918,11 @@ def test_kubectl_get_nodes(apiserver: ApiServer, kubectl: Callable[..., Any]) ->
     assert rows["gw-1"][1] == "NotReady"
     doc = json.loads(kubectl("get", "node", "gw-1", "-o", "json").stdout)
     assert doc["kind"] == "Node" and doc["metadata"]["name"] == "gw-1"
+    # --server alone (no cluster from a kubeconfig) works too
+    direct = kubectl(
+        "--kubeconfig=/dev/null", f"--server={apiserver.url}", "get", "no", "-o", "name"
+    )
+    assert direct.stdout.split() == ["node/cp-1", "node/gw-1"]
 
 
 def test_kubectl_annotate_label_taint_delete(

@@ -197,7 +197,11 @@ class _Handler(BaseHTTPRequestHandler):
                 hook(info)
             except Exception as exc:  # surface a broken hook as a 500 the test can see
                 decision = dataclasses.replace(
-                    decision, status=500, message=f"fault hook failed: {exc!r}", reset=False
+                    decision,
+                    status=500,
+                    message=f"fault hook failed: {exc!r}",
+                    reset=False,
+                    reset_after=False,
                 )
                 break
         headers_in = dict(self.headers.items())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from tenacity import (
@@ -39,6 +40,10 @@ TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 class ClusterNotFoundError(BackendError):
     """No kubeconfig and not in a pod: there is no cluster to talk to."""
+
+
+class ExpiredError(BackendError):
+    """HTTP 410: the resourceVersion or continue token is older than the server keeps."""
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,11 @@ class KubeBackend:
         """Find the cluster as kubectl does: the given kubeconfig, ``$KUBECONFIG``,
         ``~/.kube/config``, then the pod's service account."""
         configuration = client.Configuration()
-        default = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
-        path = kubeconfig or (default.expanduser() if default.expanduser().exists() else None)
+        path = str(kubeconfig) if kubeconfig is not None else _default_kubeconfig()
         try:
             if path is not None:
                 config.load_kube_config(  # type: ignore[no-untyped-call]
-                    str(path), context=context, client_configuration=configuration
+                    path, context=context, client_configuration=configuration
                 )
             elif os.environ.get("KUBERNETES_SERVICE_HOST"):
                 config.load_incluster_config(  # type: ignore[no-untyped-call]
@@ -112,6 +116,9 @@ class KubeBackend:
                 )
         except config.ConfigException as err:
             raise BackendError(f"kubeconfig {path}: {err}") from None
+        except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError, KeyError) as err:
+            # the loader assumes a well-formed file and trips over anything else
+            raise BackendError(f"kubeconfig {path}: not a readable kubeconfig ({err})") from None
         configuration.retries = False  # retries are ours, with backoff and Retry-After
         configuration.connection_pool_maxsize = max(parallel, 4)
         return cls(client.ApiClient(configuration))
@@ -123,14 +130,25 @@ class KubeBackend:
     # --- reads ---
 
     def list_nodes(self) -> list[NodeObject]:
-        """Every node, paging through ``limit``/``continue``."""
+        """Every node, paging through ``limit``/``continue`` over one snapshot.
+
+        If the snapshot expires between pages (410: etcd compacted it), the pages read so
+        far are dropped and the nodes listed again in one unpaged request, as client-go's
+        pager does: mixing pages from two moments would not be one consistent list.
+        """
         items: list[NodeObject] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size}
             if token:
                 kwargs["_continue"] = token
-            page = self._call("list nodes", self.core.list_node, **kwargs)
+            try:
+                page = self._call("list nodes", self.core.list_node, **kwargs)
+            except ExpiredError:
+                if not token:
+                    raise
+                log.info("node list expired between pages; listing again without paging")
+                return list(self._call("list nodes", self.core.list_node).get("items") or [])
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
@@ -220,12 +238,42 @@ class KubeBackend:
                     data = response.data
             return json.loads(data) if data else {}
         except ApiException as err:
-            raise _translate(what, err) from None
+            raise _translate(what, err, _gave_up(retrying, err)) from None
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as err:
-            raise BackendError(f"{what}: {err}") from None
+            raise BackendError(f"{what}: {_reason(err)}{_gave_up(retrying, err)}") from None
 
 
-def _translate(what: str, err: ApiException) -> BackendError:
+def _default_kubeconfig() -> str | None:
+    """The existing files of ``$KUBECONFIG`` (merged by the loader, as kubectl merges
+    them), else ``~/.kube/config`` if it exists. Empty entries, and an empty variable,
+    count as unset, as they do for kubectl."""
+    entries = [e for e in os.environ.get("KUBECONFIG", "").split(os.pathsep) if e]
+    found = [e for e in entries or ["~/.kube/config"] if Path(e).expanduser().is_file()]
+    return os.pathsep.join(found) if found else None
+
+
+def _gave_up(retrying: Retrying, err: BaseException) -> str:
+    """Say so when a transient fault outlasted the retries."""
+    attempts = int(retrying.statistics.get("attempt_number", 1))
+    return f" (gave up after {attempts} attempts)" if attempts > 1 and is_transient(err) else ""
+
+
+def _reason(err: BaseException) -> str:
+    """A transport failure in words, without urllib3's tuple repr:
+    ``connection aborted: Connection reset by peer``."""
+    args = err.args
+    if (
+        isinstance(err, urllib3.exceptions.ProtocolError)
+        and len(args) == 2
+        and isinstance(args[1], BaseException)
+    ):
+        inner = args[1]
+        detail = inner.strerror if isinstance(inner, OSError) and inner.strerror else str(inner)
+        return f"{str(args[0]).rstrip('.').lower()}: {detail or type(inner).__name__}"
+    return str(err)
+
+
+def _translate(what: str, err: ApiException, gave_up: str = "") -> BackendError:
     message = err.reason or ""
     with contextlib.suppress(TypeError, ValueError, AttributeError):
         message = json.loads(err.body or "").get("message", message)
@@ -233,4 +281,6 @@ def _translate(what: str, err: ApiException) -> BackendError:
         return ConflictError(f"{what}: {message}")
     if err.status == 404:
         return NotFoundError(f"{what}: {message}")
-    return BackendError(f"{what}: HTTP {err.status}: {message}")
+    if err.status == 410:
+        return ExpiredError(f"{what}: {message}")
+    return BackendError(f"{what}: HTTP {err.status}: {message}{gave_up}")

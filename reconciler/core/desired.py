@@ -104,10 +104,27 @@ def _taint(taint: Taint) -> TaintValue:
     return TaintValue(taint.key, taint.effect, taint.value)
 
 
-def after_apply(live: Mapping[str, str], kilo: Mapping[str, str]) -> dict[str, str]:
-    """A member's annotations once its Kilo keys are exactly what git declares."""
-    out = {k: v for k, v in live.items() if k not in keys.KILO_USER_KEYS}
-    out.update(kilo)
+def after_apply(node: NodeState, kilo: Mapping[str, str]) -> dict[str, str]:
+    """A member's annotations once the plan is applied, as far as Kilo reads them.
+
+    The six user-set Kilo keys become what git declares, as the diff writes them: a key
+    Talos manages keeps its live value (a reported conflict), and removing a ``force-*``
+    key also removes Kilo's mirror of it. Modelling exactly what apply leaves behind keeps
+    the prediction - and the routes resolved from it - the same when planning again.
+    """
+    live = node.annotations
+    talos = node.talos_owned("annotation")
+    out = dict(live)
+    for key in keys.KILO_USER_KEYS:
+        current = live.get(key)
+        if key in kilo:
+            if current is None or key not in talos:
+                out[key] = kilo[key]
+        elif current is not None and key not in talos:
+            del out[key]
+            mirror = keys.KILO_MIRRORS.get(key)
+            if mirror is not None:
+                out.pop(mirror, None)
     return out
 
 
@@ -130,10 +147,11 @@ def desire_site(
     kilo = {m.node.name: kilo_annotations(site, m, spec.mesh.port) for m in members}
     here_now = [m.node for m in members if kilo_location(m.node) == site.name]
     now = [kilo_node(n, n.annotations, reference) for n in (*here_now, *outsiders, *leaving)]
-    after = [
-        kilo_node(m.node, after_apply(m.node.annotations, kilo[m.node.name]), reference)
-        for m in members
-    ] + [kilo_node(n, n.annotations, reference) for n in outsiders]
+    after = [kilo_node(n, n.annotations, reference) for n in outsiders]
+    for member in members:
+        annotations = after_apply(member.node, kilo[member.node.name])
+        if kilo_location(member.node, annotations) == site.name:  # unless Talos pins another
+            after.append(kilo_node(member.node, annotations, reference))
     current, predicted = find_leader(now), find_leader(after)
     leader_ip = predicted.internal_ip if predicted else None
     result = SiteDesire(

@@ -31,10 +31,11 @@ KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
 REGION_LABEL = "topology.kubernetes.io/region"  # Kilo's location when the annotation is absent
 
 
-def kilo_location(node: NodeState) -> str:
-    """The location Kilo puts a live node in (translateNode): the location annotation
-    when present, even empty, else the ``topology.kubernetes.io/region`` label."""
-    location = node.annotations.get(keys.KILO_LOCATION)
+def kilo_location(node: NodeState, annotations: Mapping[str, str] | None = None) -> str:
+    """The location Kilo puts a node in (translateNode): the location annotation when
+    present, even empty, else the ``topology.kubernetes.io/region`` label. Pass
+    ``annotations`` to read the node as it will be rather than as it is."""
+    location = (node.annotations if annotations is None else annotations).get(keys.KILO_LOCATION)
     return location if location is not None else node.labels.get(REGION_LABEL, "")
 
 

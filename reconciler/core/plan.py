@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from reconciler.core.desired import DesiredNode, LeaderPrediction, SiteDesire, desire_site
@@ -210,6 +210,7 @@ def build_plan(topology: Topology, nodes: Iterable[NodeState]) -> Plan:
             node_plans.append(plan)
     for node, pools in sorted(membership.pool_overlaps.items()):
         warnings.append(f"{node}: selected by several pools ({', '.join(pools)}); the first wins")
+    errors += membership_drift(topology, states, membership, node_plans)
     unassigned = tuple(n.name for n in membership.unassigned)
     policy = cluster.spec.unassigned_nodes
     if unassigned and policy != "ignore":
@@ -232,6 +233,57 @@ def build_plan(topology: Topology, nodes: Iterable[NodeState]) -> Plan:
         members={name: m.site.name for name, m in membership.members.items()},
         sites=tuple(sorted(s.name for s in topology.sites)),
     )
+
+
+def membership_drift(
+    topology: Topology,
+    states: Iterable[NodeState],
+    membership: Membership,
+    node_plans: Iterable[NodePlan],
+) -> list[str]:
+    """Nodes whose label writes would change which site or pool selects them.
+
+    A pool selects by labels and sites write labels: when the two disagree (a pool sets a
+    label its own selector reads, or one that another site's pool selects), the node
+    changes hands after apply and the next plan undoes this one - it never converges.
+    """
+    selector_keys = {
+        k for s in topology.sites for p in s.spec.pools for k in p.selector.match_labels
+    }
+    if not selector_keys:
+        return []
+    live = {n.name: n for n in states}
+    relabelled: dict[str, NodeState] = {}
+    for node_plan in node_plans:
+        writes = {
+            c.key: c.after for c in node_plan.writes if c.kind == "label" and c.key in selector_keys
+        }
+        if writes:
+            labels = {**live[node_plan.node].labels, **writes}
+            kept = {k: v for k, v in labels.items() if v is not None}
+            relabelled[node_plan.node] = replace(live[node_plan.node], labels=kept)
+    if not relabelled:
+        return []
+    after = assign(topology.sites, [relabelled.get(name, n) for name, n in live.items()])
+    out = []
+    for name in sorted(relabelled):
+        before, now = _claim(membership, name), _claim(after, name)
+        if before != now:
+            out.append(
+                f"{name}: the labels this plan writes would move it from {before} to {now}, "
+                "and the next plan would undo this one - make the pool selectors and the "
+                "labels sites and pools set agree"
+            )
+    return out
+
+
+def _claim(membership: Membership, name: str) -> str:
+    member = membership.members.get(name)
+    if member is not None:
+        return f"site {member.site.name}" + (f" pool {member.pool.name}" if member.pool else "")
+    if name in membership.conflicts:
+        return f"sites {', '.join(membership.conflicts[name])} (claimed twice)"
+    return "no site"
 
 
 def diff_node(desired: DesiredNode, live: NodeState) -> NodePlan:

@@ -40,9 +40,7 @@ def run_plan(fmt: str) -> Outcome:
     result = CliRunner(env=PLAIN_ENV).invoke(
         main, ["plan", "sites", "--cluster", "nodes.yaml", "--format", fmt]
     )
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception
-    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     return Outcome(result.exit_code, result.stdout)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -78,9 +78,20 @@ class Agent:
         problems: list[str] = []
         external = self._detect(settings.external_ip_target, "ExternalIP", problems)
         internal = self._detect(settings.internal_ip_target, "InternalIP", problems)
-        diff, result, in_place = self._routes(settings, problems)
+        route_errors: list[str] = []
+        unusable: list[str] = []
+        diff, result, in_place = self._routes(settings, unusable, route_errors)
+        if unusable:  # the published routes themselves: reported as invalid routes
+            settings = replace(settings, invalid_routes=(*settings.invalid_routes, *unusable))
         report = PassReport(
-            logic.judge(settings, problems, diff.conflicts if diff else (), result, in_place),
+            logic.judge(
+                settings,
+                problems,
+                diff.conflicts if diff else (),
+                result,
+                in_place,
+                route_errors=route_errors,
+            ),
             external_ip=external,
             internal_ip=internal,
             route_writes=result.messages_sent if result else 0,
@@ -108,13 +119,16 @@ class Agent:
         return found
 
     def _routes(
-        self, settings: logic.AgentSettings, problems: list[str]
+        self, settings: logic.AgentSettings, unusable: list[str], errors: list[str]
     ) -> tuple[RouteDiff | None, ApplyResult | None, int]:
         try:
             snapshot = self.netlink.snapshot(settings.protocol)
             diff = diff_routes(settings.routes, snapshot.owned, snapshot.foreign_keys)
-        except (NetlinkAdapterError, DuplicateRouteKeyError, ValueError) as err:
-            problems.append(f"routes: {err}")
+        except (DuplicateRouteKeyError, ValueError) as err:  # two share a slot; a reserved protocol
+            unusable.append(str(err))
+            return None, None, 0
+        except NetlinkAdapterError as err:
+            errors.append(f"routes: {err}")
             return None, None, 0
         result = self.netlink.apply(diff)
         for conflict in diff.conflicts:

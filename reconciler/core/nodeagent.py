@@ -142,8 +142,14 @@ def judge(
     conflicts: Sequence[RouteConflict],
     result: ApplyResult | None,
     routes_in_place: int,
+    *,
+    route_errors: Sequence[str] = (),
 ) -> Condition:
-    """Summarise one pass as a condition a person can read with kubectl describe node."""
+    """Summarise one pass as a condition a person can read with kubectl describe node.
+
+    ``problems`` are address-detection problems; ``route_errors`` say why no route
+    could be converged at all (the kernel refused to read them).
+    """
     if settings is None:
         return Condition("False", "NoSettings", _clip("; ".join(problems)))
     lines = list(problems)
@@ -151,6 +157,9 @@ def judge(
     if settings.invalid_routes:
         reason = "InvalidRoute"
         lines += [f"invalid route {r}" for r in settings.invalid_routes]
+    if route_errors:
+        reason = "RouteWriteFailed"
+        lines += route_errors
     for conflict in conflicts:
         reason = "RouteConflict"
         lines.append(

@@ -294,6 +294,7 @@ class JudgeCase:
     conflicts: tuple[RouteConflict, ...] = ()
     result: ApplyResult | None = None
     in_place: int = 2
+    route_errors: tuple[str, ...] = ()
     expected_status: str = "False"
     expected_reason: str = ""
     message_contains: tuple[str, ...] = ()
@@ -348,6 +349,13 @@ JUDGE_CASES: dict[str, JudgeCase] = {
         expected_reason="RouteWriteFailed",
         message_contains=("gateway 192.0.2.1 unreachable",),
     ),
+    "routes not read at all": JudgeCase(
+        settings_with(),
+        route_errors=("routes: dump 26 failed: Operation not permitted",),
+        in_place=0,
+        expected_reason="RouteWriteFailed",
+        message_contains=("routes: dump 26 failed",),
+    ),
     "a route problem outranks a detection problem, both in the message": JudgeCase(
         settings_with(),
         problems=("ExternalIP: no route to 203.0.113.50, so no source address to use",),
@@ -362,7 +370,14 @@ JUDGE_CASES: dict[str, JudgeCase] = {
 
 @pytest.mark.parametrize("case", JUDGE_CASES.values(), ids=JUDGE_CASES.keys())
 def test_judge(case: JudgeCase) -> None:
-    condition = judge(case.settings, case.problems, case.conflicts, case.result, case.in_place)
+    condition = judge(
+        case.settings,
+        case.problems,
+        case.conflicts,
+        case.result,
+        case.in_place,
+        route_errors=case.route_errors,
+    )
 
     assert (condition.status, condition.reason) == (case.expected_status, case.expected_reason)
     for fragment in case.message_contains:

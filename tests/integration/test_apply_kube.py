@@ -1,0 +1,485 @@
+"""``topoctl plan`` / ``apply`` / ``snapshot`` against the API-server double, through the CLI.
+
+The double is seeded with examples/nodes.yaml and the plan is made from sites/, as a
+person would run it. What each test expects is computed independently with the pure
+core (``build_plan`` over the seeded nodes), and what topoctl did is read from the
+double's request log and store: how many lists and patches, which keys each patch
+carried, and whether every node ended up with all of its changes or none of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from reconciler.adapters import kube
+from reconciler.adapters.files import read_directory
+from reconciler.adapters.kube import RetryPolicy
+from reconciler.cli import main
+from reconciler.core.load import Topology, load
+from reconciler.core.plan import Change, NodePlan, Plan, build_plan, node_patch
+from reconciler.model.state import NodeState
+from tests.apiserver import ApiServer
+from tests.apiserver.faults import RequestInfo
+
+REPO = Path(__file__).resolve().parents[2]
+SITES = REPO / "sites"
+EXAMPLE_NODES = REPO / "examples" / "nodes.yaml"
+# A node the example plan writes annotations, labels and a taint on.
+GATEWAY = "ams1-gw-1"
+# A live node no site claims: topoctl must never write it.
+UNCLAIMED = "build-runner-1"
+SERVER_SET = ("resourceVersion", "uid", "creationTimestamp")
+
+Obj = dict[str, Any]
+
+
+# ------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def topology() -> Topology:
+    files, notes = read_directory(SITES)
+    result = load(files, notes)
+    assert result.topology is not None, result.diagnostics
+    return result.topology
+
+
+@pytest.fixture
+def cluster(apiserver: ApiServer) -> ApiServer:
+    """The double holding the nodes of examples/nodes.yaml (fresh uids and versions)."""
+    for item in yaml.safe_load(EXAMPLE_NODES.read_text())["items"]:
+        for field in SERVER_SET:
+            item["metadata"].pop(field, None)
+        apiserver.seed(item)
+    return apiserver
+
+
+@pytest.fixture
+def plan_before(cluster: ApiServer, topology: Topology) -> Plan:
+    """What the core says must change on the freshly seeded cluster."""
+    plan = plan_of(cluster, topology)
+    assert len(plan.writes) >= 5, "the example should need changes on several nodes"
+    return plan
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[RetryPolicy]:
+    """The CLI's backend with millisecond backoff, for faults that outlast the retries."""
+    policy = RetryPolicy(attempts=3, initial=0.01, cap=0.05)
+    monkeypatch.setattr(kube, "RetryPolicy", lambda: policy)
+    yield policy
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def topoctl(*args: str | Path, code: int = 0) -> Result:
+    """Run the CLI in-process; fail with its output unless it exits with ``code``."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == code, f"exit {result.exit_code}:\n{result.output}{result.stderr}"
+    return result
+
+
+def plan_of(cluster: ApiServer, topology: Topology) -> Plan:
+    return build_plan(topology, [NodeState.from_object(n) for n in cluster.nodes()])
+
+
+def by_name(cluster: ApiServer) -> dict[str, Obj]:
+    return {n["metadata"]["name"]: n for n in cluster.nodes()}
+
+
+def writes_logged(cluster: ApiServer) -> list[str]:
+    return [f"{e.method} {e.path}" for e in cluster.log.writes()]
+
+
+def live_value(state: NodeState, change: Change) -> str | None:
+    """The value a change's key has on the node now, in the plan's notation."""
+    if change.kind == "annotation":
+        return state.annotations.get(change.key)
+    if change.kind == "label":
+        return state.labels.get(change.key)
+    for taint in state.taints:
+        if taint.ident == change.key:
+            return f"{taint.key}={taint.value}:{taint.effect}" if taint.value else taint.ident
+    return None
+
+
+def progress(node_plan: NodePlan, obj: Mapping[str, Any]) -> str:
+    """ "all" when every change of the plan holds on the node, "none" when none does."""
+    state = NodeState.from_object(obj)
+    values = [live_value(state, c) for c in node_plan.writes]
+    if values == [c.after for c in node_plan.writes]:
+        return "all"
+    if values == [c.before for c in node_plan.writes]:
+        return "none"
+    return "partial: " + ", ".join(
+        f"{c.kind} {c.key}={v!r}" for c, v in zip(node_plan.writes, values, strict=True)
+    )
+
+
+def progress_of(plan: Plan, cluster: ApiServer) -> dict[str, str]:
+    live = by_name(cluster)
+    return {n.node: progress(n, live[n.node]) for n in plan.writes}
+
+
+def watch_every_patch_for_half_changed_nodes(cluster: ApiServer, plan: Plan) -> list[str]:
+    """Before each PATCH is served, check that no node is half-changed; collect violations."""
+    violations: list[str] = []
+
+    def check(_: RequestInfo) -> None:
+        for name, state in progress_of(plan, cluster).items():
+            if state not in ("all", "none"):
+                violations.append(f"{name}: {state}")
+
+    cluster.faults.before(check, times=None, method="PATCH")
+    return violations
+
+
+def assert_converged(cluster: ApiServer, topology: Topology, plan: Plan) -> None:
+    assert not plan_of(cluster, topology).writes, "a second plan still has changes"
+    assert progress_of(plan, cluster) == {n.node: "all" for n in plan.writes}
+
+
+# ------------------------------------------------------------ apply and plan
+
+
+def test_apply_converges_and_a_converged_apply_writes_nothing(
+    cluster: ApiServer, topology: Topology, plan_before: Plan, kubeconfig_path: Path
+) -> None:
+    topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--detailed-exitcode", code=2)
+    unclaimed = cluster.node(UNCLAIMED)
+
+    topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes")
+
+    assert_converged(cluster, topology, plan_before)
+    assert cluster.node(UNCLAIMED) == unclaimed
+    cluster.log.clear()
+    result = topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--detailed-exitcode")
+    assert "Plan: 0 nodes to change" in result.output
+    second = topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes")
+    assert "Applied" not in second.output  # nothing to apply, nothing asked
+    assert writes_logged(cluster) == []
+    assert cluster.log.count(verb="list") == 2
+    assert cluster.log.count(verb="get") == 0
+
+
+@pytest.mark.parametrize("parallel", [1, 4, 8])
+def test_apply_lists_once_and_patches_each_differing_node_once(
+    cluster: ApiServer,
+    topology: Topology,
+    plan_before: Plan,
+    kubeconfig_path: Path,
+    parallel: int,
+) -> None:
+    result = topoctl(
+        "apply", SITES, "--kubeconfig", kubeconfig_path, "--yes", "--parallel", str(parallel)
+    )
+
+    differing = sorted(n.node for n in plan_before.writes)
+    patched = sorted(e.name or "" for e in cluster.log.filter(verb="patch"))
+    assert patched == differing
+    assert all(e.status == 200 for e in cluster.log.filter(verb="patch"))
+    assert cluster.log.count(verb="list") == 1
+    assert len(cluster.log.writes()) == len(differing)
+    assert len(cluster.log) == 1 + len(differing)  # no reads besides the list
+    assert f"Applied: {len(differing)} node(s) written, 0 failed." in result.output
+    assert_converged(cluster, topology, plan_before)
+
+
+def test_patches_carry_only_the_changed_keys_and_the_read_version(
+    cluster: ApiServer, plan_before: Plan, kubeconfig_path: Path
+) -> None:
+    seeded = by_name(cluster)
+
+    topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes")
+
+    sent = {e.name: e for e in cluster.log.filter(verb="patch")}
+    for node_plan in plan_before.writes:
+        request = sent[node_plan.node]
+        body = request.body
+        assert request.content_type == "application/merge-patch+json"
+        assert request.subresource is None  # never the status: that is the agent's
+        assert body == node_patch(node_plan)
+        meta = body["metadata"]
+        assert meta["resourceVersion"] == seeded[node_plan.node]["metadata"]["resourceVersion"]
+        assert set(meta) <= {"resourceVersion", "annotations", "labels"}
+        for kind, field in (("annotation", "annotations"), ("label", "labels")):
+            changed = {c.key: c.after for c in node_plan.writes if c.kind == kind}
+            assert meta.get(field, {}) == changed, f"{node_plan.node}: {field}"
+        taints_change = any(c.kind == "taint" for c in node_plan.writes)
+        assert ("spec" in body) == taints_change
+        assert set(body) <= {"metadata", "spec"}
+        if taints_change:
+            assert set(body["spec"]) == {"taints"}
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+OTHER_WRITERS: dict[str, tuple[Callable[[Obj], None], Callable[[Obj], bool]]] = {
+    "annotation": (
+        lambda n: n["metadata"]["annotations"].update({"example.com/maintenance": "2026-12-01"}),
+        lambda n: n["metadata"]["annotations"]["example.com/maintenance"] == "2026-12-01",
+    ),
+    "kilo-heartbeat": (
+        lambda n: n["metadata"]["annotations"].update({"kilo.squat.ai/last-seen": "1795683630"}),
+        lambda n: n["metadata"]["annotations"]["kilo.squat.ai/last-seen"] == "1795683630",
+    ),
+    "label": (
+        lambda n: n["metadata"]["labels"].update({"example.com/rack": "r7"}),
+        lambda n: n["metadata"]["labels"]["example.com/rack"] == "r7",
+    ),
+    "taint": (
+        lambda n: (
+            n["spec"]
+            .setdefault("taints", [])
+            .append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"})
+        ),
+        lambda n: (
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"} in n["spec"]["taints"]
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(OTHER_WRITERS))
+def test_a_writer_between_read_and_write_loses_nothing(
+    cluster: ApiServer,
+    topology: Topology,
+    plan_before: Plan,
+    kubeconfig_path: Path,
+    what: str,
+) -> None:
+    """Kilo, kubelet or a person writes the node after topoctl listed it and before its
+    patch lands: the patch is stale (409), topoctl re-reads and re-plans that node, and
+    both writers' changes are on it afterwards."""
+    change, survived = OTHER_WRITERS[what]
+
+    def other_writer(_: RequestInfo) -> None:
+        cluster.mutate_node(GATEWAY, change)
+
+    cluster.faults.before(other_writer, times=1, method="PATCH", path=GATEWAY)
+
+    result = topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes")
+
+    assert [e.status for e in cluster.log.filter(verb="patch", name=GATEWAY)] == [409, 200]
+    assert cluster.log.count(verb="get", name=GATEWAY) == 1  # the re-read
+    assert cluster.log.count(verb="patch") == len(plan_before.writes) + 1
+    assert "1 conflict(s) re-planned" in result.output
+    gateway = cluster.node(GATEWAY)
+    assert gateway is not None and survived(gateway)
+    assert_converged(cluster, topology, plan_before)
+
+
+def test_a_node_deleted_between_read_and_write_is_reported(
+    cluster: ApiServer, topology: Topology, plan_before: Plan, kubeconfig_path: Path
+) -> None:
+    cluster.faults.before(
+        lambda _: cluster.delete("Node", GATEWAY), times=1, method="PATCH", path=GATEWAY
+    )
+
+    result = topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes", code=1)
+
+    assert f"topoctl: {GATEWAY}: not applied: the node was deleted meanwhile" in result.stderr
+    others = [n for n in plan_before.writes if n.node != GATEWAY]
+    assert f"Applied: {len(others)} node(s) written, 1 failed." in result.output
+    live = by_name(cluster)
+    assert {n.node: progress(n, live[n.node]) for n in others} == {n.node: "all" for n in others}
+
+
+# --------------------------------------------------------------------- faults
+
+
+FAULTS: dict[str, Callable[[ApiServer], object]] = {
+    "503-burst": lambda s: s.faults.fail(503, times=3, method="PATCH"),
+    "500-then-502": lambda s: (
+        s.faults.fail(500, times=1, method="PATCH"),
+        s.faults.fail(502, times=1, method="PATCH"),
+    ),
+    "429-retry-after": lambda s: s.faults.throttle(retry_after=1, times=2, method="PATCH"),
+    "slow-responses": lambda s: s.faults.latency(0.05, path="/nodes"),
+    "connection-resets": lambda s: s.faults.reset(times=3, method="PATCH"),
+    "answers-lost": lambda s: s.faults.reset(times=2, method="PATCH", after=True),
+    "list-503-and-reset": lambda s: (
+        s.faults.fail(503, times=1, method="GET"),
+        s.faults.reset(times=1, method="GET"),
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_apply_converges_through_transient_faults_without_half_changed_nodes(
+    cluster: ApiServer,
+    topology: Topology,
+    plan_before: Plan,
+    kubeconfig_path: Path,
+    fault: str,
+) -> None:
+    violations = watch_every_patch_for_half_changed_nodes(cluster, plan_before)
+    FAULTS[fault](cluster)
+    unclaimed = cluster.node(UNCLAIMED)
+
+    topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes")
+
+    assert violations == []
+    assert_converged(cluster, topology, plan_before)
+    assert cluster.node(UNCLAIMED) == unclaimed
+    # one successful patch per node: retries repeat a write, they never split it
+    accepted = [e.name or "" for e in cluster.log.filter(verb="patch") if e.status == 200]
+    lost = [e.name or "" for e in cluster.log.filter(verb="patch") if e.status == 0]
+    expected = sorted(n.node for n in plan_before.writes)
+    if fault == "answers-lost":  # applied, answer lost, retried: 409, re-read, nothing left
+        assert sorted(accepted + lost) == expected
+    else:
+        assert sorted(accepted) == expected
+
+
+def test_429_during_apply_waits_the_retry_after(
+    cluster: ApiServer, plan_before: Plan, kubeconfig_path: Path
+) -> None:
+    cluster.faults.throttle(retry_after=1, times=1, method="PATCH", path=GATEWAY)
+
+    topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes")
+
+    throttled, accepted = cluster.log.filter(verb="patch", name=GATEWAY)
+    assert (throttled.status, accepted.status) == (429, 200)
+    assert accepted.timestamp - throttled.timestamp >= 1.0
+
+
+def test_a_node_whose_writes_keep_failing_is_left_untouched(
+    cluster: ApiServer,
+    topology: Topology,
+    plan_before: Plan,
+    kubeconfig_path: Path,
+    fast_retries: RetryPolicy,
+) -> None:
+    cluster.faults.fail(503, times=None, method="PATCH", path=GATEWAY, message="etcd is down")
+    before = cluster.node(GATEWAY)
+
+    result = topoctl("apply", SITES, "--kubeconfig", kubeconfig_path, "--yes", code=1)
+
+    assert result.stderr == (
+        f"topoctl: {GATEWAY}: not applied: patch node {GATEWAY}: HTTP 503: etcd is down "
+        f"(gave up after {fast_retries.attempts} attempts)\n"
+    )
+    assert "Traceback" not in result.output + result.stderr
+    assert cluster.node(GATEWAY) == before
+    assert cluster.log.count(verb="patch", name=GATEWAY) == fast_retries.attempts
+    states = progress_of(plan_before, cluster)
+    assert states.pop(GATEWAY) == "none"
+    assert set(states.values()) == {"all"}
+    assert f"Applied: {len(states)} node(s) written, 1 failed." in result.output
+
+
+# ---------------------------------------------------------------- saved plans
+
+
+def test_a_saved_plan_applies_exactly_while_its_nodes_have_not_moved(
+    cluster: ApiServer,
+    topology: Topology,
+    plan_before: Plan,
+    kubeconfig_path: Path,
+    tmp_path: Path,
+) -> None:
+    saved = tmp_path / "plan.json"
+    topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--out", saved)
+    # Kilo's heartbeat on a node the plan does not write does not make the plan stale
+    cluster.mutate_node(
+        UNCLAIMED, lambda n: n["metadata"]["annotations"].update({"kilo.squat.ai/last-seen": "1"})
+    )
+    cluster.log.clear()
+
+    topoctl("apply", saved, "--yes")  # the cluster is the one the plan recorded
+
+    assert cluster.log.count(verb="patch") == len(plan_before.writes)
+    assert_converged(cluster, topology, plan_before)
+
+
+def kilo_heartbeat(cluster: ApiServer) -> None:
+    cluster.mutate_node(
+        GATEWAY, lambda n: n["metadata"]["annotations"].update({"kilo.squat.ai/last-seen": "2"})
+    )
+
+
+def node_joined(cluster: ApiServer) -> None:
+    cluster.seed_node("fsn1-worker-new", labels={"node.kubernetes.io/instance-type": "cx32"})
+
+
+def node_replaced(cluster: ApiServer) -> None:
+    old = cluster.node(GATEWAY)
+    assert old is not None
+    cluster.delete("Node", GATEWAY)
+    for field in SERVER_SET:
+        old["metadata"].pop(field)
+    cluster.seed({"kind": "Node", "apiVersion": "v1", **old})
+
+
+@pytest.mark.parametrize(
+    ("move", "why"),
+    [
+        (kilo_heartbeat, f"{GATEWAY} moved (resourceVersion"),
+        (node_joined, "fsn1-worker-new is new"),
+        (node_replaced, f"{GATEWAY} was replaced"),
+    ],
+    ids=["node-written", "node-joined", "node-replaced"],
+)
+def test_a_saved_plan_is_refused_once_the_cluster_moved(
+    cluster: ApiServer,
+    kubeconfig_path: Path,
+    tmp_path: Path,
+    move: Callable[[ApiServer], None],
+    why: str,
+) -> None:
+    saved = tmp_path / "plan.json"
+    topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--out", saved)
+    move(cluster)
+    moved = by_name(cluster)
+    cluster.log.clear()
+
+    result = topoctl("apply", saved, "--kubeconfig", kubeconfig_path, "--yes", code=1)
+
+    assert result.stderr.startswith(f"topoctl: error: {saved}: the cluster changed since")
+    assert why in result.stderr
+    assert "run plan again" in result.stderr
+    assert writes_logged(cluster) == []
+    assert by_name(cluster) == moved
+
+
+# ------------------------------------------------------------------- snapshot
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_a_snapshot_plans_exactly_like_the_live_cluster(
+    cluster: ApiServer, kubeconfig_path: Path, tmp_path: Path, fmt: str
+) -> None:
+    snapshot = tmp_path / f"nodes.{fmt}"
+    snapshot.write_text(
+        topoctl("snapshot", "--kubeconfig", kubeconfig_path, "--format", fmt).stdout
+    )
+    exported = yaml.safe_load(snapshot.read_text())  # YAML is a superset of JSON
+    assert exported["kind"] == "List"
+    assert {(n["apiVersion"], n["kind"]) for n in exported["items"]} == {("v1", "Node")}
+    assert [n["metadata"]["name"] for n in exported["items"]] == sorted(by_name(cluster))
+    live_out, offline_out = tmp_path / "live.json", tmp_path / "offline.json"
+
+    live = topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--out", live_out)
+    offline = topoctl("plan", SITES, "--cluster", snapshot, "--out", offline_out)
+
+    assert offline.stdout == live.stdout
+    # the saved plans agree too, down to the uid and resourceVersion each node was read at
+    assert json.loads(offline_out.read_text())["plan"] == json.loads(live_out.read_text())["plan"]
+    as_json = [
+        topoctl("plan", SITES, src, path, "--format", "json").stdout
+        for src, path in (("--kubeconfig", kubeconfig_path), ("--cluster", snapshot))
+    ]
+    assert as_json[0] == as_json[1]
+    assert writes_logged(cluster) == []

@@ -177,6 +177,11 @@ SYNTAX_AND_STRUCTURE = [
         id="cluster-mesh-port-out-of-range",
     ),
     one(
+        CLUSTER + doc("spec:", "  mesh:", "    port: '51820'"),
+        E(7, 11, "spec.mesh.port", "expected a whole number, got '51820'"),
+        id="cluster-mesh-port-quoted",
+    ),
+    one(
         CLUSTER + doc("spec:", "  routes:", "    protocol: 4"),
         E(7, 15, "spec.routes.protocol", "protocol 4 is reserved for static (Kilo's routes)"),
         id="cluster-route-protocol-reserved",

@@ -1,0 +1,111 @@
+"""The GitHub workflows: clean under actionlint and zizmor, and doing what they should."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = REPO / ".github" / "workflows"
+CI, TOPOLOGY = WORKFLOWS / "ci.yml", WORKFLOWS / "topology.yml"
+BIN = Path(sys.executable).parent
+ACTIONLINT, ZIZMOR = BIN / "actionlint", BIN / "zizmor"
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
+
+needs_actionlint = pytest.mark.skipif(
+    not ACTIONLINT.exists(), reason=f"actionlint is not installed next to {sys.executable}"
+)
+needs_zizmor = pytest.mark.skipif(
+    not ZIZMOR.exists(), reason=f"zizmor is not installed next to {sys.executable}"
+)
+
+
+def run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def load(path: Path) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def steps(workflow: Any) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def zizmor_findings(target: Path) -> list[dict[str, Any]]:
+    result = run(ZIZMOR, "--offline", "--pedantic", "--no-config", "--format", "json", target)
+    assert result.returncode in (0, 10, 11, 12, 13, 14), result.stderr  # 1x: findings
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+@needs_actionlint
+def test_actionlint_is_clean() -> None:
+    result = run(ACTIONLINT, "-no-color", CI, TOPOLOGY)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@needs_zizmor
+def test_zizmor_is_clean_even_pedantic() -> None:
+    assert zizmor_findings(WORKFLOWS) == []
+
+
+@needs_actionlint
+@needs_zizmor
+def test_the_linters_do_catch_a_careless_workflow(tmp_path: Path) -> None:
+    careless = tmp_path / ".github" / "workflows" / "careless.yml"
+    careless.parent.mkdir(parents=True)
+    careless.write_text(
+        "on: pull_request_target\n"
+        "jobs:\n"
+        "  build:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "        with: {ref: '${{ github.event.pull_request.head.sha }}'}\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+        "      - run: echo ${{ matrix.nope }}\n"
+    )
+    assert run(ACTIONLINT, "-no-color", careless, cwd=tmp_path).returncode != 0
+    audits = {finding["ident"] for finding in zizmor_findings(careless)}
+    assert {"unpinned-uses", "dangerous-triggers", "template-injection"} <= audits
+
+
+@pytest.mark.parametrize("path", [CI, TOPOLOGY], ids=["ci", "topology"])
+def test_least_privilege_and_pinned_actions(path: Path) -> None:
+    workflow = load(path)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "pull_request_target" not in workflow["on"]
+    text = path.read_text(encoding="utf-8")
+    for step in steps(workflow):
+        if "uses" not in step:
+            continue
+        assert PINNED.match(step["uses"]), f"{step['uses']} is not pinned to a commit SHA"
+        assert re.search(rf"{re.escape(step['uses'])} # v\d+\.\d+\.\d+\n", text), (
+            f"{step['uses']} has no version comment"
+        )
+        if step["uses"].startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+
+
+def test_ci_runs_make_test_on_push_and_pull_request() -> None:
+    workflow = load(CI)
+    assert set(workflow["on"]) == {"push", "pull_request"}
+    assert [step["run"] for step in steps(workflow) if "run" in step] == ["make test"]
+
+
+def test_topology_check_validates_sites_on_pull_requests() -> None:
+    workflow = load(TOPOLOGY)
+    assert set(workflow["on"]) == {"pull_request"}
+    assert "sites/**" in workflow["on"]["pull_request"]["paths"]
+    runs = [step["run"] for step in steps(workflow) if "run" in step]
+    assert runs == ["pip install .", "topoctl validate sites/ --format github"]

@@ -331,11 +331,17 @@ def plan(
     """
     from reconciler.core.plan import build_plan, desired_changes
 
-    topology, notes = _checked_topology(directory, rev)
-    reader = open_cluster(snapshot, kubeconfig, context, writable=False)
-    states = _states(reader)
+    try:
+        topology, notes = _checked_topology(directory, rev)
+        reader = open_cluster(snapshot, kubeconfig, context, writable=False)
+        states = _states(reader)
+        base_topology = _topology_or_fail(directory, base) if base else None
+    except UsageFailure as err:
+        if detailed_exitcode:  # there, 2 means "changes": every failure must be 1
+            raise Failure(err.format_message()) from None
+        raise
     the_plan = _with_warnings(build_plan(topology, states), notes)
-    deltas = desired_changes(_topology_or_fail(directory, base), topology, states) if base else ()
+    deltas = desired_changes(base_topology, topology, states) if base_topology else ()
     _print_plan(the_plan, fmt, deltas)
     if out is not None:
         from reconciler.core import savedplan

@@ -1,0 +1,70 @@
+"""Import contracts (pyproject.toml, import-linter): the core stays pure, the layers hold."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+PURE = "The pure core and the models do no I/O"
+LAYERS = "Layers: entry points over executors over adapters over core over models"
+
+pytestmark = pytest.mark.skipif(
+    not LINT_IMPORTS.exists(), reason=f"lint-imports is not installed next to {sys.executable}"
+)
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """lint-imports over the ``reconciler`` package found in ``root``."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_the_contracts_forbid_io_in_the_core() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    [pure] = [c for c in config["tool"]["importlinter"]["contracts"] if c["name"] == PURE]
+    assert set(pure["source_modules"]) == {"reconciler.model", "reconciler.core"}
+    assert {"reconciler.adapters", "kubernetes", "pyroute2", "git", "socket"} <= set(
+        pure["forbidden_modules"]
+    )
+
+
+def test_the_contracts_are_kept() -> None:
+    result = lint_imports(REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{PURE} KEPT" in result.stdout
+    assert f"{LAYERS} KEPT" in result.stdout
+    assert "0 broken" in result.stdout
+
+
+def test_a_core_module_doing_io_breaks_the_contracts(tmp_path: Path) -> None:
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    shutil.copytree(
+        REPO / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    diagnostics = tmp_path / "reconciler" / "core" / "diagnostics.py"
+    diagnostics.write_text(
+        diagnostics.read_text(encoding="utf-8")
+        + "\nimport socket\nfrom reconciler.adapters import files\n",
+        encoding="utf-8",
+    )
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert f"{PURE} BROKEN" in result.stdout
+    assert f"{LAYERS} BROKEN" in result.stdout
+    assert "reconciler.core.diagnostics -> socket" in result.stdout

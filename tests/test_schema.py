@@ -64,8 +64,10 @@ def test_example_sites_match_the_schema(
 
 
 def test_every_example_file_was_checked() -> None:
-    kinds = sorted(document["kind"] for _, document in EXAMPLES)
-    assert kinds == ["Cluster", "Site", "Site", "Site"]
+    kinds = [document["kind"] for _, document in EXAMPLES]
+    assert kinds.count("Cluster") == 1
+    assert kinds.count("Site") >= 1
+    assert len(EXAMPLES) == len(list((REPO / "sites").glob("*.yaml")))  # one document each
 
 
 SITE = {"apiVersion": t.API_VERSION, "kind": "Site", "metadata": {"name": "edge"}}

@@ -156,11 +156,12 @@ def _site_warnings(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
             "nat-unreachable",
             warning=True,
         )
-    if len(spec.leader) > 1:
-        first = sorted(spec.leader, key=lambda n: n.encode())[0]
+    candidates = sorted(set(spec.leader), key=lambda n: n.encode())
+    if len(candidates) > 1:
+        first = candidates[0]
         yield doc.diagnostic(
             ("spec", "leader"),
-            f"{len(spec.leader)} leader candidates: Kilo "
+            f"{len(candidates)} leader candidates: Kilo "
             f"picks the first Ready one by name ({first!r} while it is up)",
             "many-leaders",
             warning=True,

@@ -21,6 +21,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -250,6 +251,16 @@ class SiteNode(Model):
     taints: Taints = ()
 
 
+_GLOB_CLASS = re.compile(r"\[!?\]?[^\]]*\]")
+_NODE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+def _can_match_a_node_name(pattern: str) -> bool:
+    """Whether the glob (fnmatchcase) has no literal character a node name cannot hold."""
+    literal = _GLOB_CLASS.sub("", pattern).replace("*", "").replace("?", "")
+    return set(literal) <= _NODE_NAME_CHARS
+
+
 class PoolSelector(Model):
     """Which live nodes a pool claims: all given conditions must hold."""
 
@@ -259,6 +270,21 @@ class PoolSelector(Model):
     name_pattern: str | None = Field(
         None, description="Shell-style glob on the node name, e.g. fsn1-worker-*."
     )
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _can_match(cls, pattern: str | None) -> str | None:
+        if pattern and not _can_match_a_node_name(pattern):
+            fixed = pattern.lower()
+            hint = f" - did you mean {fixed!r}?" if _can_match_a_node_name(fixed) else ""
+            raise fail(
+                "name_pattern",
+                "{pattern!r} can never match a node name (lowercase letters, digits, '-' and "
+                "'.'){hint}",
+                pattern=pattern,
+                hint=hint,
+            )
+        return pattern
 
     @model_validator(mode="after")
     def _not_empty(self) -> PoolSelector:

@@ -517,6 +517,32 @@ ROUTES_LIFECYCLE_POOLS = [
         E(8, 7, "spec.pools[0]", "missing required field 'selector'"),
         id="pool-selector-missing",
     ),
+    one(
+        site(KEEPALIVE, "  pools:", "    - name: w", "      selector: {namePattern: 'FSN1-w-*'}"),
+        E(
+            9,
+            31,
+            "spec.pools[0].selector.namePattern",
+            "'FSN1-w-*' can never match a node name (lowercase letters, digits, '-' and '.') "
+            "- did you mean 'fsn1-w-*'?",
+        ),
+        id="pool-name-pattern-uppercase",
+    ),
+    one(
+        site(KEEPALIVE, "  pools:", "    - name: w", "      selector: {namePattern: 'fsn1_w*'}"),
+        E(9, 31, "spec.pools[0].selector.namePattern", "'fsn1_w*' can never match a node name"),
+        id="pool-name-pattern-impossible-character",
+    ),
+    one(
+        site(
+            KEEPALIVE,
+            "  pools:",
+            "    - {name: workers, selector: {namePattern: 'a-*'}}",
+            "    - {name: workers, selector: {namePattern: 'b-*'}}",
+        ),
+        E(9, 14, "spec.pools[1].name", "pool 'workers' is defined twice in this site"),
+        id="pool-name-twice-in-one-site",
+    ),
 ]
 
 WARNINGS = [
@@ -601,6 +627,14 @@ VALID = [
     ),
     one(site(KEEPALIVE, "  nodes: []") + "---\n" + CLUSTER, id="site-and-cluster-in-one-file"),
     one(site(KEEPALIVE), id="smallest-site"),
+    one(
+        site(KEEPALIVE, "  pools:", "    - {name: gpu, selector: {namePattern: 'weu-[!a-c]?-*'}}"),
+        id="pool-name-pattern-with-a-class",
+    ),
+    one(
+        site(KEEPALIVE, "  leader: [gw, gw]", "  nodes:", "    - name: gw"),
+        id="leader-named-twice-is-one-candidate",
+    ),
     one("# nothing here yet\n", id="file-without-documents"),
 ]
 

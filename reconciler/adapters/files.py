@@ -28,7 +28,11 @@ def read_directory(root: Path) -> tuple[list[SourceFile], list[Diagnostic]]:
     files: list[SourceFile] = []
     notes: list[Diagnostic] = []
     seen_dirs: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def unreadable(err: OSError) -> None:
+        notes.append(_cannot_read(Path(err.filename or root), err))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable):
         here = Path(dirpath)
         real_here = here.resolve()
         if real_here in seen_dirs or not real_here.is_relative_to(real_root):
@@ -57,10 +61,27 @@ def read_directory(root: Path) -> tuple[list[SourceFile], list[Diagnostic]]:
 
 
 def _read(path: Path) -> SourceFile | Diagnostic:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:  # refused without reading it
-        return too_large(str(path), size)
-    return SourceFile(str(path), path.read_bytes())
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # refused without reading it
+            return too_large(str(path), size)
+        return SourceFile(str(path), path.read_bytes())
+    except OSError as err:
+        if path.is_symlink() and not path.exists():
+            return Diagnostic(
+                str(path),
+                0,
+                0,
+                "warning",
+                "",
+                f"dangling symlink to {os.readlink(path)}",
+                "symlink-dangling",
+            )
+        return _cannot_read(path, err)
+
+
+def _cannot_read(path: Path, err: OSError) -> Diagnostic:
+    return Diagnostic(str(path), 0, 0, "error", "", f"cannot read: {err.strerror}", "read")
 
 
 def _outside(path: Path, root: Path) -> Diagnostic:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -248,6 +249,29 @@ def test_symlinks_inside_the_directory_are_followed(workdir: Path) -> None:
     (workdir / SITES / "alias").symlink_to(workdir / SITES / "real", target_is_directory=True)
     report = validate_json(f"{SITES}/alias")
     assert [(e["file"], e["line"]) for e in report.errors] == [("sites/alias/a.yaml", 6)]
+
+
+def test_dangling_symlinks_and_loops(workdir: Path) -> None:
+    write_tree(workdir / SITES, {"a.yaml": site("  persistentKeepalive: 0")})
+    (workdir / SITES / "gone.yaml").symlink_to("missing.yaml")
+    (workdir / SITES / "loop").symlink_to(".", target_is_directory=True)
+    report = validate_json(SITES)
+    assert [(e["file"], e["line"]) for e in report.errors] == [("sites/a.yaml", 6)]
+    assert [(w["file"], w["code"], w["message"]) for w in report.warnings] == [
+        ("sites/gone.yaml", "symlink-dangling", "dangling symlink to missing.yaml")
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads directories whatever their mode")
+def test_an_unreadable_directory_is_an_error(workdir: Path) -> None:
+    locked = write_tree(workdir / SITES / "locked", {"a.yaml": site("  persistentKeepalive: 5")})
+    locked.chmod(0)
+    try:
+        report = validate_json(SITES)
+    finally:
+        locked.chmod(0o755)
+    assert [(e["file"], e["code"]) for e in report.errors] == [("sites/locked", "read")]
+    assert report.exit_code == EXIT_INVALID
 
 
 def test_canonical_forms_and_the_mesh_port(workdir: Path) -> None:

@@ -271,7 +271,13 @@ ADDRESSES = [
     ),
     one(
         with_internal_ip("10.0.0.7/24"),
-        E(9, 19, "spec.nodes[0].internalIP", "host bits set - write 10.0.0.0/24"),
+        E(
+            9,
+            19,
+            "spec.nodes[0].internalIP",
+            "interface address with its prefix; internalIP is "
+            "the node's address alone - write 10.0.0.7 (Kilo gets it as 10.0.0.7/32)",
+        ),
         id="internalIP-host-bits",
     ),
     one(

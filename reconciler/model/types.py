@@ -197,6 +197,18 @@ def ip_address(value: Any) -> str:
 def host_cidr(value: Any) -> str:
     """One address written as a CIDR (/32 or /128), which is the only form Kilo accepts."""
     text = _text(value, "IP address").strip()
+    _, slash, _ = text.partition("/")
+    if slash and _strict_network(text) is None and _interface_ip(text) is not None:
+        ip = _interface_ip(text)
+        assert ip is not None
+        raise fail(
+            "host_cidr",
+            "{value!r} is an interface address with its prefix; internalIP is the node's "
+            "address alone - write {ip} (Kilo gets it as {ip}/{bits})",
+            value=text,
+            ip=str(ip),
+            bits=ip.max_prefixlen,
+        )
     cidr = canonical_cidr(text)
     net = ipaddress.ip_network(cidr)
     if net.num_addresses != 1:
@@ -207,6 +219,13 @@ def host_cidr(value: Any) -> str:
             example=str(next(net.hosts(), net.network_address)),
         )
     return cidr
+
+
+def _interface_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_interface(text).ip
+    except ValueError:
+        return None
 
 
 def _bad_endpoint_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

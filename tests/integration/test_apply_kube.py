@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -23,7 +25,7 @@ from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import RetryPolicy
 from reconciler.cli import main
 from reconciler.core.load import Topology, load
-from reconciler.core.plan import Change, NodePlan, Plan, build_plan, node_patch
+from reconciler.core.plan import Change, NodePlan, Plan, build_plan, node_patch, replan_node
 from reconciler.model.state import NodeState
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import RequestInfo
@@ -294,6 +296,33 @@ def test_a_node_deleted_between_read_and_write_is_reported(
     assert f"Applied: {len(others)} node(s) written, 1 failed." in result.output
     live = by_name(cluster)
     assert {n.node: progress(n, live[n.node]) for n in others} == {n.node: "all" for n in others}
+
+
+def with_annotations(state: NodeState, **changes: str | None) -> NodeState:
+    annotations = {**state.annotations, **changes}
+    kept = {k: v for k, v in annotations.items() if v is not None}
+    return replace(state, annotations=MappingProxyType(kept), resource_version="999999")
+
+
+FRESH_VARIANTS: dict[str, Callable[[NodeState], NodeState]] = {
+    "unchanged": lambda s: s,
+    "foreign-annotation": lambda s: with_annotations(s, **{"example.com/owner": "ops"}),
+    "kilo-heartbeat": lambda s: with_annotations(s, **{"kilo.squat.ai/last-seen": "1795683630"}),
+    "leader-removed": lambda s: with_annotations(s, **{"kilo.squat.ai/leader": None}),
+    "leader-claimed": lambda s: with_annotations(s, **{"kilo.squat.ai/leader": "true"}),
+}
+
+
+@pytest.mark.parametrize("variant", list(FRESH_VARIANTS))
+def test_a_re_plan_after_a_conflict_is_what_a_full_plan_says(
+    cluster: ApiServer, topology: Topology, variant: str
+) -> None:
+    """The 409 path re-plans one node; it must agree with planning the whole cluster."""
+    states = [NodeState.from_object(n) for n in cluster.nodes()]
+    for fresh in (FRESH_VARIANTS[variant](s) for s in states):
+        others = [fresh if s.name == fresh.name else s for s in states]
+        full = {n.node: n for n in build_plan(topology, others).nodes}
+        assert replan_node(topology, states, fresh) == full.get(fresh.name), fresh.name
 
 
 # --------------------------------------------------------------------- faults

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -44,15 +45,12 @@ def assign(sites: Iterable[Site], nodes: Iterable[NodeState]) -> Membership:
     """Claim every live node; a node claimed by two sites is a conflict and left alone."""
     sites = tuple(sites)
     live = {node.name: node for node in nodes}
-    named: dict[str, dict[str, SiteNode]] = {
-        s.name: {n.name: n for n in s.spec.nodes} for s in sites
-    }
+    index = _ClaimIndex(sites)
     claims: dict[str, list[Member]] = {}
     overlaps: dict[str, tuple[str, ...]] = {}
     for node in live.values():
-        for site in sites:
-            listed = named[site.name].get(node.name)
-            pools = [p for p in site.spec.pools if selects(p, node)]
+        for site, listed, candidates in index.candidates(node):
+            pools = [p for p in candidates if selects(p, node)]
             if len(pools) > 1:
                 overlaps[node.name] = tuple(f"{site.name}/{p.name}" for p in pools)
             if listed is not None or pools:
@@ -78,3 +76,52 @@ def assign(sites: Iterable[Site], nodes: Iterable[NodeState]) -> Membership:
         ),
         pool_overlaps=overlaps,
     )
+
+
+_WILDCARDS = re.compile(r"[*?\[]")
+
+
+class _ClaimIndex:
+    """Which sites and pools could claim a node, without trying every pool on every node.
+
+    Named nodes are found by name; a pool by one of its ``matchLabels`` pairs, else by the
+    literal start of its ``namePattern``. Candidates still go through :func:`selects`, so
+    the index only saves work: the result is what trying every pool would give.
+    """
+
+    def __init__(self, sites: tuple[Site, ...]) -> None:
+        self.sites = sites
+        self.named: dict[str, list[tuple[int, SiteNode]]] = {}
+        self.by_label: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self.by_prefix: dict[str, list[tuple[int, int]]] = {}
+        self.everywhere: list[tuple[int, int]] = []
+        for s, site in enumerate(sites):
+            for listed in site.spec.nodes:
+                self.named.setdefault(listed.name, []).append((s, listed))
+            for p, pool in enumerate(site.spec.pools):
+                selector = pool.selector
+                if selector.match_labels:
+                    pair = min(selector.match_labels.items())
+                    self.by_label.setdefault(pair, []).append((s, p))
+                elif selector.name_pattern is not None:
+                    prefix = _WILDCARDS.split(selector.name_pattern, maxsplit=1)[0]
+                    self.by_prefix.setdefault(prefix, []).append((s, p))
+                else:
+                    self.everywhere.append((s, p))
+        self.prefix_lengths = sorted({len(prefix) for prefix in self.by_prefix})
+
+    def candidates(self, node: NodeState) -> list[tuple[Site, SiteNode | None, list[Pool]]]:
+        """In site order: each site that may claim the node, its entry, candidate pools."""
+        found: set[tuple[int, int]] = set(self.everywhere)
+        for pair in node.labels.items():
+            found.update(self.by_label.get(pair, ()))
+        name = node.name
+        for length in self.prefix_lengths:
+            if length > len(name):
+                break
+            found.update(self.by_prefix.get(name[:length], ()))
+        listed = dict(self.named.get(name, ()))
+        per_site: dict[int, list[Pool]] = {s: [] for s in listed}
+        for s, p in sorted(found):
+            per_site.setdefault(s, []).append(self.sites[s].spec.pools[p])
+        return [(self.sites[s], listed.get(s), per_site[s]) for s in sorted(per_site)]

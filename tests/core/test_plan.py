@@ -27,6 +27,7 @@ from reconciler.core.kilo import (
     newest_check_in,
 )
 from reconciler.core.load import Topology
+from reconciler.core.membership import assign, selects
 from reconciler.core.plan import (
     Change,
     NodePlan,
@@ -856,3 +857,35 @@ def test_plans_touch_only_members_and_keys_topoctl_may_write(
                 or change.key in keys.KILO_USER_KEYS
                 or (change.action == "remove-mirror" and change.key in keys.KILO_MIRRORS.values())
             ), change
+
+
+def claims_by_trying_every_pool(topo: Topology, states: Sequence[NodeState]) -> dict[str, Any]:
+    """Membership the slow, obvious way: every site and pool against every node."""
+    out: dict[str, Any] = {}
+    for node in states:
+        claims = []
+        for candidate in topo.sites:
+            listed = next((n for n in candidate.spec.nodes if n.name == node.name), None)
+            pools = [p.name for p in candidate.spec.pools if selects(p, node)]
+            if listed is not None or pools:
+                claims.append((candidate.name, listed is not None, pools[:1]))
+        out[node.name] = claims
+    return out
+
+
+@PROPERTY_SETTINGS
+@given(topo=topologies(), objects=live_nodes())
+def test_indexed_membership_equals_trying_every_pool(
+    topo: Topology, objects: list[dict[str, Any]]
+) -> None:
+    states = states_of(objects)
+    membership = assign(topo.sites, states)
+    for name, claims in claims_by_trying_every_pool(topo, states).items():
+        if len(claims) == 1:
+            member = membership.members[name]
+            pool = [member.pool.name] if member.pool else []
+            assert claims == [(member.site.name, member.named is not None, pool)]
+        elif claims:
+            assert membership.conflicts[name] == tuple(c[0] for c in claims)
+        else:
+            assert name in {n.name for n in membership.unassigned}

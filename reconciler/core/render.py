@@ -277,7 +277,7 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
             "errors": len(plan.errors),
             "has_changes": plan.has_changes,
         },
-        "sites": [_site_json(plan, name) for name in plan.sites],
+        "sites": _sites_json(plan),
         "changes": [change(ch) for n in plan.nodes for ch in n.writes],
         "conflicts": [change(ch) for ch in plan.conflicts]
         + [
@@ -293,22 +293,50 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
             for d in deltas
         ],
     }
-    return json.dumps(payload, indent=2)
+    return _dump(payload)
 
 
-def _site_json(plan: Plan, name: str) -> dict[str, Any]:
-    prediction = next((p for p in plan.leaders if p.site == name), None)
-    leader = None
-    if prediction is not None:
-        leader = {
-            "current": prediction.current,
-            "predicted": prediction.predicted,
-            "changes": prediction.changes,
-            "predicted_internal_ip": prediction.predicted_internal_ip,
-        }
-    return {
-        "name": name,
-        "leader": leader,
-        "members": sorted(n for n, s in plan.members.items() if s == name),
-        "pending": list(plan.pending.get(name, ())),
-    }
+def _dump(payload: dict[str, Any]) -> str:
+    """Indented JSON, except that list entries that are objects take one line each.
+
+    Same data as ``json.dumps(payload, indent=2)``, but ``indent`` forces Python's slow
+    encoder: with one line per change the C encoder does the work, a plan for thousands
+    of nodes renders several times faster, and line-based diffs still show one change
+    per line.
+    """
+    parts = []
+    for key, value in payload.items():
+        name = json.dumps(key)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            entries = ",\n".join(f"    {json.dumps(v)}" for v in value)
+            parts.append(f"  {name}: [\n{entries}\n  ]")
+        else:
+            parts.append(f"  {name}: " + json.dumps(value, indent=2).replace("\n", "\n  "))
+    return "{\n" + ",\n".join(parts) + "\n}"
+
+
+def _sites_json(plan: Plan) -> list[dict[str, Any]]:
+    predictions = {p.site: p for p in plan.leaders}
+    members: dict[str, list[str]] = {name: [] for name in plan.sites}
+    for node, site in sorted(plan.members.items()):
+        members.setdefault(site, []).append(node)
+    out = []
+    for name in plan.sites:
+        prediction = predictions.get(name)
+        leader = None
+        if prediction is not None:
+            leader = {
+                "current": prediction.current,
+                "predicted": prediction.predicted,
+                "changes": prediction.changes,
+                "predicted_internal_ip": prediction.predicted_internal_ip,
+            }
+        out.append(
+            {
+                "name": name,
+                "leader": leader,
+                "members": members[name],
+                "pending": list(plan.pending.get(name, ())),
+            }
+        )
+    return out

@@ -117,13 +117,27 @@ def veth_pair(netns: str, dev: str, peer_netns: str, peer: str) -> None:
 def link_up(peer_netns: str, peer: str, netns: str, dev: str) -> None:
     """Bring a veth pair up quietly: the peer first, and no IPv6 link-local address.
 
-    With the peer already up the device has carrier as it comes up, so the kernel adds
-    its routes at once; without a link-local address there is no DAD to finish later.
-    Nothing then changes routes on its own, so tests can compare route listings.
+    Without a link-local address there is no DAD to finish later, and once both ends
+    are operational IPv6 has configured them: nothing then changes routes on its own,
+    so tests can compare route listings and watch a pass for route events.
     """
     for namespace, name in ((peer_netns, peer), (netns, dev)):
         ip(namespace, "link", "set", name, "addrgenmode", "none")
         ip(namespace, "link", "set", name, "up")
+    for namespace, name in ((peer_netns, peer), (netns, dev)):
+        wait_until_operational(namespace, name)
+
+
+def wait_until_operational(netns: str, dev: str) -> None:
+    """Wait for the kernel's link watcher to mark `dev` up: IPv6 configures it only then.
+
+    Bounded by attempts, not by a clock: a slow machine only makes it loop longer.
+    """
+    for _ in range(10_000):
+        (link,) = json.loads(ip(netns, "-j", "link", "show", "dev", dev))
+        if link.get("operstate") == "UP":
+            return
+    raise AssertionError(f"{dev} in {netns} never became operational")
 
 
 def add_cilium_tunl(netns: str) -> None:

@@ -162,16 +162,20 @@ def desire_site(
             predicted_internal_ip=leader_ip,
         )
     )
+    # The agent's settings differ only between the leader and the others: render each once.
+    agents: dict[bool, tuple[str, int]] = {}
     for member in members:
         labels, annotations, taints = _merged(site, member)
         is_leader = predicted is not None and predicted.name == member.node.name
-        routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
+        if is_leader not in agents:
+            routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
+            agents[is_leader] = agent_annotation(cluster, routes), unresolved
+        agent, unresolved = agents[is_leader]
         if unresolved:
             result.warnings.append(
                 f"{member.node.name}: {unresolved} route(s) via the leader left out: no "
                 "leader with an internal IP is predicted for this site"
             )
-        agent = agent_annotation(cluster, routes)
         if len(agent) > AGENT_ANNOTATION_LIMIT:
             result.errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation for "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from reconciler.model import keys
 from reconciler.model.state import NodeState
 from reconciler.model.types import parse_endpoint
 
 
+@lru_cache(maxsize=65536)
 def is_public(ip: str) -> bool:
     """Kilo's ``isPublic`` (pkg/mesh/ip.go), byte for byte.
 
@@ -116,6 +118,7 @@ def find_leader(nodes: Sequence[KiloNode]) -> KiloNode | None:
     return public[0] if public else segment[0]
 
 
+@lru_cache(maxsize=65536)
 def _endpoint_host(value: str | None) -> str | None:
     if not value:
         return None
@@ -126,6 +129,7 @@ def _endpoint_host(value: str | None) -> str | None:
     return endpoint.host if endpoint.port is not None else None
 
 
+@lru_cache(maxsize=65536)
 def _cidr_ip(value: str | None) -> str | None:
     if not value or "/" not in value:
         return None  # Kilo ignores a bare IP

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -104,7 +105,12 @@ class NodeState:
             "annotation": keys.TALOS_OWNED_ANNOTATIONS,
             "taint": keys.TALOS_OWNED_TAINTS,
         }[kind]
-        raw = self.annotations.get(source, "")
-        names = (item.strip() for item in raw.split(","))
-        # Taint entries may be written key=value:effect; the key is what identifies them.
-        return frozenset(n.split("=")[0].split(":")[0] for n in names if n)
+        return _talos_keys(self.annotations.get(source, ""))
+
+
+@lru_cache(maxsize=4096)
+def _talos_keys(raw: str) -> frozenset[str]:
+    """Parse a Talos ownership list (read several times per node, and shared by many)."""
+    names = (item.strip() for item in raw.split(","))
+    # Taint entries may be written key=value:effect; the key is what identifies them.
+    return frozenset(n.split("=")[0].split(":")[0] for n in names if n)

@@ -28,7 +28,7 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
@@ -90,7 +90,7 @@ class KubeBackend:
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
         self.timeout = timeout
-        self._backoff = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.cap)
+        self._backoff = wait_random_exponential(multiplier=self.retry.initial, max=self.retry.cap)
 
     @classmethod
     def connect(

@@ -386,7 +386,7 @@ def apply(
     """
     from reconciler import apply as executor
     from reconciler.core import savedplan
-    from reconciler.core.plan import build_plan, replan_node
+    from reconciler.core.plan import Replanner, build_plan
 
     saved = target.is_file() and not target.name.endswith((".yaml", ".yml"))
     if saved:
@@ -404,15 +404,13 @@ def apply(
             executor.check_fresh(the_plan, states)
         except executor.StalePlanError as err:
             raise Failure(f"{target}: {err}") from None
-        replan = None
+        replan: Replanner | None = None
     else:
         topology, notes = _checked_topology(target, None)
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
         states = _states(backend)
         the_plan = _with_warnings(build_plan(topology, states), notes)
-
-        def replan(fresh: Any) -> Any:
-            return replan_node(topology, states, fresh)
+        replan = Replanner(topology, states)  # a 409 re-reads the node and re-plans it
 
     _print_plan(the_plan, "text")
     if the_plan.errors:

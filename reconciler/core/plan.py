@@ -180,24 +180,44 @@ def _taints(d: DesiredNode | None) -> Mapping[str, str]:
 def replan_node(
     topology: Topology, nodes: Iterable[NodeState], fresh: NodeState
 ) -> NodePlan | None:
-    """The plan for one node after re-reading it (the 409 path of apply).
+    """The plan for one node after re-reading it (the 409 path of apply)."""
+    return Replanner(topology, nodes)(fresh)
 
-    Only the node's own site is desired again, so a conflict costs one site's work rather
-    than a whole plan: with Kilo rewriting every node's last-seen each 30 s, conflicts are
-    routine during a large apply, and re-planning the cluster for each one made a
-    1,000-node apply take minutes.
+
+class Replanner:
+    """Re-plans single nodes against the cluster a plan was built from (apply's 409 path).
+
+    With Kilo rewriting every node's last-seen each 30 s, conflicts are routine during a
+    large apply, and re-planning the whole cluster for each one made a 1,000-node apply
+    take minutes. Membership is assigned once here; a re-plan assigns only the fresh node
+    (claims depend on the node alone) and desires only its site. Safe to share between
+    threads: calls read the shared state and never change it.
     """
-    states = [fresh if n.name == fresh.name else n for n in nodes]
-    membership = assign(topology.sites, states)
-    member = membership.members.get(fresh.name)
-    if member is None:
+
+    def __init__(self, topology: Topology, nodes: Iterable[NodeState]) -> None:
+        self.topology = topology
+        self.states = list(nodes)
+        self.membership = assign(topology.sites, self.states)
+
+    def __call__(self, fresh: NodeState) -> NodePlan | None:
+        """The plan for ``fresh`` as re-read; None when no site alone claims it any more."""
+        member = assign(self.topology.sites, [fresh]).members.get(fresh.name)
+        if member is None:
+            return None
+        site = member.site.name
+        peers = [m for m in self.membership.by_site.get(site, ()) if m.node.name != fresh.name]
+        membership = replace(
+            self.membership,
+            members={**self.membership.members, fresh.name: member},
+            by_site={site: sorted([*peers, member], key=lambda m: m.node.name)},
+        )
+        states = [fresh if n.name == fresh.name else n for n in self.states]
+        own_site = replace(self.topology, sites=(member.site,))
+        for _members, desire in _site_desires(own_site, states, membership):
+            for desired in desire.nodes:
+                if desired.name == fresh.name:
+                    return diff_node(desired, fresh)
         return None
-    own_site = replace(topology, sites=(member.site,))
-    for _members, desire in _site_desires(own_site, states, membership):
-        for desired in desire.nodes:
-            if desired.name == fresh.name:
-                return diff_node(desired, fresh)
-    return None
 
 
 def build_plan(topology: Topology, nodes: Iterable[NodeState]) -> Plan:

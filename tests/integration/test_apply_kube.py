@@ -25,7 +25,15 @@ from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import RetryPolicy
 from reconciler.cli import main
 from reconciler.core.load import Topology, load
-from reconciler.core.plan import Change, NodePlan, Plan, build_plan, node_patch, replan_node
+from reconciler.core.plan import (
+    Change,
+    NodePlan,
+    Plan,
+    Replanner,
+    build_plan,
+    node_patch,
+    replan_node,
+)
 from reconciler.model.state import NodeState
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import RequestInfo
@@ -304,12 +312,19 @@ def with_annotations(state: NodeState, **changes: str | None) -> NodeState:
     return replace(state, annotations=MappingProxyType(kept), resource_version="999999")
 
 
+def without_label(state: NodeState, key: str) -> NodeState:
+    labels = {k: v for k, v in state.labels.items() if k != key}
+    return replace(state, labels=MappingProxyType(labels), resource_version="999999")
+
+
 FRESH_VARIANTS: dict[str, Callable[[NodeState], NodeState]] = {
     "unchanged": lambda s: s,
     "foreign-annotation": lambda s: with_annotations(s, **{"example.com/owner": "ops"}),
     "kilo-heartbeat": lambda s: with_annotations(s, **{"kilo.squat.ai/last-seen": "1795683630"}),
     "leader-removed": lambda s: with_annotations(s, **{"kilo.squat.ai/leader": None}),
     "leader-claimed": lambda s: with_annotations(s, **{"kilo.squat.ai/leader": "true"}),
+    # a pool selects Hetzner workers by this label: without it they leave their site
+    "left-its-pool": lambda s: without_label(s, "node.kubernetes.io/instance-type"),
 }
 
 
@@ -319,10 +334,12 @@ def test_a_re_plan_after_a_conflict_is_what_a_full_plan_says(
 ) -> None:
     """The 409 path re-plans one node; it must agree with planning the whole cluster."""
     states = [NodeState.from_object(n) for n in cluster.nodes()]
+    replanner = Replanner(topology, states)  # one for the whole apply, as the CLI uses it
     for fresh in (FRESH_VARIANTS[variant](s) for s in states):
         others = [fresh if s.name == fresh.name else s for s in states]
-        full = {n.node: n for n in build_plan(topology, others).nodes}
-        assert replan_node(topology, states, fresh) == full.get(fresh.name), fresh.name
+        expected = {n.node: n for n in build_plan(topology, others).nodes}.get(fresh.name)
+        assert replanner(fresh) == expected, fresh.name
+        assert replan_node(topology, states, fresh) == expected, fresh.name
 
 
 # --------------------------------------------------------------------- faults

@@ -57,10 +57,10 @@ def median(argv: list[str], rounds: int) -> Run:
     return Run(statistics.median(r.seconds for r in runs), max(r.peak_rss_mb for r in runs))
 
 
-def steady_state(sites: Path, snapshot: Path, drift_every: int) -> None:
+def steady_state(topoctl: list[str], sites: Path, snapshot: Path, drift_every: int) -> None:
     """Apply the plan to the snapshot, then undo a label on every ``drift_every``-th node."""
     subprocess.run(
-        [str(TOPOCTL), "apply", str(sites), "--cluster", str(snapshot), "--yes"],
+        [*topoctl, "apply", str(sites), "--cluster", str(snapshot), "--yes"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -70,11 +70,13 @@ def steady_state(sites: Path, snapshot: Path, drift_every: int) -> None:
     snapshot.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
 
 
-def measure(label: str, sites: Path, snapshot: Path, rounds: int, out: Path) -> None:
+def measure(
+    topoctl: list[str], label: str, sites: Path, snapshot: Path, rounds: int, out: Path
+) -> None:
     load = median(
         [sys.executable, "-c", f"import json; json.load(open({str(snapshot)!r}))"], rounds
     )
-    argv = [str(TOPOCTL), "plan", str(sites), "--cluster", str(snapshot), "--format", "json"]
+    argv = [*topoctl, "plan", str(sites), "--cluster", str(snapshot), "--format", "json"]
     plan = median(argv, rounds)
     timed(argv, out)
     summary = json.loads(out.read_text())["summary"]
@@ -92,9 +94,15 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument(
+        "--topoctl",
+        default=str(TOPOCTL),
+        help="the command to measure (e.g. a wrapper running another checkout)",
+    )
     args = parser.parse_args()
-    if not TOPOCTL.exists():
-        raise SystemExit(f"{TOPOCTL} not found: run from the project's virtualenv")
+    topoctl = args.topoctl.split()
+    if not Path(topoctl[0]).exists():
+        raise SystemExit(f"{topoctl[0]} not found: run from the project's virtualenv")
     work = Path(tempfile.mkdtemp(prefix="bench-plan-"))
     try:
         sites, snapshot = write_cluster(work, args.nodes, args.sites)
@@ -104,9 +112,9 @@ def main() -> None:
             f"({size / args.nodes / 1024:.1f} KiB a node, compact); median of "
             f"{args.rounds} runs, wall time, each command in a fresh process"
         )
-        measure("fresh", sites, snapshot, args.rounds, work / "plan.json")
-        steady_state(sites, snapshot, drift_every=10)
-        measure("steady", sites, snapshot, args.rounds, work / "plan.json")
+        measure(topoctl, "fresh", sites, snapshot, args.rounds, work / "plan.json")
+        steady_state(topoctl, sites, snapshot, drift_every=10)
+        measure(topoctl, "steady", sites, snapshot, args.rounds, work / "plan.json")
         # getrusage(RUSAGE_CHILDREN) is the peak of the largest child so far.
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"largest child peak RSS (incl. apply): {children:.1f} MB")

@@ -333,8 +333,7 @@ def plan(
 
     try:
         topology, notes = _checked_topology(directory, rev)
-        reader = open_cluster(snapshot, kubeconfig, context, writable=False)
-        states = _states(reader)
+        states = _states(open_cluster(snapshot, kubeconfig, context, writable=False))
         base_topology = _topology_or_fail(directory, base) if base else None
     except UsageFailure as err:
         if detailed_exitcode:  # there, 2 means "changes": every failure must be 1

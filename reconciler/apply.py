@@ -118,6 +118,11 @@ def _apply_node(
             return None, retried
         except ConflictError as err:
             if replan is None:
+                # Applied exactly, never re-planned. The conflict may be this very write,
+                # landed with its answer lost (the retry meets the version it bumped): if
+                # the node already holds every change, nothing is left to do.
+                if _holds(current, reader):
+                    return "", retried
                 return f"conflict: {err} (a saved plan is applied exactly; plan again)", retried
             if retried >= MAX_CONFLICT_RETRIES:
                 return f"still conflicting after {retried} retries: {err}", retried
@@ -134,3 +139,19 @@ def _apply_node(
         except BackendError as err:
             return str(err), retried
     return "", retried
+
+
+def _holds(node_plan: NodePlan, reader: NodeReader) -> bool:
+    """Whether the node, read again, is the same object and carries every write of the plan."""
+    try:
+        node = NodeState.from_object(reader.get_node(node_plan.node))
+    except BackendError:
+        return False
+    if node.uid != node_plan.uid:
+        return False
+    for change in node_plan.writes:
+        if change.kind == "annotation" and node.annotations.get(change.key) != change.after:
+            return False
+        if change.kind == "label" and node.labels.get(change.key) != change.after:
+            return False
+    return node_plan.taints_after is None or set(node.taints) == set(node_plan.taints_after)

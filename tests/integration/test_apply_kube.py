@@ -450,6 +450,51 @@ def test_a_saved_plan_applies_exactly_while_its_nodes_have_not_moved(
     assert_converged(cluster, topology, plan_before)
 
 
+def test_a_saved_plan_whose_answer_was_lost_is_not_reported_as_failed(
+    cluster: ApiServer,
+    topology: Topology,
+    plan_before: Plan,
+    kubeconfig_path: Path,
+    tmp_path: Path,
+) -> None:
+    """The patch lands but its answer is lost; the retry meets the version the patch itself
+    bumped (409). The node holds exactly what the plan says, so that is a success."""
+    saved = tmp_path / "plan.json"
+    topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--out", saved)
+    cluster.faults.reset(method="PATCH", path=GATEWAY, after=True)
+
+    topoctl("apply", saved, "--yes")
+
+    assert [e.status for e in cluster.log.filter(verb="patch", name=GATEWAY)] == [0, 409]
+    assert_converged(cluster, topology, plan_before)
+
+
+def test_a_saved_plan_refuses_a_node_another_writer_changed_meanwhile(
+    cluster: ApiServer, plan_before: Plan, kubeconfig_path: Path, tmp_path: Path
+) -> None:
+    """A saved plan is applied exactly: a write to the node between apply's check and its
+    patch fails that node (and only it), it is never re-planned."""
+    saved = tmp_path / "plan.json"
+    topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--out", saved)
+
+    def other_writer(_: RequestInfo) -> None:
+        cluster.mutate_node(GATEWAY, OTHER_WRITERS["label"][0])
+
+    cluster.faults.before(other_writer, times=1, method="PATCH", path=GATEWAY)
+    before = cluster.node(GATEWAY)
+
+    result = topoctl("apply", saved, "--yes", code=1)
+
+    assert f"topoctl: {GATEWAY}: not applied: conflict" in result.stderr
+    assert "plan again" in result.stderr
+    gateway = cluster.node(GATEWAY)
+    assert gateway is not None and before is not None
+    assert gateway["metadata"]["annotations"] == before["metadata"]["annotations"]
+    states = progress_of(plan_before, cluster)
+    assert states.pop(GATEWAY) == "none"
+    assert set(states.values()) == {"all"}
+
+
 def kilo_heartbeat(cluster: ApiServer) -> None:
     cluster.mutate_node(
         GATEWAY, lambda n: n["metadata"]["annotations"].update({"kilo.squat.ai/last-seen": "2"})

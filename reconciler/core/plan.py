@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from reconciler.core.desired import DesiredNode, LeaderPrediction, SiteDesire, desire_site
@@ -197,7 +198,12 @@ class Replanner:
     def __init__(self, topology: Topology, nodes: Iterable[NodeState]) -> None:
         self.topology = topology
         self.states = list(nodes)
-        self.membership = assign(topology.sites, self.states)
+
+    @cached_property
+    def membership(self) -> Membership:
+        """Assigned at the first conflict: an apply without one never pays for it (two
+        threads meeting their first conflict at once may both compute it, harmlessly)."""
+        return assign(self.topology.sites, self.states)
 
     def __call__(self, fresh: NodeState) -> NodePlan | None:
         """The plan for ``fresh`` as re-read; None when no site alone claims it any more."""

@@ -9,6 +9,8 @@ witness: it shows every attempt, its status, and when it arrived.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -511,6 +513,29 @@ def test_cli_reports_an_unavailable_api_without_a_traceback(
     )
     assert isinstance(result.exception, SystemExit)
     assert apiserver.log.count(verb="list") == FAST.attempts
+
+
+def test_the_entry_point_reports_a_refusal_in_one_line(
+    apiserver: ApiServer, kubeconfig_path: Path
+) -> None:
+    """The console script's entry point, in its own process: one error line, no traceback."""
+    apiserver.faults.fail(403, times=None, message='nodes is forbidden: User "ci" cannot list')
+    topoctl = [sys.executable, "-c", "from reconciler.cli import run; run()"]
+
+    done = subprocess.run(
+        [*topoctl, "plan", str(SITES), "--kubeconfig", str(kubeconfig_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        'topoctl: error: reading nodes: list nodes: HTTP 403: nodes is forbidden: User "ci" '
+        "cannot list\n"
+    )
+    assert done.stdout == ""
 
 
 # ---------------------------------------------------------------------- watch

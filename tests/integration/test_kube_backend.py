@@ -456,6 +456,21 @@ def test_a_patch_whose_answer_was_lost_comes_back_as_a_conflict(
     assert statuses(apiserver, verb="patch") == [0, 409]
 
 
+def test_a_delete_whose_answer_was_lost_comes_back_as_not_found(
+    apiserver: ApiServer, backend: KubeBackend
+) -> None:
+    """The node is gone, but the caller hears 404 from the retry: whoever deletes must
+    read NotFoundError as done."""
+    seeded = apiserver.seed_node("dead-1", ready=None)
+    apiserver.faults.reset(method="DELETE", after=True)
+
+    with pytest.raises(NotFoundError, match="delete node dead-1"):
+        backend.delete_node("dead-1", seeded["metadata"]["uid"], rv_of(seeded))
+
+    assert apiserver.node("dead-1") is None
+    assert statuses(apiserver, verb="delete") == [0, 404]
+
+
 def test_a_fault_outlasting_the_retry_policy_is_a_clear_backend_error(
     apiserver: ApiServer, backend: KubeBackend
 ) -> None:

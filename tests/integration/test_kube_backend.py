@@ -418,8 +418,8 @@ def test_a_response_slower_than_the_timeout_is_retried(
     apiserver: ApiServer, kubeconfig_path: Path
 ) -> None:
     apiserver.seed_node("n1")
-    apiserver.faults.latency(1.0, times=1, method="GET")
-    impatient = KubeBackend(KubeBackend.connect(kubeconfig_path).api, retry=FAST, timeout=(2, 0.2))
+    apiserver.faults.latency(1.5, times=1, method="GET")  # only the first attempt is slow
+    impatient = KubeBackend(KubeBackend.connect(kubeconfig_path).api, retry=FAST, timeout=(2, 0.5))
 
     assert impatient.get_node("n1")["metadata"]["name"] == "n1"
     assert apiserver.log.wait_for(lambda entries: len(entries) == 2)

@@ -329,14 +329,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 # --- watching the kernel's route notifications ----------------------------------------------
 
-SENTINEL = "10.254.254.0/24"
+SENTINEL = "10.254.254.0/24"  # added by stop(): every event before it is the pass's
+PROBE = "10.254.253.0/24"  # toggled by start() until the monitor provably hears it
 
 
 class RouteMonitor:
-    """`ip monitor route` in a namespace, framed by a sentinel route so no event is missed.
+    """`ip monitor route` in a namespace, framed by marker routes so no event is missed.
 
-    `start()` returns once the monitor provably hears changes; `stop()` returns every
-    route event seen in between, sentinel lines excluded.
+    `start()` toggles a probe route until the monitor reports it (the subscription is
+    not instant, and an identical replace may not be reported at all), then clears the
+    probe; `stop()` adds the sentinel route and returns every route event seen before
+    it, probe lines excluded.
     """
 
     def __init__(self, netns: str) -> None:
@@ -344,17 +347,34 @@ class RouteMonitor:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._process: subprocess.Popen[str] | None = None
 
-    def _sentinel(self, action: str) -> None:
-        ip(self.netns, "route", action, "blackhole", SENTINEL, "table", "4094", "proto", "250")
+    def _marker(self, action: str, prefix: str) -> None:
+        subprocess.run(
+            [
+                "ip",
+                "-n",
+                self.netns,
+                "route",
+                action,
+                "blackhole",
+                prefix,
+                "table",
+                "4094",
+                "proto",
+                "250",
+            ],
+            capture_output=True,
+            check=action != "delete",
+        )
 
-    def _events_until_sentinel_deleted(self) -> list[str]:
+    def _events_until_sentinel(self) -> list[str]:
         seen: list[str] = []
         while True:
-            line = self._lines.get(timeout=10)  # a guard against hanging, not a measurement
+            line = self._lines.get(timeout=30)  # a guard against hanging, not a measurement
             assert line is not None, "ip monitor ended early"
-            if line.startswith("Deleted") and SENTINEL in line:
+            if SENTINEL in line:
                 return seen
-            seen.append(line)
+            if PROBE not in line:
+                seen.append(line)
 
     def start(self) -> RouteMonitor:
         self._process = subprocess.Popen(
@@ -363,36 +383,31 @@ class RouteMonitor:
         stream = self._process.stdout
         assert stream is not None
         threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-        for _ in range(100):  # the subscription is not instant: repeat until it is heard
-            self._sentinel("replace")
+        for _ in range(200):  # each round adds or deletes the probe: always an event
+            self._marker("delete", PROBE)
+            self._marker("replace", PROBE)
             try:
-                line = self._lines.get(timeout=0.2)
+                line = self._lines.get(timeout=0.25)
             except queue.Empty:
                 continue
             assert line is not None, "ip monitor ended early"
-            if SENTINEL in line:
-                self._drain()
+            if PROBE in line:
+                self._marker("delete", PROBE)
                 return self
-        raise AssertionError("ip monitor never reported the sentinel route")
+        raise AssertionError("ip monitor never reported the probe route")
 
     def _pump(self, stream: Any) -> None:
         for line in stream:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                self._lines.get_nowait()
-            except queue.Empty:
-                return
-
     def stop(self) -> list[str]:
         """Route events since `start()`."""
         try:
-            self._sentinel("delete")
-            return self._events_until_sentinel_deleted()
+            self._marker("replace", SENTINEL)
+            return self._events_until_sentinel()
         finally:
+            self._marker("delete", SENTINEL)
             self.close()
 
     def close(self) -> None:

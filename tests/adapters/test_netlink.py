@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import secrets
 import subprocess
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import pytest
 
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
 from reconciler.core.routes import ApplyResult, Route, RouteConflict, RouteDiff, diff_routes
 from tests.conftest import needs_root
+from tests.kernel import ip, route_entries, route_from_ip
 
 pytestmark = needs_root
 
 OURS = 193
 STATIC = 4
 KERNEL = 2
-
-
-def ip(netns: str, *args: str) -> str:
-    """Run `ip -n NETNS ARGS...`; fail the test with ip's message if it fails."""
-    done = subprocess.run(["ip", "-n", netns, *args], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr.strip()}"
-    return done.stdout
 
 
 @pytest.fixture
@@ -59,28 +51,7 @@ def adapter(netns: str) -> Iterator[NetlinkAdapter]:
 
 def kernel_routes(netns: str, *selector: str) -> set[Route]:
     """Routes as `ip route show table all` prints them, as Route values (protocol kept)."""
-    found: set[Route] = set()
-    for family in ("-4", "-6"):
-        listing = ip(netns, "-j", "-N", family, "route", "show", "table", "all", *selector)
-        found.update(_as_route(entry) for entry in json.loads(listing or "[]"))
-    return found
-
-
-def _as_route(entry: dict[str, Any]) -> Route:
-    dst = entry["dst"]
-    if dst == "default":
-        dst = "::/0" if ":" in entry.get("gateway", "") else "0.0.0.0/0"
-    elif "/" not in dst:
-        dst += "/128" if ":" in dst else "/32"
-    return Route(
-        dst=dst,
-        gateway=entry.get("gateway"),
-        dev=entry.get("dev"),
-        table=int(entry.get("table", 254)),
-        metric=entry.get("metric", 0),
-        onlink="onlink" in entry.get("flags", []),
-        protocol=int(entry.get("protocol", 0)),
-    )
+    return {route_from_ip(entry) for entry in route_entries(netns, *selector)}
 
 
 def ours(netns: str) -> set[Route]:

@@ -31,6 +31,7 @@ import yaml
 
 from reconciler.core.routes import Route
 from reconciler.model import keys
+from tests.kernel import ip, route_entries, route_from_ip
 
 NODE = "fsn1-worker-7kq2p"
 EXTERNAL_TARGET = "203.0.113.50"  # TEST-NET-3: routed only inside the test namespaces
@@ -50,25 +51,9 @@ def fixed_clock() -> str:
     return FIXED_NOW
 
 
-def ip(netns: str, *args: str) -> str:
-    """Run `ip -n NETNS ARGS...`; fail the test with ip's message if it fails."""
-    done = subprocess.run(["ip", "-n", netns, *args], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"ip -n {netns} {' '.join(args)}: {done.stderr.strip()}"
-    return done.stdout
-
-
-def route_entries(netns: str, *selector: str) -> list[dict[str, Any]]:
-    """`ip -j -N route show table all SELECTOR`, IPv4 then IPv6, as ip prints them."""
-    entries: list[dict[str, Any]] = []
-    for family in ("-4", "-6"):
-        listing = ip(netns, "-j", "-N", family, "route", "show", "table", "all", *selector)
-        entries += json.loads(listing or "[]")
-    return entries
-
-
 def owned_routes(netns: str, protocol: int = OURS) -> set[Route]:
     """Routes carrying `protocol`, as Route values (ip omits the protocol it filters on)."""
-    return {_as_route(e, protocol) for e in route_entries(netns, "proto", str(protocol))}
+    return {route_from_ip(e, protocol) for e in route_entries(netns, "proto", str(protocol))}
 
 
 def foreign_routes(netns: str, protocol: int = OURS) -> list[str]:
@@ -77,23 +62,6 @@ def foreign_routes(netns: str, protocol: int = OURS) -> list[str]:
         json.dumps(entry, sort_keys=True)
         for entry in route_entries(netns)
         if int(entry.get("protocol", 0)) != protocol
-    )
-
-
-def _as_route(entry: Mapping[str, Any], protocol: int) -> Route:
-    dst = entry["dst"]
-    if dst == "default":
-        dst = "::/0" if ":" in entry.get("gateway", "") else "0.0.0.0/0"
-    elif "/" not in dst:
-        dst += "/128" if ":" in dst else "/32"
-    return Route(
-        dst=dst,
-        gateway=entry.get("gateway"),
-        dev=entry.get("dev"),
-        table=int(entry.get("table", 254)),
-        metric=int(entry.get("metric", 0)),
-        onlink="onlink" in entry.get("flags", []),
-        protocol=protocol,
     )
 
 

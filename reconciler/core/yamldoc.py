@@ -1,20 +1,33 @@
 """YAML text -> plain Python documents, with the line and column of every key and value.
 
-Parsing is ruamel.yaml's (round-trip mode keeps positions); this module adds the limits
-that keep hostile input cheap: file size, document count, nesting depth and the number
-of nodes after alias expansion (the "billion laughs" bomb is cut off, not expanded).
+Parsing is ruamel.yaml's (round-trip mode keeps positions, YAML 1.2); this module adds
+the limits that keep hostile input cheap: file size, document count, nesting depth and
+the number of nodes after alias expansion (the "billion laughs" bomb is cut off, not
+expanded).
+
+Round-trip parsing is slow (pure Python), and positions are only needed to report a
+diagnostic. So a file is first read by libyaml (PyYAML's C parser) into plain data,
+with YAML 1.2 scalar resolution; positions are computed by the full reader only when a
+diagnostic asks for them. Anything the fast reader is not sure to read exactly as the
+full reader would - a syntax error, a duplicate key, an alias, an explicit tag, a
+merge key, a number or date in an unusual spelling, a non-text key, a limit - sends
+the whole file to the full reader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml as libyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
+from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
 
@@ -57,12 +70,21 @@ class Positions:
 
 @dataclass(frozen=True)
 class YamlDocument:
-    """One YAML document as plain data, with where it came from."""
+    """One YAML document as plain data, with where it came from.
+
+    ``locate`` gives the document's positions; it may parse the file again, once, on
+    first use (see the module docstring).
+    """
 
     file: str
     index: int
     data: Any
-    positions: Positions
+    locate: Callable[[], Positions] = field(repr=False, compare=False, default=Positions)
+
+    @property
+    def positions(self) -> Positions:
+        """Where each key and value of this document stands in its file."""
+        return self.locate()
 
     def diagnostic(
         self, path: Path, message: str, code: str, *, key: bool = False, warning: bool = False
@@ -159,6 +181,19 @@ def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagno
             return [], [
                 _file_error(file, f"not UTF-8 text ({err.reason} at byte {err.start})", "encoding")
             ]
+    fast = _fast_documents(text)
+    if fast is not None:
+        lazy = _LazyPositions(file, text)
+        return [
+            YamlDocument(file, index, data, lambda i=index: lazy.of(i))  # type: ignore[misc]
+            for index, data in enumerate(fast)
+            if data is not None
+        ], []
+    return _full_parse(file, text)
+
+
+def _full_parse(file: str, text: str) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """The round-trip reader: exact positions, ruamel's error messages, every limit."""
     documents: list[YamlDocument] = []
     try:
         for index, raw in enumerate(_yaml().load_all(text)):
@@ -228,7 +263,7 @@ def _document(file: str, index: int, raw: Any) -> YamlDocument:
     positions.values[()] = start
     walk = _Walk(file, positions)
     data = _plain(raw, (), walk, 0, start)
-    return YamlDocument(file=file, index=index, data=data, positions=positions)
+    return YamlDocument(file=file, index=index, data=data, locate=lambda: positions)
 
 
 def _pos(lc: Any, kind: str = "", arg: Any = None) -> Position:
@@ -302,3 +337,92 @@ def _scalar(node: Any) -> Any:
     if isinstance(node, CommentedMap | CommentedSeq):
         return node
     return str(node)
+
+
+# --- the fast reader -------------------------------------------------------------------
+
+
+class _DeclinedError(Exception):
+    """The fast reader is not sure to match the full reader here: use the full one."""
+
+
+class _LazyPositions:
+    """Positions of one file's documents, from the full reader, computed on first use."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self._by_index: dict[int, Positions] | None = None
+
+    def of(self, index: int) -> Positions:
+        if self._by_index is None:
+            documents, _ = _full_parse(self.file, self.text)
+            self._by_index = {d.index: d.positions for d in documents}
+        return self._by_index.get(index) or Positions()
+
+
+_C_LOADER = getattr(libyaml, "CSafeLoader", None)
+_YAML11 = libyaml.resolver.Resolver()
+_YAML12 = VersionedResolver(version=(1, 2))
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_SIMPLE_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_SIMPLE_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]+")
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+def _fast_documents(text: str) -> list[Any] | None:
+    """Every document as plain data, or None when the full reader must take the file."""
+    if _C_LOADER is None:
+        return None
+    try:
+        nodes = list(libyaml.compose_all(text, Loader=_C_LOADER))
+        if len(nodes) > MAX_DOCUMENTS_PER_FILE:
+            return None
+        budget = [MAX_NODES_PER_DOCUMENT * len(nodes)]
+        return [_fast_plain(node, 0, budget, set()) for node in nodes]
+    except (_DeclinedError, libyaml.YAMLError, RecursionError, ValueError):
+        return None
+
+
+def _fast_plain(node: Any, depth: int, budget: list[int], seen: set[int]) -> Any:
+    budget[0] -= 1
+    if depth > MAX_DEPTH or budget[0] < 0 or id(node) in seen:
+        raise _DeclinedError  # a limit, or an alias (a node met twice)
+    seen.add(id(node))
+    if isinstance(node, libyaml.ScalarNode):
+        return _fast_scalar(node)
+    if isinstance(node, libyaml.SequenceNode):
+        if node.tag != _SEQ:
+            raise _DeclinedError
+        return [_fast_plain(item, depth + 1, budget, seen) for item in node.value]
+    if isinstance(node, libyaml.MappingNode) and node.tag == _MAP:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _fast_plain(key_node, depth + 1, budget, seen)
+            if not isinstance(key, str) or key in out:
+                raise _DeclinedError  # non-text or duplicate key: the full reader reports it
+            out[key] = _fast_plain(value_node, depth + 1, budget, seen)
+        return out
+    raise _DeclinedError
+
+
+def _fast_scalar(node: Any) -> Any:
+    value: str = node.value
+    plain = not node.style  # libyaml reports plain scalars with style "" (PyYAML: None)
+    implicit = _YAML11.resolve(libyaml.ScalarNode, value, (plain, not plain))  # type: ignore[no-untyped-call]
+    if node.tag != implicit:
+        raise _DeclinedError  # an explicit tag
+    if not plain:
+        return value
+    tag = _YAML12.resolve(RuamelScalarNode, value, (True, False))
+    if tag == _STR:
+        return value
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool" and value in _BOOLS:
+        return _BOOLS[value]
+    if tag == "tag:yaml.org,2002:int" and _SIMPLE_INT.fullmatch(value):
+        return int(value)
+    if tag == "tag:yaml.org,2002:float" and _SIMPLE_FLOAT.fullmatch(value):
+        return float(value)
+    raise _DeclinedError

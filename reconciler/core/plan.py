@@ -53,7 +53,7 @@ class NodePlan:
     changes: tuple[Change, ...]
     taints_after: tuple[TaintValue, ...] | None = None  # the full list, when taints change
 
-    @property
+    @cached_property
     def writes(self) -> tuple[Change, ...]:
         """The changes that are written (conflicts are only reported)."""
         return tuple(c for c in self.changes if c.action in WRITES)

@@ -10,10 +10,17 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from rich.markup import escape
-
 from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, Plan
 from reconciler.model import keys
+
+
+def escape(text: str) -> str:
+    """Rich markup escaping, imported only when text output is rendered (rich is slow
+    to import, and json and markdown output never need it)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
 
 SIGNS = {
     "set": "+",

@@ -169,20 +169,20 @@ def _site_warnings(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
 
 
 def _routes_kilo_already_routes(sites: Sequence[Located]) -> Iterator[Diagnostic]:
+    routed = [
+        (ipaddress.ip_network(cidr), cidr, site.name)
+        for site, _ in sites
+        for cidr in site.spec.allowed_location_ips
+    ]
     for site, doc in sites:
         for i, route in enumerate(site.spec.routes):
             dst = ipaddress.ip_network(route.to)
-            for other, _ in sites:
-                if other.name == site.name:
-                    continue
-                for cidr in other.spec.allowed_location_ips:
-                    net = ipaddress.ip_network(cidr)
-                    if net.version == dst.version and net.overlaps(dst):
-                        yield doc.diagnostic(
-                            ("spec", "routes", i, "to"),
-                            f"{route.to} overlaps "
-                            f"{cidr}, which Kilo already routes to site "
-                            f"{other.name!r} (its allowedLocationIPs)",
-                            "route-kilo-overlap",
-                            warning=True,
-                        )
+            for net, cidr, other in routed:
+                if other != site.name and net.version == dst.version and net.overlaps(dst):
+                    yield doc.diagnostic(
+                        ("spec", "routes", i, "to"),
+                        f"{route.to} overlaps {cidr}, which Kilo already routes to site "
+                        f"{other!r} (its allowedLocationIPs)",
+                        "route-kilo-overlap",
+                        warning=True,
+                    )

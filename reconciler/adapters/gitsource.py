@@ -20,14 +20,16 @@ def read_revision(directory: Path, rev: str) -> tuple[list[SourceFile], list[Dia
     try:
         repo = git.Repo(directory, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise SourceError(f"{directory}: not inside a git repository (needed for --rev)") from None
+        raise SourceError(
+            f"{directory}: not inside a git repository (needed to read revision {rev!r})"
+        ) from None
     with repo:
         try:
             # A well-formed SHA that is not in the repository only fails once the
             # commit's objects are read: read the tree here, inside the try.
             tree = repo.commit(rev).tree
         except (git.BadName, git.BadObject, ValueError):
-            raise SourceError(f"--rev {rev!r}: no such revision in {repo.working_dir}") from None
+            raise SourceError(f"revision {rev!r}: no such revision in {repo.working_dir}") from None
         top = Path(repo.working_dir).resolve()
         try:
             sub = directory.resolve().relative_to(top).as_posix()

@@ -108,7 +108,7 @@ def test_a_bad_revision_is_a_usage_error(repo: Path, rev: str) -> None:
     commit(repo, "good", SITES)
     result = invoke("validate", SITES, f"--rev={rev}")
     assert result.exit_code == EXIT_USAGE, result.output
-    assert "topoctl: error: --rev" in result.stderr
+    assert f"topoctl: error: revision {rev!r}: no such revision" in result.stderr
 
 
 def test_rev_outside_a_repository_is_a_usage_error(workdir: Path) -> None:

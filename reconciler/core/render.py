@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, Plan
@@ -303,6 +304,18 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     return _dump(payload)
 
 
+def _json_line(entry: dict[str, Any]) -> str:
+    """``json.dumps(entry)``, byte for byte; a flat object of text and nulls (every
+    change) is joined from the C string encoder, without building an encoder per line."""
+    if not all(v is None or type(v) is str for v in entry.values()):
+        return json.dumps(entry)
+    return (
+        "{"
+        + ", ".join(f"{_quote(k)}: {'null' if v is None else _quote(v)}" for k, v in entry.items())
+        + "}"
+    )
+
+
 def _dump(payload: dict[str, Any]) -> str:
     """Indented JSON, except that list entries that are objects take one line each.
 
@@ -315,7 +328,7 @@ def _dump(payload: dict[str, Any]) -> str:
     for key, value in payload.items():
         name = json.dumps(key)
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            entries = ",\n".join(f"    {json.dumps(v)}" for v in value)
+            entries = ",\n".join(f"    {_json_line(v)}" for v in value)
             parts.append(f"  {name}: [\n{entries}\n  ]")
         else:
             parts.append(f"  {name}: " + json.dumps(value, indent=2).replace("\n", "\n  "))

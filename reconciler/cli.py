@@ -35,12 +35,18 @@ class UsageFailure(Failure):
 def main() -> None:
     """Declarative topology for Kubernetes clusters meshed by Kilo.
 
-    Describe each location in sites/*.yaml (Site and Cluster documents, see
-    `topoctl schema`), then:
+    Describe each location in sites/*.yaml (Site and Cluster documents; see
+    `topoctl schema` and the README), then:
 
     \b
-      topoctl validate sites/          check every file, every rule, at once
-      topoctl validate --rev HEAD~1    the same, at a git revision
+      topoctl validate sites/                        every rule, every file, at once
+      topoctl plan --cluster nodes.yaml              what would change, and why
+      topoctl plan --kubeconfig ~/.kube/config       ... against a live cluster
+      topoctl apply --kubeconfig ~/.kube/config      make it so (asks first)
+      topoctl agent --node NAME                      on each node: addresses, taint, routes
+
+    Exit status: 0 success, 1 invalid input or failure, 2 usage error
+    (plan --detailed-exitcode: 2 means there are changes).
     """
 
 

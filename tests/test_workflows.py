@@ -108,4 +108,16 @@ def test_topology_check_validates_sites_on_pull_requests() -> None:
     assert set(workflow["on"]) == {"pull_request"}
     assert "sites/**" in workflow["on"]["pull_request"]["paths"]
     runs = [step["run"] for step in steps(workflow) if "run" in step]
-    assert runs == ["pip install .", "topoctl validate sites/ --format github"]
+    assert runs[:2] == ["pip install .", "topoctl validate sites/ --format github"]
+
+
+def test_topology_check_puts_the_plan_in_the_job_summary() -> None:
+    workflow = load(TOPOLOGY)
+    plan = [step for step in steps(workflow) if "topoctl plan" in step.get("run", "")]
+    assert len(plan) == 1
+    run = plan[0]["run"]
+    assert "--format markdown" in run and '--base "$BASE_SHA"' in run
+    assert '>> "$GITHUB_STEP_SUMMARY"' in run
+    # The base revision comes through the environment, never spliced into the script.
+    assert "${{" not in run
+    assert plan[0]["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"

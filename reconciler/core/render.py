@@ -262,18 +262,6 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     """Stable machine-readable plan (format_version 1)."""
     c = counts(plan)
 
-    def change(ch: Change) -> dict[str, Any]:
-        return {
-            "node": ch.node,
-            "site": ch.site,
-            "kind": ch.kind,
-            "key": ch.key,
-            "action": ch.action,
-            "before": ch.before,
-            "after": ch.after,
-            "reason": ch.reason,
-        }
-
     payload = {
         "format_version": PLAN_FORMAT_VERSION,
         "cluster": plan.cluster,
@@ -286,8 +274,8 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
             "has_changes": plan.has_changes,
         },
         "sites": _sites_json(plan),
-        "changes": [change(ch) for n in plan.nodes for ch in n.writes],
-        "conflicts": [change(ch) for ch in plan.conflicts]
+        "changes": _Lines(_change_line(ch) for n in plan.nodes for ch in n.writes),
+        "conflicts": [_change(ch) for ch in plan.conflicts]
         + [
             {"node": n, "sites": list(s), "kind": "membership"}
             for n, s in sorted(plan.claimed_twice.items())
@@ -302,6 +290,48 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         ],
     }
     return _dump(payload)
+
+
+def _change(ch: Change) -> dict[str, Any]:
+    return {
+        "node": ch.node,
+        "site": ch.site,
+        "kind": ch.kind,
+        "key": ch.key,
+        "action": ch.action,
+        "before": ch.before,
+        "after": ch.after,
+        "reason": ch.reason,
+    }
+
+
+class _Lines(list[str]):
+    """List entries already encoded, one JSON object a line (see :func:`_dump`)."""
+
+
+_CHANGE_LINE = (
+    '{"node": %s, "site": %s, "kind": %s, "key": %s, "action": %s, '
+    '"before": %s, "after": %s, "reason": %s}'
+)
+
+
+def _change_line(ch: Change) -> str:
+    """``json.dumps(_change(ch))``, byte for byte: one change is a flat object of text
+    and nulls, so it is filled into a template with the C string encoder (thousands of
+    changes render several times faster than through a dict per change)."""
+    try:
+        return _CHANGE_LINE % (
+            _quote(ch.node),
+            _quote(ch.site),
+            _quote(ch.kind),
+            _quote(ch.key),
+            _quote(ch.action),
+            "null" if ch.before is None else _quote(ch.before),
+            "null" if ch.after is None else _quote(ch.after),
+            _quote(ch.reason),
+        )
+    except TypeError:  # not text: let json say how it is written
+        return json.dumps(_change(ch))
 
 
 def _json_line(entry: dict[str, Any]) -> str:
@@ -327,7 +357,10 @@ def _dump(payload: dict[str, Any]) -> str:
     parts = []
     for key, value in payload.items():
         name = json.dumps(key)
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if isinstance(value, _Lines) and value:
+            entries = ",\n".join(f"    {line}" for line in value)
+            parts.append(f"  {name}: [\n{entries}\n  ]")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             entries = ",\n".join(f"    {_json_line(v)}" for v in value)
             parts.append(f"  {name}: [\n{entries}\n  ]")
         else:

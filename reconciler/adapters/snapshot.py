@@ -17,12 +17,14 @@ import os
 import tempfile
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from ruamel.yaml import YAML
 
 from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 
 class SnapshotError(BackendError):
@@ -44,6 +46,7 @@ def load_fast(path: Path) -> list[dict[str, Any]]:
             data = yaml.load(text, Loader=loader)
     except (ValueError, yaml.YAMLError) as err:
         raise SnapshotError(f"{path}: not a JSON or YAML node list: {err}") from None
+    del text  # tens of MB for a large cluster: not kept beside the nodes
     return list(_items(data, path))
 
 
@@ -94,9 +97,13 @@ class SnapshotBackend:
         self._dirty = False
         self._yaml: YAML | None = None
         self._indent = 4
-        text = _read(path)
-        self._json = _is_json(text)
-        if writable and not self._json:
+        self._nodes: list[Any]
+        if not writable:  # a plan: the fast path, which reads the file only once
+            self._doc = None
+            self._nodes = load_fast(path)
+        elif not _is_json(text := _read(path)):
+            from ruamel.yaml import YAML  # the round-trip loader: only to write YAML
+
             self._yaml = YAML(typ="rt")
             self._yaml.preserve_quotes = True
             self._yaml.width = 4096
@@ -105,14 +112,11 @@ class SnapshotBackend:
                 self._doc = self._yaml.load(text)
             except Exception as err:
                 raise SnapshotError(f"{path}: not YAML: {err}") from None
-            self._nodes: list[Any] = _items(self._doc, path)
-        elif writable:
+            self._nodes = _items(self._doc, path)
+        else:
             self._doc = json.loads(text)
             self._indent = _json_indent(text)
             self._nodes = _items(self._doc, path)
-        else:
-            self._doc = None
-            self._nodes = load_fast(path)
         self._by_name = {n["metadata"]["name"]: n for n in self._nodes}
 
     def list_nodes(self) -> list[NodeObject]:

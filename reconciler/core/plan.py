@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Literal
 
 from reconciler.core.desired import DesiredNode, LeaderPrediction, SiteDesire, desire_site
@@ -102,7 +103,15 @@ def owned_record(annotations: Mapping[str, str]) -> dict[str, set[str]]:
 
 def render_owned(record: Mapping[str, Iterable[str]]) -> str:
     """Canonical compact JSON of an ownership record."""
-    return json.dumps({k: sorted(v) for k, v in sorted(record.items())}, separators=(",", ":"))
+    data = {k: sorted(v) for k, v in sorted(record.items())}
+    try:  # once per node: join the C string encoder's output instead of a json.dumps
+        return (
+            "{"
+            + ",".join(f"{_quote(k)}:[{','.join([_quote(x) for x in v])}]" for k, v in data.items())
+            + "}"
+        )
+    except TypeError:  # not text: let json say how it is written
+        return json.dumps(data, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,12 +398,17 @@ class _Ctx:
         """Diff a key/value kind (annotations or labels); return the new owned set."""
         talos = self.live.talos_owned(kind)
         new_owned: set[str] = set()
-        site = self.desired.site
+        name, site = self.desired.name, self.desired.site
+        declared = f"declared by site {site}"
+        append = self.out.append
         for key in sorted(wanted):
             value, current = wanted[key], live.get(key)
             if current == value:
                 new_owned.add(key)
-            elif current is not None and key in talos:
+            elif current is None:  # the common case for a new node: inlined
+                new_owned.add(key)
+                append(Change(name, site, kind, key, "set", None, value, declared))
+            elif key in talos:
                 self.add(
                     kind,
                     key,
@@ -404,13 +418,10 @@ class _Ctx:
                     f"Talos manages this {kind} ({_TALOS[kind]}) and would put it back; "
                     "change it in the machine config, or drop it from git",
                 )
-            elif current is None:
-                new_owned.add(key)
-                self.add(kind, key, "set", None, value, f"declared by site {site}")
             elif key in owned or key.startswith(keys.TOPOCTL):
                 # topoctl.io/* keys are topoctl's own, recorded as owned or not.
                 new_owned.add(key)
-                self.add(kind, key, "update", current, value, f"declared by site {site}")
+                self.add(kind, key, "update", current, value, declared)
             else:
                 new_owned.add(key)
                 self.add(kind, key, "adopt", current, value, _ADOPTED)

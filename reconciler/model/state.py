@@ -100,12 +100,14 @@ class NodeState:
 
     def talos_owned(self, kind: str) -> frozenset[str]:
         """Keys Talos manages on this node, for ``label``, ``annotation`` or ``taint``."""
-        source = {
-            "label": keys.TALOS_OWNED_LABELS,
-            "annotation": keys.TALOS_OWNED_ANNOTATIONS,
-            "taint": keys.TALOS_OWNED_TAINTS,
-        }[kind]
-        return _talos_keys(self.annotations.get(source, ""))
+        return _talos_keys(self.annotations.get(_TALOS_SOURCES[kind], ""))
+
+
+_TALOS_SOURCES = {
+    "label": keys.TALOS_OWNED_LABELS,
+    "annotation": keys.TALOS_OWNED_ANNOTATIONS,
+    "taint": keys.TALOS_OWNED_TAINTS,
+}
 
 
 @lru_cache(maxsize=4096)

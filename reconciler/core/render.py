@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
+from reconciler.core.desired import LeaderPrediction
 from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, Plan
 from reconciler.model import keys
 
@@ -147,11 +148,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         if pred is not None:
             head += f"  leader: {escape(pred.predicted or '(none)')}"
             if pred.changes:
-                head += (
-                    f"  [bold red]LEADER CHANGE {escape(pred.current or '(none)')} -> "
-                    f"{escape(pred.predicted or '(none)')}: tunnels to this location drop "
-                    "while Kilo reconfigures[/]"
-                )
+                head += f"  [bold red]LEADER CHANGE: {escape(leader_news(pred))}[/]"
         if not nodes and not (pred and pred.changes):
             continue
         out.append(head)
@@ -198,17 +195,29 @@ def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[
     return out
 
 
+def leader_news(prediction: LeaderPrediction) -> str:
+    """What a predicted leader change means for the location, in one sentence."""
+    before, after = prediction.current, prediction.predicted
+    if before is None:
+        return (
+            f"the Kilo location forms, led by {after}; its nodes leave the location they "
+            "are in now, and their tunnels are rebuilt"
+        )
+    if after is None:
+        return (
+            f"{before} stops leading and no Ready node with an internal IP would lead: "
+            "tunnels to this location drop"
+        )
+    return f"{before} -> {after}; tunnels to this location drop while Kilo reconfigures"
+
+
 def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     """A pull-request comment: summary table, predicted leaders, a section per site."""
     out = [f"### topoctl plan: cluster `{plan.cluster}`", "", f"**{summary_line(plan)}**", ""]
     for error in plan.errors:
         out.append(f"> [!CAUTION]\n> {error}\n")
     for move in (p for p in plan.leaders if p.changes):
-        out.append(
-            f"> [!WARNING]\n> Leader change in `{move.site}`: `{move.current or 'none'}` -> "
-            f"`{move.predicted or 'none'}`. Tunnels to this location drop while Kilo "
-            "reconfigures.\n"
-        )
+        out.append(f"> [!WARNING]\n> Leader change in `{move.site}`: {leader_news(move)}.\n")
     out += [
         "| site | nodes to change | keys | conflicts | leader now | leader after |",
         "| --- | ---: | ---: | ---: | --- | --- |",

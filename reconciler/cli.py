@@ -65,8 +65,8 @@ def read_topology(directory: Path, rev: str | None) -> Any:
     except SourceError as err:
         raise UsageFailure(str(err)) from None
     result = load(files, notes)
-    sources = {}
-    for f in files:
+    sources = {}  # for the source line under each diagnostic: decoded only when there is one
+    for f in files if result.diagnostics else ():
         try:
             sources[f.path] = f.content.decode("utf-8")
         except UnicodeDecodeError:
@@ -245,29 +245,14 @@ def _states(reader: Any) -> list[Any]:
 
 
 def _topology_or_fail(directory: Path, rev: str | None) -> Any:
-    return _checked_topology(directory, rev)[0]
-
-
-def _checked_topology(directory: Path, rev: str | None) -> tuple[Any, tuple[str, ...]]:
-    """The valid topology and its warnings (TOPOLOGY.md: warnings are shown in plans)."""
+    """The valid topology (its warnings ride along into the plan), or a clear failure."""
     from reconciler.core import report
-    from reconciler.core.diagnostics import warnings
 
     result, sources = read_topology(directory, rev)
     if not result.ok:
         click.echo(report.text(result.diagnostics, sources), err=True)
         raise Failure(f"{directory}: {report.verdict(result)} - run `topoctl validate` for details")
-    notes = tuple(
-        f"{d.location}: {d.path + ': ' if d.path else ''}{d.message}"
-        for d in warnings(result.diagnostics)
-    )
-    return result.topology, notes
-
-
-def _with_warnings(plan: Any, notes: tuple[str, ...]) -> Any:
-    from dataclasses import replace
-
-    return replace(plan, warnings=notes + plan.warnings) if notes else plan
+    return result.topology
 
 
 def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
@@ -338,14 +323,14 @@ def plan(
     from reconciler.core.plan import build_plan, desired_changes
 
     try:
-        topology, notes = _checked_topology(directory, rev)
+        topology = _topology_or_fail(directory, rev)
         states = _states(open_cluster(snapshot, kubeconfig, context, writable=False))
         base_topology = _topology_or_fail(directory, base) if base else None
     except UsageFailure as err:
         if detailed_exitcode:  # there, 2 means "changes": every failure must be 1
             raise Failure(err.format_message()) from None
         raise
-    the_plan = _with_warnings(build_plan(topology, states), notes)
+    the_plan = build_plan(topology, states)
     deltas = desired_changes(base_topology, topology, states) if base_topology else ()
     _print_plan(the_plan, fmt, deltas)
     if out is not None:
@@ -411,10 +396,10 @@ def apply(
             raise Failure(f"{target}: {err}") from None
         replan: Replanner | None = None
     else:
-        topology, notes = _checked_topology(target, None)
+        topology = _topology_or_fail(target, None)
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
         states = _states(backend)
-        the_plan = _with_warnings(build_plan(topology, states), notes)
+        the_plan = build_plan(topology, states)
         replan = Replanner(topology, states)  # a 409 re-reads the node and re-plans it
 
     _print_plan(the_plan, "text")

@@ -43,6 +43,12 @@ class Diagnostic:
             return self.file
         return f"{self.file}:{self.line}:{self.col}"
 
+    @property
+    def brief(self) -> str:
+        """``file:line:col: path: message`` - the line a plan shows for a warning."""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.location}: {where}{self.message}"
+
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
         return f"{self.location}: {self.severity}: {where}{self.message}"

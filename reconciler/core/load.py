@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from reconciler.core import rules
-from reconciler.core.diagnostics import Diagnostic, Path, errors, ordered
+from reconciler.core.diagnostics import Diagnostic, Path, errors, ordered, warnings
 from reconciler.core.yamldoc import YamlDocument, parse
 from reconciler.model import topology as t
 
@@ -36,6 +36,7 @@ class Topology:
     cluster: t.Cluster
     sites: tuple[t.Site, ...]
     documents: Mapping[str, YamlDocument] = field(default_factory=dict)
+    warnings: tuple[Diagnostic, ...] = ()  # what validate warned about: plans show it too
 
     def site(self, name: str) -> t.Site:
         """The site called ``name``."""
@@ -84,6 +85,7 @@ def load(files: Iterable[SourceFile], extra: Iterable[Diagnostic] = ()) -> LoadR
         cluster=cluster,
         sites=tuple(site for site, _ in sites),
         documents={site.name: doc for site, doc in sites},
+        warnings=tuple(warnings(diagnostics)),
     )
     return LoadResult(topology, diagnostics, count)
 

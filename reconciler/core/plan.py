@@ -242,7 +242,7 @@ def build_plan(topology: Topology, nodes: Iterable[NodeState]) -> Plan:
     membership = assign(topology.sites, states)
     node_plans: list[NodePlan] = []
     leaders: list[LeaderPrediction] = []
-    warnings: list[str] = []
+    warnings: list[str] = [d.brief for d in topology.warnings]
     errors: list[str] = []
     conflicts: list[Change] = []
     for members, desire in _site_desires(topology, states, membership):

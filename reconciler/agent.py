@@ -65,7 +65,12 @@ class Agent:
         self.last_version: str | None = None
 
     def run_once(self) -> PassReport:
-        """One full pass."""
+        """One full pass; the backend's writes are made durable at its end."""
+        report = self._pass()
+        self.backend.commit()
+        return report
+
+    def _pass(self) -> PassReport:
         obj = self.backend.get_node(self.node)
         annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
         try:

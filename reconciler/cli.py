@@ -539,7 +539,6 @@ def agent(
         if once:
             try:
                 report = the_agent.run_once()
-                backend.commit()
             except BackendError as err:
                 raise Failure(f"node {node}: {err}") from None
             c = report.condition
@@ -550,16 +549,11 @@ def agent(
                 click.echo(f"  {report.route_writes} route write(s)")
             sys.exit(EXIT_OK if report.converged else EXIT_INVALID)
         stop = threading.Event()
-        waiter = None
+        waiter = None  # a file has nothing to watch: run_forever then waits the interval
         if hasattr(backend, "wait_for_change"):
 
             def waiter(timeout: float) -> None:
                 backend.wait_for_change(node, the_agent.last_version, timeout)
-        else:
-
-            def waiter(timeout: float) -> None:
-                backend.commit()
-                stop.wait(timeout)
 
         try:
             run_forever(the_agent, seconds, stop, waiter)

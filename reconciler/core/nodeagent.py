@@ -9,6 +9,7 @@ changes.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
@@ -167,7 +168,7 @@ def judge(
             f"{conflict.holder_protocol}"
         )
     for failure in result.failed if result else ():
-        reason = "DeviceMissing" if "not found" in failure.reason else "RouteWriteFailed"
+        reason = "DeviceMissing" if failure.errno == errno.ENODEV else "RouteWriteFailed"
         lines.append(f"{failure.action} {failure.route}: {failure.reason}")
     if problems and reason == "Converged":
         reason = "AddressDetectionFailed"

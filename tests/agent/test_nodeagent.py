@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -283,8 +284,9 @@ def settings_with(*, invalid: Sequence[str] = ()) -> AgentSettings:
     )
 
 
-def failed(route: Route, reason: str) -> ApplyResult:
-    return ApplyResult(failed=(RouteFailure(route, "replace", reason),), messages_sent=1)
+def failed(route: Route, reason: str, code: int) -> ApplyResult:
+    """A failed write as the netlink adapter reports it: reason text and errno."""
+    return ApplyResult(failed=(RouteFailure(route, "replace", reason, code),), messages_sent=1)
 
 
 @dataclass(frozen=True)
@@ -337,14 +339,14 @@ JUDGE_CASES: dict[str, JudgeCase] = {
     ),
     "device missing": JudgeCase(
         settings_with(),
-        result=failed(ROUTE_B, "device cilium_tunl not found"),
+        result=failed(ROUTE_B, "device cilium_tunl not found", errno.ENODEV),
         in_place=1,
         expected_reason="DeviceMissing",
         message_contains=("replace 172.31.0.0/16 via 10.10.0.2 dev cilium_tunl",),
     ),
     "route write failed": JudgeCase(
         settings_with(),
-        result=failed(ROUTE_A, "gateway 192.0.2.1 unreachable"),
+        result=failed(ROUTE_A, "gateway 192.0.2.1 unreachable", errno.ENETUNREACH),
         in_place=1,
         expected_reason="RouteWriteFailed",
         message_contains=("gateway 192.0.2.1 unreachable",),

@@ -18,9 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple
 
-from reconciler.model.keys import DEFAULT_ROUTE_PROTOCOL
+from reconciler.model.keys import DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE
 
-MAIN_TABLE: Final = 254
 TABLE_NAMES: Final = {"main": MAIN_TABLE, "default": 253, "local": 255}
 IPV6_DEFAULT_METRIC: Final = 1024
 """The kernel stores an IPv6 route given metric 0 with metric 1024."""

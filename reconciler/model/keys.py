@@ -63,4 +63,5 @@ CONDITION_AGENT: Final = "TopologyReady"
 # Kilo's own route markers (DOMAIN.md): never touched by topoctl.
 KILO_ROUTE_PROTOCOL: Final = 4
 KILO_RETURN_TABLE: Final = 1107
+MAIN_TABLE: Final = 254  # the kernel's main routing table (RT_TABLE_MAIN)
 DEFAULT_ROUTE_PROTOCOL: Final = 193

@@ -49,7 +49,6 @@ from reconciler.model.types import (
 )
 
 API_VERSION = "topoctl.io/v1alpha1"
-MAIN_TABLE = 254
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 # rtnetlink protocol numbers with a meaning of their own (linux/rtnetlink.h, rt_protos).
 RESERVED_PROTOCOLS = {
@@ -122,7 +121,7 @@ Taints = Annotated[
 
 
 def _table(value: Any) -> int | str:
-    if value in ("main", MAIN_TABLE):
+    if value in ("main", keys.MAIN_TABLE):
         return "main"
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(
@@ -222,7 +221,7 @@ class Route(Model):
     @property
     def table_id(self) -> int:
         """The numeric routing table (main is 254)."""
-        return MAIN_TABLE if self.table == "main" else int(self.table)
+        return keys.MAIN_TABLE if self.table == "main" else int(self.table)
 
 
 # --- Site ----------------------------------------------------------------------------

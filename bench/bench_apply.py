@@ -39,7 +39,6 @@ from reconciler.adapters.kube import KubeBackend
 from reconciler.apply import ApplyReport, apply_plan
 from reconciler.core.load import Topology, load
 from reconciler.core.plan import Replanner, build_plan
-from reconciler.model.state import NodeState
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import WRITE_VERBS, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig
@@ -92,7 +91,7 @@ def one_pass(backend: KubeBackend, server: ApiServer, topology: Topology, parall
     """What `topoctl apply --kubeconfig --yes` does, timed by phase."""
     server.log.clear()
     started = time.perf_counter()
-    states = [NodeState.from_object(n) for n in backend.list_nodes()]
+    states = backend.list_nodes()
     listed = time.perf_counter()
     plan = build_plan(topology, states)
     planned = time.perf_counter()

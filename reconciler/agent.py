@@ -18,14 +18,30 @@ from typing import Any, Protocol
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
 from reconciler.core import nodeagent as logic
 from reconciler.core.routes import ApplyResult, DuplicateRouteKeyError, RouteDiff, diff_routes
-from reconciler.ports import ConflictError, NodeObject, NodeReader, NodeWriter
+from reconciler.ports import ConflictError, NodeObject
 
 log = logging.getLogger("topoctl.agent")
 MAX_CONFLICT_RETRIES = 5
 
 
-class Backend(NodeReader, NodeWriter, Protocol):
-    """The agent reads and writes its own Node through one backend."""
+class Backend(Protocol):
+    """The agent reads and writes its own Node object through one backend."""
+
+    def read_node_object(self, name: str) -> NodeObject:
+        """The node object; raises NotFoundError."""
+        ...
+
+    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
+        """A resourceVersion-guarded merge patch; raises ConflictError."""
+        ...
+
+    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
+        """A resourceVersion-guarded merge patch of the status; raises ConflictError."""
+        ...
+
+    def commit(self) -> None:
+        """Make the writes durable."""
+        ...
 
 
 @dataclass
@@ -71,7 +87,7 @@ class Agent:
         return report
 
     def _pass(self) -> PassReport:
-        obj = self.backend.get_node(self.node)
+        obj = self.backend.read_node_object(self.node)
         annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
         try:
             settings = logic.parse_settings(annotations)
@@ -177,7 +193,7 @@ class Agent:
                 log.info("status written: %s", ", ".join(sorted(patch)))
                 return obj
             except ConflictError:
-                obj = self.backend.get_node(self.node)
+                obj = self.backend.read_node_object(self.node)
         raise ConflictError(f"node {self.node}: status still conflicting after retries")
 
     def _remove_taint(self, obj: NodeObject, report: PassReport) -> NodeObject:
@@ -195,7 +211,7 @@ class Agent:
                 log.info("removed taint %s", "node.cloudprovider.kubernetes.io/uninitialized")
                 return obj
             except ConflictError:
-                obj = self.backend.get_node(self.node)
+                obj = self.backend.read_node_object(self.node)
         raise ConflictError(f"node {self.node}: taint still conflicting after retries")
 
 

@@ -13,9 +13,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from reconciler.core.plan import NodePlan, Plan, node_patch
+from reconciler.core.plan import NodePlan, Plan, node_write
 from reconciler.model.state import NodeState
-from reconciler.ports import BackendError, ConflictError, NodeReader, NodeWriter, NotFoundError
+from reconciler.ports import (
+    BackendError,
+    ClusterReader,
+    ClusterWriter,
+    ConflictError,
+    NotFoundError,
+)
 
 MAX_CONFLICT_RETRIES = 5
 
@@ -74,8 +80,8 @@ def check_fresh(plan: Plan, live: Sequence[NodeState]) -> None:
 
 def apply_plan(
     plan: Plan,
-    reader: NodeReader,
-    writer: NodeWriter,
+    reader: ClusterReader,
+    writer: ClusterWriter,
     replan: Replan | None = None,
     parallel: int = 4,
 ) -> ApplyReport:
@@ -107,14 +113,14 @@ def apply_plan(
 
 
 def _apply_node(
-    node_plan: NodePlan, reader: NodeReader, writer: NodeWriter, replan: Replan | None
+    node_plan: NodePlan, reader: ClusterReader, writer: ClusterWriter, replan: Replan | None
 ) -> tuple[str | None, int]:
     """None when written, "" when nothing was left to write, else the failure."""
     current: NodePlan | None = node_plan
     retried = 0
     while current is not None and current.writes:
         try:
-            writer.patch_node(current.node, node_patch(current))
+            writer.write_node(node_write(current))
             return None, retried
         except ConflictError as err:
             if replan is None:
@@ -128,7 +134,7 @@ def _apply_node(
                 return f"still conflicting after {retried} retries: {err}", retried
             retried += 1
             try:
-                fresh = NodeState.from_object(reader.get_node(current.node))
+                fresh = reader.get_node(current.node)
             except NotFoundError:
                 return "the node was deleted meanwhile", retried
             except BackendError as read_err:
@@ -141,10 +147,10 @@ def _apply_node(
     return "", retried
 
 
-def _holds(node_plan: NodePlan, reader: NodeReader) -> bool:
+def _holds(node_plan: NodePlan, reader: ClusterReader) -> bool:
     """Whether the node, read again, is the same object and carries every write of the plan."""
     try:
-        node = NodeState.from_object(reader.get_node(node_plan.node))
+        node = reader.get_node(node_plan.node)
     except BackendError:
         return False
     if node.uid != node_plan.uid:

@@ -235,11 +235,10 @@ def _source(snapshot: Path | None, kubeconfig: Path | None, context: str | None)
 
 
 def _states(reader: Any) -> list[Any]:
-    from reconciler.model.state import NodeState
     from reconciler.ports import BackendError
 
     try:
-        return [NodeState.from_object(n) for n in reader.list_nodes()]
+        return list(reader.list_nodes())
     except BackendError as err:
         raise Failure(f"reading nodes: {err}") from None
 
@@ -444,7 +443,7 @@ def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None
     from reconciler.ports import BackendError
 
     try:
-        items = [dict(n) for n in reader.list_nodes()]
+        items = [dict(n) for n in reader.export_nodes()]
     except BackendError as err:
         raise Failure(f"reading nodes: {err}") from None
     for item in items:

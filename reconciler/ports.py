@@ -1,15 +1,22 @@
-"""The narrow interfaces between the executors and the cluster backends.
+"""The narrow, typed interfaces between the use cases and the outside world.
 
 Readers and writers are kept apart: ``topoctl plan`` is wired to a reader only, so it
-cannot change anything. Backends raise the errors below, never their library's own.
+cannot change anything. Values crossing a port are the model's frozen values
+(:class:`NodeState`, :class:`NodeWrite`, ...), never a library's objects or raw JSON;
+adapters raise the errors below, never their library's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-NodeObject = Mapping[str, Any]
+from reconciler.core.routes import ApplyResult, RouteDiff, RouteSnapshot
+from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
+
+__all__ = ["NodeEvent", "NodeState", "NodeWrite", "StatusWrite"]
+
+NodeObject = Mapping[str, Any]  # a Node as the API returns it (only for export)
 
 
 class BackendError(Exception):
@@ -24,30 +31,80 @@ class NotFoundError(BackendError):
     """The node does not exist (any more)."""
 
 
-class NodeReader(Protocol):
-    """Reads Node objects as the API returns them."""
+class ExpiredError(BackendError):
+    """The resourceVersion a list or watch started from was compacted away (HTTP 410)."""
 
-    def list_nodes(self) -> list[NodeObject]:
+
+class ClusterReader(Protocol):
+    """Reads Nodes."""
+
+    def list_nodes(self) -> list[NodeState]:
         """Every node, in one consistent list."""
         ...
 
-    def get_node(self, name: str) -> NodeObject:
+    def get_node(self, name: str) -> NodeState:
         """One node; raises NotFoundError."""
         ...
 
 
-class NodeWriter(Protocol):
-    """Writes to Node objects: one atomic, resourceVersion-guarded write per call."""
+class NodeExporter(Protocol):
+    """Reads Nodes whole, as the API returns them (``topoctl snapshot``)."""
 
-    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """Apply a merge patch to the node; raises ConflictError when
-        ``patch.metadata.resourceVersion`` is stale, NotFoundError when it is gone."""
+    def export_nodes(self) -> list[NodeObject]:
+        """Every node object, unchanged."""
         ...
 
-    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """Patch the status subresource (addresses, conditions), resourceVersion-guarded."""
+
+class ClusterWriter(Protocol):
+    """Writes Nodes: one atomic, resourceVersion-guarded write per call."""
+
+    def write_node(self, write: NodeWrite) -> NodeState:
+        """Apply the write; raises ConflictError when ``write.resource_version`` is stale,
+        NotFoundError when the node is gone. Returns the node as written."""
+        ...
+
+    def write_status(self, write: StatusWrite) -> NodeState:
+        """Apply a status write, with the same guarantees as :meth:`write_node`."""
         ...
 
     def commit(self) -> None:
         """Make the writes durable (a file backend writes its file; an API does nothing)."""
+        ...
+
+
+class NodeDeleter(Protocol):
+    """Deletes Nodes, only if they are still the very object that was judged."""
+
+    def delete_node(self, name: str, uid: str, resource_version: str) -> None:
+        """Delete with uid and resourceVersion preconditions; ConflictError when either
+        moved, NotFoundError when already gone."""
+        ...
+
+
+class ClusterWatcher(Protocol):
+    """Lists and watches Nodes like an informer."""
+
+    def list_nodes_versioned(self) -> tuple[list[NodeState], str]:
+        """Every node and the list's resourceVersion, to watch from."""
+        ...
+
+    def watch_nodes(self, resource_version: str, timeout: float) -> Iterator[NodeEvent]:
+        """Events after ``resource_version`` until ``timeout`` seconds pass or the stream
+        ends; raises ExpiredError on 410 (list again)."""
+        ...
+
+
+class RouteTable(Protocol):
+    """A node's kernel routing state, as the agent needs it."""
+
+    def snapshot(self, protocol: int) -> RouteSnapshot:
+        """The routes carrying ``protocol`` (ours) and the slots others hold."""
+        ...
+
+    def apply(self, diff: RouteDiff) -> ApplyResult:
+        """Write the diff (adds before deletes); per-route failures in the result."""
+        ...
+
+    def source_address(self, target: str) -> str | None:
+        """The preferred source address of the route to ``target``, if there is one."""
         ...

@@ -1,7 +1,8 @@
 """Nodes through the Kubernetes API, with the official ``kubernetes`` client.
 
-Responses are read as raw JSON (no model objects: thousands of nodes stay cheap).
-Writes are merge patches that carry the resourceVersion they were computed against.
+Responses are read as raw JSON (no model objects: thousands of nodes stay cheap) and
+handed on as the port's NodeState values. Writes are merge patches (adapters/patches.py)
+that carry the resourceVersion they were computed against.
 Transient faults - 5xx, 429 (honouring Retry-After), timeouts, resets - are retried
 with capped, jittered exponential backoff; 409 and 404 become the port's
 ConflictError and NotFoundError for the executor to handle.
@@ -31,7 +32,17 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
+from reconciler.adapters.patches import node_patch, status_patch
+from reconciler.model.state import NodeState
+from reconciler.ports import (
+    BackendError,
+    ConflictError,
+    ExpiredError,
+    NodeObject,
+    NodeWrite,
+    NotFoundError,
+    StatusWrite,
+)
 
 log = logging.getLogger("topoctl.kube")
 MERGE_PATCH = "application/merge-patch+json"
@@ -40,10 +51,6 @@ TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 class ClusterNotFoundError(BackendError):
     """No kubeconfig and not in a pod: there is no cluster to talk to."""
-
-
-class ExpiredError(BackendError):
-    """HTTP 410: the resourceVersion or continue token is older than the server keeps."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +136,12 @@ class KubeBackend:
 
     # --- reads ---
 
-    def list_nodes(self) -> list[NodeObject]:
-        """Every node, paging through ``limit``/``continue`` over one snapshot.
+    def list_nodes(self) -> list[NodeState]:
+        """Every node, as the values topoctl reads."""
+        return [NodeState.from_object(n) for n in self.export_nodes()]
+
+    def export_nodes(self) -> list[NodeObject]:
+        """Every node object, paging through ``limit``/``continue`` over one snapshot.
 
         If the snapshot expires between pages (410: etcd compacted it), the pages read so
         far are dropped and the nodes listed again in one unpaged request, as client-go's
@@ -154,11 +165,23 @@ class KubeBackend:
             if not token:
                 return items
 
-    def get_node(self, name: str) -> NodeObject:
+    def get_node(self, name: str) -> NodeState:
         """One node."""
+        return NodeState.from_object(self.read_node_object(name))
+
+    def read_node_object(self, name: str) -> NodeObject:
+        """One node object, unchanged."""
         return self._call(f"read node {name}", self.core.read_node, name)
 
     # --- writes ---
+
+    def write_node(self, write: NodeWrite) -> NodeState:
+        """One merge patch, resourceVersion-guarded."""
+        return NodeState.from_object(self.patch_node(write.name, node_patch(write)))
+
+    def write_status(self, write: StatusWrite) -> NodeState:
+        """One merge patch of the status subresource, resourceVersion-guarded."""
+        return NodeState.from_object(self.patch_node_status(write.name, status_patch(write)))
 
     def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
         """One merge patch, resourceVersion-guarded by the patch itself."""

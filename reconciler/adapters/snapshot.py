@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
+from reconciler.adapters.patches import node_patch, status_patch
+from reconciler.model.state import NodeState
+from reconciler.ports import (
+    BackendError,
+    ConflictError,
+    NodeObject,
+    NodeWrite,
+    NotFoundError,
+    StatusWrite,
+)
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
@@ -119,12 +128,28 @@ class SnapshotBackend:
             self._nodes = _items(self._doc, path)
         self._by_name = {n["metadata"]["name"]: n for n in self._nodes}
 
-    def list_nodes(self) -> list[NodeObject]:
-        """Every node in the file."""
+    def list_nodes(self) -> list[NodeState]:
+        """Every node in the file, as the values topoctl reads."""
+        return [NodeState.from_object(n) for n in self._nodes]
+
+    def export_nodes(self) -> list[NodeObject]:
+        """Every node object in the file, unchanged."""
         return list(self._nodes)
 
-    def get_node(self, name: str) -> NodeObject:
+    def get_node(self, name: str) -> NodeState:
         """One node by name."""
+        return NodeState.from_object(self.read_node_object(name))
+
+    def write_node(self, write: NodeWrite) -> NodeState:
+        """A guarded write, as an API server would take it."""
+        return NodeState.from_object(self.patch_node(write.name, node_patch(write)))
+
+    def write_status(self, write: StatusWrite) -> NodeState:
+        """A guarded status write, as an API server would take it."""
+        return NodeState.from_object(self.patch_node_status(write.name, status_patch(write)))
+
+    def read_node_object(self, name: str) -> NodeObject:
+        """One node object by name."""
         try:
             return self._by_name[name]
         except KeyError:
@@ -141,7 +166,7 @@ class SnapshotBackend:
     def _patch(self, name: str, patch: Mapping[str, Any], *, status: bool) -> NodeObject:
         if not self.writable:
             raise SnapshotError(f"{self.path} was opened read-only")
-        node = self.get_node(name)
+        node = self.read_node_object(name)
         assert isinstance(node, MutableMapping)
         rest = copy.deepcopy(dict(patch))
         meta = dict(rest.pop("metadata", None) or {})

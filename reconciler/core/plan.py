@@ -21,7 +21,7 @@ from reconciler.core.kilo import kilo_location, newest_check_in
 from reconciler.core.load import Topology
 from reconciler.core.membership import Member, Membership, assign
 from reconciler.model import keys
-from reconciler.model.state import NodeState, TaintValue
+from reconciler.model.state import NodeState, NodeWrite, TaintValue
 
 PLAN_FORMAT_VERSION = 1
 Kind = Literal["annotation", "label", "taint"]
@@ -540,6 +540,19 @@ def _taint_text(taint: TaintValue | None) -> str | None:
     if taint is None:
         return None
     return f"{taint.key}={taint.value}:{taint.effect}" if taint.value else taint.ident
+
+
+def node_write(plan: NodePlan) -> NodeWrite:
+    """The write for one node: only the changed keys, guarded by the resourceVersion the
+    plan was computed against."""
+    annotations: dict[str, str | None] = {}
+    labels: dict[str, str | None] = {}
+    for change in plan.writes:
+        if change.kind == "annotation":
+            annotations[change.key] = change.after
+        elif change.kind == "label":
+            labels[change.key] = change.after
+    return NodeWrite(plan.node, plan.resource_version, annotations, labels, plan.taints_after)
 
 
 def node_patch(plan: NodePlan) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.model import keys
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+_NOTHING: Mapping[str, str | None] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -38,6 +39,31 @@ class TaintValue:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeCondition:
+    """One entry of ``status.conditions``, as the API stores it."""
+
+    type: str
+    status: str  # True | False | Unknown
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+    last_heartbeat_time: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON Kubernetes expects in ``status.conditions`` (empty fields left out)."""
+        out = {"type": self.type, "status": self.status}
+        for key, value in (
+            ("reason", self.reason),
+            ("message", self.message),
+            ("lastTransitionTime", self.last_transition_time),
+            ("lastHeartbeatTime", self.last_heartbeat_time),
+        ):
+            if value:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class NodeState:
     """What topoctl reads of one live Node."""
 
@@ -47,10 +73,28 @@ class NodeState:
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     taints: tuple[TaintValue, ...] = ()
-    ready: str = "Unknown"  # the Ready condition's status: True | False | Unknown
-    ready_since: str = ""  # lastTransitionTime of the Ready condition
+    conditions: tuple[NodeCondition, ...] = ()
     addresses: tuple[tuple[str, str], ...] = ()  # (type, address)
     pod_cidr: str = ""
+
+    def condition(self, kind: str) -> NodeCondition | None:
+        """The condition of type ``kind`` (Ready, TopologyReady, ...), if reported."""
+        for cond in self.conditions:
+            if cond.type == kind:
+                return cond
+        return None
+
+    @property
+    def ready(self) -> str:
+        """The Ready condition's status: True | False | Unknown (absent: Unknown)."""
+        cond = self.condition("Ready")
+        return cond.status if cond is not None else "Unknown"
+
+    @property
+    def ready_since(self) -> str:
+        """lastTransitionTime of the Ready condition ("" when absent)."""
+        cond = self.condition("Ready")
+        return cond.last_transition_time if cond is not None else ""
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> NodeState:
@@ -58,13 +102,6 @@ class NodeState:
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
-        ready, since = "Unknown", ""
-        for cond in status.get("conditions") or ():
-            if cond.get("type") == "Ready":
-                ready, since = (
-                    str(cond.get("status", "Unknown")),
-                    cond.get("lastTransitionTime") or "",
-                )
         return cls(
             name=str(meta.get("name", "")),
             uid=str(meta.get("uid") or ""),
@@ -77,8 +114,17 @@ class NodeState:
                 )
                 for t in spec.get("taints") or ()
             ),
-            ready=ready,
-            ready_since=str(since),
+            conditions=tuple(
+                NodeCondition(
+                    str(c.get("type", "")),
+                    str(c.get("status", "Unknown")),
+                    str(c.get("reason") or ""),
+                    str(c.get("message") or ""),
+                    str(c.get("lastTransitionTime") or ""),
+                    str(c.get("lastHeartbeatTime") or ""),
+                )
+                for c in status.get("conditions") or ()
+            ),
             addresses=tuple(
                 (str(a.get("type", "")), str(a.get("address", "")))
                 for a in status.get("addresses") or ()
@@ -116,3 +162,49 @@ def _talos_keys(raw: str) -> frozenset[str]:
     names = (item.strip() for item in raw.split(","))
     # Taint entries may be written key=value:effect; the key is what identifies them.
     return frozenset(n.split("=")[0].split(":")[0] for n in names if n)
+
+
+# --- what crosses the cluster ports besides NodeState ---
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWrite:
+    """One atomic write to a Node's metadata and spec, guarded by ``resource_version``.
+
+    Only the keys that change are named: a value of None deletes the key. ``taints``
+    is the whole list after the write, or None when taints do not change.
+    """
+
+    name: str
+    resource_version: str
+    annotations: Mapping[str, str | None] = field(default_factory=lambda: _NOTHING)
+    labels: Mapping[str, str | None] = field(default_factory=lambda: _NOTHING)
+    taints: tuple[TaintValue, ...] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the write would change nothing."""
+        return not self.annotations and not self.labels and self.taints is None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """One atomic write to a Node's status subresource, guarded by ``resource_version``.
+
+    Each list is the whole list after the write (None: unchanged), so a second address of
+    one type (dual-stack) or another writer's condition is kept by naming it.
+    """
+
+    name: str
+    resource_version: str
+    addresses: tuple[tuple[str, str], ...] | None = None
+    conditions: tuple[NodeCondition, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """One event of a Node watch; ``node`` is None only for a BOOKMARK."""
+
+    kind: Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+    resource_version: str
+    node: NodeState | None = None

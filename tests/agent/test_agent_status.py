@@ -95,11 +95,8 @@ class WriterInTheWay:
         self.before_spec = before_spec
         self.conflicts = 0
 
-    def list_nodes(self) -> list[NodeObject]:
-        return self.inner.list_nodes()
-
-    def get_node(self, name: str) -> NodeObject:
-        return self.inner.get_node(name)
+    def read_node_object(self, name: str) -> NodeObject:
+        return self.inner.read_node_object(name)
 
     def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
         if self.before_spec is not None:
@@ -208,11 +205,11 @@ def test_snapshot_concurrent_writers_lose_nothing(
     node_network: NodeNetwork, two_node_snapshot: Path
 ) -> None:
     def kubelet_adds_an_address(backend: SnapshotBackend) -> None:
-        current = addresses(backend.get_node(NODE))
+        current = addresses(backend.read_node_object(NODE))
         backend.patch_node_status(NODE, {"status": {"addresses": [*current, SECOND_FAMILY]}})
 
     def someone_adds_a_taint(backend: SnapshotBackend) -> None:
-        taints = [dict(t) for t in backend.get_node(NODE)["spec"]["taints"]]
+        taints = [dict(t) for t in backend.read_node_object(NODE)["spec"]["taints"]]
         backend.patch_node(NODE, {"spec": {"taints": [*taints, MAINTENANCE_TAINT]}})
 
     backend = WriterInTheWay(

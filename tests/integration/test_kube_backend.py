@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from reconciler.adapters import kube
 from reconciler.adapters.kube import ClusterNotFoundError, KubeBackend, RetryPolicy
 from reconciler.cli import main
+from reconciler.model.state import NodeWrite, StatusWrite, TaintValue
 from reconciler.ports import BackendError, ConflictError, NotFoundError
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import RequestInfo
@@ -84,7 +85,7 @@ def test_connect_uses_the_given_kubeconfig(apiserver: ApiServer, kubeconfig_path
     apiserver.seed_node("fsn1-gw-1")
     backend = KubeBackend.connect(kubeconfig_path)
     try:
-        assert [n["metadata"]["name"] for n in backend.list_nodes()] == ["fsn1-gw-1"]
+        assert [n["metadata"]["name"] for n in backend.export_nodes()] == ["fsn1-gw-1"]
     finally:
         backend.close()
 
@@ -99,7 +100,7 @@ def test_connect_finds_kubeconfig_through_the_environment(
         env.setenv("KUBECONFIG", f":{missing}:{kubeconfig_path}")
         backend = KubeBackend.connect()
     try:
-        assert [n["metadata"]["name"] for n in backend.list_nodes()] == ["fsn1-gw-1"]
+        assert [n["metadata"]["name"] for n in backend.export_nodes()] == ["fsn1-gw-1"]
     finally:
         backend.close()
 
@@ -113,7 +114,7 @@ def test_connect_finds_the_home_kubeconfig(
     monkeypatch.setenv("KUBECONFIG", "")  # set but empty counts as unset
     backend = KubeBackend.connect()
     try:
-        assert len(backend.list_nodes()) == 1
+        assert len(backend.export_nodes()) == 1
     finally:
         backend.close()
 
@@ -164,7 +165,7 @@ def test_list_pages_through_every_node(apiserver: ApiServer, backend: KubeBacken
     names = seed(apiserver, 23)
     backend.page_size = 5
 
-    listed = backend.list_nodes()
+    listed = backend.export_nodes()
 
     assert [n["metadata"]["name"] for n in listed] == names
     lists = apiserver.log.filter(verb="list")
@@ -187,7 +188,7 @@ def test_list_pages_are_one_consistent_snapshot(apiserver: ApiServer, backend: K
     apiserver.faults.before(other_writers, times=1, when=lambda r: "continue" in r.query)
     backend.page_size = 4
 
-    listed = backend.list_nodes()
+    listed = backend.export_nodes()
 
     # the list is the cluster as it was when the first page was read
     assert {n["metadata"]["name"]: rv_of(n) for n in listed} == before
@@ -209,7 +210,7 @@ def test_list_restarts_when_the_continue_token_expires(
     apiserver.faults.before(compaction, times=1, when=lambda r: "continue" in r.query)
     backend.page_size = 4
 
-    listed = backend.list_nodes()
+    listed = backend.export_nodes()
 
     assert [n["metadata"]["name"] for n in listed] == names
     assert listed[0]["metadata"]["labels"]["moved"] == "yes"  # read after the restart
@@ -224,7 +225,7 @@ def test_get_node(apiserver: ApiServer, backend: KubeBackend) -> None:
     seeded = apiserver.seed_node(
         "ams1-gw-1", annotations={"kilo.squat.ai/location": "onprem-ams1"}, internal_ip="10.0.0.1"
     )
-    got = backend.get_node("ams1-gw-1")
+    got = backend.read_node_object("ams1-gw-1")
     assert got["metadata"]["uid"] == seeded["metadata"]["uid"]
     assert rv_of(got) == rv_of(seeded)
     assert got["metadata"]["annotations"] == {"kilo.squat.ai/location": "onprem-ams1"}
@@ -233,7 +234,7 @@ def test_get_node(apiserver: ApiServer, backend: KubeBackend) -> None:
 
 def test_get_missing_node_is_not_found(backend: KubeBackend) -> None:
     with pytest.raises(NotFoundError, match=r"read node ghost: nodes \"ghost\" not found"):
-        backend.get_node("ghost")
+        backend.read_node_object("ghost")
 
 
 # --------------------------------------------------------------------- writes
@@ -335,15 +336,15 @@ def test_delete_node_only_while_it_is_the_object_judged_dead(
 
 
 def read_call(backend: KubeBackend) -> Any:
-    return backend.get_node("n1")
+    return backend.read_node_object("n1")
 
 
 def list_call(backend: KubeBackend) -> Any:
-    return backend.list_nodes()
+    return backend.export_nodes()
 
 
 def patch_call(backend: KubeBackend) -> Any:
-    current = backend.get_node("n1")
+    current = backend.read_node_object("n1")
     return backend.patch_node(
         "n1", {"metadata": {"resourceVersion": rv_of(current), "labels": {"mine": "x"}}}
     )
@@ -393,7 +394,7 @@ def test_an_excessive_retry_after_is_capped(apiserver: ApiServer, kubeconfig_pat
     capped = RetryPolicy(attempts=2, initial=0.01, cap=0.05, max_retry_after=0.05)
     backend = KubeBackend(KubeBackend.connect(kubeconfig_path).api, retry=capped)
 
-    assert backend.get_node("n1")["metadata"]["name"] == "n1"
+    assert backend.read_node_object("n1")["metadata"]["name"] == "n1"
 
     throttled, accepted = apiserver.log.filter(verb="get")
     assert (throttled.status, accepted.status) == (429, 200)
@@ -406,8 +407,8 @@ def test_a_slow_response_within_the_timeout_succeeds(
     apiserver.seed_node("n1")
     apiserver.faults.latency(0.3, path="/nodes")
 
-    assert backend.get_node("n1")["metadata"]["name"] == "n1"
-    assert len(backend.list_nodes()) == 1
+    assert backend.read_node_object("n1")["metadata"]["name"] == "n1"
+    assert len(backend.export_nodes()) == 1
     patch_call(backend)
 
     assert all(e.status == 200 for e in apiserver.log.entries)  # one attempt each
@@ -421,7 +422,7 @@ def test_a_response_slower_than_the_timeout_is_retried(
     apiserver.faults.latency(1.5, times=1, method="GET")  # only the first attempt is slow
     impatient = KubeBackend(KubeBackend.connect(kubeconfig_path).api, retry=FAST, timeout=(2, 0.5))
 
-    assert impatient.get_node("n1")["metadata"]["name"] == "n1"
+    assert impatient.read_node_object("n1")["metadata"]["name"] == "n1"
     assert apiserver.log.wait_for(lambda entries: len(entries) == 2)
     assert apiserver.log.count(verb="get") == 2  # the slow one (answered late) and the retry
 
@@ -478,7 +479,7 @@ def test_a_fault_outlasting_the_retry_policy_is_a_clear_backend_error(
     apiserver.faults.fail(503, times=None, message="etcdserver: leader changed")
 
     with pytest.raises(BackendError) as err:
-        backend.get_node("n1")
+        backend.read_node_object("n1")
 
     assert not isinstance(err.value, ConflictError | NotFoundError)
     assert str(err.value) == (
@@ -495,7 +496,7 @@ def test_connection_resets_outlasting_the_retry_policy_are_a_backend_error(
     apiserver.faults.reset(times=None)
 
     with pytest.raises(BackendError) as err:
-        backend.list_nodes()
+        backend.export_nodes()
 
     assert str(err.value) == (
         "list nodes: connection aborted: Connection reset by peer "
@@ -508,7 +509,7 @@ def test_a_client_error_is_not_retried(apiserver: ApiServer, backend: KubeBacken
     apiserver.faults.fail(403, times=None, message='nodes is forbidden: User "ci" cannot list')
 
     with pytest.raises(BackendError, match='list nodes: HTTP 403: nodes is forbidden: User "ci"'):
-        backend.list_nodes()
+        backend.export_nodes()
 
     assert statuses(apiserver, verb="list") == [403]
 
@@ -652,6 +653,44 @@ def test_connect_selects_the_given_context(apiserver: ApiServer, tmp_path: Path)
     )
     backend = KubeBackend.connect(path, context="live")
     try:
-        assert [n["metadata"]["name"] for n in backend.list_nodes()] == ["n1"]
+        assert [n["metadata"]["name"] for n in backend.export_nodes()] == ["n1"]
     finally:
         backend.close()
+
+
+# ---------------------------------------------------------------------- typed port
+
+
+def test_typed_reads_and_writes_round_trip(apiserver: ApiServer, backend: KubeBackend) -> None:
+    """The port's values over real HTTP: a NodeWrite sets and deletes keys and replaces
+    taints; a StatusWrite replaces the address list whole (a second InternalIP stays)."""
+    apiserver.seed_node("n1", labels={"keep": "1", "drop": "x"}, internal_ip="10.0.0.1")
+    before = backend.get_node("n1")
+    assert [n.name for n in backend.list_nodes()] == ["n1"]
+    assert before.ready == "True" and before.address("InternalIP") == "10.0.0.1"
+
+    written = backend.write_node(
+        NodeWrite(
+            "n1",
+            before.resource_version,
+            annotations={"topoctl.io/x": "1"},
+            labels={"drop": None, "new": "y"},
+            taints=(TaintValue("dedicated", "NoSchedule", "gw"),),
+        )
+    )
+    assert {k: written.labels.get(k) for k in ("keep", "drop", "new")} == {
+        "keep": "1",
+        "drop": None,
+        "new": "y",
+    }
+    assert written.annotations["topoctl.io/x"] == "1"
+    assert written.taints == (TaintValue("dedicated", "NoSchedule", "gw"),)
+    assert written == backend.get_node("n1")
+
+    addresses = (("InternalIP", "10.0.0.1"), ("InternalIP", "fd00::1"), ("ExternalIP", "1.2.3.4"))
+    status = backend.write_status(StatusWrite("n1", written.resource_version, addresses))
+    assert status.addresses == addresses
+    assert status.conditions == written.conditions
+
+    with pytest.raises(ConflictError):
+        backend.write_node(NodeWrite("n1", written.resource_version, labels={"late": "1"}))

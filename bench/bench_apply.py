@@ -4,7 +4,7 @@ The API-server double (tests/apiserver) runs in this process on 127.0.0.1 and is
 seeded with the synthetic cluster of bench/nodegen.py (realistic ~5 KB Talos/Kilo
 Nodes and the matching sites/), on which topoctl never ran: every node differs.
 Each round runs the path `topoctl apply --kubeconfig --yes` runs: KubeBackend.connect
-on a kubeconfig, list the nodes, build_plan, apply_plan (with the Replanner for 409s),
+on a kubeconfig, list the nodes, plan, apply_plan (re-planning through the Planner on 409s),
 then the same again on the converged cluster. The double's request log gives the
 request counts by verb. A last section lets a Kilo heartbeat land between topoctl's
 read and its write on one node in ten, to show what conflicts cost.
@@ -36,9 +36,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the double im
 from bench import nodegen
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend
-from reconciler.apply import ApplyReport, apply_plan
+from reconciler.apply import ApplyReport, apply_plan, replanner
 from reconciler.core.load import Topology, load
-from reconciler.core.plan import Replanner, build_plan
+from reconciler.core.planner import Planner
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import WRITE_VERBS, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig
@@ -93,9 +93,12 @@ def one_pass(backend: KubeBackend, server: ApiServer, topology: Topology, parall
     started = time.perf_counter()
     states = backend.list_nodes()
     listed = time.perf_counter()
-    plan = build_plan(topology, states)
+    planner = Planner(topology, states)
+    plan = planner.plan_all()
     planned = time.perf_counter()
-    report = apply_plan(plan, backend, backend, Replanner(topology, states), parallel=parallel)
+    report = apply_plan(
+        plan, planner.nodes, backend, backend, replanner(planner), parallel=parallel
+    )
     applied = time.perf_counter()
     requests = Counter(e.verb for e in server.log.entries)
     return Pass(listed - started, planned - listed, applied - planned, requests, report)

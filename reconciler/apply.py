@@ -9,11 +9,13 @@ retry; what still fails is reported per node, and the other nodes go on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from reconciler.core.plan import NodePlan, Plan, node_write
+from reconciler.core.plan import NodePlan, Plan
+from reconciler.core.planner import Planner
+from reconciler.core.project import holds, node_write
 from reconciler.model.state import NodeState
 from reconciler.ports import (
     BackendError,
@@ -26,6 +28,15 @@ from reconciler.ports import (
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
+
+
+def replanner(planner: Planner) -> Replan:
+    """Re-plan one node as re-read after a 409, through the one planner (its site only)."""
+
+    def replan(fresh: NodeState) -> NodePlan | None:
+        return planner.updated([fresh]).plan_node(fresh.name)
+
+    return replan
 
 
 @dataclass
@@ -80,17 +91,19 @@ def check_fresh(plan: Plan, live: Sequence[NodeState]) -> None:
 
 def apply_plan(
     plan: Plan,
+    live: Mapping[str, NodeState],
     reader: ClusterReader,
     writer: ClusterWriter,
     replan: Replan | None = None,
     parallel: int = 4,
 ) -> ApplyReport:
-    """Write every node plan; with ``replan``, resolve 409s by recomputing that node."""
+    """Write every node plan against the ``live`` nodes it was computed from; with
+    ``replan``, resolve 409s by recomputing that node."""
     report = ApplyReport()
     lock = threading.Lock()
 
     def one(node_plan: NodePlan) -> None:
-        outcome, retried = _apply_node(node_plan, reader, writer, replan)
+        outcome, retried = _apply_node(node_plan, live[node_plan.node], reader, writer, replan)
         with lock:
             report.conflicts_retried += retried
             if outcome is None:
@@ -113,33 +126,37 @@ def apply_plan(
 
 
 def _apply_node(
-    node_plan: NodePlan, reader: ClusterReader, writer: ClusterWriter, replan: Replan | None
+    node_plan: NodePlan,
+    live: NodeState,
+    reader: ClusterReader,
+    writer: ClusterWriter,
+    replan: Replan | None,
 ) -> tuple[str | None, int]:
     """None when written, "" when nothing was left to write, else the failure."""
     current: NodePlan | None = node_plan
     retried = 0
     while current is not None and current.writes:
         try:
-            writer.write_node(node_write(current))
+            writer.write_node(node_write(live, current))
             return None, retried
         except ConflictError as err:
             if replan is None:
                 # Applied exactly, never re-planned. The conflict may be this very write,
                 # landed with its answer lost (the retry meets the version it bumped): if
                 # the node already holds every change, nothing is left to do.
-                if _holds(current, reader):
+                if _holds_now(current, reader):
                     return "", retried
                 return f"conflict: {err} (a saved plan is applied exactly; plan again)", retried
             if retried >= MAX_CONFLICT_RETRIES:
                 return f"still conflicting after {retried} retries: {err}", retried
             retried += 1
             try:
-                fresh = reader.get_node(current.node)
+                live = reader.get_node(current.node)
             except NotFoundError:
                 return "the node was deleted meanwhile", retried
             except BackendError as read_err:
                 return f"re-reading after a conflict failed: {read_err}", retried
-            current = replan(fresh)
+            current = replan(live)
         except NotFoundError:
             return "the node was deleted meanwhile", retried
         except BackendError as err:
@@ -147,17 +164,9 @@ def _apply_node(
     return "", retried
 
 
-def _holds(node_plan: NodePlan, reader: ClusterReader) -> bool:
-    """Whether the node, read again, is the same object and carries every write of the plan."""
+def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
+    """Whether the node, read again, is the same object and carries every write."""
     try:
-        node = reader.get_node(node_plan.node)
+        return holds(reader.get_node(node_plan.node), node_plan)
     except BackendError:
         return False
-    if node.uid != node_plan.uid:
-        return False
-    for change in node_plan.writes:
-        if change.kind == "annotation" and node.annotations.get(change.key) != change.after:
-            return False
-        if change.kind == "label" and node.labels.get(change.key) != change.after:
-            return False
-    return node_plan.taints_after is None or set(node.taints) == set(node_plan.taints_after)

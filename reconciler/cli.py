@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -13,6 +14,7 @@ from reconciler import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 DEFAULT_DIR = Path("sites")
+T = TypeVar("T")
 
 
 class Failure(click.ClickException):
@@ -234,11 +236,12 @@ def _source(snapshot: Path | None, kubeconfig: Path | None, context: str | None)
     return {"kubeconfig": str(kubeconfig.resolve()) if kubeconfig else None, "context": context}
 
 
-def _states(reader: Any) -> list[Any]:
+def _backend_call(call: Callable[[], T]) -> T:
+    """Run a use case; a backend failure (after its retries) is a clear failure."""
     from reconciler.ports import BackendError
 
     try:
-        return list(reader.list_nodes())
+        return call()
     except BackendError as err:
         raise Failure(f"reading nodes: {err}") from None
 
@@ -319,19 +322,19 @@ def plan(
     Exit status: 0 success, 1 error; with --detailed-exitcode 0 no changes,
     1 error, 2 changes.
     """
-    from reconciler.core.plan import build_plan, desired_changes
+    from reconciler import service
 
     try:
         topology = _topology_or_fail(directory, rev)
-        states = _states(open_cluster(snapshot, kubeconfig, context, writable=False))
+        reader = open_cluster(snapshot, kubeconfig, context, writable=False)
         base_topology = _topology_or_fail(directory, base) if base else None
     except UsageFailure as err:
         if detailed_exitcode:  # there, 2 means "changes": every failure must be 1
             raise Failure(err.format_message()) from None
         raise
-    the_plan = build_plan(topology, states)
-    deltas = desired_changes(base_topology, topology, states) if base_topology else ()
-    _print_plan(the_plan, fmt, deltas)
+    result = _backend_call(lambda: service.plan_once(topology, reader, base_topology))
+    the_plan = result.plan
+    _print_plan(the_plan, fmt, result.deltas)
     if out is not None:
         from reconciler.core import savedplan
 
@@ -374,13 +377,23 @@ def apply(
       topoctl plan --out plan.json && topoctl apply plan.json
     """
     from reconciler import apply as executor
+    from reconciler import service
     from reconciler.core import savedplan
-    from reconciler.core.plan import Replanner, build_plan
+
+    def confirm(the_plan: Any) -> bool:
+        _print_plan(the_plan, "text")
+        if the_plan.errors or not the_plan.has_changes:
+            return False
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageFailure("not a terminal: pass --yes to apply without asking")
+            click.confirm("Apply these changes?", abort=True)
+        return True
 
     saved = target.is_file() and not target.name.endswith((".yaml", ".yml"))
     if saved:
         try:
-            the_plan, source = savedplan.load(target.read_text())
+            loaded, source = savedplan.load(target.read_text())
         except savedplan.SavedPlanError as err:
             raise Failure(f"{target}: {err}") from None
         if snapshot is None and kubeconfig is None:
@@ -388,31 +401,21 @@ def apply(
             kubeconfig = Path(source["kubeconfig"]) if source.get("kubeconfig") else None
             context = context or source.get("context")
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
-        states = _states(backend)
+        width = 1 if snapshot is not None else parallel
         try:
-            executor.check_fresh(the_plan, states)
+            result = _backend_call(lambda: service.apply_saved(loaded, backend, confirm, width))
         except executor.StalePlanError as err:
             raise Failure(f"{target}: {err}") from None
-        replan: Replanner | None = None
     else:
         topology = _topology_or_fail(target, None)
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
-        states = _states(backend)
-        the_plan = build_plan(topology, states)
-        replan = Replanner(topology, states)  # a 409 re-reads the node and re-plans it
-
-    _print_plan(the_plan, "text")
-    if the_plan.errors:
+        width = 1 if snapshot is not None else parallel
+        result = _backend_call(lambda: service.apply_once(topology, backend, confirm, width))
+    if result.plan.errors:
         raise Failure("the plan has errors: nothing applied")
-    if not the_plan.has_changes:
+    report = result.report
+    if report is None:
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageFailure("not a terminal: pass --yes to apply without asking")
-        click.confirm("Apply these changes?", abort=True)
-    report = executor.apply_plan(
-        the_plan, backend, backend, replan, parallel=1 if snapshot is not None else parallel
-    )
     for name, why in sorted(report.failed.items()):
         click.echo(f"topoctl: {name}: not applied: {why}", err=True)
     retried = (
@@ -439,17 +442,10 @@ def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None
     """
     import json
 
-    reader = open_cluster(snapshot, kubeconfig, context, writable=False)
-    from reconciler.ports import BackendError
+    from reconciler import service
 
-    try:
-        items = [dict(n) for n in reader.export_nodes()]
-    except BackendError as err:
-        raise Failure(f"reading nodes: {err}") from None
-    for item in items:
-        item.setdefault("apiVersion", "v1")
-        item.setdefault("kind", "Node")
-    doc = {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+    reader = open_cluster(snapshot, kubeconfig, context, writable=False)
+    doc = _backend_call(lambda: service.snapshot(reader))
     if fmt == "json":
         click.echo(json.dumps(doc, indent=4))
     else:

@@ -267,7 +267,7 @@ def test_saved_plan_still_applies_when_only_unwritten_nodes_moved(
 
 def test_damaged_saved_plan_is_an_error_not_a_crash(tmp_path: Path) -> None:
     saved = tmp_path / "p.json"
-    saved.write_text('{"kind": "topoctl-plan", "format_version": 1, "plan": {}}')
+    saved.write_text('{"kind": "topoctl-plan", "format_version": 2, "plan": {}}')
     result = topoctl("apply", saved, "--yes")
     assert result.exit_code == 1
     assert "saved plan is damaged" in result.output

@@ -2,20 +2,20 @@
 
 Pure: built from the topology and the observed nodes. Merging is site -> pool -> node
 (the node level wins). The ``topoctl.io/agent`` annotation resolves ``via: leader``
-to the InternalIP of the leader Kilo is predicted to pick once the plan is applied.
+to the InternalIP of the leader Kilo is predicted to pick once the plan is applied
+(the planner passes it in).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.kilo import find_leader, kilo_location, kilo_node
 from reconciler.core.membership import Member
 from reconciler.model import keys
-from reconciler.model.state import NodeState, TaintValue
+from reconciler.model.state import TaintValue
 from reconciler.model.topology import Cluster, Route, Site, Taint
 from reconciler.model.types import parse_endpoint
 
@@ -35,31 +35,6 @@ class DesiredNode:
     labels: Mapping[str, str]
     taints: Mapping[str, TaintValue]  # by key:effect
     kilo: Mapping[str, str]  # the six user-set Kilo keys git declares
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderPrediction:
-    """Kilo's leader for a site now and once the plan is applied."""
-
-    site: str
-    current: str | None
-    predicted: str | None
-    predicted_internal_ip: str | None
-
-    @property
-    def changes(self) -> bool:
-        """True when applying the plan moves leadership (tunnels drop: squat/kilo#39)."""
-        return self.current != self.predicted
-
-
-@dataclass(frozen=True)
-class SiteDesire:
-    """A site's desired nodes, its leader prediction and problems found on the way."""
-
-    nodes: list[DesiredNode] = field(default_factory=list)
-    leader: LeaderPrediction | None = None
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def kilo_annotations(site: Site, member: Member, mesh_port: int) -> dict[str, str]:
@@ -104,98 +79,18 @@ def _taint(taint: Taint) -> TaintValue:
     return TaintValue(taint.key, taint.effect, taint.value)
 
 
-def after_apply(node: NodeState, kilo: Mapping[str, str]) -> dict[str, str]:
-    """A member's annotations once the plan is applied, as far as Kilo reads them.
-
-    The six user-set Kilo keys become what git declares, as the diff writes them: a key
-    Talos manages keeps its live value (a reported conflict), and removing a ``force-*``
-    key also removes Kilo's mirror of it. Modelling exactly what apply leaves behind keeps
-    the prediction - and the routes resolved from it - the same when planning again.
-    """
-    live = node.annotations
-    talos = node.talos_owned("annotation")
-    out = dict(live)
-    for key in keys.KILO_USER_KEYS:
-        current = live.get(key)
-        if key in kilo:
-            if current is None or key not in talos:
-                out[key] = kilo[key]
-        elif current is not None and key not in talos:
-            del out[key]
-            mirror = keys.KILO_MIRRORS.get(key)
-            if mirror is not None:
-                out.pop(mirror, None)
-    return out
-
-
-def desire_site(
-    site: Site,
-    members: Sequence[Member],
-    cluster: Cluster,
-    reference: int | None,
-    outsiders: Sequence[NodeState] = (),
-    leaving: Sequence[NodeState] = (),
-) -> SiteDesire:
-    """Desired state for every member of one site, with Kilo's leader now and after.
-
-    Kilo elects a leader per location among every Ready node it places there, not only
-    among the site's members: ``outsiders`` are live nodes in this location that the plan
-    leaves untouched (claimed by no site, or by two), which stay candidates after apply;
-    ``leaving`` are members of other sites still in this location, which apply moves out.
-    """
-    spec = cluster.spec
-    kilo = {m.node.name: kilo_annotations(site, m, spec.mesh.port) for m in members}
-    here_now = [m.node for m in members if kilo_location(m.node) == site.name]
-    now = [kilo_node(n, n.annotations, reference) for n in (*here_now, *outsiders, *leaving)]
-    after = [kilo_node(n, n.annotations, reference) for n in outsiders]
-    for member in members:
-        annotations = after_apply(member.node, kilo[member.node.name])
-        if kilo_location(member.node, annotations) == site.name:  # unless Talos pins another
-            after.append(kilo_node(member.node, annotations, reference))
-    current, predicted = find_leader(now), find_leader(after)
-    leader_ip = predicted.internal_ip if predicted else None
-    result = SiteDesire(
-        leader=LeaderPrediction(
-            site=site.name,
-            current=current.name if current else None,
-            predicted=predicted.name if predicted else None,
-            predicted_internal_ip=leader_ip,
-        )
+def desired_node(site: Site, member: Member, cluster: Cluster) -> DesiredNode:
+    """What git declares for one member (the agent settings apart: they need the leader)."""
+    labels, annotations, taints = _merged(site, member)
+    kilo = kilo_annotations(site, member, cluster.spec.mesh.port)
+    return DesiredNode(
+        name=member.node.name,
+        site=site.name,
+        annotations={**annotations, **kilo},
+        labels=labels,
+        taints=taints,
+        kilo=kilo,
     )
-    # The agent's settings differ only between the leader and the others: render each once.
-    agents: dict[bool, tuple[str, int]] = {}
-    for member in members:
-        labels, annotations, taints = _merged(site, member)
-        is_leader = predicted is not None and predicted.name == member.node.name
-        if is_leader not in agents:
-            routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
-            agents[is_leader] = agent_annotation(cluster, routes), unresolved
-        agent, unresolved = agents[is_leader]
-        if unresolved:
-            result.warnings.append(
-                f"{member.node.name}: {unresolved} route(s) via the leader left out: no "
-                "leader with an internal IP is predicted for this site"
-            )
-        if len(agent) > AGENT_ANNOTATION_LIMIT:
-            result.errors.append(
-                f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation for "
-                f"{member.node.name} would be {len(agent)} bytes, over the "
-                f"{AGENT_ANNOTATION_LIMIT}-byte share of the 256 KiB Kubernetes allows for "
-                "all annotations of a Node - declare fewer or wider routes"
-            )
-            continue
-        annotations = {**annotations, **kilo[member.node.name], keys.TOPOCTL_AGENT: agent}
-        result.nodes.append(
-            DesiredNode(
-                name=member.node.name,
-                site=site.name,
-                annotations=annotations,
-                labels=labels,
-                taints=taints,
-                kilo=kilo[member.node.name],
-            )
-        )
-    return result
 
 
 def routes_for(

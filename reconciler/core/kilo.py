@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,15 +41,17 @@ def is_public(ip: str) -> bool:
     return not (addr.packed[0] == 0xFD and addr.packed[1] == 0x00)
 
 
+# Granularities under which every node is a segment of its own and leads it (Kilo's
+# ``full``; Cozystack's ``cross``, where nodes of one location are not peers either).
+PER_NODE = frozenset({"full", "cross"})
 KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
 REGION_LABEL = "topology.kubernetes.io/region"  # Kilo's location when the annotation is absent
 
 
-def kilo_location(node: NodeState, annotations: Mapping[str, str] | None = None) -> str:
+def kilo_location(node: NodeState) -> str:
     """The location Kilo puts a node in (translateNode): the location annotation when
-    present, even empty, else the ``topology.kubernetes.io/region`` label. Pass
-    ``annotations`` to read the node as it will be rather than as it is."""
-    location = (node.annotations if annotations is None else annotations).get(keys.KILO_LOCATION)
+    present, even empty, else the ``topology.kubernetes.io/region`` label."""
+    location = node.annotations.get(keys.KILO_LOCATION)
     return location if location is not None else node.labels.get(REGION_LABEL, "")
 
 
@@ -74,14 +76,15 @@ class KiloNode:
             return True
 
 
-def kilo_node(node: NodeState, annotations: Mapping[str, str], reference: int | None) -> KiloNode:
-    """Read a node with the given annotations (live, or as they will be after apply).
+def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
+    """Read a node as Kilo does (live, or projected as it will be after apply).
 
     ``reference`` is the newest ``last-seen`` in the cluster: Kilo counts a node Ready
     when it has an endpoint, a key, a pod CIDR and checked in within 60 s of now. Using
     the newest check-in as "now" keeps the prediction right for saved snapshots. With
     no Kilo data at all (``reference`` None), the Kubernetes Ready condition stands in.
     """
+    annotations = node.annotations
     endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
     if endpoint is None:
         endpoint = _endpoint_host(annotations.get(keys.KILO_ENDPOINT))
@@ -113,7 +116,9 @@ def find_leader(nodes: Sequence[KiloNode]) -> KiloNode | None:
 
     In name order: the first leader-annotated node with a public endpoint; else the first
     leader-annotated node; else the first with a public endpoint; else the first. Nodes
-    without an internal IP form segments of their own under ``location`` granularity.
+    without an internal IP form segments of their own under ``location`` granularity
+    (pkg/mesh/topology.go NewTopology), so they never lead the location's segment; under
+    ``full`` and ``cross`` every node is a segment of its own (see :data:`PER_NODE`).
     """
     segment = sorted(
         (n for n in nodes if n.ready and n.internal_ip is not None), key=lambda n: n.name.encode()

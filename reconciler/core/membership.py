@@ -41,22 +41,39 @@ def selects(pool: Pool, node: NodeState) -> bool:
     return all(node.labels.get(k) == v for k, v in selector.match_labels.items())
 
 
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """Which sites claim one node. A node's claims depend on the node alone."""
+
+    members: tuple[Member, ...] = ()
+    pool_overlaps: tuple[str, ...] = ()  # "site/pool" when several pools of a site match
+
+    @property
+    def member(self) -> Member | None:
+        """The one claim, when exactly one site claims the node."""
+        return self.members[0] if len(self.members) == 1 else None
+
+
+def claims_of(index: ClaimIndex, node: NodeState) -> Claims:
+    """Every site's claim on ``node``, in site order."""
+    members: list[Member] = []
+    overlaps: tuple[str, ...] = ()
+    for site, listed, candidates in index.candidates(node):
+        pools = [p for p in candidates if selects(p, node)]
+        if len(pools) > 1:
+            overlaps = tuple(f"{site.name}/{p.name}" for p in pools)
+        if listed is not None or pools:
+            members.append(Member(node, site, listed, pools[0] if pools else None))
+    return Claims(tuple(members), overlaps)
+
+
 def assign(sites: Iterable[Site], nodes: Iterable[NodeState]) -> Membership:
     """Claim every live node; a node claimed by two sites is a conflict and left alone."""
     sites = tuple(sites)
     live = {node.name: node for node in nodes}
-    index = _ClaimIndex(sites)
-    claims: dict[str, list[Member]] = {}
-    overlaps: dict[str, tuple[str, ...]] = {}
-    for node in live.values():
-        for site, listed, candidates in index.candidates(node):
-            pools = [p for p in candidates if selects(p, node)]
-            if len(pools) > 1:
-                overlaps[node.name] = tuple(f"{site.name}/{p.name}" for p in pools)
-            if listed is not None or pools:
-                member = Member(node, site, listed, pools[0] if pools else None)
-                claims.setdefault(node.name, []).append(member)
-    members = {name: c[0] for name, c in claims.items() if len(c) == 1}
+    index = ClaimIndex(sites)
+    claims = {name: claims_of(index, node) for name, node in live.items()}
+    members = {name: c.member for name, c in claims.items() if c.member is not None}
     by_site: dict[str, list[Member]] = {s.name: [] for s in sites}
     for member in sorted(members.values(), key=lambda m: m.node.name):
         by_site[member.site.name].append(member)
@@ -64,7 +81,9 @@ def assign(sites: Iterable[Site], nodes: Iterable[NodeState]) -> Membership:
         members=members,
         by_site=by_site,
         conflicts={
-            n: tuple(m.site.name for m in c) for n, c in sorted(claims.items()) if len(c) > 1
+            n: tuple(m.site.name for m in c.members)
+            for n, c in sorted(claims.items())
+            if len(c.members) > 1
         },
         pending={
             s.name: missing
@@ -72,16 +91,16 @@ def assign(sites: Iterable[Site], nodes: Iterable[NodeState]) -> Membership:
             if (missing := tuple(n.name for n in s.spec.nodes if n.name not in live))
         },
         unassigned=tuple(
-            sorted((n for n in live.values() if n.name not in claims), key=lambda n: n.name)
+            sorted((live[n] for n, c in claims.items() if not c.members), key=lambda n: n.name)
         ),
-        pool_overlaps=overlaps,
+        pool_overlaps={n: c.pool_overlaps for n, c in claims.items() if c.pool_overlaps},
     )
 
 
 _WILDCARDS = re.compile(r"[*?\[]")
 
 
-class _ClaimIndex:
+class ClaimIndex:
     """Which sites and pools could claim a node, without trying every pool on every node.
 
     Named nodes are found by name; a pool by one of its ``matchLabels`` pairs, else by the

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
-from reconciler.core.desired import LeaderPrediction
-from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, Plan
+from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, LeaderPrediction, Plan
 from reconciler.model import keys
 
 
@@ -56,18 +55,18 @@ def _value(key: str, value: str | None) -> str:
 
 
 def _line(change: Change) -> str:
-    sign = SIGNS[change.action]
-    label = "" if change.action in ("set", "update") else f"[{change.action}] "
+    sign = SIGNS[change.verb]
+    label = "" if change.verb in ("set", "update") else f"[{change.verb}] "
     if change.kind == "taint":
-        if change.action == "set":
+        if change.verb == "set":
             return f"{sign} {label}taint {change.after}"
-        if change.action == "remove":
+        if change.verb == "remove":
             return f"{sign} {label}taint {change.before}"
         return f"{sign} {label}taint {change.before} -> {change.after}"
     what = f"{change.kind} {change.key}"
-    if change.action in ("set",):
+    if change.verb in ("set",):
         body = f"{what} = {_value(change.key, change.after)}"
-    elif change.action in ("remove", "remove-mirror"):
+    elif change.verb in ("remove", "remove-mirror"):
         body = f"{what} (was {_value(change.key, change.before)})"
     else:
         after = _value(change.key, change.after)
@@ -98,7 +97,7 @@ def _owned_delta(before: str | None, after: str | None) -> str:
 
 def counts(plan: Plan) -> Counter[str]:
     """Changes by action (conflicts included)."""
-    return Counter(c.action for n in plan.nodes for c in n.changes)
+    return Counter(c.verb for n in plan.nodes for c in n.changes)
 
 
 def summary_line(plan: Plan) -> str:
@@ -158,8 +157,8 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
                 line = _line(change)
                 style = STYLES[line[0]]
                 out.append(f"      [{style}]{escape(line)}[/]")
-                if change.action not in ("set", "update") and change.reason:
-                    out.append(f"          [dim]# {escape(change.reason)}[/]")
+                if change.verb not in ("set", "update") and change.why:
+                    out.append(f"          [dim]# {escape(change.why)}[/]")
         out.append("")
     out += _lists(plan, deltas, markup=True)
     out.append(f"[bold]{escape(summary_line(plan))}[/]")
@@ -227,7 +226,7 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     for site in sites:
         nodes = [n for n in plan.nodes if n.site == site]
         writes = sum(len(n.writes) for n in nodes)
-        conflicts = sum(1 for n in nodes for c in n.changes if c.action == "conflict")
+        conflicts = sum(1 for n in nodes for c in n.changes if not c.writes)
         p = leaders.get(site)
         now = p.current if p else None
         after = p.predicted if p else None
@@ -252,8 +251,8 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
                 line = _line(change)
                 sign = {"~": "!", "!": "!"}.get(line[0], line[0])
                 out.append(f"{sign}{line[1:]}")
-                if change.action not in ("set", "update") and change.reason:
-                    out.append(f"#   {change.reason}")
+                if change.verb not in ("set", "update") and change.why:
+                    out.append(f"#   {change.why}")
         out += ["```", "", "</details>", ""]
     rest = _lists(plan, deltas, markup=False)
     if rest:
@@ -307,10 +306,10 @@ def _change(ch: Change) -> dict[str, Any]:
         "site": ch.site,
         "kind": ch.kind,
         "key": ch.key,
-        "action": ch.action,
+        "action": ch.verb,
         "before": ch.before,
         "after": ch.after,
-        "reason": ch.reason,
+        "reason": ch.why,
     }
 
 
@@ -334,10 +333,10 @@ def _change_line(ch: Change) -> str:
             _quote(ch.site),
             _quote(ch.kind),
             _quote(ch.key),
-            _quote(ch.action),
+            _quote(ch.verb),
             "null" if ch.before is None else _quote(ch.before),
             "null" if ch.after is None else _quote(ch.after),
-            _quote(ch.reason),
+            _quote(ch.why),
         )
     except TypeError:  # not text: let json say how it is written
         return json.dumps(_change(ch))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.core.desired import LeaderPrediction
-from reconciler.core.plan import Change, NodePlan, Plan, as_data
+from reconciler.core.plan import Action, Change, LeaderPrediction, NodePlan, Plan, Reason, as_data
 from reconciler.model.state import TaintValue
 
 SAVED_KIND = "topoctl-plan"
-SAVED_VERSION = 1
+SAVED_VERSION = 2  # 2: changes carry an action and a reason code
 
 
 class SavedPlanError(ValueError):
@@ -49,7 +48,6 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
             cluster=raw["cluster"],
             nodes=tuple(_node(n) for n in raw["nodes"]),
             leaders=tuple(LeaderPrediction(**p) for p in raw["leaders"]),
-            conflicts=tuple(Change(**c) for c in raw["conflicts"]),
             claimed_twice={k: tuple(v) for k, v in raw["claimed_twice"].items()},
             pending={k: tuple(v) for k, v in raw["pending"].items()},
             unassigned=tuple(raw["unassigned"]),
@@ -58,19 +56,33 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
             observed={k: (v[0], v[1]) for k, v in raw["observed"].items()},
             members=dict(raw["members"]),
             sites=tuple(raw["sites"]),
+            agent_problems=dict(raw.get("agent_problems") or {}),
         )
-    except (KeyError, TypeError, IndexError) as err:
+    except (KeyError, TypeError, IndexError, ValueError) as err:
         raise SavedPlanError(f"saved plan is damaged ({err!r})") from None
     return plan, dict(data.get("source") or {})
 
 
 def _node(raw: dict[str, Any]) -> NodePlan:
-    taints = raw.get("taints_after")
     return NodePlan(
         node=raw["node"],
         site=raw["site"],
         uid=raw["uid"],
         resource_version=raw["resource_version"],
-        changes=tuple(Change(**c) for c in raw["changes"]),
-        taints_after=None if taints is None else tuple(TaintValue(**t) for t in taints),
+        changes=tuple(_change(c) for c in raw["changes"]),
+    )
+
+
+def _change(raw: dict[str, Any]) -> Change:
+    taint = raw.get("taint")
+    return Change(
+        node=raw["node"],
+        site=raw["site"],
+        kind=raw["kind"],
+        key=raw["key"],
+        action=Action(raw["action"]),
+        reason=Reason(raw["reason"]),
+        before=raw["before"],
+        after=raw["after"],
+        taint=None if taint is None else TaintValue(**taint),
     )

@@ -1,5 +1,6 @@
 """The plan core: Kilo's leader election and address rules, ownership in ``diff_node``,
-the shape of ``node_patch``, and properties of ``build_plan`` over generated clusters.
+the write ``project``/``node_write`` derive from a plan, and properties of the planner
+over generated clusters.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.adapters.patches import node_patch as write_patch
 from reconciler.adapters.snapshot import merge_patch
 from reconciler.core import render
-from reconciler.core.desired import DesiredNode, after_apply
+from reconciler.core.desired import DesiredNode
+from reconciler.core.diff import diff_node, with_agent
 from reconciler.core.kilo import (
     KiloNode,
     find_leader,
@@ -28,16 +31,10 @@ from reconciler.core.kilo import (
 )
 from reconciler.core.load import Topology
 from reconciler.core.membership import assign, selects
-from reconciler.core.plan import (
-    Change,
-    NodePlan,
-    Plan,
-    build_plan,
-    diff_node,
-    node_patch,
-    owned_record,
-    render_owned,
-)
+from reconciler.core.owned import owned_record, render_owned
+from reconciler.core.plan import Change, NodePlan, Plan
+from reconciler.core.planner import build_plan
+from reconciler.core.project import node_write, project
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
 from reconciler.model.topology import Cluster, Site
@@ -115,6 +112,11 @@ def desired(
 
 def owned(annotations: Sequence[str] = (), labels: Sequence[str] = (), taints: Sequence[str] = ()):
     return render_owned({"annotations": annotations, "labels": labels, "taints": taints})
+
+
+def node_patch(plan: NodePlan, live: NodeState) -> dict[str, Any]:
+    """The merge patch apply sends for ``plan`` against ``live``."""
+    return write_patch(node_write(live, plan))
 
 
 def changes(plan: NodePlan) -> dict[tuple[str, str], Change]:
@@ -254,15 +256,15 @@ def test_find_leader_follows_kilo(nodes: list[KiloNode], expected: str | None) -
 def test_force_endpoint_wins_over_kilos_own() -> None:
     node = state(annotations={keys.KILO_ENDPOINT: "10.0.0.1:51820"})
     seen = kilo_node(
-        node, {**node.annotations, keys.KILO_FORCE_ENDPOINT: "203.0.113.9:51820"}, None
+        state(annotations={**node.annotations, keys.KILO_FORCE_ENDPOINT: "203.0.113.9:51820"}),
+        None,
     )
     assert seen.endpoint_host == "203.0.113.9"
     assert seen.public_endpoint
 
 
 def test_endpoint_without_port_is_ignored_like_kilo_does() -> None:
-    node = state()
-    seen = kilo_node(node, {keys.KILO_FORCE_ENDPOINT: "203.0.113.9"}, None)
+    seen = kilo_node(state(annotations={keys.KILO_FORCE_ENDPOINT: "203.0.113.9"}), None)
     assert seen.endpoint_host is None
 
 
@@ -282,12 +284,12 @@ def test_endpoint_without_port_is_ignored_like_kilo_does() -> None:
     ],
 )
 def test_internal_ip_as_kilo_reads_it(annotations: dict[str, str], internal_ip: str | None) -> None:
-    assert kilo_node(state(), annotations, None).internal_ip == internal_ip
+    assert kilo_node(state(annotations=annotations), None).internal_ip == internal_ip
 
 
 def test_leader_is_the_keys_presence_whatever_its_value() -> None:
     for value in ("true", "false", ""):
-        assert kilo_node(state(), {keys.KILO_LEADER: value}, None).leader
+        assert kilo_node(state(annotations={keys.KILO_LEADER: value}), None).leader
 
 
 @pytest.mark.parametrize(
@@ -303,18 +305,18 @@ def test_leader_is_the_keys_presence_whatever_its_value() -> None:
 def test_ready_for_kilo(change: dict[str, str], ready: bool) -> None:
     annotations = {**kilo_annotations("10.0.0.1:51820", "10.0.0.1/24"), **change}
     node = state(annotations=annotations)
-    assert kilo_node(node, node.annotations, SEEN).ready is ready
+    assert kilo_node(node, SEEN).ready is ready
 
 
 def test_ready_needs_a_pod_cidr() -> None:
     node = state(annotations=kilo_annotations("10.0.0.1:51820", "10.0.0.1/24"), pod_cidr="")
-    assert not kilo_node(node, node.annotations, SEEN).ready
+    assert not kilo_node(node, SEEN).ready
 
 
 def test_without_kilo_data_the_ready_condition_stands_in() -> None:
     assert newest_check_in([state(), state("n2")]) is None
-    assert kilo_node(state(ready="True"), {}, None).ready
-    assert not kilo_node(state(ready="Unknown"), {}, None).ready
+    assert kilo_node(state(ready="True"), None).ready
+    assert not kilo_node(state(ready="Unknown"), None).ready
 
 
 def test_location_annotation_wins_even_empty_over_region_label() -> None:
@@ -324,7 +326,7 @@ def test_location_annotation_wins_even_empty_over_region_label() -> None:
     assert kilo_location(state(labels=region, annotations={keys.KILO_LOCATION: "fsn1"})) == "fsn1"
 
 
-def test_after_apply_keeps_talos_values_and_drops_removed_mirrors() -> None:
+def test_projection_keeps_talos_values_and_drops_removed_mirrors() -> None:
     node = state(
         annotations={
             keys.KILO_LOCATION: "talos-says",
@@ -334,7 +336,8 @@ def test_after_apply_keeps_talos_values_and_drops_removed_mirrors() -> None:
             keys.KILO_LEADER: "false",
         }
     )
-    after = after_apply(node, {keys.KILO_LOCATION: "git-says", keys.KILO_PERSISTENT_KEEPALIVE: "5"})
+    kilo_keys = {keys.KILO_LOCATION: "git-says", keys.KILO_PERSISTENT_KEEPALIVE: "5"}
+    after = project(node, diff_node(desired(kilo_keys=kilo_keys), node)).annotations
     assert after[keys.KILO_LOCATION] == "talos-says"
     assert after[keys.KILO_PERSISTENT_KEEPALIVE] == "5"
     for gone in (keys.KILO_FORCE_ENDPOINT, keys.KILO_ENDPOINT, keys.KILO_LEADER):
@@ -346,7 +349,7 @@ def test_after_apply_keeps_talos_values_and_drops_removed_mirrors() -> None:
 
 def test_absent_key_is_set_and_owned() -> None:
     plan = diff_node(desired(labels={"team": "a"}), state())
-    assert changes(plan)[("label", "team")].action == "set"
+    assert changes(plan)[("label", "team")].verb == "set"
     record = owned_record({keys.TOPOCTL_OWNED: plan.changes[-1].after or ""})
     assert record["labels"] == {"team"}
     assert record["annotations"] == {keys.KILO_LOCATION}
@@ -355,15 +358,15 @@ def test_absent_key_is_set_and_owned() -> None:
 def test_owned_key_with_another_value_is_updated() -> None:
     live = state(labels={"team": "b"}, annotations={keys.TOPOCTL_OWNED: owned(labels=["team"])})
     change = changes(diff_node(desired(labels={"team": "a"}), live))[("label", "team")]
-    assert (change.action, change.before, change.after) == ("update", "b", "a")
+    assert (change.verb, change.before, change.after) == ("update", "b", "a")
 
 
 def test_foreign_key_with_another_value_is_adopted_and_says_so() -> None:
     change = changes(diff_node(desired(labels={"team": "a"}), state(labels={"team": "b"})))[
         ("label", "team")
     ]
-    assert change.action == "adopt"
-    assert "someone else" in change.reason
+    assert change.verb == "adopt"
+    assert "someone else" in change.why
 
 
 def test_foreign_keys_not_in_git_are_never_touched() -> None:
@@ -374,7 +377,7 @@ def test_foreign_keys_not_in_git_are_never_touched() -> None:
     )
     plan = diff_node(desired(), live)
     assert {c.key for c in plan.changes} == {keys.KILO_LOCATION, keys.TOPOCTL_OWNED}
-    assert plan.taints_after is None
+    assert node_write(live, plan).taints is None
 
 
 def test_owned_key_dropped_from_git_is_removed() -> None:
@@ -385,10 +388,10 @@ def test_owned_key_dropped_from_git_is_removed() -> None:
     )
     plan = diff_node(desired(kilo_keys={}), live)
     found = changes(plan)
-    assert found[("label", "team")].action == "remove"
-    assert found[("annotation", "note")].action == "remove"
-    assert found[("taint", "t:NoSchedule")].action == "remove"
-    assert plan.taints_after == (TaintValue("other", "NoExecute"),)
+    assert found[("label", "team")].verb == "remove"
+    assert found[("annotation", "note")].verb == "remove"
+    assert found[("taint", "t:NoSchedule")].verb == "remove"
+    assert node_write(live, plan).taints == (TaintValue("other", "NoExecute"),)
 
 
 def test_owned_key_already_gone_is_just_forgotten() -> None:
@@ -400,8 +403,8 @@ def test_owned_key_already_gone_is_just_forgotten() -> None:
 
 def test_agent_annotation_is_updated_not_adopted_and_not_recorded() -> None:
     live = state(annotations={keys.TOPOCTL_AGENT: '{"v":1}', keys.TOPOCTL_OWNED: owned()})
-    plan = diff_node(desired(annotations={keys.TOPOCTL_AGENT: '{"v":2}'}, kilo_keys={}), live)
-    assert changes(plan)[("annotation", keys.TOPOCTL_AGENT)].action == "update"
+    plan = with_agent(diff_node(desired(kilo_keys={}), live), live, '{"v":2}')
+    assert changes(plan)[("annotation", keys.TOPOCTL_AGENT)].verb == "update"
     assert keys.TOPOCTL_OWNED not in {c.key for c in plan.changes}  # the record stays empty
 
 
@@ -415,9 +418,9 @@ def test_talos_key_with_another_value_is_a_conflict_not_a_write(kind: str) -> No
     want = desired(labels={"zone": "a"}) if kind == "label" else desired(annotations={"zone": "a"})
     plan = diff_node(want, live)
     conflict = changes(plan)[(kind, "zone")]
-    assert conflict.action == "conflict"
+    assert conflict.verb == "conflict"
     assert conflict not in plan.writes
-    assert "zone" not in json.dumps(node_patch(plan))
+    assert "zone" not in json.dumps(node_patch(plan, live))
 
 
 def test_talos_taint_conflicts_by_key() -> None:
@@ -426,8 +429,8 @@ def test_talos_taint_conflicts_by_key() -> None:
         taints=[{"key": "dedicated", "value": "storage", "effect": "NoSchedule"}],
     )
     plan = diff_node(desired(taints=[TaintValue("dedicated", "NoSchedule", "gw")]), live)
-    assert changes(plan)[("taint", "dedicated:NoSchedule")].action == "conflict"
-    assert plan.taints_after is None
+    assert changes(plan)[("taint", "dedicated:NoSchedule")].verb == "conflict"
+    assert node_write(live, plan).taints is None
 
 
 def test_talos_key_is_not_removed_even_when_owned() -> None:
@@ -442,17 +445,15 @@ def test_talos_key_is_not_removed_even_when_owned() -> None:
 def test_undeclared_kilo_leader_is_removed_on_members_even_if_foreign(value: str) -> None:
     plan = diff_node(desired(), state(annotations={keys.KILO_LEADER: value}))
     change = changes(plan)[("annotation", keys.KILO_LEADER)]
-    assert change.action == "remove"
-    assert "leader candidate" in change.reason
+    assert change.verb == "remove"
+    assert "leader candidate" in change.why
 
 
 def test_undeclared_kilo_key_set_by_talos_is_a_conflict() -> None:
     live = state(
         annotations={keys.KILO_LEADER: "true", keys.TALOS_OWNED_ANNOTATIONS: keys.KILO_LEADER}
     )
-    assert (
-        changes(diff_node(desired(), live))[("annotation", keys.KILO_LEADER)].action == "conflict"
-    )
+    assert changes(diff_node(desired(), live))[("annotation", keys.KILO_LEADER)].verb == "conflict"
 
 
 @pytest.mark.parametrize(
@@ -465,8 +466,8 @@ def test_undeclared_kilo_key_set_by_talos_is_a_conflict() -> None:
 def test_removing_a_force_key_removes_kilos_mirror(force: str, mirror: str) -> None:
     live = state(annotations={force: "x", mirror: "x", keys.TOPOCTL_OWNED: owned([force])})
     found = changes(diff_node(desired(), live))
-    assert found[("annotation", force)].action == "remove"
-    assert found[("annotation", mirror)].action == "remove-mirror"
+    assert found[("annotation", force)].verb == "remove"
+    assert found[("annotation", mirror)].verb == "remove-mirror"
 
 
 def test_mirror_stays_while_the_force_key_stays() -> None:
@@ -477,7 +478,7 @@ def test_mirror_stays_while_the_force_key_stays() -> None:
 def test_converged_node_has_no_changes() -> None:
     first = diff_node(desired(labels={"a": "1"}, taints=[TaintValue("t", "NoSchedule")]), state())
     obj = node_object("n1")
-    merge_patch(obj, node_patch(first))
+    merge_patch(obj, node_patch(first, state()))
     again = diff_node(
         desired(labels={"a": "1"}, taints=[TaintValue("t", "NoSchedule")]),
         NodeState.from_object(obj),
@@ -485,7 +486,7 @@ def test_converged_node_has_no_changes() -> None:
     assert again.changes == ()
 
 
-# --- node_patch ------------------------------------------------------------------------
+# --- node_write -----------------------------------------------------------------------
 
 
 def test_patch_carries_only_changed_keys_and_the_resource_version() -> None:
@@ -494,7 +495,7 @@ def test_patch_carries_only_changed_keys_and_the_resource_version() -> None:
         annotations={"old": "v", keys.TOPOCTL_OWNED: owned(["old"], ["same"])},
         resource_version="42",
     )
-    patch = node_patch(diff_node(desired(labels={"same": "x", "new": "y"}), live))
+    patch = node_patch(diff_node(desired(labels={"same": "x", "new": "y"}), live), live)
     assert patch["metadata"]["resourceVersion"] == "42"
     assert patch["metadata"]["labels"] == {"new": "y"}
     assert patch["metadata"]["annotations"]["old"] is None  # null deletes in a merge patch
@@ -513,7 +514,7 @@ def test_patch_sends_the_whole_taint_list_when_taints_change() -> None:
     want = desired(
         taints=[TaintValue("mine", "NoSchedule", "new"), TaintValue("added", "NoExecute")]
     )
-    patch = node_patch(diff_node(want, live))
+    patch = node_patch(diff_node(want, live), live)
     assert patch["spec"]["taints"] == [
         {"key": "foreign", "effect": "NoExecute"},
         {"key": "mine", "effect": "NoSchedule", "value": "new"},
@@ -526,12 +527,12 @@ def test_removing_the_last_taint_sends_an_empty_list() -> None:
         taints=[{"key": "mine", "effect": "NoSchedule"}],
         annotations={keys.TOPOCTL_OWNED: owned(taints=["mine:NoSchedule"])},
     )
-    assert node_patch(diff_node(desired(), live))["spec"] == {"taints": []}
+    assert node_patch(diff_node(desired(), live), live)["spec"] == {"taints": []}
 
 
 def test_conflicts_are_not_in_the_patch() -> None:
     live = state(labels={"zone": "b"}, annotations={keys.TALOS_OWNED_LABELS: "zone"})
-    patch = node_patch(diff_node(desired(labels={"zone": "a"}), live))
+    patch = node_patch(diff_node(desired(labels={"zone": "a"}), live), live)
     assert "labels" not in patch["metadata"]
 
 
@@ -593,7 +594,7 @@ def test_member_pinned_elsewhere_by_talos_is_not_predicted_to_lead() -> None:
     ]
     plan = build_plan(topo, nodes)
     assert plan.leaders[0].predicted == "s-2"
-    assert [c.action for c in plan.conflicts] == ["conflict"]
+    assert [c.verb for c in plan.conflicts] == ["conflict"]
 
 
 @pytest.mark.parametrize(
@@ -795,8 +796,8 @@ def apply_to_objects(plan: Plan, objects: list[dict[str, Any]]) -> list[dict[str
     out = copy.deepcopy(objects)
     by_name = {o["metadata"]["name"]: o for o in out}
     for node_plan in plan.writes:
-        patch = node_patch(node_plan)
         target = by_name[node_plan.node]
+        patch = node_patch(node_plan, NodeState.from_object(target))
         assert patch["metadata"].pop("resourceVersion") == target["metadata"]["resourceVersion"]
         merge_patch(target, patch)
         target["metadata"]["resourceVersion"] += "1"
@@ -849,13 +850,13 @@ def test_plans_touch_only_members_and_keys_topoctl_may_write(
         live = states[node_plan.node]
         record = owned_record(live.annotations)
         for change in node_plan.writes:
-            if change.action in ("set", "update", "adopt"):
+            if change.verb in ("set", "update", "adopt"):
                 continue  # git declares it
             kind = {"annotation": "annotations", "label": "labels", "taint": "taints"}[change.kind]
             assert (
                 change.key in record[kind]
                 or change.key in keys.KILO_USER_KEYS
-                or (change.action == "remove-mirror" and change.key in keys.KILO_MIRRORS.values())
+                or (change.verb == "remove-mirror" and change.key in keys.KILO_MIRRORS.values())
             ), change
 
 

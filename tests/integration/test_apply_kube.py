@@ -23,17 +23,13 @@ from click.testing import CliRunner, Result
 from reconciler.adapters import kube
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import RetryPolicy
+from reconciler.adapters.patches import node_patch
+from reconciler.apply import replanner
 from reconciler.cli import main
 from reconciler.core.load import Topology, load
-from reconciler.core.plan import (
-    Change,
-    NodePlan,
-    Plan,
-    Replanner,
-    build_plan,
-    node_patch,
-    replan_node,
-)
+from reconciler.core.plan import Change, NodePlan, Plan
+from reconciler.core.planner import Planner, build_plan
+from reconciler.core.project import node_write
 from reconciler.model.state import NodeState
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import RequestInfo
@@ -218,7 +214,8 @@ def test_patches_carry_only_the_changed_keys_and_the_read_version(
         body = request.body
         assert request.content_type == "application/merge-patch+json"
         assert request.subresource is None  # never the status: that is the agent's
-        assert body == node_patch(node_plan)
+        live = NodeState.from_object(seeded[node_plan.node])
+        assert body == node_patch(node_write(live, node_plan))
         meta = body["metadata"]
         assert meta["resourceVersion"] == seeded[node_plan.node]["metadata"]["resourceVersion"]
         assert set(meta) <= {"resourceVersion", "annotations", "labels"}
@@ -334,12 +331,13 @@ def test_a_re_plan_after_a_conflict_is_what_a_full_plan_says(
 ) -> None:
     """The 409 path re-plans one node; it must agree with planning the whole cluster."""
     states = [NodeState.from_object(n) for n in cluster.nodes()]
-    replanner = Replanner(topology, states)  # one for the whole apply, as the CLI uses it
+    planner = Planner(topology, states)  # one for the whole apply, as apply uses it
+    replan = replanner(planner)
     for fresh in (FRESH_VARIANTS[variant](s) for s in states):
         others = [fresh if s.name == fresh.name else s for s in states]
         expected = {n.node: n for n in build_plan(topology, others).nodes}.get(fresh.name)
-        assert replanner(fresh) == expected, fresh.name
-        assert replan_node(topology, states, fresh) == expected, fresh.name
+        assert replan(fresh) == expected, fresh.name
+        assert planner.updated([fresh]).plan_node(fresh.name) == expected, fresh.name
 
 
 # --------------------------------------------------------------------- faults

@@ -65,7 +65,7 @@ def node(site: int, role: str, index: int, serial: int) -> dict[str, Any]:
     annotations = {
         "kilo.squat.ai/endpoint": endpoint,
         "kilo.squat.ai/internal-ip": f"{internal}/24",
-        "kilo.squat.ai/key": "c3ludGhldGljIGJlbmNobWFyayBrZXkgLSBub3QgcmVhbCE=",
+        "kilo.squat.ai/key": "c3ludGhldGljIGJlbmNoIGtleSAtIG5vdCByZWFsISE=",
         "kilo.squat.ai/last-seen": str(LAST_SEEN - serial % 20),
         "kilo.squat.ai/wireguard-ip": "",
         "kilo.squat.ai/granularity": "location",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,7 @@ def is_public(ip: str) -> bool:
 # Granularities under which every node is a segment of its own and leads it (Kilo's
 # ``full``; Cozystack's ``cross``, where nodes of one location are not peers either).
 PER_NODE = frozenset({"full", "cross"})
+WIREGUARD_KEY_BYTES = 32
 KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
 REGION_LABEL = "topology.kubernetes.io/region"  # Kilo's location when the annotation is absent
 
@@ -97,12 +99,24 @@ def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
         seen = _int(annotations.get(keys.KILO_LAST_SEEN))
         ready = (
             endpoint is not None
-            and bool(annotations.get(keys.KILO_KEY))
+            and is_wireguard_key(annotations.get(keys.KILO_KEY))
             and bool(node.pod_cidr)
             and seen is not None
             and reference - seen < KILO_READY_SECONDS
         )
     return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
+
+
+@lru_cache(maxsize=65536)
+def is_wireguard_key(value: str | None) -> bool:
+    """Kilo's key check (wgtypes.ParseKey): standard base64 of exactly 32 bytes. Kilo
+    counts a node whose key does not parse as having no key: it is not Ready."""
+    if not value:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == WIREGUARD_KEY_BYTES
+    except ValueError:
+        return False
 
 
 def newest_check_in(nodes: Iterable[NodeState]) -> int | None:

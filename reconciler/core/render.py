@@ -145,7 +145,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         pred = leaders.get(site)
         head = f"[bold]site {escape(site)}[/]"
         if pred is not None:
-            head += f"  leader: {escape(pred.predicted or '(none)')}"
+            head += f"  leader: {escape(leader_text(pred))}"
             if pred.changes:
                 head += f"  [bold red]LEADER CHANGE: {escape(leader_news(pred))}[/]"
         if not nodes and not (pred and pred.changes):
@@ -177,6 +177,8 @@ def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[
         out.append(
             f"pending in {esc(site)} (listed in git, not registered yet): {esc(', '.join(names))}"
         )
+    for node, problem in sorted(plan.agent_problems.items()):
+        out.append(f"agent on {esc(node)} reports TopologyReady=False: {esc(problem)}")
     for warning in plan.warnings:
         out.append(f"warning: {esc(warning)}")
     if deltas:
@@ -192,6 +194,13 @@ def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[
     if out:
         out.append("")
     return out
+
+
+def leader_text(prediction: LeaderPrediction) -> str:
+    """Who leads the location once the plan is applied."""
+    if prediction.granularity != "location":
+        return f"every node leads its own segment (granularity {prediction.granularity})"
+    return prediction.predicted or "(none)"
 
 
 def leader_news(prediction: LeaderPrediction) -> str:
@@ -230,6 +239,8 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         p = leaders.get(site)
         now = p.current if p else None
         after = p.predicted if p else None
+        if p is not None and p.granularity != "location":
+            now = after = f"each node ({p.granularity})"
         mark = " :warning:" if p and p.changes else ""
         out.append(
             f"| `{site}` | {sum(1 for n in nodes if n.writes)} | {writes} | {conflicts} | "
@@ -292,6 +303,7 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         "unassigned": list(plan.unassigned),
         "warnings": list(plan.warnings),
         "errors": list(plan.errors),
+        "agent_problems": dict(sorted(plan.agent_problems.items())),
         "desired_changes": [
             {"node": d.node, "kind": d.kind, "key": d.key, "base": d.base, "head": d.head}
             for d in deltas
@@ -391,6 +403,7 @@ def _sites_json(plan: Plan) -> list[dict[str, Any]]:
                 "predicted": prediction.predicted,
                 "changes": prediction.changes,
                 "predicted_internal_ip": prediction.predicted_internal_ip,
+                "granularity": prediction.granularity,
             }
         out.append(
             {

@@ -174,6 +174,7 @@ class Planner:
             memo.agent[node.name] = agent
             errors += self._drift(member, plan)
             nodes.append(with_agent(plan, node, agent))
+        warnings += self._own_segments(site, members, memo)
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
@@ -286,6 +287,29 @@ class Planner:
             predicted=predicted.name if predicted else None,
             predicted_internal_ip=predicted.internal_ip if predicted else None,
         )
+
+    def _own_segments(self, site: Site, members: list[Member], memo: _Memo) -> list[str]:
+        """Members without an internal IP are segments of their own under ``location``
+        granularity; each carries the site's allowed-location-ips, which then overlap the
+        location's own, and Kilo drops the overlap by sort order (pkg/mesh/topology.go)."""
+        if (
+            not site.spec.allowed_location_ips
+            or self.topology.cluster.spec.mesh.granularity in PER_NODE
+        ):
+            return []
+        alone = [
+            m.node.name
+            for m in members
+            if kilo_node(memo.base[m.node.name][2], self._reference).internal_ip is None
+        ]
+        if not alone:
+            return []
+        return [
+            f"site {site.name!r}: {len(alone)} member(s) without an internal IP ({_some(alone)}) "
+            "form Kilo segments of their own, so their allowed-location-ips overlap the "
+            "location's and Kilo routes them through only one segment - give them an "
+            "internalIP"
+        ]
 
     def _drift(self, member: Member, plan: NodePlan) -> list[str]:
         """A member whose label writes would change which site or pool claims it: the

@@ -1,4 +1,4 @@
-"""The port for one Lease object: read it, create it, replace it under a resourceVersion.
+"""The port for one Lease object (read, create, replace under a resourceVersion) and a Clock.
 
 Values are the pure core's (``reconciler.core.lease``). Every call takes a timeout
 in seconds, so the caller can keep each request inside the lease time it has left.
@@ -6,6 +6,8 @@ in seconds, so the caller can keep each request inside the lease time it has lef
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
 from typing import Protocol
 
 from reconciler.core.lease import LeaseObject, LeaseSpec
@@ -32,4 +34,20 @@ class LeasePort(Protocol):
 
     def replace(self, spec: LeaseSpec, resource_version: str, timeout: float) -> LeaseObject:
         """Replace the spec; LeaseConflictError when it changed since ``resource_version``."""
+        ...
+
+
+class Clock(Protocol):
+    """Time for the election loop: monotonic seconds for decisions, wall time for the record."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps."""
+        ...
+
+    def wall(self) -> datetime:
+        """Now, timezone-aware (written into acquireTime/renewTime)."""
+        ...
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sleep up to ``seconds``, returning early once ``stop`` is set."""
         ...

@@ -176,7 +176,9 @@ class Elector:
             return state, Decision(Action.WAIT, self.timing.retry_period, reason="released")
         if lease is None:
             spec = LeaseSpec(self.identity, self.timing.duration_seconds, wall, wall, 0)
-            return state, Decision(Action.CREATE, 0.0, spec, None, "no lease yet")
+            return state, Decision(
+                Action.CREATE, self.timing.retry_period, spec, None, "no lease yet"
+            )
         record = lease.spec
         state = replace(state, resource_version=lease.resource_version)
         if record != state.observed or state.observed_at is None:
@@ -203,7 +205,9 @@ class Elector:
         spec = LeaseSpec(
             self.identity, self.timing.duration_seconds, wall, wall, record.transitions + 1
         )
-        return state, Decision(Action.ACQUIRE, 0.0, spec, lease.resource_version, reason)
+        return state, Decision(
+            Action.ACQUIRE, self.timing.retry_period, spec, lease.resource_version, reason
+        )
 
     def succeeded(
         self, decision: Decision, result: LeaseObject, sent_at: float, now: float

@@ -269,7 +269,7 @@ def simulate(
                 schedule(read_at + delay(true), lambda t: next_step(t, fail(t)))
                 return
 
-            def got(t: float, seen: LeaseObject | None = server.lease) -> None:
+            def got(t: float, seen: LeaseObject | None) -> None:
                 c.state, decision = c.state.decide(seen, c.mono(t), c.wall(t))
                 if decision.write is None:
                     next_step(t, decision)
@@ -295,10 +295,11 @@ def simulate(
 
                 schedule(lands, land)
 
-            # the server reads the lease when the request arrives
-            schedule(
-                read_at, lambda t: schedule(t + delay(t), lambda t2, s=server.lease: got(t2, s))
-            )
+            def served(t: float) -> None:
+                seen = server.lease  # the server reads the lease when the request arrives
+                schedule(t + delay(t), lambda t2: got(t2, seen))
+
+            schedule(read_at, served)
 
         def fail(t: float) -> Decision:
             c.state, decision = c.state.failed(c.mono(t))

@@ -1,11 +1,14 @@
-"""One Lease through ``CoordinationV1Api`` of the official client, read and written as JSON.
+"""One Lease through the official client, read and written as JSON.
 
-The typed ``V1Lease`` model is avoided on purpose: the client's models are strict
-and parse MicroTime into naive-or-aware datetimes depending on the input, and a
-field added by a newer API server (``strategy``, ``preferredHolder``) must not
-break the loop. Writes are plain dicts in the API's own form, so what goes on
-the wire is exactly what is written here: MicroTime as
-``2006-01-02T15:04:05.000000Z``, the format the API server itself renders.
+Reads use ``CoordinationV1Api.read_namespaced_lease`` with the raw answer (no
+``V1Lease``: the models are strict, and a field a newer server adds must not stop
+the loop). Writes cannot go through the typed ``create/replace_namespaced_lease``:
+client 37 validates the body into a ``V1Lease`` and sends its datetimes with
+``isoformat()``, which drops the fraction when the microsecond is 0, and
+kube-apiserver parses MicroTime with Go's ``RFC3339Micro`` layout, which demands
+six fractional digits (one renewal in a million would get a 400). So the body is
+built here, MicroTime as ``2006-01-02T15:04:05.000000Z``, and sent with the same
+``ApiClient`` (``param_serialize`` + ``call_api``: its transport, auth and TLS).
 
 No retries here: the election loop retries every retry period, and a retry
 that outlives the renew deadline would be worse than none. 409 becomes
@@ -90,6 +93,7 @@ class KubeLease:
     """The LeasePort over the Kubernetes API."""
 
     def __init__(self, api: client.ApiClient, name: str, namespace: str) -> None:
+        self.api = api
         self.coordination = client.CoordinationV1Api(api)
         self.name = name
         self.namespace = namespace
@@ -107,40 +111,52 @@ class KubeLease:
 
     def get(self, timeout: float) -> LeaseObject | None:
         """The Lease, or None on 404."""
+        read = self.coordination.read_namespaced_lease
         try:
             return _call(
-                self.coordination.read_namespaced_lease, timeout, self.name, self.namespace
+                lambda t: read(
+                    self.name, self.namespace, _preload_content=False, _request_timeout=t
+                ),
+                timeout,
             )
         except _NotFoundError:
             return None
 
     def create(self, spec: LeaseSpec, timeout: float) -> LeaseObject:
         """POST the Lease (409 AlreadyExists -> LeaseConflictError)."""
-        return _call(
-            self.coordination.create_namespaced_lease,
-            timeout,
-            self.namespace,
-            self._body(spec, None),
-        )
+        return self._write("POST", "", self._body(spec, None), timeout)
 
     def replace(self, spec: LeaseSpec, resource_version: str, timeout: float) -> LeaseObject:
         """PUT the Lease guarded by ``resource_version`` (409 -> LeaseConflictError)."""
-        return _call(
-            self.coordination.replace_namespaced_lease,
-            timeout,
-            self.name,
-            self.namespace,
-            self._body(spec, resource_version),
+        return self._write("PUT", "/{name}", self._body(spec, resource_version), timeout)
+
+    def _write(self, method: str, suffix: str, body: dict[str, Any], timeout: float) -> LeaseObject:
+        request = self.api.param_serialize(
+            method=method,
+            resource_path="/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases" + suffix,
+            path_params={"namespace": self.namespace, "name": self.name},
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
         )
+
+        def send(t: float) -> Any:
+            response = self.api.call_api(*request, _request_timeout=t)
+            response.read()  # type: ignore[no-untyped-call]
+            if not 200 <= response.status <= 299:
+                raise ApiException.from_response(http_resp=response, body=None, data=None)
+            return response
+
+        return _call(send, timeout)
 
 
 class _NotFoundError(LeaseError):
     pass
 
 
-def _call(method: Callable[..., Any], timeout: float, *args: Any) -> LeaseObject:
+def _call(send: Callable[[float], Any], timeout: float) -> LeaseObject:
     try:
-        response = method(*args, _preload_content=False, _request_timeout=max(timeout, 0.001))
+        response = send(max(timeout, 0.001))
         doc = json.loads(response.data)
     except ApiException as err:
         if err.status == 409:

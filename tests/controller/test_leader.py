@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,58 @@ def test_the_lease_namespace_is_found_as_documented(tmp_path: Path, apiserver: A
     bare.write_text(kubeconfig.read_text().replace("    namespace: from-context\n", ""))
     assert discover_namespace(bare, None, missing) == "default"
     assert discover_namespace(tmp_path / "no-such-kubeconfig", None, missing) == "default"
+
+
+# ------------------------------------------------- against the stock LeaseLock
+
+
+def test_the_fields_written_match_the_stock_lease_lock(
+    apiserver: ApiServer, kube_api: client.ApiClient, base: TimeBase
+) -> None:
+    from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
+    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+    stock = LeaseLock("stock", NS, "stock-0")
+    stock.api_instance = client.CoordinationV1Api(kube_api)
+    now = str(datetime.now())  # the stock elector's record format: local, naive
+    assert stock.create("stock", NS, LeaderElectionRecord("stock-0", "15", now, now))
+    assert stock.get("stock", NS)[0]
+    assert stock.update(
+        "stock", NS, LeaderElectionRecord("stock-0", "15", now, str(datetime.now()))
+    )
+
+    ours = LeaderElector(KubeLease(kube_api, "ours", NS), "ours-0", clock=FakeClock(base))
+    ours.step()
+    base.advance(2.0)
+    ours.step()
+
+    def stored(name: str) -> dict[str, object]:
+        found = apiserver.get("Lease", name, NS)
+        assert found is not None
+        return found["spec"]  # type: ignore[no-any-return]
+
+    stock_spec, our_spec = stored("stock"), stored("ours")
+    # the same fields, of the same types, in the same format; ours adds leaseTransitions
+    assert set(stock_spec) == {"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime"}
+    assert set(our_spec) == set(stock_spec) | {"leaseTransitions"}
+    for key, value in stock_spec.items():
+        assert type(our_spec[key]) is type(value), key
+    for spec in (stock_spec, our_spec):
+        assert MICROTIME.match(str(spec["acquireTime"])) and MICROTIME.match(str(spec["renewTime"]))
+        assert spec["leaseDurationSeconds"] == 15
+    # what went on the wire: ours already in the server's own MicroTime form
+    sent = [
+        e.body["spec"]
+        for e in apiserver.log.filter(resource="leases")
+        if e.method in ("POST", "PUT") and isinstance(e.body, dict)
+    ]
+    assert {s["holderIdentity"] for s in sent} == {"stock-0", "ours-0"}
+    assert all(MICROTIME.match(s["renewTime"]) for s in sent if s["holderIdentity"] == "ours-0")
+    # each reads the other's record
+    reader = LeaseLock("ours", NS, "stock-1")
+    reader.api_instance = client.CoordinationV1Api(kube_api)
+    found, record = reader.get("ours", NS)
+    assert found and record.holder_identity == "ours-0" and record.lease_duration == "15"
+    theirs = LeaderElector(KubeLease(kube_api, "stock", NS), "ours-1", clock=FakeClock(base))
+    decision = theirs.step()
+    assert decision.action is Action.WAIT and "held by stock-0" in decision.reason

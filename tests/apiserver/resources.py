@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.apiserver import validation
+from tests.apiserver import errors, validation
 from tests.apiserver.selectors import FieldGetter
 
 JSON = dict[str, Any]
@@ -150,6 +152,86 @@ def _prepare_namespace(new: JSON, old: JSON | None) -> None:
         new.setdefault("status", {})["phase"] = "Active"
 
 
+# -------------------------------------------------------------------- nodes
+
+NODE_INFO_FIELDS = (
+    "architecture",
+    "bootID",
+    "containerRuntimeVersion",
+    "kernelVersion",
+    "kubeProxyVersion",
+    "kubeletVersion",
+    "machineID",
+    "operatingSystem",
+    "osImage",
+    "systemUUID",
+)
+
+
+def _prepare_node(new: JSON, old: JSON | None) -> None:
+    """Go encodes NodeStatus's struct fields whatever they hold: nodeInfo always carries its
+    ten strings and daemonEndpoints its kubelet Port, as a real server returns them."""
+    status = dict(new.get("status") or {})
+    info = dict(status.get("nodeInfo") or {})
+    for name in NODE_INFO_FIELDS:
+        info.setdefault(name, "")
+    status["nodeInfo"] = info
+    endpoints = dict(status.get("daemonEndpoints") or {})
+    kubelet = dict(endpoints.get("kubeletEndpoint") or {})
+    kubelet.setdefault("Port", 0)
+    endpoints["kubeletEndpoint"] = kubelet
+    status["daemonEndpoints"] = endpoints
+    new["status"] = status
+
+
+# --------------------------------------------------------------- configmaps
+
+
+def _prepare_configmap(new: JSON, old: JSON | None) -> None:
+    """binaryData is []byte (400 on bad base64, re-encoded canonically); `immutable` holds."""
+    binary = new.get("binaryData")
+    if isinstance(binary, dict):
+        for key, value in binary.items():
+            try:
+                raw = base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                raise errors.bad_request(
+                    'ConfigMap in version "v1" cannot be handled as a ConfigMap: '
+                    f"illegal base64 data at input byte {_bad_base64_at(str(value))}"
+                ) from None
+            binary[key] = base64.b64encode(raw).decode()
+    if old is not None and old.get("immutable"):
+        name = (new.get("metadata") or {}).get("name", "")
+        causes: list[Cause] = []
+        if new.get("immutable") is not True:
+            causes.append(
+                (
+                    "immutable",
+                    "FieldValueForbidden",
+                    "Forbidden: field is immutable when `immutable` is set",
+                )
+            )
+        for key in ("data", "binaryData"):
+            if new.get(key) != old.get(key):
+                causes.append(
+                    (
+                        key,
+                        "FieldValueForbidden",
+                        "Forbidden: field is immutable when `immutable` is set",
+                    )
+                )
+        if causes:
+            raise errors.invalid("ConfigMap", "", name, causes)
+
+
+def _bad_base64_at(value: str) -> int:
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    for i, char in enumerate(value):
+        if char not in alphabet and char != "=":
+            return i
+    return len(value) - len(value) % 4
+
+
 NODES = ResourceType(
     group="",
     version="v1",
@@ -163,6 +245,7 @@ NODES = ResourceType(
     status_subresource=True,
     fields={"spec.unschedulable": _path("spec", "unschedulable")},
     validate=validation.node,
+    prepare=_prepare_node,
 )
 
 NAMESPACES = ResourceType(
@@ -224,7 +307,21 @@ LEASES = ResourceType(
     validate=validation.lease,
 )
 
-RESOURCES: tuple[ResourceType, ...] = (NODES, NAMESPACES, EVENTS, EVENTS_V1, LEASES)
+CONFIGMAPS = ResourceType(
+    group="",
+    version="v1",
+    kind="ConfigMap",
+    plural="configmaps",
+    singular="configmap",
+    namespaced=True,
+    definition="io.k8s.api.core.v1.ConfigMap",
+    storage="configmaps",
+    short_names=("cm",),
+    validate=validation.configmap,
+    prepare=_prepare_configmap,
+)
+
+RESOURCES: tuple[ResourceType, ...] = (NODES, NAMESPACES, CONFIGMAPS, EVENTS, EVENTS_V1, LEASES)
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -438,6 +535,16 @@ def table(rt: ResourceType, objects: list[JSON], list_meta: JSON) -> JSON:
             [
                 (o.get("metadata") or {}).get("name", ""),
                 (o.get("status") or {}).get("phase", ""),
+                _age(o, now),
+            ]
+            for o in objects
+        ]
+    elif rt is CONFIGMAPS:
+        columns = [("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)]
+        rows = [
+            [
+                (o.get("metadata") or {}).get("name", ""),
+                len(o.get("data") or {}) + len(o.get("binaryData") or {}),
                 _age(o, now),
             ]
             for o in objects

@@ -14,7 +14,7 @@ import importlib.util
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -181,15 +181,42 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
+_RFC3339 = "2006-01-02T15:04:05Z07:00"
+_RFC3339_MICRO = "2006-01-02T15:04:05.000000Z07:00"
+_STAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?P<frac>[.,]\d+)?(?P<zone>.*)"
+)
+_ZONE = re.compile(r"Z|([+-])(\d{2}):(\d{2})")
+
+
 @functools.lru_cache(maxsize=8192)
 def format_time(value: str, *, micro: bool) -> str:
-    """Re-render an RFC 3339 timestamp the way metav1.Time / MicroTime marshal it."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no time zone")
+    """Parse a timestamp as Go's ``time.Parse`` does with metav1.Time's layout (RFC 3339,
+    any fraction) or MicroTime's (RFC3339Micro: exactly six fractional digits), and
+    re-render it the way they marshal. ValueError carries Go's message on failure."""
+    layout = _RFC3339_MICRO if micro else _RFC3339
+    match = _STAMP.fullmatch(value)
+    if match is None:
+        raise ValueError(f'parsing time "{value}" as "{layout}": cannot parse "{value}" as "2006"')
+    frac, zone = match.group("frac") or "", match.group("zone")
+    if micro and len(frac) != 7:
+        rest = value[match.start("frac") if frac else match.start("zone") :]
+        raise ValueError(
+            f'parsing time "{value}" as "{layout}": cannot parse "{rest}" as ".000000"'
+        )
+    zone_match = _ZONE.fullmatch(zone)
+    if zone_match is None:
+        raise ValueError(f'parsing time "{value}" as "{layout}": cannot parse "{zone}" as "Z07:00"')
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    micros = int((frac[1:] + "000000")[:6]) if frac else 0
+    offset = timedelta(0)
+    if zone != "Z":
+        sign = -1 if zone_match.group(1) == "-" else 1
+        offset = sign * timedelta(hours=int(zone_match.group(2)), minutes=int(zone_match.group(3)))
+    try:
+        parsed = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
+    except ValueError as exc:
+        raise ValueError(f'parsing time "{value}": {exc}') from None
     parsed = parsed.astimezone(UTC)
     if micro:
         return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -396,9 +396,9 @@ class ApiServer:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> ApiServer:
-        """Bind an ephemeral port on 127.0.0.1 and serve in a background thread."""
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> ApiServer:
+        """Bind `port` (0: an ephemeral one) on 127.0.0.1 and serve in a background thread."""
+        httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         httpd.api = self
         self._httpd = httpd
         self._thread = threading.Thread(

@@ -186,3 +186,56 @@ def lease(obj: dict[str, Any]) -> list[Cause]:
             _invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
         )
     return errs
+
+
+MAX_CONFIGMAP_SIZE = 1024 * 1024  # corev1.MaxSecretSize, shared by ConfigMaps
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def config_key(field: str, key: str) -> list[Cause]:
+    """validation.IsConfigMapKey."""
+    problems = []
+    if len(key) > 253:
+        problems.append("must be no more than 253 characters")
+    if not _CONFIG_KEY.fullmatch(key):
+        problems.append(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+            "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+            "'[-._a-zA-Z0-9]+')"
+        )
+    if key == ".":
+        problems.append("must not be '.'")
+    elif key == "..":
+        problems.append("must not be '..'")
+    elif key.startswith(".."):
+        problems.append("must not start with '..'")
+    return [_invalid(field, key, p) for p in problems]
+
+
+def configmap(obj: dict[str, Any]) -> list[Cause]:
+    """ValidateConfigMap: keys, no key in both maps, values at most 1 MiB in total."""
+    errs: list[Cause] = []
+    data = obj.get("data") or {}
+    binary = obj.get("binaryData") or {}
+    total = 0
+    for key, value in data.items():
+        errs.extend(config_key(f"data[{key}]", key))
+        if key in binary:
+            errs.append(_invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
+        total += len(str(value).encode())
+    for key, value in binary.items():
+        errs.extend(config_key(f"binaryData[{key}]", key))
+        if key in data:
+            errs.append(_invalid(f"binaryData[{key}]", key, "duplicate of key present in data"))
+        total += _decoded_len(str(value))
+    if total > MAX_CONFIGMAP_SIZE:
+        errs.append(
+            ("[]", "FieldValueTooLong", f"Too long: must have at most {MAX_CONFIGMAP_SIZE} bytes")
+        )
+    return errs
+
+
+def _decoded_len(encoded: str) -> int:
+    """Bytes of a base64 value (binaryData is []byte, base64 in JSON)."""
+    stripped = encoded.rstrip("=")
+    return len(stripped) * 3 // 4

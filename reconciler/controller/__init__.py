@@ -1,0 +1,1 @@
+"""``topoctl run``: the controller's loops (leader election so far)."""

@@ -1,0 +1,244 @@
+"""The leader-election loop: drives ``reconciler.core.lease`` over a LeasePort with a Clock.
+
+Hand-written rather than the client's ``kubernetes.leaderelection``, because that one
+refuses retry periods (and deadlines) under 1 s, calls ``sys.exit`` on bad config,
+sleeps on the wall clock (``time.sleep``, ``datetime.now``), so tests cannot drive
+it with a fake clock; it times expiry from the ``renewTime`` value written by another
+machine's clock rather than from when it saw the record change; it does not stop the
+worker when leadership is lost (it only stops calling back); and it neither writes
+``leaseTransitions`` nor releases the lease on shutdown. The fields written are the
+same (a test cross-checks them against its LeaseLock on the API-server double).
+
+Use::
+
+    elector = LeaderElector(KubeLease(api, "topoctl", ns), identity, on_lost=exit_1)
+    elector.start()                  # a daemon thread stepping every retry period
+    if elector.may_write(): ...      # before every guarded write, with
+    timeout = elector.write_deadline()  # as the upper bound of its timeout
+    elector.release()                # on SIGTERM: stop, give the lease up
+
+``on_lost`` is called once, from the loop's thread, when leadership ends for a
+reason other than release; the caller exits non-zero so the pod restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from reconciler.core.lease import JITTER_FACTOR, WRITES, Action, Decision, Elector, Timing
+from reconciler.leaseport import Clock, LeaseConflictError, LeaseError, LeasePort
+
+log = logging.getLogger("topoctl.leader")
+MIN_TIMEOUT = 0.05  # seconds: below this a request cannot succeed anyway
+
+
+class SystemClock:
+    """The real clocks: ``time.monotonic`` and UTC wall time."""
+
+    def monotonic(self) -> float:
+        """``time.monotonic()``."""
+        return time.monotonic()
+
+    def wall(self) -> datetime:
+        """Now in UTC."""
+        return datetime.now(UTC)
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """``stop.wait(seconds)``."""
+        stop.wait(max(0.0, seconds))
+
+
+class LeaderElector:
+    """One candidate for one Lease."""
+
+    def __init__(
+        self,
+        port: LeasePort,
+        identity: str,
+        *,
+        timing: Timing | None = None,
+        clock: Clock | None = None,
+        on_lost: Callable[[], None] | None = None,
+        on_started: Callable[[], None] | None = None,
+        jitter: float = JITTER_FACTOR,
+    ) -> None:
+        if not identity:
+            raise ValueError("the identity must not be empty")
+        self.port = port
+        self.clock: Clock = clock or SystemClock()
+        self.on_lost = on_lost
+        self.on_started = on_started
+        self.jitter = jitter
+        self._state = Elector(identity, timing or Timing())
+        self._lock = threading.Lock()  # one step (or the release) at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost_reported = False
+        self._notify_lost = False
+
+    # ------------------------------------------------------------- queries
+
+    @property
+    def state(self) -> Elector:
+        """The election state as of the last step."""
+        return self._state
+
+    @property
+    def identity(self) -> str:
+        """This candidate's holderIdentity."""
+        return self._state.identity
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this candidate holds the lease and may write now."""
+        return self.may_write()
+
+    def may_write(self) -> bool:
+        """Whether a guarded write may be sent now (false from the renew deadline on)."""
+        return self._state.may_write(self.clock.monotonic())
+
+    def write_deadline(self) -> float:
+        """Seconds before the lease could expire for the others: no write may take longer."""
+        return self._state.write_deadline(self.clock.monotonic())
+
+    # ---------------------------------------------------------------- loop
+
+    def _timeout(self, now: float) -> float:
+        state = self._state
+        deadline = state.renew_deadline_at()
+        budget = state.timing.renew_deadline if deadline is None else deadline - now
+        return max(MIN_TIMEOUT, budget)
+
+    def _settle(self, state: Elector, decision: Decision) -> Decision:
+        self._state = state
+        if decision.action is Action.LOST and not self._lost_reported:
+            self._lost_reported = True
+            self._notify_lost = True
+            log.warning("lost the lease: %s", decision.reason)
+        return decision
+
+    def step(self) -> Decision:
+        """One round: read the Lease, decide, write if the decision says so."""
+        with self._lock:
+            decision = self._step()
+        if self._notify_lost:
+            self._notify_lost = False
+            if self.on_lost is not None:
+                self.on_lost()
+        return decision
+
+    def _step(self) -> Decision:
+        clock = self.clock
+        state, lost = self._state.check(clock.monotonic())
+        if lost is not None:
+            return self._settle(state, lost)
+        if state.released:
+            return Decision(Action.WAIT, state.timing.retry_period, reason="released")
+        try:
+            lease = self.port.get(self._timeout(clock.monotonic()))
+        except LeaseError as err:
+            log.info("reading the lease failed: %s", err)
+            return self._settle(*state.failed(clock.monotonic()))
+        state, decision = state.decide(lease, clock.monotonic(), clock.wall())
+        if decision.action not in WRITES or decision.write is None:
+            return self._settle(state, decision)
+        was_leader = state.leader
+        self._state = state
+        sent = clock.monotonic()
+        try:
+            if decision.resource_version is None:
+                result = self.port.create(decision.write, self._timeout(sent))
+            else:
+                result = self.port.replace(
+                    decision.write, decision.resource_version, self._timeout(sent)
+                )
+        except LeaseConflictError as err:
+            log.info("%s lost a race (%s); reading the lease again", decision.action.value, err)
+            state, retry = state.failed(clock.monotonic())
+            return self._settle(state, Decision(retry.action, 0.0, reason=retry.reason))
+        except LeaseError as err:
+            log.info("%s failed: %s", decision.action.value, err)
+            return self._settle(*state.failed(clock.monotonic()))
+        state = state.succeeded(decision, result, sent, clock.monotonic())
+        self._settle(state, decision)
+        if state.leader and not was_leader:
+            log.info("acquired the lease as %s (%s)", state.identity, decision.reason)
+            if self.on_started is not None:
+                self.on_started()
+        return decision
+
+    def _pause(self, decision: Decision) -> float:
+        if self._state.leader or decision.retry_in <= 0:
+            return decision.retry_in
+        return decision.retry_in * (1.0 + random.random() * self.jitter)  # as wait.JitterUntil
+
+    def run(self) -> None:
+        """Step until lost or stopped (``release``)."""
+        while not self._stop.is_set():
+            decision = self.step()
+            if decision.action is Action.LOST:
+                return
+            self.clock.wait(self._stop, self._pause(decision))
+
+    def start(self) -> threading.Thread:
+        """Run the loop in a daemon thread."""
+        thread = threading.Thread(target=self.run, name=f"lease:{self.identity}", daemon=True)
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop without giving the lease up (it expires on its own)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def release(self, timeout: float | None = None) -> bool:
+        """Stop the loop and give the lease up if held; True unless the release write failed."""
+        self.stop(timeout)
+        with self._lock:
+            clock = self.clock
+            for _attempt in range(2):
+                budget = self._state.write_deadline(clock.monotonic())
+                state, decision = self._state.release(clock.wall())
+                self._state = state
+                if decision.action is not Action.RELEASE or decision.write is None:
+                    return True
+                sent = clock.monotonic()
+                try:
+                    result = self.port.replace(
+                        decision.write, decision.resource_version or "", max(MIN_TIMEOUT, budget)
+                    )
+                except LeaseConflictError:
+                    if not self._reread():
+                        return True
+                    continue
+                except LeaseError as err:
+                    log.warning("releasing the lease failed: %s (it expires on its own)", err)
+                    return False
+                self._state = state.succeeded(decision, result, sent, clock.monotonic())
+                log.info("released the lease")
+                return True
+            return False
+
+    def _reread(self) -> bool:
+        """After a conflicting release: whether the lease is still ours (state refreshed)."""
+        try:
+            lease = self.port.get(MIN_TIMEOUT + self._state.write_deadline(self.clock.monotonic()))
+        except LeaseError:
+            return False
+        if lease is None or lease.spec.holder != self.identity:
+            return False
+        self._state = dataclasses.replace(
+            self._state,
+            observed=lease.spec,
+            resource_version=lease.resource_version,
+            released=False,
+        )
+        return True

@@ -32,4 +32,4 @@ schema: $(STAMP)
 	$(BIN)/topoctl schema > schema/topology.schema.json
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov .mypy_cache .pytest_cache .ruff_cache .hypothesis

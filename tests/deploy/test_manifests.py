@@ -132,9 +132,9 @@ def test_probes_and_service_use_the_listen_port() -> None:
     assert [p["targetPort"] for p in service["spec"]["ports"]] == [named["name"]]
     assert service["spec"]["selector"] == DEPLOYMENT["spec"]["selector"]["matchLabels"]
     monitor = find(EXAMPLE_OBJECTS, "ServiceMonitor", "topoctl")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"][
-        "labels"
-    ].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
     assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
 
 
@@ -195,5 +195,7 @@ def test_agent_pod_runs_a_valid_topoctl_agent_command() -> None:
 
 
 def test_images_come_from_the_overlay() -> None:
-    images = {container(w, c)["image"] for w, c in ((DEPLOYMENT, "controller"), (DAEMONSET, "agent"))}
+    images = {
+        container(w, c)["image"] for w, c in ((DEPLOYMENT, "controller"), (DAEMONSET, "agent"))
+    }
     assert images == {"registry.example.com/topoctl:0.1.0"}

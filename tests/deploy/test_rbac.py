@@ -71,7 +71,9 @@ def test_no_wildcards_no_secrets_no_unbound_roles() -> None:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
         assert "secrets" not in rule["resources"], rule
         assert not rule.get("nonResourceURLs"), rule
-    bound = {o["roleRef"]["name"] for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")}
+    bound = {
+        o["roleRef"]["name"] for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+    }
     assert {o["metadata"]["name"] for o in objects if o["kind"] in ("Role", "ClusterRole")} == bound
 
 

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench schema clean
+.PHONY: demo test lint bench schema docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,8 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/topoctl schema > schema/topology.schema.json
 
+docs: $(STAMP)
+	$(BIN)/python -c 'import sys; from reconciler.core.reference import reference_markdown; sys.stdout.write(reference_markdown())' > docs/topology-reference.md
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov .mypy_cache .pytest_cache .ruff_cache .hypothesis

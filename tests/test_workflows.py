@@ -15,6 +15,8 @@ from ruamel.yaml import YAML
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
 CI, TOPOLOGY = WORKFLOWS / "ci.yml", WORKFLOWS / "topology.yml"
+SNAPSHOT = WORKFLOWS / "snapshot.yml"
+ALL = [CI, TOPOLOGY, SNAPSHOT]
 BIN = Path(sys.executable).parent
 ACTIONLINT, ZIZMOR = BIN / "actionlint", BIN / "zizmor"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
@@ -37,8 +39,9 @@ def load(path: Path) -> Any:
     return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
 
 
-def steps(workflow: Any) -> list[dict[str, Any]]:
-    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+def steps(workflow: Any, job: str | None = None) -> list[dict[str, Any]]:
+    jobs = [workflow["jobs"][job]] if job else workflow["jobs"].values()
+    return [step for j in jobs for step in j["steps"]]
 
 
 def zizmor_findings(target: Path) -> list[dict[str, Any]]:
@@ -50,7 +53,8 @@ def zizmor_findings(target: Path) -> list[dict[str, Any]]:
 
 @needs_actionlint
 def test_actionlint_is_clean() -> None:
-    result = run(ACTIONLINT, "-no-color", CI, TOPOLOGY)
+    assert sorted(WORKFLOWS.glob("*.yml")) == sorted(ALL)
+    result = run(ACTIONLINT, "-no-color", *ALL)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
@@ -80,7 +84,7 @@ def test_the_linters_do_catch_a_careless_workflow(tmp_path: Path) -> None:
     assert {"unpinned-uses", "dangerous-triggers", "template-injection"} <= audits
 
 
-@pytest.mark.parametrize("path", [CI, TOPOLOGY], ids=["ci", "topology"])
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
 def test_least_privilege_and_pinned_actions(path: Path) -> None:
     workflow = load(path)
     assert workflow["permissions"] == {"contents": "read"}
@@ -106,7 +110,7 @@ def test_ci_runs_make_test_on_push_and_pull_request() -> None:
 def test_topology_check_validates_sites_on_pull_requests() -> None:
     workflow = load(TOPOLOGY)
     assert set(workflow["on"]) == {"pull_request"}
-    assert "sites/**" in workflow["on"]["pull_request"]["paths"]
+    assert {"sites/**", "cluster/**"} <= set(workflow["on"]["pull_request"]["paths"])
     runs = [step["run"] for step in steps(workflow) if "run" in step]
     assert runs[:2] == ["pip install .", "topoctl validate sites/ --format github"]
 
@@ -121,3 +125,56 @@ def test_topology_check_puts_the_plan_in_the_job_summary() -> None:
     # The base revision comes through the environment, never spliced into the script.
     assert "${{" not in run
     assert plan[0]["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+
+
+def test_the_plan_job_has_only_a_read_token_and_the_kubeconfig_secret() -> None:
+    workflow = load(TOPOLOGY)
+    job = workflow["jobs"]["validate"]
+    assert "permissions" not in job  # the workflow's: contents read
+    plan = next(step for step in job["steps"] if "topoctl plan" in step.get("run", ""))
+    assert plan["env"]["KUBECONFIG_DATA"] == "${{ secrets.TOPOCTL_KUBECONFIG }}"
+    # Against the cluster when the secret is there, else the committed snapshot.
+    assert '--kubeconfig "$RUNNER_TEMP/kubeconfig"' in plan["run"]
+    assert "--cluster cluster/nodes.yaml" in plan["run"]
+    assert 'rm -f "$RUNNER_TEMP/kubeconfig"' in plan["run"]
+    assert (REPO / "cluster" / "nodes.yaml").exists()
+
+
+def test_one_comment_job_runs_the_base_script_and_never_for_forks() -> None:
+    workflow = load(TOPOLOGY)
+    job = workflow["jobs"]["comment"]
+    assert job["needs"] == "validate"
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    checkout = job["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    (post,) = [step for step in job["steps"] if "run" in step]
+    assert post["run"].startswith("python3 .github/scripts/pr_comment.py ")
+    assert "${{" not in post["run"]
+    assert post["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    assert not any("secrets." in str(step) for step in job["steps"])
+
+
+def test_the_snapshot_refresh_is_scheduled_and_needs_the_secret() -> None:
+    workflow = load(SNAPSHOT)
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    read, publish = (step for step in job["steps"] if "run" in step)
+    assert read["env"]["KUBECONFIG_DATA"] == "${{ secrets.TOPOCTL_KUBECONFIG }}"
+    assert 'if [ -z "$KUBECONFIG_DATA" ]' in read["run"] and "topoctl snapshot" in read["run"]
+    assert publish["if"] == "steps.snapshot.outputs.changed == 'true'"
+    assert "gh pr create" in publish["run"]
+    for step in job["steps"]:
+        assert "${{" not in step.get("run", "")
+
+
+def test_the_committed_snapshot_plans_the_example_sites() -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    args = ["plan", str(REPO / "sites"), "--cluster", str(REPO / "cluster" / "nodes.yaml")]
+    result = CliRunner().invoke(main, [*args, "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("### topoctl plan")

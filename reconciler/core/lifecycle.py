@@ -138,7 +138,8 @@ def decide(sites: Sequence[SiteFacts], rails: ClusterLifecycle, seen: Observatio
     limit = rails.max_unreachable_fraction
     guards = {s.name: g for s in sites if (g := site_guard(s, seen.probes, limit)) is not None}
     ready = [m.node for s in sites for m in s.members if m.node.ready == "True"]
-    cluster = cluster_guard(sites, guards) or vantage_guard(ready, seen.probes, limit)
+    # A cut-off prober explains everything else it sees, so it is named first.
+    cluster = vantage_guard(ready, seen.probes, limit) or cluster_guard(sites, guards)
 
     decided: list[NodeDecision] = []
     for site in sorted(sites, key=lambda s: s.name):
@@ -155,7 +156,7 @@ def decide(sites: Sequence[SiteFacts], rails: ClusterLifecycle, seen: Observatio
     final: dict[str, NodeDecision] = {}
     for decision in decided:
         if isinstance(decision, Delete):
-            stop = guards.get(decision.site) or cluster
+            stop = cluster or guards.get(decision.site)
             if stop is not None:
                 withheld = Withhold(decision.node, decision.site, stop.reason, stop.text)
                 final[decision.node] = withheld

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reconciler.core.lifecycle_probes import NodeProbe
-from reconciler.core.lifecycle_text import percent, site_disrupted_text
+from reconciler.core.lifecycle_text import ratio_text, site_disrupted_text
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.state import NodeState
 from reconciler.model.topology import SiteLifecycle
@@ -163,7 +163,7 @@ def vantage_guard(
         return Guard(
             Reason.VANTAGE_CUT_OFF,
             f"withheld everywhere: {lost} of {len(probed)} Ready nodes do not answer from here "
-            f"({percent(lost / len(probed))} >= {percent(limit)}): this vantage point is cut off",
+            f"({ratio_text(lost / len(probed), limit)}): this vantage point is cut off",
             lost,
             len(probed),
         )

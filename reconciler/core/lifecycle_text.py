@@ -17,9 +17,14 @@ def human_duration(span: timedelta) -> str:
     return "".join(shown[:2]) or "0s"
 
 
-def percent(fraction: float) -> str:
-    """``0.55`` -> ``55 %``; ``0.125`` -> ``12.5 %``."""
-    return f"{round(fraction * 100, 1):g} %"
+def percent(fraction: float, digits: int = 0) -> str:
+    """``0.55`` -> ``55 %``; ``2 / 3`` -> ``67 %``; with ``digits=1``, ``66.7 %``."""
+    return f"{round(fraction * 100, digits):.{digits}f} %"
+
+
+def ratio_text(share: float, limit: float) -> str:
+    """``67 % >= 55 %`` (rounding is monotonic, so it never reads false)."""
+    return f"{percent(share)} >= {percent(limit)}"
 
 
 def deletion_text(node: str, not_ready_for: timedelta, silent: Sequence[str], verb: str) -> str:
@@ -33,6 +38,5 @@ def deletion_text(node: str, not_ready_for: timedelta, silent: Sequence[str], ve
 def site_disrupted_text(site: str, impaired: int, members: int, limit: float, silent: bool) -> str:
     """``withheld in hetzner-fsn1: 4 of 6 nodes NotReady (67 % >= 55 %)``."""
     state = "NotReady or silent" if silent else "NotReady"
-    share = percent(impaired / members) if members else "0 %"
-    ratio = f"({share} >= {percent(limit)})"
-    return f"withheld in {site}: {impaired} of {members} nodes {state} {ratio}"
+    ratio = ratio_text(impaired / members if members else 0.0, limit)
+    return f"withheld in {site}: {impaired} of {members} nodes {state} ({ratio})"

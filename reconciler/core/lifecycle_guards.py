@@ -141,7 +141,7 @@ def site_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], limit: float) -
             len(down),
             len(members),
         )
-    if len(members) >= MIN_DISRUPTION_MEMBERS and len(down) / len(members) >= limit:
+    if len(members) >= MIN_DISRUPTION_MEMBERS and down and len(down) / len(members) >= limit:
         text = site_disrupted_text(site.name, len(down), len(members), limit, silent)
         return Guard(Reason.SITE_DISRUPTED, text, len(down), len(members))
     return None
@@ -159,7 +159,7 @@ def vantage_guard(
             "withheld everywhere: no Ready node was probed, so this vantage point is unchecked",
         )
     lost = sum(1 for p in probed if p.latest is not ProbeOutcome.ANSWERED)
-    if lost / len(probed) >= limit:
+    if lost and lost / len(probed) >= limit:
         return Guard(
             Reason.VANTAGE_CUT_OFF,
             f"withheld everywhere: {lost} of {len(probed)} Ready nodes do not answer from here "

@@ -44,7 +44,7 @@ def expected(net: Lab) -> dict[str, ProbeOutcome]:
 
 def test_raw_sockets_tell_answered_silent_and_unknown(net: Lab) -> None:
     want = expected(net)
-    prober = IcmpProber(0.5, privileged=True)
+    prober = IcmpProber(1.0, privileged=True)
     with inside(net.prober):
         found = prober.probe([*want, *want])  # duplicates are probed once
     assert dict(found.outcomes) == want
@@ -86,7 +86,7 @@ def probe_as_nobody(netns: str, addresses: list[str]) -> dict[str, list[str]]:
                 os.setgroups([])
                 os.setgid(NOBODY)
                 os.setuid(NOBODY)
-                prober = IcmpProber(0.5)
+                prober = IcmpProber(1.0)
                 found = prober.probe(addresses)
                 report = {
                     a: [o.value, found.errors.get(a, ""), str(prober.privileged)]

@@ -277,6 +277,8 @@ def _pos(lc: Any, kind: str = "", arg: Any = None) -> Position:
         line, col = lc.item(arg)
     else:
         line, col = lc.line, lc.col
+    if line is None or col is None:  # ruamel leaves a bare scalar document without a mark
+        return (1, 1)
     return (line + 1, col + 1)
 
 

@@ -10,7 +10,7 @@ from reconciler.core.lifecycle import Member, SiteFacts
 from reconciler.core.lifecycle_probes import NodeProbe, ProbeVerdict
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
-from reconciler.model.state import NodeState
+from reconciler.model.state import NodeCondition, NodeState
 from reconciler.model.topology import ClusterLifecycle, SiteLifecycle
 
 NOW = datetime(2026, 12, 2, 20, 0, 0, tzinfo=UTC)
@@ -39,8 +39,15 @@ def node(
         resource_version="7",
         labels=MappingProxyType(dict(labels or {})),
         annotations=MappingProxyType(dict(annotations or {})),
-        ready=ready,
-        ready_since=iso(NOW - down_for) if ready != "True" else iso(NOW - timedelta(days=1)),
+        conditions=(
+            NodeCondition(
+                "Ready",
+                ready,
+                last_transition_time=iso(NOW - down_for)
+                if ready != "True"
+                else iso(NOW - timedelta(days=1)),
+            ),
+        ),
         addresses=tuple(addresses),
     )
 

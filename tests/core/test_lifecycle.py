@@ -20,7 +20,7 @@ from reconciler.core.lifecycle import (
 from reconciler.core.lifecycle_probes import NodeProbe
 from reconciler.core.lifecycle_record import Deletion, DeletionRecord
 from reconciler.model import keys
-from reconciler.model.state import NodeState
+from reconciler.model.state import NodeCondition, NodeState
 from reconciler.model.topology import ClusterLifecycle, SiteLifecycle
 from tests.lifecycle_support import (
     NOW,
@@ -231,7 +231,7 @@ def test_ready_nodes_get_no_decision() -> None:
 def test_not_ready_since_unknown_is_not_long_enough() -> None:
     world = World()
     world.zombie = NodeState(
-        ZOMBIE, ready="False", ready_since="", addresses=world.zombie.addresses
+        ZOMBIE, conditions=(NodeCondition("Ready", "False"),), addresses=world.zombie.addresses
     )
     decision = zombie_decision(world)
     assert isinstance(decision, Withhold) and decision.reason is Reason.NOT_READY_TOO_BRIEFLY

@@ -68,3 +68,23 @@ def test_a_core_module_doing_io_breaks_the_contracts(tmp_path: Path) -> None:
     assert f"{PURE} BROKEN" in result.stdout
     assert f"{LAYERS} BROKEN" in result.stdout
     assert "reconciler.core.diagnostics -> socket" in result.stdout
+
+
+ENTRY = "Only entry points import adapters: the rest receives ports"
+
+
+def test_a_use_case_importing_an_adapter_breaks_the_entry_point_contract(tmp_path: Path) -> None:
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    shutil.copytree(
+        REPO / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    service = tmp_path / "reconciler" / "service.py"
+    service.write_text(
+        service.read_text(encoding="utf-8") + "\nfrom reconciler.adapters import snapshot\n",
+        encoding="utf-8",
+    )
+    assert f"{ENTRY} KEPT" in lint_imports(REPO).stdout
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert f"{ENTRY} BROKEN" in result.stdout
+    assert "reconciler.service -> reconciler.adapters.snapshot" in result.stdout

@@ -454,6 +454,52 @@ def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None
         click.echo(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False), nl=False)
 
 
+@main.group()
+def render() -> None:
+    """Generate configuration for other tools from the same topology."""
+
+
+@render.command("talos")
+@click.argument("directory", type=click.Path(path_type=Path), default=DEFAULT_DIR)
+@click.option("--node", metavar="NAME", help="The patch for this node (listed, or a pool member).")
+@click.option("--site", "site_name", metavar="SITE", help="A patch per listed node and pool.")
+@click.option("--rev", metavar="REV", help="Read the topology at this git revision.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+def render_talos(
+    directory: Path, node: str | None, site_name: str | None, rev: str | None, fmt: str
+) -> None:
+    """Print Talos machine-config patches (strategic-merge form) for nodes of the topology.
+
+    Each patch sets machine.nodeAnnotations (the Kilo keys and the topology's annotations,
+    with exactly the values `topoctl apply` writes), machine.nodeLabels (only the labels a
+    kubelet may set under NodeRestriction; the rest stay with the controller),
+    machine.nodeTaints and machine.kubelet.extraArgs.cloud-provider=external.
+    A pool member, whose name is not known yet, gets its pool's patch.
+
+    \b
+      topoctl render talos --node fsn1-gw-1 > fsn1-gw-1.patch.yaml
+      talosctl machineconfig patch worker.yaml --patch @fsn1-gw-1.patch.yaml -o fsn1-gw-1.yaml
+      topoctl render talos --site hetzner-fsn1        one YAML document per node and pool
+    """
+    from reconciler.core import talos
+
+    if (node is None) == (site_name is None):
+        raise UsageFailure("give exactly one of --node NAME or --site SITE")
+    topology = _topology_or_fail(directory, rev)
+    try:
+        if node is not None:
+            patches = [talos.node_patch(topology.sites, topology.cluster, node)]
+        else:
+            assert site_name is not None
+            patches = talos.site_patches(topology.sites, topology.cluster, site_name)
+    except talos.TalosError as err:
+        raise Failure(str(err)) from None
+    text = talos.as_json(patches) if fmt == "json" else talos.as_yaml(patches)
+    click.echo(text, nl=False)
+
+
 def _seconds(text: str) -> float:
     from reconciler.model.types import duration_seconds
 

@@ -91,8 +91,9 @@ class Change:
                 keys.TALOS_OWNED_LABELS if self.kind == "label" else keys.TALOS_OWNED_ANNOTATIONS
             )
             return (
-                f"Talos manages this {self.kind} ({source}) and would put it back; "
-                "change it in the machine config, or drop it from git"
+                f"Talos manages this {self.kind} ({source}) and would put it back; change "
+                f"it in the machine config (`topoctl render talos --node {self.node}` prints "
+                "the patch), or drop it from git"
             )
         if self.reason is Reason.UNDECLARED_KILO:
             if self.key == keys.KILO_LEADER:

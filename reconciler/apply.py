@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from reconciler.core.plan import NodePlan, Plan
+from reconciler.core.plan import NodeDeletion, NodePlan, Plan
 from reconciler.core.planner import Planner
 from reconciler.core.project import holds, node_write
 from reconciler.model.state import NodeState
@@ -22,12 +22,15 @@ from reconciler.ports import (
     ClusterReader,
     ClusterWriter,
     ConflictError,
+    NodeDeleter,
     NotFoundError,
 )
 
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
+# Runs before each DELETE (the budget record, the Event); raising keeps the node.
+BeforeDelete = Callable[[NodeDeletion], None]
 
 
 def replanner(planner: Planner) -> Replan:
@@ -47,6 +50,8 @@ class ApplyReport:
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     conflicts_retried: int = 0
+    deleted: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
 
     @property
     def ok(self) -> bool:
@@ -170,3 +175,30 @@ def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
         return holds(reader.get_node(node_plan.node), node_plan)
     except BackendError:
         return False
+
+
+def delete_dead(
+    deletions: Sequence[NodeDeletion],
+    deleter: NodeDeleter,
+    before: BeforeDelete | None = None,
+    report: ApplyReport | None = None,
+) -> ApplyReport:
+    """Delete each node only while it is the very object judged dead (uid and
+    resourceVersion preconditions): one that came back, or re-registered under the same
+    name, answers 409 and is kept, to be judged again."""
+    report = report if report is not None else ApplyReport()
+    for deletion in deletions:
+        name = deletion.node
+        try:
+            if before is not None:
+                before(deletion)
+            deleter.delete_node(name, deletion.uid, deletion.resource_version)
+        except ConflictError:
+            report.kept[name] = "it changed since it was judged dead (kept; judged again)"
+        except NotFoundError:
+            report.kept[name] = "already gone"
+        except BackendError as err:
+            report.kept[name] = f"not deleted: {err}"
+        else:
+            report.deleted.append(name)
+    return report

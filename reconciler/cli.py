@@ -246,6 +246,37 @@ def _backend_call(call: Callable[[], T]) -> T:
         raise Failure(f"reading nodes: {err}") from None
 
 
+def probe_option(fn: Any) -> Any:
+    """--probe, shared by plan and apply."""
+    return click.option(
+        "--probe",
+        is_flag=True,
+        help="Probe NotReady members' addresses with ICMP from here (about a minute) so "
+        "dead nodes of sites with lifecycle.deleteUnreachable can be judged; without it "
+        "they are listed as candidates and nothing is deleted.",
+    )(fn)
+
+
+def _eyes(probe: bool) -> Any:
+    """The clock, and an ICMP prober with --probe: how a plan looks at dead nodes."""
+    from reconciler import service
+    from reconciler.controller.leader import SystemClock
+
+    prober = None
+    if probe:
+        from reconciler.adapters.icmp import IcmpProber
+
+        prober = IcmpProber()
+    return service.Eyes(SystemClock(), prober)
+
+
+def _deletion(backend: Any) -> Any:
+    """Deletion through the backend, where it can delete nodes (a live cluster)."""
+    from reconciler import service
+
+    return service.Deletion(backend) if hasattr(backend, "delete_node") else None
+
+
 def _topology_or_fail(directory: Path, rev: str | None) -> Any:
     """The valid topology (its warnings ride along into the plan), or a clear failure."""
     from reconciler.core import report
@@ -301,6 +332,7 @@ def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
+@probe_option
 def plan(
     directory: Path,
     rev: str | None,
@@ -311,6 +343,7 @@ def plan(
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
+    probe: bool,
 ) -> None:
     """Show what would change on which node, and why. Writes nothing.
 
@@ -332,7 +365,8 @@ def plan(
         if detailed_exitcode:  # there, 2 means "changes": every failure must be 1
             raise Failure(err.format_message()) from None
         raise
-    result = _backend_call(lambda: service.plan_once(topology, reader, base_topology))
+    eyes = _eyes(probe)
+    result = _backend_call(lambda: service.plan_once(topology, reader, base_topology, eyes=eyes))
     the_plan = result.plan
     _print_plan(the_plan, fmt, result.deltas)
     if out is not None:
@@ -356,6 +390,7 @@ def plan(
     show_default=True,
     help="Nodes written at once.",
 )
+@probe_option
 def apply(
     target: Path,
     snapshot: Path | None,
@@ -363,6 +398,7 @@ def apply(
     context: str | None,
     yes: bool,
     parallel: int,
+    probe: bool,
 ) -> None:
     """Make the cluster match the topology in TARGET (a directory), or run a saved PLAN.
 
@@ -403,14 +439,20 @@ def apply(
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
         width = 1 if snapshot is not None else parallel
         try:
-            result = _backend_call(lambda: service.apply_saved(loaded, backend, confirm, width))
+            deletion = _deletion(backend)
+            result = _backend_call(
+                lambda: service.apply_saved(loaded, backend, confirm, width, deletion)
+            )
         except executor.StalePlanError as err:
             raise Failure(f"{target}: {err}") from None
     else:
         topology = _topology_or_fail(target, None)
         backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
         width = 1 if snapshot is not None else parallel
-        result = _backend_call(lambda: service.apply_once(topology, backend, confirm, width))
+        eyes, deletion = _eyes(probe), _deletion(backend)
+        result = _backend_call(
+            lambda: service.apply_once(topology, backend, confirm, width, eyes, deletion)
+        )
     if result.plan.errors:
         raise Failure("the plan has errors: nothing applied")
     report = result.report
@@ -421,8 +463,12 @@ def apply(
     retried = (
         f", {report.conflicts_retried} conflict(s) re-planned" if report.conflicts_retried else ""
     )
+    for name, why in sorted(report.kept.items()):
+        click.echo(f"topoctl: {name}: not deleted: {why}", err=True)
+    deleted = f", {len(report.deleted)} dead node(s) deleted" if report.deleted else ""
     click.echo(
-        f"Applied: {len(report.written)} node(s) written, {len(report.failed)} failed{retried}."
+        f"Applied: {len(report.written)} node(s) written, {len(report.failed)} failed"
+        f"{retried}{deleted}."
     )
     if not report.ok:
         sys.exit(EXIT_INVALID)

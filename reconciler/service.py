@@ -7,16 +7,23 @@ same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from reconciler import apply as executor
+from reconciler.core.lifecycle import Observations
+from reconciler.core.lifecycle_plan import lifecycle_plan
+from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
 from reconciler.core.load import Topology
 from reconciler.core.plan import DesiredDelta, Plan
 from reconciler.core.planner import Planner, desired_changes
+from reconciler.leaseport import Clock
+from reconciler.model.probe import Prober
 from reconciler.model.state import NodeState
-from reconciler.ports import ClusterReader, ClusterWriter, NodeExporter
+from reconciler.ports import ClusterReader, ClusterWriter, NodeDeleter, NodeExporter
 
 
 class Cluster(ClusterReader, ClusterWriter, Protocol):
@@ -43,42 +50,120 @@ class ApplyResult:
 Confirm = Callable[[Plan], bool]
 
 
+@dataclass(frozen=True)
+class Eyes:
+    """How a plan looks at dead nodes: a clock, and a prober (None: candidates are
+    named but not probed, so nothing is deleted)."""
+
+    clock: Clock
+    prober: Prober | None = None
+    schedule: ProbeSchedule = field(default_factory=ProbeSchedule)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def rounds(self) -> int:
+        """Rounds enough for a silent verdict: ``min_probes``, spread over ``min_span``."""
+        spread = math.ceil(self.schedule.min_span / self.schedule.interval) + 1
+        return max(self.schedule.min_probes, spread)
+
+
+def observe(eyes: Eyes, nodes: Sequence[NodeState]) -> Observations:
+    """Probe every node's addresses over enough rounds for a verdict (about a minute),
+    or not at all without a prober."""
+    if eyes.prober is None:
+        return Observations(now=eyes.clock.wall())
+    history = ProbeHistory(eyes.schedule)
+    targets = addresses_to_probe(nodes)
+    for i in range(eyes.rounds):
+        if i:
+            eyes.clock.wait(eyes.stop, eyes.schedule.interval.total_seconds())
+        if eyes.stop.is_set():
+            break
+        history = history.add(eyes.prober.probe(targets), eyes.clock.wall())
+    return Observations(now=eyes.clock.wall(), probes=history.nodes(nodes))
+
+
 def plan_once(
     topology: Topology,
     reader: ClusterReader,
     base: Topology | None = None,
     now: int | None = None,
+    eyes: Eyes | None = None,
 ) -> PlanResult:
-    """Plan ``topology`` against the cluster; with ``base``, also what changed since."""
+    """Plan ``topology`` against the cluster; with ``base``, also what changed since;
+    with ``eyes``, also which dead nodes to delete."""
     nodes = reader.list_nodes()
     plan = Planner(topology, nodes, now).plan_all()
+    if eyes is not None:
+        live = {n.name: n for n in nodes}
+        seen = observe(eyes, nodes)
+        decided = lifecycle_plan(topology, plan, live, seen, probed=eyes.prober is not None)
+        plan = replace(plan, lifecycle=decided)
     deltas = tuple(desired_changes(base, topology, nodes)) if base is not None else ()
     return PlanResult(plan, {n.name: n for n in nodes}, deltas)
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """How an apply deletes the dead nodes its plan names."""
+
+    deleter: NodeDeleter
+    before: executor.BeforeDelete | None = None  # the budget record, the Event
+
+
 def apply_once(
-    topology: Topology, cluster: Cluster, confirm: Confirm, parallel: int = 4
+    topology: Topology,
+    cluster: Cluster,
+    confirm: Confirm,
+    parallel: int = 4,
+    eyes: Eyes | None = None,
+    deletion: Deletion | None = None,
 ) -> ApplyResult:
-    """Plan and apply; a 409 re-reads the node and re-plans its site."""
+    """Plan and apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
+    ``deletion``, dead nodes the plan names are deleted too."""
     nodes = cluster.list_nodes()
     planner = Planner(topology, nodes)
     plan = planner.plan_all()
+    if eyes is not None:
+        seen = observe(eyes, nodes)
+        decided = lifecycle_plan(
+            topology, plan, planner.nodes, seen, probed=eyes.prober is not None
+        )
+        plan = replace(plan, lifecycle=decided)
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
     report = executor.apply_plan(
         plan, planner.nodes, cluster, cluster, executor.replanner(planner), parallel
     )
-    return ApplyResult(plan, report)
+    return ApplyResult(plan, _delete(plan, deletion, report))
 
 
-def apply_saved(plan: Plan, cluster: Cluster, confirm: Confirm, parallel: int = 4) -> ApplyResult:
+def apply_saved(
+    plan: Plan,
+    cluster: Cluster,
+    confirm: Confirm,
+    parallel: int = 4,
+    deletion: Deletion | None = None,
+) -> ApplyResult:
     """Apply a saved plan exactly; raises StalePlanError once its state has moved."""
     nodes = cluster.list_nodes()
     executor.check_fresh(plan, nodes)
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
     live = {n.name: n for n in nodes}
-    return ApplyResult(plan, executor.apply_plan(plan, live, cluster, cluster, None, parallel))
+    report = executor.apply_plan(plan, live, cluster, cluster, None, parallel)
+    return ApplyResult(plan, _delete(plan, deletion, report))
+
+
+def _delete(
+    plan: Plan, deletion: Deletion | None, report: executor.ApplyReport
+) -> executor.ApplyReport:
+    """The plan's deletions, after its writes; without a deleter they are reported kept."""
+    if deletion is None:
+        for d in plan.deletions:
+            report.kept[d.node] = "this backend cannot delete nodes"
+        return report
+    return executor.delete_dead(plan.deletions, deletion.deleter, deletion.before, report)
 
 
 def snapshot(exporter: NodeExporter) -> dict[str, Any]:

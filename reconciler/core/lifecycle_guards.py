@@ -80,6 +80,7 @@ class SiteFacts:
     members: tuple[Member, ...]
     leader: str | None  # the predicted Kilo leader; None: no leader can be predicted
     pinned: tuple[str, ...] = ()  # spec.leader: pinned leader candidates
+    per_node: bool = False  # granularity full/cross: every node leads a segment of its own
 
     def in_scope(self, member: Member) -> bool:
         """``pools``: pool members only; ``all``: named members too."""
@@ -125,25 +126,28 @@ def site_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], limit: float) -
             len(down),
             len(members),
         )
-    by_name = {m.node.name: m.node for m in members}
-    leader = by_name.get(site.leader) if site.leader is not None else None
-    if leader is None:
-        return Guard(
-            Reason.SITE_LEADER_DOWN,
-            f"{where}: no Kilo leader can be predicted among its members",
-            len(down),
-            len(members),
-        )
-    if impaired(leader, probes):
-        return Guard(
-            Reason.SITE_LEADER_DOWN,
-            f"{where}: its Kilo leader {leader.name} is NotReady or silent",
-            len(down),
-            len(members),
-        )
+    leader_guard = None if site.per_node else _leader_guard(site, probes, where)
+    if leader_guard is not None:
+        return Guard(leader_guard.reason, leader_guard.text, len(down), len(members))
     if len(members) >= MIN_DISRUPTION_MEMBERS and down and len(down) / len(members) >= limit:
         text = site_disrupted_text(site.name, len(down), len(members), limit, silent)
         return Guard(Reason.SITE_DISRUPTED, text, len(down), len(members))
+    return None
+
+
+def _leader_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], where: str) -> Guard | None:
+    """The location's one leader must be predictable and alive (not under full/cross
+    granularity, where a dead node only takes its own segment down)."""
+    by_name = {m.node.name: m.node for m in site.members}
+    leader = by_name.get(site.leader) if site.leader is not None else None
+    if leader is None:
+        return Guard(
+            Reason.SITE_LEADER_DOWN, f"{where}: no Kilo leader can be predicted among its members"
+        )
+    if impaired(leader, probes):
+        return Guard(
+            Reason.SITE_LEADER_DOWN, f"{where}: its Kilo leader {leader.name} is NotReady or silent"
+        )
     return None
 
 

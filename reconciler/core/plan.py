@@ -172,6 +172,44 @@ class SitePlan:
     errors: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class NodeDeletion:
+    """A dead member node the plan deletes, and the object it judged (uid and
+    resourceVersion: the DELETE's preconditions, so a node that moved is kept)."""
+
+    node: str
+    site: str
+    uid: str
+    resource_version: str
+    text: str  # "would delete N: NotReady 14m, no answer from A, B"
+    evidence: str  # the Event's message
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A NotReady member the plan keeps, or a guard rail that keeps a whole site
+    (``node`` empty) or the whole cluster (``site`` empty too)."""
+
+    node: str
+    site: str
+    reason: str  # the metric label (docs/lifecycle.md)
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePlan:
+    """The lifecycle decisions of a plan, for the sites that delete unreachable nodes."""
+
+    probed: bool  # False: candidates were not probed, so nothing can be deleted
+    deletions: tuple[NodeDeletion, ...] = ()
+    withheld: tuple[Withheld, ...] = ()
+
+    @property
+    def not_probed(self) -> tuple[Withheld, ...]:
+        """Candidates that only lack probes (plan without ``--probe``)."""
+        return tuple(w for w in self.withheld if w.reason == "probing" and not self.probed)
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything ``topoctl plan`` shows and ``topoctl apply`` does."""
@@ -188,6 +226,7 @@ class Plan:
     sites: tuple[str, ...] = ()
     members: Mapping[str, str] = field(default_factory=dict)  # node -> site
     agent_problems: Mapping[str, str] = field(default_factory=dict)  # node -> condition text
+    lifecycle: LifecyclePlan | None = None  # None: no site deletes unreachable nodes
 
     @property
     def writes(self) -> tuple[NodePlan, ...]:
@@ -201,8 +240,13 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """True when applying would write anything."""
-        return any(n.writes for n in self.nodes)
+        """True when applying would write or delete anything."""
+        return any(n.writes for n in self.nodes) or bool(self.deletions)
+
+    @property
+    def deletions(self) -> tuple[NodeDeletion, ...]:
+        """The dead nodes apply deletes."""
+        return self.lifecycle.deletions if self.lifecycle is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +260,23 @@ class DesiredDelta:
     head: str | None
 
 
+_VALUES = (
+    Plan,
+    NodePlan,
+    Change,
+    LeaderPrediction,
+    TaintValue,
+    LifecyclePlan,
+    NodeDeletion,
+    Withheld,
+)
+
+
 def as_data(value: Any) -> Any:
     """Plain JSON-able data of plan values (for saved plans)."""
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, Plan | NodePlan | Change | LeaderPrediction | TaintValue):
+    if isinstance(value, _VALUES):
         return {f: as_data(getattr(value, f)) for f in value.__dataclass_fields__}
     if isinstance(value, Mapping):
         return {k: as_data(v) for k, v in value.items()}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
+from reconciler.core import render_lifecycle
 from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, LeaderPrediction, Plan
 from reconciler.model import keys
 
@@ -122,6 +123,8 @@ def summary_line(plan: Plan) -> str:
         extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
     if plan.errors:
         extra.append(f"{len(plan.errors)} error{'s' * (len(plan.errors) != 1)}")
+    if deleting := render_lifecycle.summary(plan.lifecycle):
+        extra.insert(0, deleting)
     if not plan.has_changes and not plan.conflicts and not plan.errors:
         return "No changes. The cluster matches the topology."
     return head + (f"; {', '.join(extra)}" if extra else "") + "."
@@ -159,6 +162,11 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
                 out.append(f"      [{style}]{escape(line)}[/]")
                 if change.verb not in ("set", "update") and change.why:
                     out.append(f"          [dim]# {escape(change.why)}[/]")
+        out.append("")
+    decided = render_lifecycle.lines(plan.lifecycle)
+    if decided:
+        out.append("[bold]lifecycle[/] (sites that delete unreachable nodes)")
+        out += [f"  {escape(line)}" for line in decided]
         out.append("")
     out += _lists(plan, deltas, markup=True)
     out.append(f"[bold]{escape(summary_line(plan))}[/]")
@@ -265,6 +273,11 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
                 if change.verb not in ("set", "update") and change.why:
                     out.append(f"#   {change.why}")
         out += ["```", "", "</details>", ""]
+    decided = render_lifecycle.lines(plan.lifecycle)
+    if decided:
+        out += ["**Lifecycle** (sites that delete unreachable nodes)", ""]
+        out += [f"- {line}" for line in decided]
+        out.append("")
     rest = _lists(plan, deltas, markup=False)
     if rest:
         out += [
@@ -281,7 +294,7 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     """Stable machine-readable plan (format_version 1)."""
     c = counts(plan)
 
-    payload = {
+    payload: dict[str, Any] = {
         "format_version": PLAN_FORMAT_VERSION,
         "cluster": plan.cluster,
         "summary": {
@@ -309,6 +322,9 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
             for d in deltas
         ],
     }
+    if plan.lifecycle is not None:
+        payload["lifecycle"] = render_lifecycle.as_data(plan.lifecycle)
+        payload["summary"]["deletions"] = len(plan.lifecycle.deletions)
     return _dump(payload)
 
 

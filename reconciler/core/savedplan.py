@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.core.plan import Action, Change, LeaderPrediction, NodePlan, Plan, Reason, as_data
+from reconciler.core.plan import (
+    Action,
+    Change,
+    LeaderPrediction,
+    LifecyclePlan,
+    NodeDeletion,
+    NodePlan,
+    Plan,
+    Reason,
+    Withheld,
+    as_data,
+)
 from reconciler.model.state import TaintValue
 
 SAVED_KIND = "topoctl-plan"
@@ -57,6 +68,7 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
             members=dict(raw["members"]),
             sites=tuple(raw["sites"]),
             agent_problems=dict(raw.get("agent_problems") or {}),
+            lifecycle=_lifecycle(raw.get("lifecycle")),
         )
     except (KeyError, TypeError, IndexError, ValueError) as err:
         raise SavedPlanError(f"saved plan is damaged ({err!r})") from None
@@ -85,4 +97,14 @@ def _change(raw: dict[str, Any]) -> Change:
         before=raw["before"],
         after=raw["after"],
         taint=None if taint is None else TaintValue(**taint),
+    )
+
+
+def _lifecycle(raw: dict[str, Any] | None) -> LifecyclePlan | None:
+    if raw is None:
+        return None
+    return LifecyclePlan(
+        probed=bool(raw["probed"]),
+        deletions=tuple(NodeDeletion(**d) for d in raw["deletions"]),
+        withheld=tuple(Withheld(**w) for w in raw["withheld"]),
     )

@@ -1,0 +1,103 @@
+"""Deleting a dead node through the real client against the API-server double: only the
+very object the plan judged (uid and resourceVersion preconditions), after the writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler import service
+from reconciler.adapters.kube import KubeBackend
+from reconciler.apply import StalePlanError
+from reconciler.core import savedplan
+from reconciler.core.plan import Plan
+from tests.apiserver import ApiServer
+from tests.core.test_lifecycle_plan import FakeClock, FakeProber, fsn1
+
+DEAD = "w-2"
+DEAD_IP = "10.0.1.2"
+
+
+@pytest.fixture
+def backend(kubeconfig_path: Path) -> Iterator[KubeBackend]:
+    connected = KubeBackend.connect(kubeconfig_path)
+    try:
+        yield connected
+    finally:
+        connected.close()
+
+
+@pytest.fixture
+def cluster(apiserver: ApiServer) -> ApiServer:
+    """gw-1 and five pool workers; w-2's kubelet stopped reporting (Ready Unknown)."""
+    apiserver.seed_node("gw-1", internal_ip="10.0.0.1", pod_cidr="10.244.0.0/24")
+    for i in range(1, 6):
+        name = f"w-{i}"
+        ready = None if name == DEAD else True
+        apiserver.seed_node(name, internal_ip=f"10.0.1.{i}", pod_cidr="10.244.1.0/24", ready=ready)
+    return apiserver
+
+
+def plan_with_probes(backend: KubeBackend) -> Plan:
+    """A plan an hour after w-2 went NotReady, with w-2 silent to every probe."""
+    clock = FakeClock(datetime.now(UTC) + timedelta(hours=1))
+    eyes = service.Eyes(clock, FakeProber(clock, {DEAD_IP}))
+    return service.plan_once(fsn1(), backend, eyes=eyes).plan
+
+
+def converge(backend: KubeBackend) -> None:
+    """Apply the topology first, so the next plan holds only the deletion."""
+    result = service.apply_once(fsn1(), backend, lambda _plan: True)
+    assert result.report is not None and result.report.ok
+
+
+def apply_saved(plan: Plan, backend: KubeBackend) -> service.ApplyResult:
+    loaded, _ = savedplan.load(savedplan.dump(plan, {}))
+    return service.apply_saved(loaded, backend, lambda _p: True, 1, service.Deletion(backend))
+
+
+def test_a_saved_plan_deletes_the_dead_node_with_preconditions(
+    cluster: ApiServer, backend: KubeBackend
+) -> None:
+    converge(backend)
+    plan = plan_with_probes(backend)
+    assert [d.node for d in plan.deletions] == [DEAD] and not plan.writes
+
+    result = apply_saved(plan, backend)
+
+    assert result.report is not None and result.report.deleted == [DEAD]
+    assert cluster.node(DEAD) is None
+    assert all(cluster.node(f"w-{i}") is not None for i in (1, 3, 4, 5))
+    deletes = cluster.log.filter(verb="delete")
+    assert [e.status for e in deletes] == [200]
+
+
+def test_a_node_that_moved_since_the_plan_is_kept(cluster: ApiServer, backend: KubeBackend) -> None:
+    converge(backend)
+    plan = plan_with_probes(backend)
+    cluster.mutate_node(DEAD, lambda n: n["metadata"]["labels"].update(back="yes"))
+
+    result = apply_saved(plan, backend)
+
+    assert result.report is not None and result.report.deleted == []
+    assert "changed since it was judged dead" in result.report.kept[DEAD]
+    assert cluster.node(DEAD) is not None
+    assert [e.status for e in cluster.log.filter(verb="delete")] == [409]
+
+
+def test_a_node_re_registered_under_the_same_name_is_not_deleted(
+    cluster: ApiServer, backend: KubeBackend
+) -> None:
+    converge(backend)
+    plan = plan_with_probes(backend)
+    old = cluster.node(DEAD)
+    assert old is not None
+    backend.delete_node(DEAD, old["metadata"]["uid"], old["metadata"]["resourceVersion"])
+    cluster.seed_node(DEAD, internal_ip=DEAD_IP, pod_cidr="10.244.1.0/24")
+
+    with pytest.raises(StalePlanError, match="w-2 was replaced"):
+        apply_saved(plan, backend)
+    assert cluster.node(DEAD) is not None

@@ -1,18 +1,28 @@
-"""Read the topology at a git revision, from the object database, without a checkout."""
+"""Read the topology at a git revision, from the object database, without a checkout.
+
+``read_revision`` serves ``validate --rev`` in a working copy; :class:`GitRemote` is the
+controller's :class:`~reconciler.ports.GitSource`: a bare clone in a cache directory,
+fetched on demand, with credentials taken from files (see ``reconciler.adapters.gitauth``).
+"""
 
 from __future__ import annotations
 
 import posixpath
+import threading
 from pathlib import Path
 
 import git
 
 from reconciler.adapters.files import MAX_FILES, SUFFIXES, SourceError
+from reconciler.adapters.gitauth import Credentials, redact
 from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.load import SourceFile
 from reconciler.core.yamldoc import MAX_FILE_BYTES, too_large
+from reconciler.ports import SourceUnavailableError
 
 SYMLINK_MODE = 0o120000
+FETCHED = "refs/topoctl/fetched"  # where each fetch puts the commit --git-ref names
+FETCH_TIMEOUT = 120.0  # seconds: a fetch that hangs longer is killed and counts as failed
 
 
 def read_revision(directory: Path, rev: str) -> tuple[list[SourceFile], list[Diagnostic]]:
@@ -103,3 +113,87 @@ def _collect(
             raise SourceError(f"{shown}: more than {MAX_FILES} topology files at {rev}")
     files.sort(key=lambda f: f.path)
     return files, notes
+
+
+class GitRemote:
+    """A git remote's ``ref``, read under ``path``: bare clone in ``cache_dir``, one fetch
+    at a time. The URL is never stored in the clone's config (it may carry userinfo)."""
+
+    def __init__(
+        self,
+        url: str,
+        cache_dir: Path,
+        *,
+        ref: str = "main",
+        path: str = "sites",
+        credentials: Credentials | None = None,
+        timeout: float = FETCH_TIMEOUT,
+    ) -> None:
+        self.url = url
+        self.ref = ref
+        self.path = path.strip("/")
+        self.credentials = credentials or Credentials()
+        self.credentials.check(url)
+        self.cache = cache_dir / "git"
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._repo: git.Repo | None = None
+
+    def describe(self) -> str:
+        """``URL@ref:path`` with any userinfo removed."""
+        return f"{redact(self.url)}@{self.ref}:{self.path or '.'}"
+
+    def fetch(self) -> str:
+        """Fetch ``ref`` from the remote; the full sha of the commit it names."""
+        with self._lock:
+            repo = self._open()
+            env = self.credentials.environment(self.url)
+            try:
+                repo.git.fetch(
+                    "--no-tags",
+                    "--force",
+                    "--quiet",
+                    "--",
+                    self.url,
+                    f"+{self.ref}:{FETCHED}",
+                    env=env,
+                    kill_after_timeout=self.timeout,
+                )
+                return str(repo.git.rev_parse("--verify", f"{FETCHED}^{{commit}}"))
+            except git.GitCommandError as err:
+                raise SourceUnavailableError(self._explain("fetch", err)) from None
+
+    def read(self, revision: str) -> tuple[list[SourceFile], list[Diagnostic]]:
+        """The files under ``path`` at ``revision``; a missing path is an error note."""
+        with self._lock:
+            repo = self._open()
+            try:
+                tree = repo.commit(revision).tree
+            except (git.BadName, git.BadObject, ValueError) as err:
+                raise SourceUnavailableError(
+                    f"{self.describe()}: cannot read revision {revision}: {type(err).__name__}"
+                ) from None
+            try:
+                return _collect(tree, self.path, self.path or ".", revision)
+            except SourceError as err:
+                return [], [Diagnostic(self.path or ".", 0, 0, "error", "", str(err), "source")]
+
+    def _open(self) -> git.Repo:
+        if self._repo is not None:
+            return self._repo
+        try:
+            self._repo = git.Repo(self.cache)
+            if not self._repo.bare:
+                raise git.InvalidGitRepositoryError(str(self.cache))
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            self.cache.mkdir(parents=True, exist_ok=True)
+            self._repo = git.Repo.init(self.cache, bare=True)
+        return self._repo
+
+    def _explain(self, verb: str, err: git.GitCommandError) -> str:
+        # The command line and stderr may carry the URL with its userinfo: redact both,
+        # and never pass the original exception (or its text) on.
+        stderr = str(err.stderr or "").strip().replace("stderr:", "").strip(" '\n")
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        detail = self.credentials.scrub(redact(lines[-1] if lines else f"exit {err.status}"))
+        return f"git {verb} {self.describe()} failed: {detail}"

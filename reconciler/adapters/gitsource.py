@@ -22,6 +22,8 @@ from reconciler.ports import SourceUnavailableError
 
 SYMLINK_MODE = 0o120000
 FETCHED = "refs/topoctl/fetched"  # where each fetch puts the commit --git-ref names
+BOILERPLATE = ("Please make sure you have", "and the repository exists")
+MAX_DETAIL = 500  # characters of git's own message kept
 FETCH_TIMEOUT = 120.0  # seconds: a fetch that hangs longer is killed and counts as failed
 
 
@@ -140,8 +142,8 @@ class GitRemote:
         self._repo: git.Repo | None = None
 
     def describe(self) -> str:
-        """``URL@ref:path`` with any userinfo removed."""
-        return f"{redact(self.url)}@{self.ref}:{self.path or '.'}"
+        """``URL (ref R, path P)`` with any userinfo removed from the URL."""
+        return f"{redact(self.url)} (ref {self.ref}, path {self.path or '.'})"
 
     def fetch(self) -> str:
         """Fetch ``ref`` from the remote; the full sha of the commit it names."""
@@ -193,7 +195,9 @@ class GitRemote:
     def _explain(self, verb: str, err: git.GitCommandError) -> str:
         # The command line and stderr may carry the URL with its userinfo: redact both,
         # and never pass the original exception (or its text) on.
-        stderr = str(err.stderr or "").strip().replace("stderr:", "").strip(" '\n")
+        stderr = str(err.stderr or "").strip()
+        stderr = stderr.removeprefix("stderr:").strip().strip("'")
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        detail = self.credentials.scrub(redact(lines[-1] if lines else f"exit {err.status}"))
-        return f"git {verb} {self.describe()} failed: {detail}"
+        told = [line for line in lines if not line.startswith(BOILERPLATE)]
+        detail = "; ".join(told or [f"exit status {err.status}"])[:MAX_DETAIL]
+        return f"git {verb} from {self.describe()} failed: {self.credentials.scrub(redact(detail))}"

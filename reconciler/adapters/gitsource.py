@@ -8,6 +8,7 @@ fetched on demand, with credentials taken from files (see ``reconciler.adapters.
 from __future__ import annotations
 
 import posixpath
+import shutil
 import threading
 from pathlib import Path
 
@@ -162,7 +163,7 @@ class GitRemote:
                     kill_after_timeout=self.timeout,
                 )
                 return str(repo.git.rev_parse("--verify", f"{FETCHED}^{{commit}}"))
-            except git.GitCommandError as err:
+            except git.CommandError as err:  # a failed command, or no git binary at all
                 raise SourceUnavailableError(self._explain("fetch", err)) from None
 
     def read(self, revision: str) -> tuple[list[SourceFile], list[Diagnostic]]:
@@ -171,28 +172,35 @@ class GitRemote:
             repo = self._open()
             try:
                 tree = repo.commit(revision).tree
-            except (git.BadName, git.BadObject, ValueError) as err:
+                return _collect(tree, self.path, self.path or ".", revision)
+            except SourceError as err:  # the revision's own content: refuse the revision
+                return [], [Diagnostic(self.path or ".", 0, 0, "error", "", str(err), "source")]
+            except (git.BadName, git.BadObject, git.GitError, ValueError, OSError) as err:
                 raise SourceUnavailableError(
                     f"{self.describe()}: cannot read revision {revision}: {type(err).__name__}"
                 ) from None
-            try:
-                return _collect(tree, self.path, self.path or ".", revision)
-            except SourceError as err:
-                return [], [Diagnostic(self.path or ".", 0, 0, "error", "", str(err), "source")]
 
     def _open(self) -> git.Repo:
+        """The bare clone, made (or made again, when it is not one) on first use."""
         if self._repo is not None:
             return self._repo
         try:
-            self._repo = git.Repo(self.cache)
-            if not self._repo.bare:
-                raise git.InvalidGitRepositoryError(str(self.cache))
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            self.cache.mkdir(parents=True, exist_ok=True)
-            self._repo = git.Repo.init(self.cache, bare=True)
-        return self._repo
+            try:
+                repo = git.Repo(self.cache)
+                if not repo.bare:
+                    raise git.InvalidGitRepositoryError(str(self.cache))
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+                shutil.rmtree(self.cache, ignore_errors=True)
+                self.cache.mkdir(parents=True)
+                repo = git.Repo.init(self.cache, bare=True)
+        except (OSError, git.GitError) as err:
+            raise SourceUnavailableError(
+                f"cache {self.cache}: cannot make a clone: {type(err).__name__}: {err}"
+            ) from None
+        self._repo = repo
+        return repo
 
-    def _explain(self, verb: str, err: git.GitCommandError) -> str:
+    def _explain(self, verb: str, err: git.CommandError) -> str:
         # The command line and stderr may carry the URL with its userinfo: redact both,
         # and never pass the original exception (or its text) on.
         stderr = str(err.stderr or "").strip()

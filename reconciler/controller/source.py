@@ -160,6 +160,9 @@ class Source:
             files, notes = self.port.read(revision)
         except SourceUnavailableError as err:
             return self._failed(state, str(err)), None
+        except Exception as err:  # a fault in a port must not end the loop: back off
+            log.error("source %s: unexpected %s", state.origin, type(err).__name__)
+            return self._failed(state, f"unexpected {type(err).__name__}"), None
         result = load(files, notes)
         state = replace(state, fetched=revision)
         if result.topology is None:

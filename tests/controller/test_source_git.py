@@ -202,3 +202,31 @@ def test_a_fetch_request_fetches_at_once(remote: Remote, tmp_path: Path) -> None
     finally:
         source.stop()
         thread.join(10)
+
+
+def test_a_cache_that_is_no_bare_clone_is_made_again(remote: Remote, tmp_path: Path) -> None:
+    sha = remote.push({"sites/cluster.yaml": CLUSTER, "sites/east.yaml": EAST})
+    junk = tmp_path / "cache" / "git"
+    junk.mkdir(parents=True)
+    (junk / "HEAD").write_text("garbage")
+    source = make_source(remote, tmp_path)
+    assert source.sync() is Outcome.NEW
+    assert source.good is not None and source.good.revision == sha
+
+
+class Exploding:
+    def describe(self) -> str:
+        return "exploding"
+
+    def fetch(self) -> str:
+        raise RuntimeError("a bug")
+
+    def read(self, revision: str):
+        raise AssertionError("not reached")
+
+
+def test_a_fault_in_the_port_backs_off_instead_of_ending_the_loop() -> None:
+    source = Source(Exploding(), FakeClock(TimeBase()))
+    assert source.sync() is Outcome.UNAVAILABLE
+    assert source.state.error == "unexpected RuntimeError"
+    assert source.state.retry_in > 0

@@ -65,3 +65,24 @@ def test_a_directory_source_keeps_the_last_good(tmp_path: Path) -> None:
     root.rmdir()
     assert source.sync() is Outcome.UNAVAILABLE
     assert source.good is good and source.state.error is not None
+
+
+def test_a_configmap_volume_is_read_once_per_file(tmp_path: Path) -> None:
+    # The layout Kubernetes' atomic writer makes, and its swap on an update.
+    root = tmp_path / "volume"
+    write(root, {"..2026_12_03_a/cluster.yaml": CLUSTER, "..2026_12_03_a/east.yaml": EAST})
+    (root / "..data").symlink_to("..2026_12_03_a")
+    for name in ("cluster.yaml", "east.yaml"):
+        (root / name).symlink_to(f"..data/{name}")
+    source = Source(DirectorySource(root), FakeClock(TimeBase()))
+    assert source.sync() is Outcome.NEW
+    first = source.good
+    assert first is not None and [s.name for s in first.topology.sites] == ["east"]
+
+    write(root, {"..2026_12_03_b/cluster.yaml": CLUSTER, "..2026_12_03_b/east.yaml": BROKEN_EAST})
+    (root / "..data_tmp").symlink_to("..2026_12_03_b")
+    (root / "..data_tmp").rename(root / "..data")
+    assert source.sync() is Outcome.REFUSED
+    refused = source.state.refused
+    assert refused is not None and refused.errors[0].file == str(root / "east.yaml")
+    assert source.good is first

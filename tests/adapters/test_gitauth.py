@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import shlex
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,9 @@ from reconciler.adapters.gitsource import GitRemote
 from reconciler.controller.leader import SystemClock
 from reconciler.controller.source import Outcome, Source
 from reconciler.ports import SourceUnavailableError
+from tests.controller.gitrepos import CLUSTER, EAST, Remote
+
+HTTP_BACKEND = Path("/usr/lib/git-core/git-http-backend")
 
 TOKEN = "tok-4f1c9e-very-secret"
 PASSWORD = "pw-77aa-in-the-url"
@@ -48,6 +52,81 @@ def host() -> Iterator[tuple[str, list[str]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}/org/repo.git", seen
     server.shutdown()
     server.server_close()
+
+
+class SmartHttp(BaseHTTPRequestHandler):
+    """A git host over smart HTTP (git's own ``git-http-backend`` as CGI) behind Basic auth."""
+
+    project_root: Path
+    password: str
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        wanted = "Basic " + base64.b64encode(f"x-access-token:{self.password}".encode()).decode()
+        if self.headers.get("Authorization") != wanted:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        env = {
+            "GIT_PROJECT_ROOT": str(self.project_root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "REQUEST_METHOD": self.command,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": "x-access-token",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        out = subprocess.run(
+            [str(HTTP_BACKEND)], input=body, env=env, capture_output=True, check=True
+        ).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        headers = [line.split(":", 1) for line in head.decode().split("\r\n") if ":" in line]
+        status = next((int(v.split()[0]) for k, v in headers if k.lower() == "status"), 200)
+        self.send_response(status)
+        for key, value in headers:
+            if key.lower() != "status":
+                self.send_header(key, value.strip())
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(not HTTP_BACKEND.exists(), reason="git-http-backend is not installed")
+def test_a_token_fetches_from_a_real_smart_http_host(tmp_path: Path) -> None:
+    remote = Remote(tmp_path)
+    sha = remote.push({"sites/cluster.yaml": CLUSTER, "sites/east.yaml": EAST})
+    handler = type("Handler", (SmartHttp,), {"project_root": tmp_path, "password": TOKEN})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.git"
+        token_file = tmp_path / "token"
+        token_file.write_text("not the token\n")
+        port = GitRemote(url, tmp_path / "cache", credentials=Credentials(token_file=token_file))
+        source = Source(port, SystemClock())
+        assert source.sync() is Outcome.UNAVAILABLE
+        assert source.state.error is not None and "not the token" not in source.state.error
+        token_file.write_text(TOKEN + "\n")  # the Secret was rotated: read at each fetch
+        assert source.sync() is Outcome.NEW
+        assert source.good is not None and source.good.revision == sha
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def basic(header: str) -> str:

@@ -136,6 +136,9 @@ def test_an_unreachable_remote_keeps_the_last_good_and_backs_off_to_a_cap(
         assert min(base, BACKOFF_CAP) <= delay <= min(base + 2.0, BACKOFF_CAP)
     assert delays[-1] == BACKOFF_CAP
     assert metrics.registry.get_sample_value("topoctl_source_errors_total") == 10
+    success = metrics.registry.get_sample_value("topoctl_source_last_success_timestamp_seconds")
+    assert source.good is not None
+    assert success == source.good.taken_at.timestamp()  # the fake clock has not moved
 
     (tmp_path / "moved.git").rename(remote.path)
     assert source.sync() is Outcome.UNCHANGED

@@ -136,7 +136,10 @@ class Source:
         """Sync, then wait ``poll`` seconds (or the backoff) or a fetch request; until stop."""
         while not self._stopping:
             self._wake.clear()
-            self.sync()
+            try:
+                self.sync()
+            except Exception:  # on_change failed: the source itself is fine, keep polling
+                log.exception("source %s: the change callback failed", self._state.origin)
             state = self._state
             delay = state.retry_in if state.failures else self.poll
             if not self._stopping:

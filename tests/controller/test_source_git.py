@@ -233,3 +233,28 @@ def test_a_fault_in_the_port_backs_off_instead_of_ending_the_loop() -> None:
     assert source.sync() is Outcome.UNAVAILABLE
     assert source.state.error == "unexpected RuntimeError"
     assert source.state.retry_in > 0
+
+
+def test_a_failing_change_callback_does_not_end_the_loop(remote: Remote, tmp_path: Path) -> None:
+    remote.push({"sites/cluster.yaml": CLUSTER, "sites/east.yaml": EAST})
+    calls: list[str] = []
+
+    def on_change(good: Good) -> None:
+        calls.append(good.revision)
+        raise RuntimeError("the loop's bug")
+
+    base = TimeBase()
+    source = Source(
+        GitRemote(remote.url, tmp_path / "cache"), FakeClock(base), poll=60.0, on_change=on_change
+    )
+    thread = threading.Thread(target=source.run, daemon=True)
+    thread.start()
+    try:
+        base.wait_for_sleepers(1)
+        second = remote.push({"sites/west.yaml": WEST})
+        base.advance(60.0)
+        wait_until(lambda: len(calls) == 2 and base.sleepers == 1, "second revision taken")
+        assert calls[-1] == second and thread.is_alive()
+    finally:
+        source.stop()
+        thread.join(10)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from reconciler.core.diagnostics import Diagnostic
+from reconciler.core.load import SourceFile
 from reconciler.core.routes import ApplyResult, RouteDiff, RouteSnapshot
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
 
@@ -107,4 +109,29 @@ class RouteTable(Protocol):
 
     def source_address(self, target: str) -> str | None:
         """The preferred source address of the route to ``target``, if there is one."""
+        ...
+
+
+class SourceUnavailableError(Exception):
+    """The topology source could not be reached or read; nothing was taken from it.
+
+    The message is safe to log and to publish: it never carries a credential."""
+
+
+class GitSource(Protocol):
+    """Where the topology comes from: a git remote (or a mounted directory) at a revision."""
+
+    def fetch(self) -> str:
+        """Bring the source up to date; return the revision it now points at (a commit's
+        full sha, or a content hash). Raises SourceUnavailableError."""
+        ...
+
+    def read(self, revision: str) -> tuple[list[SourceFile], list[Diagnostic]]:
+        """The topology files at ``revision`` (one ``fetch`` returned), and notes on what was
+        skipped; a problem of the revision itself is an error note. Raises
+        SourceUnavailableError when the revision cannot be read at all."""
+        ...
+
+    def describe(self) -> str:
+        """Where it reads from, for logs and status (credentials removed)."""
         ...

@@ -1,18 +1,31 @@
-"""Read the topology at a git revision, from the object database, without a checkout."""
+"""Read the topology at a git revision, from the object database, without a checkout.
+
+``read_revision`` serves ``validate --rev`` in a working copy; :class:`GitRemote` is the
+controller's :class:`~reconciler.ports.GitSource`: a bare clone in a cache directory,
+fetched on demand, with credentials taken from files (see ``reconciler.adapters.gitauth``).
+"""
 
 from __future__ import annotations
 
 import posixpath
+import shutil
+import threading
 from pathlib import Path
 
 import git
 
 from reconciler.adapters.files import MAX_FILES, SUFFIXES, SourceError
+from reconciler.adapters.gitauth import Credentials, redact
 from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.load import SourceFile
 from reconciler.core.yamldoc import MAX_FILE_BYTES, too_large
+from reconciler.ports import SourceUnavailableError
 
 SYMLINK_MODE = 0o120000
+FETCHED = "refs/topoctl/fetched"  # where each fetch puts the commit --git-ref names
+BOILERPLATE = ("Please make sure you have", "and the repository exists")
+MAX_DETAIL = 500  # characters of git's own message kept
+FETCH_TIMEOUT = 120.0  # seconds: a fetch that hangs longer is killed and counts as failed
 
 
 def read_revision(directory: Path, rev: str) -> tuple[list[SourceFile], list[Diagnostic]]:
@@ -103,3 +116,96 @@ def _collect(
             raise SourceError(f"{shown}: more than {MAX_FILES} topology files at {rev}")
     files.sort(key=lambda f: f.path)
     return files, notes
+
+
+class GitRemote:
+    """A git remote's ``ref``, read under ``path``: bare clone in ``cache_dir``, one fetch
+    at a time. The URL is never stored in the clone's config (it may carry userinfo)."""
+
+    def __init__(
+        self,
+        url: str,
+        cache_dir: Path,
+        *,
+        ref: str = "main",
+        path: str = "sites",
+        credentials: Credentials | None = None,
+        timeout: float = FETCH_TIMEOUT,
+    ) -> None:
+        self.url = url
+        self.ref = ref
+        self.path = path.strip("/")
+        self.credentials = credentials or Credentials()
+        self.credentials.check(url)
+        self.cache = cache_dir / "git"
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._repo: git.Repo | None = None
+
+    def describe(self) -> str:
+        """``URL (ref R, path P)`` with any userinfo removed from the URL."""
+        return f"{redact(self.url)} (ref {self.ref}, path {self.path or '.'})"
+
+    def fetch(self) -> str:
+        """Fetch ``ref`` from the remote; the full sha of the commit it names."""
+        with self._lock:
+            repo = self._open()
+            env = self.credentials.environment(self.url)
+            try:
+                repo.git.fetch(
+                    "--no-tags",
+                    "--force",
+                    "--quiet",
+                    "--",
+                    self.url,
+                    f"+{self.ref}:{FETCHED}",
+                    env=env,
+                    kill_after_timeout=self.timeout,
+                )
+                return str(repo.git.rev_parse("--verify", f"{FETCHED}^{{commit}}"))
+            except git.CommandError as err:  # a failed command, or no git binary at all
+                raise SourceUnavailableError(self._explain("fetch", err)) from None
+
+    def read(self, revision: str) -> tuple[list[SourceFile], list[Diagnostic]]:
+        """The files under ``path`` at ``revision``; a missing path is an error note."""
+        with self._lock:
+            repo = self._open()
+            try:
+                tree = repo.commit(revision).tree
+                return _collect(tree, self.path, self.path or ".", revision)
+            except SourceError as err:  # the revision's own content: refuse the revision
+                return [], [Diagnostic(self.path or ".", 0, 0, "error", "", str(err), "source")]
+            except (git.BadName, git.BadObject, git.GitError, ValueError, OSError) as err:
+                raise SourceUnavailableError(
+                    f"{self.describe()}: cannot read revision {revision}: {type(err).__name__}"
+                ) from None
+
+    def _open(self) -> git.Repo:
+        """The bare clone, made (or made again, when it is not one) on first use."""
+        if self._repo is not None:
+            return self._repo
+        try:
+            try:
+                repo = git.Repo(self.cache)
+                if not repo.bare:
+                    raise git.InvalidGitRepositoryError(str(self.cache))
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+                shutil.rmtree(self.cache, ignore_errors=True)
+                self.cache.mkdir(parents=True)
+                repo = git.Repo.init(self.cache, bare=True)
+        except (OSError, git.GitError) as err:
+            raise SourceUnavailableError(
+                f"cache {self.cache}: cannot make a clone: {type(err).__name__}: {err}"
+            ) from None
+        self._repo = repo
+        return repo
+
+    def _explain(self, verb: str, err: git.CommandError) -> str:
+        # The command line and stderr may carry the URL with its userinfo: redact both,
+        # and never pass the original exception (or its text) on.
+        stderr = str(err.stderr or "").strip()
+        stderr = stderr.removeprefix("stderr:").strip().strip("'")
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        told = [line for line in lines if not line.startswith(BOILERPLATE)]
+        detail = "; ".join(told or [f"exit status {err.status}"])[:MAX_DETAIL]
+        return f"git {verb} from {self.describe()} failed: {self.credentials.scrub(redact(detail))}"

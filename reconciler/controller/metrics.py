@@ -1,0 +1,111 @@
+"""The controller's Prometheus metrics, in a registry of its own (never the global one).
+
+Revisions are labelled by their full name (a commit's 40-character sha, or a
+``--source-dir`` content hash). Node states are ``member``, ``pending`` and
+``unassigned``, as in TOPOLOGY.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+NODE_STATES = ("member", "pending", "unassigned")
+RECONCILE_RESULTS = ("success", "error")
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric ``topoctl run`` exposes, and the few updates that touch several."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.reconcile_total = Counter(
+            "topoctl_reconcile", "Reconcile passes, by result.", ["result"], registry=r
+        )
+        self.reconcile_duration = Histogram(
+            "topoctl_reconcile_duration_seconds",
+            "Time one reconcile pass took (plan and writes).",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.node_writes = Counter(
+            "topoctl_node_writes", "Write requests sent for Nodes.", registry=r
+        )
+        self.conflicts = Gauge(
+            "topoctl_conflicts", "Keys whose live value topoctl may not set.", ["site"], registry=r
+        )
+        self.nodes = Gauge(
+            "topoctl_nodes", "Nodes per site and state.", ["site", "state"], registry=r
+        )
+        self.revision = Info("topoctl_source_revision", "The source revision in force.", registry=r)
+        self.source_last_success = Gauge(
+            "topoctl_source_last_success_timestamp_seconds",
+            "When the source was last read successfully (Unix time).",
+            registry=r,
+        )
+        self.source_errors = Counter(
+            "topoctl_source_errors", "Failed fetches or reads of the source.", registry=r
+        )
+        self.revision_refused = Counter(
+            "topoctl_revision_refused", "Revisions refused for errors in them.", registry=r
+        )
+        self.leader = Gauge("topoctl_leader", "1 while this replica holds the lease.", registry=r)
+        self.watch_restarts = Counter(
+            "topoctl_watch_restarts", "Node watches started again.", registry=r
+        )
+        self.agent_ready = Gauge(
+            "topoctl_agent_ready", "Nodes whose agent reports TopologyReady.", ["site"], registry=r
+        )
+        self.node_deletions = Counter(
+            "topoctl_node_deletions", "Nodes deleted by the lifecycle.", ["site"], registry=r
+        )
+        self.deletions_withheld = Counter(
+            "topoctl_node_deletions_withheld",
+            "Deletions a guard rail held back, by reason.",
+            ["site", "reason"],
+            registry=r,
+        )
+        for result in RECONCILE_RESULTS:
+            self.reconcile_total.labels(result)
+        self._sites: set[str] = set()
+
+    # ------------------------------------------------------------- source
+
+    def source_succeeded(self, unix_time: float) -> None:
+        """The source answered (whatever the revision turned out to hold)."""
+        self.source_last_success.set(unix_time)
+
+    def source_failed(self) -> None:
+        """A fetch or read failed."""
+        self.source_errors.inc()
+
+    def revision_in_force(self, revision: str) -> None:
+        """``revision`` is now the one applied from."""
+        self.revision.info({"revision": revision})
+
+    def refused(self) -> None:
+        """A revision was refused."""
+        self.revision_refused.inc()
+
+    # --------------------------------------------------------------- sites
+
+    def site(self, name: str, states: Mapping[str, int], conflicts: int, agents_ready: int) -> None:
+        """One site's gauges, every node state included (absent ones as 0)."""
+        self._sites.add(name)
+        for state in NODE_STATES:
+            self.nodes.labels(name, state).set(states.get(state, 0))
+        self.conflicts.labels(name).set(conflicts)
+        self.agent_ready.labels(name).set(agents_ready)
+
+    def keep_sites(self, names: Iterable[str]) -> None:
+        """Drop the per-site gauges of every site not in ``names`` (a site left git)."""
+        keep = set(names)
+        for name in self._sites - keep:
+            for state in NODE_STATES:
+                self.nodes.remove(name, state)
+            self.conflicts.remove(name)
+            self.agent_ready.remove(name)
+        self._sites &= keep

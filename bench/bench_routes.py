@@ -136,7 +136,7 @@ def why_raw(netns: str, routes: Sequence[Route]) -> None:
     from pyroute2 import IPRoute
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    from reconciler.adapters.netlink import RTM_NEWROUTE, _encode_route, _Envelope
+    from reconciler.adapters.netlink_msg import RTM_NEWROUTE, Envelope, encode_route
 
     start = time.perf_counter()
     for seq, r in enumerate(routes):
@@ -154,7 +154,7 @@ def why_raw(netns: str, routes: Sequence[Route]) -> None:
     pyroute2_encode = time.perf_counter() - start
     start = time.perf_counter()
     for seq, r in enumerate(routes):
-        _encode_route(_Envelope(RTM_NEWROUTE, 0x605, seq, 0, 1), r, 2)
+        encode_route(Envelope(RTM_NEWROUTE, 0x605, seq, 0, 1), r, 2)
     struct_encode = time.perf_counter() - start
     with IPRoute(netns=netns, flags=0, groups=0) as ipr, NetlinkAdapter(netns) as adapter:
         start = time.perf_counter()

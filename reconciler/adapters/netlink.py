@@ -1,12 +1,9 @@
 """Netlink adapter: reads and writes the kernel's routes, in this or a named netns.
 
-Hot paths use a plain rtnetlink socket because pyroute2 is the bottleneck
-there (measured on 10,000 routes: pyroute2 decodes a dump in 1.2 s and
-encodes one route message in 0.2 ms; struct parsing and packing take 0.05 s
-and a few microseconds):
+Hot paths use a plain rtnetlink socket: the messages are packed and parsed
+in reconciler.adapters.netlink_msg (why by hand: see there).
 
-- reads are dumps parsed with `struct`, keeping only the attributes a Route
-  needs;
+- reads are dumps, every table, both families;
 - writes are pre-encoded RTM_NEWROUTE / RTM_DELROUTE messages, sent in
   batches on one socket with NLM_F_ACK; every ack is matched to its message
   by sequence number. rtnetlink handles a batch synchronously inside send(),
@@ -21,20 +18,19 @@ module only moves bytes. Not thread-safe: one adapter per thread.
 from __future__ import annotations
 
 import errno
-import functools
 import ipaddress
 import os
 import socket
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from reconciler.adapters import netlink_msg as msg
 from reconciler.core.routes import (
     Action,
     ApplyResult,
@@ -46,61 +42,12 @@ from reconciler.core.routes import (
     check_own_protocol,
 )
 
-# Kernel ABI (linux/netlink.h, linux/rtnetlink.h): stable numbers.
 NETLINK_ROUTE: Final = 0
 SOL_NETLINK: Final = 270
 NETLINK_CAP_ACK: Final = 10
 NETLINK_EXT_ACK: Final = 11
 SO_SNDBUFFORCE: Final = 32
 SO_RCVBUFFORCE: Final = 33
-
-NLMSG_ERROR: Final = 2
-NLMSG_DONE: Final = 3
-NLM_F_REQUEST: Final = 0x1
-NLM_F_MULTI: Final = 0x2
-NLM_F_ACK: Final = 0x4
-NLM_F_DUMP_INTR: Final = 0x10
-NLM_F_DUMP: Final = 0x300
-NLM_F_REPLACE: Final = 0x100
-NLM_F_EXCL: Final = 0x200
-NLM_F_CREATE: Final = 0x400
-NLM_F_CAPPED: Final = 0x100  # in an ack
-NLM_F_ACK_TLVS: Final = 0x200  # in an ack
-NLMSGERR_ATTR_MSG: Final = 1
-
-RTM_NEWLINK: Final = 16
-RTM_GETLINK: Final = 18
-RTM_NEWROUTE: Final = 24
-RTM_DELROUTE: Final = 25
-RTM_GETROUTE: Final = 26
-IFLA_IFNAME: Final = 3
-IFLA_EXT_MASK: Final = 29
-RTEXT_FILTER_SKIP_STATS: Final = 1 << 3
-RTA_DST: Final = 1
-RTA_OIF: Final = 4
-RTA_GATEWAY: Final = 5
-RTA_PRIORITY: Final = 6
-RTA_TABLE: Final = 15
-RTN_UNSPEC: Final = 0
-RTN_UNICAST: Final = 1
-RT_SCOPE_UNIVERSE: Final = 0
-RT_SCOPE_LINK: Final = 253
-RT_SCOPE_NOWHERE: Final = 255
-RTNH_F_ONLINK: Final = 4
-
-_NLMSGHDR: Final = struct.Struct("=IHHII")
-_RTMSG: Final = struct.Struct("=BBBBBBBBI")
-_IFINFOMSG: Final = struct.Struct("=BxHiII")
-_RTATTR: Final = struct.Struct("=HH")
-_RTA_U32: Final = struct.Struct("=HHI")
-_U32: Final = struct.Struct("=I")
-_I32: Final = struct.Struct("=i")
-_new_key = tuple.__new__  # RouteKey(...) costs 3x more; one key per route per read
-_inet_ntop = socket.inet_ntop
-_inet_pton = socket.inet_pton
-_HDR_LEN: Final = _NLMSGHDR.size
-_RTMSG_END: Final = _HDR_LEN + _RTMSG.size
-_FAMILIES: Final = {4: socket.AF_INET, 6: socket.AF_INET6}
 _UNREACHABLE: Final = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EINVAL, errno.ESRCH}
 )
@@ -115,16 +62,6 @@ _DUMP_ATTEMPTS: Final = 5
 
 class NetlinkAdapterError(Exception):
     """The kernel refused a read, or the namespace cannot be opened."""
-
-
-class _Envelope(NamedTuple):
-    """What a route message says besides the route itself."""
-
-    msg_type: int
-    flags: int
-    seq: int
-    scope: int
-    kind: int
 
 
 @dataclass(slots=True)
@@ -187,8 +124,8 @@ class NetlinkAdapter:
         owned: list[Route] = []
         foreign: dict[RouteKey, int] = {}
         for family in (socket.AF_INET, socket.AF_INET6):
-            for message in self._dump(RTM_GETROUTE, _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
-                _sort_route(message, protocol, names, owned, foreign)
+            for message in self._dump(msg.RTM_GETROUTE, msg.route_dump_body(family)):
+                msg.sort_route(message, protocol, names, owned, foreign)
         return RouteSnapshot(owned=tuple(owned), foreign_keys=foreign)
 
     def owned_routes(self, protocol: int) -> list[Route]:
@@ -253,10 +190,14 @@ class NetlinkAdapter:
             if route.dev is not None and route.dev not in indexes:
                 failed.append(_missing_device(route))
                 continue
-            flags = NLM_F_EXCL if route.key in diff.vacant_slots else NLM_F_REPLACE
-            writes.append(_Write("replace", route, self._encode_replace(route, indexes, flags)))
+            exclusive = route.key in diff.vacant_slots
+            envelope = msg.replace_envelope(route, self._next_seq(), exclusive)
+            oif = indexes[route.dev] if route.dev is not None else None
+            writes.append(_Write("replace", route, msg.encode_route(envelope, route, oif)))
         for route in diff.delete:
-            writes.append(_Write("delete", route, self._encode_delete(route, indexes)))
+            oif = indexes.get(route.dev) if route.dev is not None else None
+            envelope = msg.delete_envelope(self._next_seq())
+            writes.append(_Write("delete", route, msg.encode_route(envelope, route, oif)))
         replaced: list[Route] = []
         deleted: list[Route] = []
         for write, outcome in zip(writes, self._send_all(writes), strict=True):
@@ -277,20 +218,6 @@ class NetlinkAdapter:
         self._seq = self._seq % 0xFFFFFFFF + 1
         return self._seq
 
-    def _encode_replace(self, route: Route, indexes: dict[str, int], exclusive: int) -> bytes:
-        flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | exclusive
-        family = _FAMILIES[route.version]
-        scope = RT_SCOPE_LINK if route.gateway is None and family == socket.AF_INET else 0
-        oif = indexes[route.dev] if route.dev is not None else None
-        envelope = _Envelope(RTM_NEWROUTE, flags, self._next_seq(), scope, RTN_UNICAST)
-        return _encode_route(envelope, route, oif)
-
-    def _encode_delete(self, route: Route, indexes: dict[str, int]) -> bytes:
-        flags = NLM_F_REQUEST | NLM_F_ACK
-        oif = indexes.get(route.dev) if route.dev is not None else None
-        envelope = _Envelope(RTM_DELROUTE, flags, self._next_seq(), RT_SCOPE_NOWHERE, RTN_UNSPEC)
-        return _encode_route(envelope, route, oif)
-
     def _send_all(self, writes: Sequence[_Write]) -> list[tuple[int, str] | None]:
         """Send in batches; per write, None on success or (errno, detail for the reason)."""
         outcomes: list[tuple[int, str] | None] = []
@@ -299,7 +226,7 @@ class NetlinkAdapter:
         return outcomes
 
     def _send_batch(self, batch: Sequence[_Write]) -> list[tuple[int, str] | None]:
-        seqs = [_NLMSGHDR.unpack_from(w.message)[3] for w in batch]
+        seqs = [msg.sequence(w.message) for w in batch]
         try:
             self._sock.send(b"".join(w.message for w in batch))
         except OSError as error:
@@ -323,7 +250,7 @@ class NetlinkAdapter:
                 if error.errno == errno.ENOBUFS:
                     continue  # some acks were dropped; the rest are still queued
                 raise
-            for seq, outcome in _parse_acks(view[:size]):
+            for seq, outcome in msg.parse_acks(view[:size]):
                 if seq in pending:
                     pending.discard(seq)
                     acks[seq] = outcome
@@ -339,8 +266,7 @@ class NetlinkAdapter:
 
     def _dump_once(self, msg_type: int, body: bytes) -> tuple[list[memoryview], bool]:
         seq = self._next_seq()
-        header = _NLMSGHDR.pack(_HDR_LEN + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-        self._sock.send(header + body)
+        self._sock.send(msg.dump_request(msg_type, seq, body))
         messages: list[memoryview] = []
         interrupted = False
         while True:
@@ -350,29 +276,23 @@ class NetlinkAdapter:
                 if error.errno == errno.ENOBUFS:
                     continue  # left over from a write batch: dumps wait for room, never drop
                 raise
-            for offset, length, kind, flags, msg_seq in _headers(data):
+            for offset, length, kind, flags, msg_seq in msg.headers(data):
                 if msg_seq != seq:
                     continue
-                interrupted |= bool(flags & NLM_F_DUMP_INTR)
-                if kind == NLMSG_DONE:
+                interrupted |= bool(flags & msg.NLM_F_DUMP_INTR)
+                if kind == msg.NLMSG_DONE:
                     return messages, interrupted
-                if kind == NLMSG_ERROR:
-                    code = -_I32.unpack_from(data, offset + _HDR_LEN)[0]
+                if kind == msg.NLMSG_ERROR:
+                    code = msg.error_code(data, offset)
                     raise NetlinkAdapterError(f"dump {msg_type} failed: {os.strerror(code)}")
                 messages.append(data[offset : offset + length])
 
     def _link_names_by_index(self) -> dict[int, str]:
-        body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _RTA_U32.pack(
-            8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS
-        )
         names: dict[int, str] = {}
-        for message in self._dump(RTM_GETLINK, body):
-            if _NLMSGHDR.unpack_from(message)[1] != RTM_NEWLINK:
-                continue
-            index = _IFINFOMSG.unpack_from(message, _HDR_LEN)[2]
-            for kind, start, end in _attributes(message, _HDR_LEN + _IFINFOMSG.size):
-                if kind == IFLA_IFNAME:
-                    names[index] = bytes(message[start:end]).rstrip(b"\0").decode()
+        for message in self._dump(msg.RTM_GETLINK, msg.link_dump_body()):
+            link = msg.link_name(message)
+            if link is not None:
+                names[link[0]] = link[1]
         return names
 
     def _lookup_socket(self) -> Any:
@@ -412,148 +332,6 @@ def _fit_batch(sock: socket.socket, batch_size: int, rcvbuf: int) -> int:
             sock.setsockopt(socket.SOL_SOCKET, plain, size)
     granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     return max(1, min(batch_size, granted // ACK_BUDGET))
-
-
-def _encode_route(envelope: _Envelope, route: Route, oif: int | None) -> bytes:
-    """One route message; scope NOWHERE and type UNSPEC are the kernel's wildcards for deletes.
-
-    Packed in one call with a struct per message shape: three times faster
-    than packing the header and each attribute apart.
-    """
-    family = _FAMILIES[route.version]
-    address, _, prefix = route.dst.partition("/")
-    packed_dst = _inet_pton(family, address)
-    size = len(packed_dst)
-    fields: list[int | bytes] = [
-        envelope.msg_type,
-        envelope.flags,
-        envelope.seq,
-        0,  # nlmsg_pid: the kernel
-        family,
-        int(prefix),
-        0,  # src_len
-        0,  # tos
-        route.table if route.table < 256 else 0,  # RT_TABLE_UNSPEC: RTA_TABLE says which
-        route.protocol,
-        envelope.scope,
-        envelope.kind,
-        RTNH_F_ONLINK if route.onlink else 0,
-        *(8, RTA_TABLE, route.table),
-        *(8, RTA_PRIORITY, route.metric),
-        *(4 + size, RTA_DST, packed_dst),
-    ]
-    if route.gateway is not None:
-        fields += (4 + size, RTA_GATEWAY, _inet_pton(family, route.gateway))
-    if oif is not None:
-        fields += (8, RTA_OIF, oif)
-    layout = _message_layout(size, route.gateway is not None, oif is not None)
-    return layout.pack(layout.size, *fields)
-
-
-@functools.cache
-def _message_layout(address_size: int, gateway: bool, oif: bool) -> struct.Struct:
-    """nlmsghdr + rtmsg + RTA_TABLE + RTA_PRIORITY + RTA_DST [+ RTA_GATEWAY] [+ RTA_OIF]."""
-    address = f"HH{address_size}s"  # 4- and 16-byte addresses keep attributes aligned
-    return struct.Struct(
-        "=IHHII" + "BBBBBBBBI" + "HHI" * 2 + address + address * gateway + "HHI" * oif
-    )
-
-
-def _headers(data: memoryview) -> Iterator[tuple[int, int, int, int, int]]:
-    """(offset, length, type, flags, seq) of each message in one datagram."""
-    offset = 0
-    end = len(data)
-    while offset + _HDR_LEN <= end:
-        length, kind, flags, seq, _ = _NLMSGHDR.unpack_from(data, offset)
-        if length < _HDR_LEN:
-            return
-        yield offset, length, kind, flags, seq
-        offset += (length + 3) & ~3
-
-
-def _attributes(message: memoryview, offset: int) -> Iterator[tuple[int, int, int]]:
-    """(type, value start, value end) of each attribute from `offset` on."""
-    end = len(message)
-    while offset + 4 <= end:
-        length, kind = _RTATTR.unpack_from(message, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, offset + 4, offset + length
-        offset += (length + 3) & ~3
-
-
-def _sort_route(
-    message: memoryview,
-    protocol: int,
-    names: dict[int, str],
-    owned: list[Route],
-    foreign: dict[RouteKey, int],
-) -> None:
-    """File one RTM_NEWROUTE dump entry as an owned Route or a foreign slot."""
-    family, dst_len, _, _, rtm_table, rtm_protocol, _, _, flags = _RTMSG.unpack_from(
-        message, _HDR_LEN
-    )
-    table, metric, oif = rtm_table, 0, 0
-    dst: memoryview | None = None
-    gateway: memoryview | None = None
-    offset, end = _RTMSG_END, len(message)
-    unpack_header, unpack_u32 = _RTATTR.unpack_from, _U32.unpack_from
-    while offset + 4 <= end:  # _attributes() inlined: this loop runs per route per read
-        length, attr = unpack_header(message, offset)
-        if length < 4:
-            break
-        if attr == RTA_TABLE:
-            table = unpack_u32(message, offset + 4)[0]
-        elif attr == RTA_DST:
-            dst = message[offset + 4 : offset + length]
-        elif attr == RTA_PRIORITY:
-            metric = unpack_u32(message, offset + 4)[0]
-        elif attr == RTA_GATEWAY:
-            gateway = message[offset + 4 : offset + length]
-        elif attr == RTA_OIF:
-            oif = unpack_u32(message, offset + 4)[0]
-        offset += (length + 3) & ~3
-    prefix = f"{_address(family, dst)}/{dst_len}"
-    if rtm_protocol != protocol:
-        foreign.setdefault(_new_key(RouteKey, (table, prefix, metric)), rtm_protocol)
-        return
-    via = _address(family, gateway) if gateway is not None else None
-    onlink = bool(flags & RTNH_F_ONLINK)
-    owned.append(Route(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol))
-
-
-def _address(family: int, packed: memoryview | None) -> str:
-    """Canonical text of a packed address (None: the unspecified one, for default routes)."""
-    if family == socket.AF_INET:
-        return _inet_ntop(family, packed) if packed is not None else "0.0.0.0"
-    if packed is None:
-        return "::"
-    return ipaddress.IPv6Address(bytes(packed)).compressed  # the same text Route.build gives
-
-
-def _parse_acks(data: memoryview) -> Iterator[tuple[int, tuple[int, str] | None]]:
-    """(seq, None | (errno, detail)) of each ack in one datagram."""
-    for offset, length, kind, flags, seq in _headers(data):
-        if kind != NLMSG_ERROR:
-            continue
-        code = -_I32.unpack_from(data, offset + _HDR_LEN)[0]
-        if code == 0:
-            yield seq, None
-            continue
-        text = _ack_message(data[offset : offset + length], flags)
-        yield seq, (code, f"kernel: {text}" if text else "")
-
-
-def _ack_message(ack: memoryview, flags: int) -> str:
-    """The kernel's extended-ack text, if it sent one."""
-    if not flags & NLM_F_ACK_TLVS:
-        return ""
-    request_length = _HDR_LEN if flags & NLM_F_CAPPED else _U32.unpack_from(ack, _HDR_LEN + 4)[0]
-    start = _HDR_LEN + 4 + ((request_length + 3) & ~3)
-    for kind, value_start, value_end in _attributes(ack, start):
-        if kind == NLMSGERR_ATTR_MSG:
-            return bytes(ack[value_start:value_end]).rstrip(b"\0").decode(errors="replace")
-    return ""
 
 
 def _missing_device(route: Route) -> RouteFailure:

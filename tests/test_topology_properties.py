@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 from reconciler.core.load import SourceFile, load
 from reconciler.model import topology as t
+from reconciler.model.routerules import RESERVED_TABLES
 from reconciler.model.types import (
     canonical_cidr,
     canonical_endpoint,
@@ -133,7 +134,7 @@ def routes(draw: st.DrawFn) -> dict[str, Any]:
     route["on"] = draw(st.sampled_from(on))
     route["metric"] = draw(st.integers(0, 0xFFFFFFFF))
     route["table"] = draw(
-        st.just("main") | st.integers(1, 0xFFFFFFFF).filter(lambda n: n not in (255, 1107))
+        st.just("main") | st.integers(1, 0xFFFFFFFF).filter(lambda n: n not in RESERVED_TABLES)
     )
     return route
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.routes import ApplyResult, InvalidRouteError, Route, RouteConflict
-from reconciler.model import keys
+from reconciler.model import keys, routerules
 
 MAX_MESSAGE = 1024
 
@@ -48,7 +48,7 @@ def parse_settings(annotations: Mapping[str, str]) -> AgentSettings:
         )
     try:
         data = json.loads(raw)
-        protocol = int(data.get("protocol", keys.DEFAULT_ROUTE_PROTOCOL))
+        protocol = routerules.own_protocol(data.get("protocol", keys.DEFAULT_ROUTE_PROTOCOL))
         routes: list[Route] = []
         invalid: list[str] = []
         for entry in data.get("routes") or []:
@@ -59,8 +59,8 @@ def parse_settings(annotations: Mapping[str, str]) -> AgentSettings:
                         gateway=entry.get("via"),
                         dev=entry.get("dev"),
                         table=entry.get("table", "main"),
-                        metric=int(entry.get("metric", 0)),
-                        onlink=bool(entry.get("onlink", False)),
+                        metric=entry.get("metric", 0),
+                        onlink=entry.get("onlink", False),
                         protocol=protocol,
                     )
                 )

@@ -16,18 +16,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
+from reconciler.model import routerules
 from reconciler.model.keys import DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE
-
-TABLE_NAMES: Final = {"main": MAIN_TABLE, "default": 253, "local": 255}
-IPV6_DEFAULT_METRIC: Final = 1024
-"""The kernel stores an IPv6 route given metric 0 with metric 1024."""
-
-MAX_U32: Final = 2**32 - 1
-IFNAMSIZ: Final = 16
-RESERVED_PROTOCOLS: Final = range(5)
-"""unspec, redirect, kernel, boot, static (Kilo's): never a protocol topoctl may own."""
 
 Action = Literal["replace", "delete"]
 
@@ -77,21 +69,26 @@ class Route:
     ) -> Route:
         """Validate loose input and return the canonical route.
 
-        Raises InvalidRouteError naming the route and the reason.
+        The rules are reconciler.model.routerules, the ones `topoctl validate`
+        applies. Raises InvalidRouteError naming the route and the reason.
         """
         network = _network(dst)
         label = str(network)
-        via = _gateway(label, network.version, gateway)
-        _check_device(label, dev, via, onlink)
-        return cls(
-            dst=label,
-            gateway=via,
-            dev=dev,
-            table=_table_id(label, table),
-            metric=_metric(label, network.version, metric),
-            onlink=onlink,
-            protocol=_protocol(label, protocol),
-        )
+        try:
+            via = None if gateway is None else routerules.gateway(gateway, network.version)
+            device = None if dev is None else routerules.device_name(dev)
+            _check_shape(via, device, onlink)
+            return cls(
+                dst=label,
+                gateway=via,
+                dev=device,
+                table=routerules.table_id(table),
+                metric=routerules.slot_metric(network.version, routerules.metric(metric)),
+                onlink=onlink,
+                protocol=routerules.own_protocol(protocol),
+            )
+        except routerules.RouteRuleError as error:
+            raise InvalidRouteError(f"route {label}: {error}") from None
 
     @property
     def version(self) -> int:
@@ -272,14 +269,7 @@ def route_order(route: Route) -> tuple[int, str, int, str, str, bool, int]:
 
 def check_own_protocol(protocol: int) -> int:
     """Return `protocol` if topoctl may own routes with it, else raise ValueError."""
-    if not 0 <= protocol <= 255:
-        raise ValueError(f"route protocol {protocol} is outside 0..255")
-    if protocol in RESERVED_PROTOCOLS:
-        raise ValueError(
-            f"route protocol {protocol} is reserved (kernel, boot or static routes, "
-            "Kilo's among them): choose another, e.g. 193"
-        )
-    return protocol
+    return routerules.own_protocol(protocol)
 
 
 def _by_unique_key(routes: Iterable[Route]) -> dict[RouteKey, Route]:
@@ -304,68 +294,19 @@ def _group_by_key(routes: Iterable[Route]) -> dict[RouteKey, list[Route]]:
 def _network(
     dst: str | ipaddress.IPv4Network | ipaddress.IPv6Network,
 ) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if not isinstance(dst, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise InvalidRouteError(f"route {dst!r}: the destination must be a CIDR in text")
     try:
-        return ipaddress.ip_network(dst, strict=True)
+        text = dst if not isinstance(dst, str) else routerules.destination(dst)
+        return ipaddress.ip_network(text, strict=True)
     except ValueError as error:
         raise InvalidRouteError(f"route {dst}: {error}") from None
 
 
-def _gateway(
-    label: str,
-    version: int,
-    gateway: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None,
-) -> str | None:
-    if gateway is None:
-        return None
-    try:
-        address = ipaddress.ip_address(gateway)
-    except ValueError as error:
-        raise InvalidRouteError(f"route {label}: {error}") from None
-    if address.version != version:
-        raise InvalidRouteError(f"route {label}: gateway {address} is not IPv{version}")
-    return str(address)
-
-
-def _check_device(label: str, dev: str | None, gateway: str | None, onlink: bool) -> None:
-    if dev is not None and not _is_device_name(dev):
-        raise InvalidRouteError(f"route {label}: {dev!r} is not a valid device name")
+def _check_shape(gateway: str | None, dev: str | None, onlink: object) -> None:
     if gateway is None and dev is None:
-        raise InvalidRouteError(f"route {label}: needs a gateway, a device or both")
+        raise routerules.RouteRuleError("needs a gateway, a device or both")
+    if not isinstance(onlink, bool):
+        raise routerules.RouteRuleError(f"onlink must be true or false, got {onlink!r}")
     if onlink and (gateway is None or dev is None):
-        raise InvalidRouteError(f"route {label}: onlink needs both a gateway and a device")
-
-
-def _is_device_name(dev: str) -> bool:
-    return (
-        0 < len(dev.encode()) < IFNAMSIZ
-        and dev not in (".", "..")
-        and not any(c in dev for c in "/: \t\n\0")
-    )
-
-
-def _table_id(label: str, table: int | str) -> int:
-    if isinstance(table, str):
-        named = TABLE_NAMES.get(table)
-        if named is not None:
-            return named
-        if not table.isdigit():
-            raise InvalidRouteError(f"route {label}: unknown table {table!r}")
-        table = int(table)
-    if not 1 <= table <= MAX_U32:
-        raise InvalidRouteError(f"route {label}: table {table} is outside 1..{MAX_U32}")
-    return table
-
-
-def _metric(label: str, version: int, metric: int) -> int:
-    if not 0 <= metric <= MAX_U32:
-        raise InvalidRouteError(f"route {label}: metric {metric} is outside 0..{MAX_U32}")
-    if version == 6 and metric == 0:
-        return IPV6_DEFAULT_METRIC
-    return metric
-
-
-def _protocol(label: str, protocol: int) -> int:
-    try:
-        return check_own_protocol(protocol)
-    except ValueError as error:
-        raise InvalidRouteError(f"route {label}: {error}") from None
+        raise routerules.RouteRuleError("onlink needs both a gateway and a device")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,7 +28,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from reconciler.model import keys
+from reconciler.model import keys, routerules
 from reconciler.model.types import (
     AnnotationKey,
     AnnotationValue,
@@ -44,38 +46,11 @@ from reconciler.model.types import (
     TaintKey,
     duration_seconds,
     fail,
-    ip_address,
     label_key,
 )
 
 API_VERSION = "topoctl.io/v1alpha1"
-_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
-# rtnetlink protocol numbers with a meaning of their own (linux/rtnetlink.h, rt_protos).
-RESERVED_PROTOCOLS = {
-    0: "unspec",
-    1: "redirect",
-    2: "kernel",
-    3: "boot",
-    4: "static (Kilo's routes)",
-    8: "gated",
-    9: "ra",
-    10: "mrt",
-    11: "zebra",
-    12: "bird",
-    13: "dnrouted",
-    14: "xorp",
-    15: "ntk",
-    16: "dhcp",
-    17: "mrouted",
-    18: "keepalived",
-    42: "babel",
-    99: "openr",
-    186: "bgp",
-    187: "isis",
-    188: "ospf",
-    189: "rip",
-    192: "eigrp",
-}
+RESERVED_PROTOCOLS = routerules.RESERVED_PROTOCOLS
 
 
 class Model(BaseModel):
@@ -120,42 +95,30 @@ Taints = Annotated[
 ]
 
 
+def _route_rule(kind: str, rule: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return rule(value)
+    except routerules.RouteRuleError as error:
+        raise fail(kind, "{text}", text=str(error)) from None
+
+
 def _table(value: Any) -> int | str:
-    if value in ("main", keys.MAIN_TABLE):
-        return "main"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise fail(
-            "route_table",
-            "{value!r} is not a routing table: write main or a number from 1 to 4294967295",
-            value=value,
-        )
-    if not 1 <= value <= 0xFFFFFFFF:
-        raise fail("route_table", "table {value} is out of range (1 to 4294967295)", value=value)
-    if value == 255:
-        raise fail("route_table", "table 255 is the kernel's local table: pick another")
-    if value == keys.KILO_RETURN_TABLE:
-        raise fail(
-            "route_table",
-            "table {value} holds Kilo's return routes: pick another so topoctl never disturbs them",
-            value=value,
-        )
-    return value
+    table = _route_rule("route_table", routerules.table_id, value)
+    return "main" if table == keys.MAIN_TABLE else table
 
 
 def _via(value: Any) -> str:
     if value == "leader":
         return "leader"
-    return ip_address(value)
+    return str(_route_rule("ip_address", routerules.gateway, value))
 
 
 def _device(value: Any) -> str:
-    if not isinstance(value, str) or not _IFNAME.match(value):
-        raise fail(
-            "device",
-            "{value!r} is not a network device name (1 to 15 characters, no spaces, '/' or ':')",
-            value=value,
-        )
-    return value
+    return str(_route_rule("device", routerules.device_name, value))
+
+
+def _destination(value: str) -> str:
+    return str(_route_rule("route_to", routerules.destination, value))
 
 
 RouteTable = Annotated[
@@ -181,7 +144,9 @@ Device = Annotated[str, BeforeValidator(_device), WithJsonSchema({"type": "strin
 class Route(Model):
     """A route the node agent keeps on member nodes, marked with topoctl's protocol."""
 
-    to: Cidr = Field(description="Destination: an IP address or CIDR.")
+    to: Annotated[Cidr, AfterValidator(_destination)] = Field(
+        description="Destination: an IP address or CIDR."
+    )
     via: Via | None = Field(
         None,
         description="Gateway: an IP address, or `leader` (the predicted leader's InternalIP). "
@@ -430,14 +395,7 @@ class RouteSettings(Model):
 
     @model_validator(mode="after")
     def _not_reserved(self) -> RouteSettings:
-        if self.protocol in RESERVED_PROTOCOLS:
-            raise fail(
-                "route_protocol",
-                "protocol {protocol} is reserved for {name}: pick a number of topoctl's own, "
-                "e.g. 193",
-                protocol=self.protocol,
-                name=RESERVED_PROTOCOLS[self.protocol],
-            )
+        _route_rule("route_protocol", routerules.own_protocol, self.protocol)
         return self
 
 

@@ -74,9 +74,9 @@ DECLARED = [
     Route.build("10.10.0.0/16", gateway="192.0.2.2"),
     Route.build("10.11.0.0/24", dev="v0", table=100),
     Route.build("10.12.0.0/24", gateway="198.51.100.1", dev="v0", onlink=True, metric=50),
-    Route.build("10.13.0.1", gateway="192.0.2.3", dev="v0", table=1107, metric=7),
+    Route.build("10.13.0.1", gateway="192.0.2.3", dev="v0", table=1108, metric=7),
     Route.build("2001:db8:10::/64", gateway="2001:db8::2"),
-    Route.build("2001:db8:11::/64", dev="v0", table=1107, metric=7),
+    Route.build("2001:db8:11::/64", dev="v0", table=1108, metric=7),
     Route.build("2001:db8:12::/64", gateway="2001:db8:ff::1", dev="v0", onlink=True, table=100),
 ]
 
@@ -125,11 +125,11 @@ def test_foreign_routes_on_a_desired_slot_are_conflicts_and_untouched(
     netns: str, adapter: NetlinkAdapter
 ) -> None:
     ip(netns, "route", "add", "10.30.0.0/24", "via", "192.0.2.2", "proto", "static")
-    ip(netns, "route", "add", "10.31.0.0/24", "dev", "v0", "proto", "static", "table", "1107")
+    ip(netns, "route", "add", "10.31.0.0/24", "dev", "v0", "proto", "static", "table", "100")
     before = kernel_routes(netns)
     claims = [
         Route.build("10.30.0.0/24", gateway="192.0.2.99"),
-        Route.build("10.31.0.0/24", gateway="192.0.2.99", table=1107),
+        Route.build("10.31.0.0/24", gateway="192.0.2.99", table=100),
         Route.build("192.0.2.0/24", gateway="192.0.2.99"),  # the kernel's connected route
     ]
     beside = Route.build("10.30.0.0/24", gateway="192.0.2.99", metric=10)  # another slot

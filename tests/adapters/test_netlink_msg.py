@@ -21,6 +21,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from reconciler.adapters import netlink_msg as msg
 from reconciler.core.routes import Route, RouteKey
+from reconciler.model.routerules import RESERVED_PROTOCOLS
 
 OURS = 193
 OIF = 7
@@ -152,7 +153,7 @@ def routes(draw: st.DrawFn) -> Route:
         onlink=shape == "onlink",
         table=draw(st.sampled_from([254, 1, 100, 252, 256, 100_000, 2**32 - 1])),
         metric=draw(st.integers(0, 2**32 - 1)),
-        protocol=draw(st.integers(5, 255).filter(lambda p: p not in (8, 9, 10, 11, 12))),
+        protocol=draw(st.integers(1, 255).filter(lambda p: p not in RESERVED_PROTOCOLS)),
     )
 
 

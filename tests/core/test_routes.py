@@ -46,8 +46,8 @@ def r(dst: str, gateway: str | None = "192.0.2.1", **fields: object) -> Route:
             Route("fd00::5/128", dev="eth0", metric=7),
         ),
         (
-            {"dst": "10.2.0.0/24", "dev": "eth0", "table": "1107"},
-            Route("10.2.0.0/24", dev="eth0", table=1107),
+            {"dst": "10.2.0.0/24", "dev": "eth0", "table": 1108},
+            Route("10.2.0.0/24", dev="eth0", table=1108),
         ),
         ({"dst": "10.2.0.0/24", "dev": "eth0", "table": "main"}, Route("10.2.0.0/24", dev="eth0")),
         (
@@ -70,14 +70,31 @@ def test_build_canonicalises(given: dict[str, object], expected: Route) -> None:
         ({"dst": "10.1.0.1/16", "gateway": "192.0.2.1"}, "host bits set"),
         ({"dst": "10.1.0.0/33", "gateway": "192.0.2.1"}, "10.1.0.0/33"),
         ({"dst": "10.1.0.0/16", "gateway": "2001:db8::1"}, "is not IPv4"),
-        ({"dst": "10.1.0.0/16", "gateway": "nope"}, "does not appear to be"),
+        ({"dst": "10.1.0.0/16", "gateway": "nope"}, "'nope' is not an IP address"),
+        ({"dst": "fe80::/64", "gateway": "fe80::1%v0", "dev": "v0"}, "carries a zone id"),
+        ({"dst": "fe80::%v0/64", "dev": "v0"}, "carries a zone id"),
+        ({"dst": 5, "dev": "v0"}, "must be a CIDR in text"),
         ({"dst": "10.1.0.0/16"}, "needs a gateway, a device or both"),
         ({"dst": "10.1.0.0/16", "gateway": "192.0.2.1", "onlink": True}, "onlink needs"),
-        ({"dst": "10.1.0.0/16", "dev": "a/b"}, "not a valid device name"),
-        ({"dst": "10.1.0.0/16", "dev": "x" * 16}, "not a valid device name"),
+        ({"dst": "10.1.0.0/16", "dev": "a/b"}, "not a network device name"),
+        ({"dst": "10.1.0.0/16", "dev": "x" * 16}, "not a network device name"),
+        ({"dst": "10.1.0.0/16", "dev": "\u00e9" * 8}, "not a network device name"),  # 16 bytes
+        ({"dst": "10.1.0.0/16", "dev": ".."}, "not a network device name"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 0}, "table 0"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 253}, "the kernel's default table"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 255}, "the kernel's local table"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 1107}, "Kilo's return-route table"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": "local"}, "unknown table 'local'"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": "kilo"}, "unknown table"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": "100"}, "unknown table '100'"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 254.0}, "must be a whole number"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": True}, "must be a whole number"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "metric": -1}, "metric -1"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "metric": 5.0}, "must be a whole number"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "metric": "5"}, "must be a whole number"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "onlink": 1}, "onlink must be true or false"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "protocol": 12}, "reserved for bird"),
+        ({"dst": "10.1.0.0/16", "dev": "eth0", "protocol": 193.0}, "must be a whole number"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "protocol": STATIC}, "reserved"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "protocol": 256}, "outside 0..255"),
     ],
@@ -95,8 +112,8 @@ def test_own_protocol_rejects_kernel_and_static() -> None:
 
 
 def test_route_text_reads_like_ip_route() -> None:
-    route = r("10.9.0.0/24", dev="cilium_tunl", table=1107, metric=5, onlink=True)
-    assert str(route) == "10.9.0.0/24 via 192.0.2.1 dev cilium_tunl table 1107 metric 5 onlink"
+    route = r("10.9.0.0/24", dev="cilium_tunl", table=1108, metric=5, onlink=True)
+    assert str(route) == "10.9.0.0/24 via 192.0.2.1 dev cilium_tunl table 1108 metric 5 onlink"
 
 
 def test_desired_without_device_is_satisfied_by_the_kernels_choice() -> None:
@@ -110,7 +127,7 @@ def test_desired_without_device_is_satisfied_by_the_kernels_choice() -> None:
 A = r("10.1.0.0/24")
 A_OTHER_GW = r("10.1.0.0/24", gateway="192.0.2.9")
 A_METRIC_5 = r("10.1.0.0/24", metric=5)
-A_TABLE_1107 = r("10.1.0.0/24", table=1107)
+A_TABLE_100 = r("10.1.0.0/24", table=100)
 B = r("10.2.0.0/24", dev="eth0")
 C6 = r("2001:db8:1::/64", gateway="2001:db8::1")
 
@@ -134,11 +151,11 @@ C6 = r("2001:db8:1::/64", gateway="2001:db8::1")
             id="metric-is-another-slot",
         ),
         pytest.param(
-            [A_TABLE_1107],
+            [A_TABLE_100],
             [A],
             {},
             RouteDiff(
-                replace=(A_TABLE_1107,), delete=(A,), vacant_slots=frozenset({A_TABLE_1107.key})
+                replace=(A_TABLE_100,), delete=(A,), vacant_slots=frozenset({A_TABLE_100.key})
             ),
             id="table-is-another-slot",
         ),
@@ -230,7 +247,7 @@ def ipv4_routes(draw: st.DrawFn) -> Route:
         f"10.{draw(st.integers(0, 7))}.0.0/16",
         gateway=gateway,
         dev=dev,
-        table=draw(st.sampled_from([254, 1107, 100])),
+        table=draw(st.sampled_from([254, 1108, 100])),
         metric=draw(st.sampled_from([0, 100])),
         onlink=onlink,
     )

@@ -1,0 +1,174 @@
+"""The rules a route topoctl owns must follow, stated once. Pure.
+
+Both readers of a route use these: the topology model (``topoctl validate``) and the
+node agent reading its settings, so a route validate accepts is one the agent keeps.
+Each rule raises RouteRuleError with a message meant for a person; callers add where
+(file:line:col, or the route).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+from reconciler.model import keys
+
+MAX_U32: Final = 2**32 - 1
+IFNAMSIZ: Final = 16
+"""Linux's buffer for a device name, NUL included: a name is at most 15 bytes."""
+IPV6_DEFAULT_METRIC: Final = 1024
+"""The kernel stores an IPv6 route given metric 0 with metric 1024: the same slot."""
+MAIN_TABLE: Final = keys.MAIN_TABLE
+TABLE_NAMES: Final = {"main": MAIN_TABLE}
+RESERVED_TABLES: Final = {
+    0: "RT_TABLE_UNSPEC (no table)",
+    253: "the kernel's default table",
+    255: "the kernel's local table",
+    keys.KILO_RETURN_TABLE: "Kilo's return-route table",
+}
+RESERVED_PROTOCOLS: Final = {
+    0: "unspec",
+    1: "redirect",
+    2: "kernel",
+    3: "boot",
+    4: "static (Kilo's routes)",
+    8: "gated",
+    9: "ra",
+    10: "mrt",
+    11: "zebra",
+    12: "bird",
+    13: "dnrouted",
+    14: "xorp",
+    15: "ntk",
+    16: "dhcp",
+    17: "mrouted",
+    18: "keepalived",
+    42: "babel",
+    99: "openr",
+    186: "bgp",
+    187: "isis",
+    188: "ospf",
+    189: "rip",
+    192: "eigrp",
+}
+"""rtnetlink protocol numbers with an owner already: linux/rtnetlink.h and iproute2's rt_protos."""
+
+
+class RouteRuleError(ValueError):
+    """A route value the kernel could not hold, or that topoctl must not own."""
+
+
+def strict_int(value: object, what: str) -> int:
+    """An integer written as one: no bool, no float (254.0), no string of digits."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RouteRuleError(f"{what} must be a whole number, got {value!r}")
+    return value
+
+
+def table_id(value: object) -> int:
+    """The numeric table of `main` or a number; the kernel's and Kilo's tables are refused."""
+    if isinstance(value, str):
+        named = TABLE_NAMES.get(value)
+        if named is None:
+            raise RouteRuleError(
+                f"unknown table {value!r}: write main or a number from 1 to {MAX_U32}"
+            )
+        return named
+    table = strict_int(value, "table")
+    if not 0 <= table <= MAX_U32:
+        raise RouteRuleError(f"table {table} is outside 1..{MAX_U32}")
+    reserved = RESERVED_TABLES.get(table)
+    if reserved is not None:
+        raise RouteRuleError(f"table {table} is {reserved}: pick another, e.g. 100")
+    return table
+
+
+def metric(value: object) -> int:
+    """A route metric (priority): 0..2^32-1."""
+    number = strict_int(value, "metric")
+    if not 0 <= number <= MAX_U32:
+        raise RouteRuleError(f"metric {number} is outside 0..{MAX_U32}")
+    return number
+
+
+def slot_metric(version: int, value: int) -> int:
+    """The metric the kernel files the route under (IPv6 0 is 1024)."""
+    return IPV6_DEFAULT_METRIC if version == 6 and value == 0 else value
+
+
+def own_protocol(value: object) -> int:
+    """A protocol number topoctl may mark its routes with."""
+    protocol = strict_int(value, "protocol")
+    if not 0 <= protocol <= 255:
+        raise RouteRuleError(f"route protocol {protocol} is outside 0..255")
+    name = RESERVED_PROTOCOLS.get(protocol)
+    if name is not None:
+        raise RouteRuleError(
+            f"protocol {protocol} is reserved for {name}: pick a number of topoctl's own, e.g. 193"
+        )
+    return protocol
+
+
+def device_name(value: object) -> str:
+    """A name Linux accepts for a device (dev_valid_name), counted in UTF-8 bytes.
+
+    1 to 15 bytes, not "." or "..", no "/", ":" or whitespace: the bytes the kernel's
+    isspace() refuses (tab to carriage return, space, 0xA0), and any Unicode space.
+    """
+    try:
+        raw = value.encode() if isinstance(value, str) else None
+    except UnicodeEncodeError:
+        raw = None
+    if (
+        raw is None
+        or not 0 < len(raw) < IFNAMSIZ
+        or raw in (b".", b"..")
+        or not _DEVICE_BYTES_REFUSED.isdisjoint(raw)
+        or any(c.isspace() for c in str(value))
+    ):
+        raise RouteRuleError(
+            f"{value!r} is not a network device name (1 to 15 bytes, not '.' or '..', "
+            "no whitespace, '/' or ':')"
+        )
+    return str(value)
+
+
+_DEVICE_BYTES_REFUSED: Final = frozenset(b"\0/: \t\n\v\f\r\xa0")
+
+
+def destination(value: str) -> str:
+    """A destination in canonical CIDR text; no IPv6 zone id (the kernel has none for it)."""
+    if "%" in value:
+        raise RouteRuleError(f"{value!r} carries a zone id: a route's destination has none")
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as error:
+        raise RouteRuleError(str(error)) from None
+
+
+def slot(destination: str, table: int, metric: int) -> tuple[int, str, int]:
+    """What the kernel treats as one route for replace: (table, destination, slot metric)."""
+    network = ipaddress.ip_network(destination)
+    return (table, str(network), slot_metric(network.version, metric))
+
+
+def gateway(value: object, version: int | None = None) -> str:
+    """A gateway address in canonical text; no IPv6 zone id (the device says which link)."""
+    if not isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        raise RouteRuleError(f"{value!r} is not an IP address")
+    text = str(value)
+    address, percent, zone = text.partition("%")
+    if percent:
+        raise RouteRuleError(
+            f"{text!r} carries a zone id: write `via: {address}` and `dev: {zone}` "
+            "(the device names the link)"
+        )
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise RouteRuleError(
+            f"{text!r} is not an IP address (e.g. 10.0.0.2 or 2001:db8::2)"
+        ) from None
+    if version is not None and parsed.version != version:
+        raise RouteRuleError(f"gateway {parsed} is not IPv{version}")
+    return str(parsed)

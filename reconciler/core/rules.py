@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.kilo import is_public
 from reconciler.core.yamldoc import YamlDocument
+from reconciler.model import routerules
 from reconciler.model import topology as t
 from reconciler.model.types import parse_endpoint
 
@@ -25,6 +26,7 @@ def check(
     found += _allowed_ips_disjoint(sites)
     for site, doc in sites:
         found += _site_rules(site, doc)
+        found += _routes_sharing_a_slot(site, doc)
         found += _site_warnings(site, doc)
     found += _routes_kilo_already_routes(sites)
     return found
@@ -186,3 +188,34 @@ def _routes_kilo_already_routes(sites: Sequence[Located]) -> Iterator[Diagnostic
                         "route-kilo-overlap",
                         warning=True,
                     )
+
+
+def _routes_sharing_a_slot(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
+    """Two routes for one kernel slot on one node: the agent could keep neither."""
+    seen: dict[tuple[int, str, int], list[tuple[int, t.Route]]] = {}
+    for i, route in enumerate(site.spec.routes):
+        slot = routerules.slot(route.to, route.table_id, route.metric)
+        for j, other in seen.get(slot, ()):
+            if _route_holders(route) & _route_holders(other):
+                line, _ = doc.positions.at(("spec", "routes", j))
+                table, dst, metric = slot
+                written = {route.metric, other.metric}
+                same = " (IPv6 metric 0 is 1024)" if written != {metric} else ""
+                yield doc.diagnostic(
+                    ("spec", "routes", i, "to"),
+                    f"spec.routes[{j}] (line {line}) already holds this slot: {dst} in table "
+                    f"{table} with metric {metric}{same}. A node keeps one route per slot: "
+                    "merge the two, or give this one another metric or table",
+                    "route-slot",
+                )
+                break
+        seen.setdefault(slot, []).append((i, route))
+
+
+def _route_holders(route: t.Route) -> frozenset[str]:
+    """Which of a site's nodes get the route: the leader, the others, or both."""
+    if route.on != "all":
+        return frozenset({route.on})
+    if route.via == "leader":
+        return frozenset({"non-leaders"})  # the leader does not route via itself
+    return frozenset({"leader", "non-leaders"})

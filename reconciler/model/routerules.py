@@ -61,7 +61,7 @@ class RouteRuleError(ValueError):
 def strict_int(value: object, what: str) -> int:
     """An integer written as one: no bool, no float (254.0), no string of digits."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RouteRuleError(f"{what} must be a whole number, got {value!r}")
+        raise RouteRuleError(f"{what} {value!r} is not a whole number")
     return value
 
 
@@ -69,18 +69,30 @@ def table_id(value: object) -> int:
     """The numeric table of `main` or a number; the kernel's and Kilo's tables are refused."""
     if isinstance(value, str):
         named = TABLE_NAMES.get(value)
-        if named is None:
+        if named is not None:
+            return named
+        kernel = _KERNEL_TABLE_NAMES.get(value)
+        if kernel is not None:
             raise RouteRuleError(
-                f"unknown table {value!r}: write main or a number from 1 to {MAX_U32}"
+                f"table {value} ({kernel}) is {RESERVED_TABLES[kernel]}: pick another, e.g. 100"
             )
-        return named
-    table = strict_int(value, "table")
+        if value.strip().isdigit():
+            raise RouteRuleError(f"table {value!r} is text: write the number unquoted, or main")
+        raise RouteRuleError(f"unknown table {value!r}: write main or a number from 1 to {MAX_U32}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RouteRuleError(
+            f"table {value!r} is not a whole number: write main or a number from 1 to {MAX_U32}"
+        )
+    table = value
     if not 0 <= table <= MAX_U32:
         raise RouteRuleError(f"table {table} is outside 1..{MAX_U32}")
     reserved = RESERVED_TABLES.get(table)
     if reserved is not None:
         raise RouteRuleError(f"table {table} is {reserved}: pick another, e.g. 100")
     return table
+
+
+_KERNEL_TABLE_NAMES: Final = {"unspec": 0, "default": 253, "local": 255}
 
 
 def metric(value: object) -> int:
@@ -119,18 +131,19 @@ def device_name(value: object) -> str:
         raw = value.encode() if isinstance(value, str) else None
     except UnicodeEncodeError:
         raw = None
-    if (
-        raw is None
-        or not 0 < len(raw) < IFNAMSIZ
-        or raw in (b".", b"..")
-        or not _DEVICE_BYTES_REFUSED.isdisjoint(raw)
-        or any(c.isspace() for c in str(value))
-    ):
-        raise RouteRuleError(
-            f"{value!r} is not a network device name (1 to 15 bytes, not '.' or '..', "
-            "no whitespace, '/' or ':')"
-        )
-    return str(value)
+    if raw is None:
+        why = "it is not text Linux can hold"
+    elif not 0 < len(raw) < IFNAMSIZ:
+        why = f"it is {len(raw)} bytes in UTF-8, Linux holds 1 to {IFNAMSIZ - 1}"
+    elif raw in (b".", b".."):
+        why = "Linux refuses '.' and '..'"
+    elif b"/" in raw or b":" in raw:
+        why = "it contains '/' or ':'"
+    elif not _DEVICE_BYTES_REFUSED.isdisjoint(raw) or any(c.isspace() for c in str(value)):
+        why = "it contains whitespace (or a UTF-8 byte 0xA0, which Linux counts as one)"
+    else:
+        return str(value)
+    raise RouteRuleError(f"{value!r} is not a network device name: {why}")
 
 
 _DEVICE_BYTES_REFUSED: Final = frozenset(b"\0/: \t\n\v\f\r\xa0")

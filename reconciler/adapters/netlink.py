@@ -95,6 +95,8 @@ class NetlinkAdapter:
         self._iproute: Any = None
         self._seq = 0
         self._buffer = bytearray(_RECV_SIZE)
+        self._parsed: dict[bytes, msg.RouteEntry] = {}
+        self._parsed_for: tuple[int, dict[int, str]] | None = None
         self.write_messages = 0
 
     def __enter__(self) -> NetlinkAdapter:
@@ -121,11 +123,20 @@ class NetlinkAdapter:
         """Our routes (carrying `protocol`) and every other route's slot, all tables."""
         check_own_protocol(protocol)
         names = self._link_names_by_index()
+        known = self._parsed if self._parsed_for == (protocol, names) else {}
+        parsed: dict[bytes, msg.RouteEntry] = {}
         owned: list[Route] = []
         foreign: dict[RouteKey, int] = {}
+        parse, seen = msg.parse_route, known.get
         for family in (socket.AF_INET, socket.AF_INET6):
-            for message in self._dump(msg.RTM_GETROUTE, msg.route_dump_body(family)):
-                msg.sort_route(message, protocol, names, owned, foreign)
+            for body in self._dump(msg.RTM_GETROUTE, msg.route_dump_body(family)):
+                entry = seen(body) or parse(body, protocol, names)
+                parsed[body] = entry
+                if entry.route is not None:
+                    owned.append(entry.route)
+                else:
+                    foreign.setdefault(entry.key, entry.protocol)
+        self._parsed, self._parsed_for = parsed, (protocol, names)
         return RouteSnapshot(owned=tuple(owned), foreign_keys=foreign)
 
     def owned_routes(self, protocol: int) -> list[Route]:
@@ -256,22 +267,23 @@ class NetlinkAdapter:
                     acks[seq] = outcome
         return acks
 
-    def _dump(self, msg_type: int, body: bytes) -> list[memoryview]:
-        """The messages of a complete dump, read again if it changed while being read."""
+    def _dump(self, msg_type: int, body: bytes) -> list[bytes]:
+        """The message bodies (after nlmsghdr) of a complete dump, read again if it changed."""
         for _ in range(_DUMP_ATTEMPTS):
             messages, interrupted = self._dump_once(msg_type, body)
             if not interrupted:
                 return messages
         raise NetlinkAdapterError(f"dump {msg_type} kept changing under {_DUMP_ATTEMPTS} reads")
 
-    def _dump_once(self, msg_type: int, body: bytes) -> tuple[list[memoryview], bool]:
+    def _dump_once(self, msg_type: int, body: bytes) -> tuple[list[bytes], bool]:
         seq = self._next_seq()
         self._sock.send(msg.dump_request(msg_type, seq, body))
-        messages: list[memoryview] = []
+        reply = msg.DUMP_REPLIES[msg_type]
+        messages: list[bytes] = []
         interrupted = False
         while True:
             try:
-                data = memoryview(self._sock.recv(_RECV_SIZE))
+                data = self._sock.recv(_RECV_SIZE)
             except OSError as error:
                 if error.errno == errno.ENOBUFS:
                     continue  # left over from a write batch: dumps wait for room, never drop
@@ -285,7 +297,8 @@ class NetlinkAdapter:
                 if kind == msg.NLMSG_ERROR:
                     code = msg.error_code(data, offset)
                     raise NetlinkAdapterError(f"dump {msg_type} failed: {os.strerror(code)}")
-                messages.append(data[offset : offset + length])
+                if kind == reply:
+                    messages.append(data[offset + msg.HDR_LEN : offset + length])
 
     def _link_names_by_index(self) -> dict[int, str]:
         names: dict[int, str] = {}

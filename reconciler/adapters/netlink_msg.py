@@ -19,7 +19,7 @@ import functools
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Final, NamedTuple
 
 from reconciler.core.routes import Route, RouteKey
@@ -43,6 +43,8 @@ RTM_GETLINK: Final = 18
 RTM_NEWROUTE: Final = 24
 RTM_DELROUTE: Final = 25
 RTM_GETROUTE: Final = 26
+DUMP_REPLIES: Final = {RTM_GETLINK: RTM_NEWLINK, RTM_GETROUTE: RTM_NEWROUTE}
+"""The message type a dump request is answered with."""
 IFLA_IFNAME: Final = 3
 IFLA_EXT_MASK: Final = 29
 RTEXT_FILTER_SKIP_STATS: Final = 1 << 3
@@ -67,7 +69,7 @@ _RTA_U32: Final = struct.Struct("=HHI")
 _U32: Final = struct.Struct("=I")
 _I32: Final = struct.Struct("=i")
 HDR_LEN: Final = NLMSGHDR.size
-_RTMSG_END: Final = HDR_LEN + RTMSG.size
+_RTMSG_UNPACK: Final = RTMSG.unpack_from
 FAMILIES: Final = {4: socket.AF_INET, 6: socket.AF_INET6}
 _new_key = tuple.__new__  # RouteKey(...) costs 3x more; one key per route per read
 _inet_ntop = socket.inet_ntop
@@ -161,7 +163,7 @@ def link_dump_body() -> bytes:
     )
 
 
-def headers(data: memoryview) -> Iterator[tuple[int, int, int, int, int]]:
+def headers(data: bytes | memoryview) -> Iterator[tuple[int, int, int, int, int]]:
     """(offset, length, type, flags, seq) of each message in one datagram."""
     offset = 0
     end = len(data)
@@ -173,7 +175,7 @@ def headers(data: memoryview) -> Iterator[tuple[int, int, int, int, int]]:
         offset += (length + 3) & ~3
 
 
-def attributes(message: memoryview, offset: int) -> Iterator[tuple[int, int, int]]:
+def attributes(message: bytes | memoryview, offset: int) -> Iterator[tuple[int, int, int]]:
     """(type, value start, value end) of each attribute from `offset` on."""
     end = len(message)
     while offset + 4 <= end:
@@ -184,63 +186,66 @@ def attributes(message: memoryview, offset: int) -> Iterator[tuple[int, int, int
         offset += (length + 3) & ~3
 
 
-def error_code(data: memoryview, offset: int) -> int:
+def error_code(data: bytes | memoryview, offset: int) -> int:
     """The positive errno of the NLMSG_ERROR message at `offset` (0: an ack of success)."""
     return -int(_I32.unpack_from(data, offset + HDR_LEN)[0])
 
 
-def link_name(message: memoryview) -> tuple[int, str] | None:
-    """(ifindex, name) of one RTM_NEWLINK message, None for any other message."""
-    if NLMSGHDR.unpack_from(message)[1] != RTM_NEWLINK:
-        return None
-    index = IFINFOMSG.unpack_from(message, HDR_LEN)[2]
-    for kind, start, end in attributes(message, HDR_LEN + IFINFOMSG.size):
+def link_name(body: bytes) -> tuple[int, str] | None:
+    """(ifindex, name) of one RTM_NEWLINK message body (after its nlmsghdr)."""
+    index = IFINFOMSG.unpack_from(body)[2]
+    for kind, start, end in attributes(body, IFINFOMSG.size):
         if kind == IFLA_IFNAME:
-            return index, bytes(message[start:end]).rstrip(b"\0").decode()
+            return index, bytes(body[start:end]).rstrip(b"\0").decode()
     return None
 
 
-def sort_route(
-    message: memoryview,
-    protocol: int,
-    names: dict[int, str],
-    owned: list[Route],
-    foreign: dict[RouteKey, int],
-) -> None:
-    """File one RTM_NEWROUTE dump entry as an owned Route or a foreign slot."""
-    family, dst_len, _, _, rtm_table, rtm_protocol, _, _, flags = RTMSG.unpack_from(
-        message, HDR_LEN
-    )
+class RouteEntry(NamedTuple):
+    """One route of a dump: its slot and protocol, and the Route itself when it is ours."""
+
+    key: RouteKey
+    protocol: int
+    route: Route | None
+
+
+def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> RouteEntry:
+    """One RTM_NEWROUTE message body (after its nlmsghdr); `route` only if it carries `protocol`.
+
+    Reads rtmsg and the attributes a Route needs; skips the rest (metrics,
+    cache info, preference, ...).
+    """
+    family, dst_len, _, _, rtm_table, rtm_protocol, _, _, flags = _RTMSG_UNPACK(body)
     table, metric, oif = rtm_table, 0, 0
-    dst: memoryview | None = None
-    gateway: memoryview | None = None
-    offset, end = _RTMSG_END, len(message)
+    dst: bytes | None = None
+    gateway: bytes | None = None
+    offset, end = RTMSG.size, len(body)
     unpack_header, unpack_u32 = _RTATTR.unpack_from, _U32.unpack_from
     while offset + 4 <= end:  # attributes() inlined: this loop runs per route per read
-        length, attr = unpack_header(message, offset)
+        length, attr = unpack_header(body, offset)
         if length < 4:
             break
         if attr == RTA_TABLE:
-            table = unpack_u32(message, offset + 4)[0]
+            table = unpack_u32(body, offset + 4)[0]
         elif attr == RTA_DST:
-            dst = message[offset + 4 : offset + length]
+            dst = body[offset + 4 : offset + length]
         elif attr == RTA_PRIORITY:
-            metric = unpack_u32(message, offset + 4)[0]
+            metric = unpack_u32(body, offset + 4)[0]
         elif attr == RTA_GATEWAY:
-            gateway = message[offset + 4 : offset + length]
+            gateway = body[offset + 4 : offset + length]
         elif attr == RTA_OIF:
-            oif = unpack_u32(message, offset + 4)[0]
+            oif = unpack_u32(body, offset + 4)[0]
         offset += (length + 3) & ~3
     prefix = f"{_address(family, dst)}/{dst_len}"
+    key = _new_key(RouteKey, (table, prefix, metric))
     if rtm_protocol != protocol:
-        foreign.setdefault(_new_key(RouteKey, (table, prefix, metric)), rtm_protocol)
-        return
+        return RouteEntry(key, rtm_protocol, None)
     via = _address(family, gateway) if gateway is not None else None
     onlink = bool(flags & RTNH_F_ONLINK)
-    owned.append(Route(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol))
+    route = Route(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol)
+    return RouteEntry(key, rtm_protocol, route)
 
 
-def _address(family: int, packed: memoryview | None) -> str:
+def _address(family: int, packed: bytes | None) -> str:
     """Canonical text of a packed address (None: the unspecified one, for default routes)."""
     if family == socket.AF_INET:
         return _inet_ntop(family, packed) if packed is not None else "0.0.0.0"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from reconciler.model import routerules
 from reconciler.model.keys import DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE
@@ -220,37 +220,40 @@ def diff_routes(
     Raises DuplicateRouteKeyError when two different desired routes share a slot.
     """
     wanted = _by_unique_key(desired)
-    held = _group_by_key(owned)
+    held, surplus = _by_key(owned)
+    foreign = cast(Mapping[_Slot, int], foreign_keys)  # RouteKey is a tuple: same hash
     replace: list[Route] = []
     delete: list[Route] = []
     conflicts: list[RouteConflict] = []
-    vacant: set[RouteKey] = set()
+    vacant: list[Route] = []
     for key, route in wanted.items():
-        holder = foreign_keys.get(key)
+        holder = foreign.get(key)
         if holder is not None:
             conflicts.append(RouteConflict(route, holder))
             continue
         current = held.get(key)
         if current is None:
             replace.append(route)
-            vacant.add(key)
+            vacant.append(route)
             continue
-        if len(current) == 1 and route.satisfied_by(current[0]):
+        if (current == route or route.satisfied_by(current)) and key not in surplus:
             continue  # the common, converged case
-        match = next((r for r in current if route.satisfied_by(r)), None)
+        candidates = [current, *surplus.get(key, ())]
+        match = next((r for r in candidates if route.satisfied_by(r)), None)
         if match is None:
             replace.append(route)
-            delete.extend(current[1:])
+            delete.extend(candidates[1:])
         else:
-            delete.extend(r for r in current if r is not match)
-    for key, routes in held.items():
+            delete.extend(r for r in candidates if r is not match)
+    for key, extra in held.items():
         if key not in wanted:
-            delete.extend(routes)
+            delete.append(extra)
+            delete.extend(surplus.get(key, ()))
     return RouteDiff(
         replace=tuple(sorted(replace, key=route_order)),
         delete=tuple(sorted(delete, key=route_order)),
         conflicts=tuple(sorted(conflicts, key=lambda c: route_order(c.route))),
-        vacant_slots=frozenset(vacant),
+        vacant_slots=frozenset(route.key for route in vacant),
     )
 
 
@@ -272,11 +275,15 @@ def check_own_protocol(protocol: int) -> int:
     return routerules.own_protocol(protocol)
 
 
-def _by_unique_key(routes: Iterable[Route]) -> dict[RouteKey, Route]:
-    wanted: dict[RouteKey, Route] = {}
+_Slot = tuple[int, str, int]
+"""A RouteKey's fields as a plain tuple: equal to it, and made without a call."""
+
+
+def _by_unique_key(routes: Iterable[Route]) -> dict[_Slot, Route]:
+    wanted: dict[_Slot, Route] = {}
     clashes: list[str] = []
     for route in routes:
-        previous = wanted.setdefault(route.key, route)
+        previous = wanted.setdefault((route.table, route.dst, route.metric), route)
         if previous is not route and previous != route:
             clashes.append(f"{previous} / {route}")
     if clashes:
@@ -284,11 +291,15 @@ def _by_unique_key(routes: Iterable[Route]) -> dict[RouteKey, Route]:
     return wanted
 
 
-def _group_by_key(routes: Iterable[Route]) -> dict[RouteKey, list[Route]]:
-    held: dict[RouteKey, list[Route]] = {}
+def _by_key(routes: Iterable[Route]) -> tuple[dict[_Slot, Route], dict[_Slot, list[Route]]]:
+    """The first route held in each slot, and the rest (only a manual append makes them)."""
+    first: dict[_Slot, Route] = {}
+    rest: dict[_Slot, list[Route]] = {}
     for route in routes:
-        held.setdefault(route.key, []).append(route)
-    return held
+        key = (route.table, route.dst, route.metric)
+        if first.setdefault(key, route) is not route:
+            rest.setdefault(key, []).append(route)
+    return first, rest
 
 
 def _network(

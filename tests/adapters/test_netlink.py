@@ -107,6 +107,32 @@ def test_reading_back_what_was_written_is_converged(adapter: NetlinkAdapter) -> 
     assert adapter.write_messages == writes_before
 
 
+def test_a_second_read_sees_every_change_since_the_first(
+    netns: str, adapter: NetlinkAdapter
+) -> None:
+    """The adapter reuses what it parsed last time only for byte-identical kernel entries."""
+    converge(adapter, DECLARED)
+    first = adapter.snapshot(OURS)
+    ip(netns, "route", "replace", "10.10.0.0/16", "via", "192.0.2.9", "proto", str(OURS))
+    ip(netns, "link", "add", "v8", "type", "veth", "peer", "name", "v9")  # new index map
+    ip(netns, "link", "set", "v8", "up")
+    ip(netns, "link", "set", "v9", "up")
+    ip(netns, "route", "replace", "10.11.0.0/24", "dev", "v8", "table", "100", "proto", str(OURS))
+
+    second = adapter.snapshot(OURS)
+
+    moved = Route("10.10.0.0/16", "192.0.2.9", "v0")
+    on_v8 = Route("10.11.0.0/24", dev="v8", table=100)
+    gone = {as_held(DECLARED[0]), as_held(DECLARED[1])}
+    assert set(second.owned) == (set(first.owned) - gone) | {moved, on_v8}
+    with NetlinkAdapter(netns) as fresh:
+        assert fresh.snapshot(OURS) == second
+    other = adapter.snapshot(200)  # another protocol: what was ours is now someone else's
+    assert other.owned == ()
+    assert {r.key for r in second.owned} <= set(other.foreign_keys)
+    assert adapter.snapshot(OURS) == second
+
+
 def test_a_restarted_agent_sees_its_routes_as_its_own(netns: str) -> None:
     with NetlinkAdapter(netns) as first:
         converge(first, DECLARED)

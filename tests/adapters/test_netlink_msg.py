@@ -20,7 +20,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from reconciler.adapters import netlink_msg as msg
-from reconciler.core.routes import Route, RouteKey
+from reconciler.core.routes import Route
 from reconciler.model.routerules import RESERVED_PROTOCOLS
 
 OURS = 193
@@ -209,39 +209,43 @@ def done(seq: int = 9) -> bytes:
 
 def test_a_pyroute2_encoded_dump_parses_into_the_routes_it_holds() -> None:
     datagram = b"".join(kernel_style(route, OIF) for route in SHAPES) + done()
-    view = memoryview(datagram)
-    owned: list[Route] = []
-    foreign: dict[RouteKey, int] = {}
+    entries = []
     kinds = []
-    for offset, length, kind, flags, seq in msg.headers(view):
+    for offset, length, kind, flags, seq in msg.headers(datagram):
         assert (flags, seq) == (msg.NLM_F_MULTI, 9)
         kinds.append(kind)
         if kind == msg.RTM_NEWROUTE:
-            msg.sort_route(view[offset : offset + length], OURS, {OIF: "v0"}, owned, foreign)
+            body = datagram[offset + msg.HDR_LEN : offset + length]
+            entries.append(msg.parse_route(body, OURS, {OIF: "v0"}))
     assert kinds == [msg.RTM_NEWROUTE] * len(SHAPES) + [msg.NLMSG_DONE]
-    mine = [r for r in SHAPES if r.protocol == OURS]
-    assert owned == [
-        Route(r.dst, r.gateway, "v0", r.table, r.metric, r.onlink, r.protocol) for r in mine
+    assert [(e.key, e.protocol) for e in entries] == [(r.key, r.protocol) for r in SHAPES]
+    assert [e.route for e in entries] == [
+        Route(r.dst, r.gateway, "v0", r.table, r.metric, r.onlink, r.protocol)
+        if r.protocol == OURS
+        else None
+        for r in SHAPES
     ]
-    assert foreign == {r.key: r.protocol for r in SHAPES if r.protocol != OURS}
 
 
 def test_a_route_on_an_unknown_ifindex_has_no_device() -> None:
     route = Route.build("10.9.0.0/24", gateway="192.0.2.2", protocol=OURS)
-    owned: list[Route] = []
-    msg.sort_route(memoryview(kernel_style(route, oif=99)), OURS, {OIF: "v0"}, owned, {})
-    assert owned == [route]
+    body = kernel_style(route, oif=99)[msg.HDR_LEN :]
+    assert msg.parse_route(body, OURS, {OIF: "v0"}).route == route
 
 
-def test_a_link_message_from_pyroute2_gives_its_index_and_name() -> None:
+def link_body(*attrs: tuple[str, object]) -> bytes:
     link = ifinfmsg()
     link["header"] = {"type": msg.RTM_NEWLINK, "flags": msg.NLM_F_MULTI, "sequence_number": 3}
     link.update(family=0, index=12, flags=0, change=0)
-    link["attrs"] = [("IFLA_IFNAME", "cilium_tunl"), ("IFLA_MTU", 1500)]
+    link["attrs"] = list(attrs)
     link.encode()
-    assert msg.link_name(memoryview(bytes(link.data))) == (12, "cilium_tunl")
-    not_a_link = memoryview(done())
-    assert msg.link_name(not_a_link) is None
+    return bytes(link.data)[msg.HDR_LEN :]
+
+
+def test_a_link_message_from_pyroute2_gives_its_index_and_name() -> None:
+    named = link_body(("IFLA_MTU", 1500), ("IFLA_IFNAME", "cilium_tunl"))
+    assert msg.link_name(named) == (12, "cilium_tunl")
+    assert msg.link_name(link_body(("IFLA_MTU", 1500))) is None
 
 
 def test_the_dump_requests_decode_as_pyroute2_reads_them() -> None:
@@ -327,6 +331,6 @@ def test_an_uncapped_ack_skips_the_whole_request_to_reach_the_text() -> None:
 
 def test_a_truncated_datagram_yields_only_whole_headers() -> None:
     data = kernel_style(SHAPES[0], OIF)
-    assert [h[0] for h in msg.headers(memoryview(data + data[:10]))] == [0]
+    assert [h[0] for h in msg.headers(data + data[:10])] == [0]
     zero_length = msg.NLMSGHDR.pack(0, msg.NLMSG_DONE, 0, 1, 0)
-    assert list(msg.headers(memoryview(zero_length + data))) == []
+    assert list(msg.headers(zero_length + data)) == []

@@ -84,7 +84,10 @@ def test_build_canonicalises(given: dict[str, object], expected: Route) -> None:
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 253}, "the kernel's default table"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 255}, "the kernel's local table"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 1107}, "Kilo's return-route table"),
-        ({"dst": "10.1.0.0/16", "dev": "eth0", "table": "local"}, "table local .255. is the kernel's local table"),
+        (
+            {"dst": "10.1.0.0/16", "dev": "eth0", "table": "local"},
+            "table local .255. is the kernel's local",
+        ),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": "kilo"}, "unknown table"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": "100"}, "table '100' is text"),
         ({"dst": "10.1.0.0/16", "dev": "eth0", "table": 254.0}, "is not a whole number"),

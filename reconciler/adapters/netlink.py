@@ -95,7 +95,7 @@ class NetlinkAdapter:
         self._iproute: Any = None
         self._seq = 0
         self._buffer = bytearray(_RECV_SIZE)
-        self._parsed: dict[bytes, msg.RouteEntry] = {}
+        self._parsed: dict[bytes, Route | msg.ForeignRoute] = {}
         self._parsed_for: tuple[int, dict[int, str]] | None = None
         self.write_messages = 0
 
@@ -124,7 +124,7 @@ class NetlinkAdapter:
         check_own_protocol(protocol)
         names = self._link_names_by_index()
         known = self._parsed if self._parsed_for == (protocol, names) else {}
-        parsed: dict[bytes, msg.RouteEntry] = {}
+        parsed: dict[bytes, Route | msg.ForeignRoute] = {}
         owned: list[Route] = []
         foreign: dict[RouteKey, int] = {}
         parse, seen = msg.parse_route, known.get
@@ -132,8 +132,8 @@ class NetlinkAdapter:
             for body in self._dump(msg.RTM_GETROUTE, msg.route_dump_body(family)):
                 entry = seen(body) or parse(body, protocol, names)
                 parsed[body] = entry
-                if entry.route is not None:
-                    owned.append(entry.route)
+                if isinstance(entry, Route):
+                    owned.append(entry)
                 else:
                     foreign.setdefault(entry.key, entry.protocol)
         self._parsed, self._parsed_for = parsed, (protocol, names)

@@ -74,6 +74,7 @@ FAMILIES: Final = {4: socket.AF_INET, 6: socket.AF_INET6}
 _new_key = tuple.__new__  # RouteKey(...) costs 3x more; one key per route per read
 _inet_ntop = socket.inet_ntop
 _inet_pton = socket.inet_pton
+_AF_INET: Final = socket.AF_INET
 
 Outcome = tuple[int, str] | None
 """An ack: None for success, else (errno, the kernel's extended-ack text or "")."""
@@ -200,19 +201,19 @@ def link_name(body: bytes) -> tuple[int, str] | None:
     return None
 
 
-class RouteEntry(NamedTuple):
-    """One route of a dump: its slot and protocol, and the Route itself when it is ours."""
+class ForeignRoute(NamedTuple):
+    """A dump entry that is not ours: only its slot and protocol matter."""
 
     key: RouteKey
     protocol: int
-    route: Route | None
 
 
-def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> RouteEntry:
-    """One RTM_NEWROUTE message body (after its nlmsghdr); `route` only if it carries `protocol`.
+def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> Route | ForeignRoute:
+    """One RTM_NEWROUTE message body (after its nlmsghdr): a Route if it carries `protocol`.
 
     Reads rtmsg and the attributes a Route needs; skips the rest (metrics,
-    cache info, preference, ...).
+    cache info, preference, ...). Returns the Route alone, not wrapped: this
+    runs for every route of every cold read, and each object kept costs.
     """
     family, dst_len, _, _, rtm_table, rtm_protocol, _, _, flags = _RTMSG_UNPACK(body)
     table, metric, oif = rtm_table, 0, 0
@@ -235,23 +236,21 @@ def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> RouteEn
         elif attr == RTA_OIF:
             oif = unpack_u32(body, offset + 4)[0]
         offset += (length + 3) & ~3
-    prefix = f"{_address(family, dst)}/{dst_len}"
-    key = _new_key(RouteKey, (table, prefix, metric))
+    if family == _AF_INET:
+        prefix = f"{_inet_ntop(_AF_INET, dst) if dst is not None else '0.0.0.0'}/{dst_len}"
+        via = _inet_ntop(_AF_INET, gateway) if gateway is not None else None
+    else:
+        prefix = f"{_ipv6_text(dst) if dst is not None else '::'}/{dst_len}"
+        via = _ipv6_text(gateway) if gateway is not None else None
     if rtm_protocol != protocol:
-        return RouteEntry(key, rtm_protocol, None)
-    via = _address(family, gateway) if gateway is not None else None
+        return ForeignRoute(_new_key(RouteKey, (table, prefix, metric)), rtm_protocol)
     onlink = bool(flags & RTNH_F_ONLINK)
-    route = Route(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol)
-    return RouteEntry(key, rtm_protocol, route)
+    return Route(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol)
 
 
-def _address(family: int, packed: bytes | None) -> str:
-    """Canonical text of a packed address (None: the unspecified one, for default routes)."""
-    if family == socket.AF_INET:
-        return _inet_ntop(family, packed) if packed is not None else "0.0.0.0"
-    if packed is None:
-        return "::"
-    return ipaddress.IPv6Address(bytes(packed)).compressed  # the same text Route.build gives
+def _ipv6_text(packed: bytes) -> str:
+    """The same text Route.build gives (inet_ntop writes IPv4-mapped addresses otherwise)."""
+    return ipaddress.IPv6Address(packed).compressed
 
 
 def parse_acks(data: memoryview) -> Iterator[tuple[int, Outcome]]:

@@ -128,7 +128,12 @@ RouteTable = Annotated[
         {
             "anyOf": [
                 {"const": "main"},
-                {"type": "integer", "minimum": 1, "maximum": 4294967295},
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 4294967295,
+                    "not": {"enum": sorted(routerules.RESERVED_TABLES)},
+                },
             ]
         }
     ),
@@ -152,13 +157,24 @@ class Route(Model):
         description="Gateway: an IP address, or `leader` (the predicted leader's InternalIP). "
         "May be omitted when `dev` is given (a device route).",
     )
-    dev: Device | None = Field(None, description="Output device, e.g. cilium_tunl.")
+    dev: Device | None = Field(
+        None, description="Output device, e.g. cilium_tunl (1 to 15 bytes, as Linux counts)."
+    )
     onlink: StrictBool = Field(False, description="Treat the gateway as directly reachable.")
     on: Literal["all", "leader", "non-leaders"] = Field(
         "all", description="Which member nodes get the route."
     )
-    metric: StrictInt = Field(0, ge=0, le=0xFFFFFFFF, description="Route priority (metric).")
-    table: RouteTable = Field("main", description="Routing table: main or a number.")
+    metric: StrictInt = Field(
+        0,
+        ge=0,
+        le=0xFFFFFFFF,
+        description="Route priority (metric). For IPv6, 0 is 1024: the same slot.",
+    )
+    table: RouteTable = Field(
+        "main",
+        description="Routing table: main or a number; 0, 253 (default), 255 (local) and "
+        "1107 (Kilo's) are refused.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Route:
@@ -390,7 +406,8 @@ class RouteSettings(Model):
         keys.DEFAULT_ROUTE_PROTOCOL,
         ge=1,
         le=255,
-        description="rtnetlink protocol number that marks routes topoctl owns.",
+        description="rtnetlink protocol number that marks routes topoctl owns; the numbers "
+        "linux/rtnetlink.h and iproute2's rt_protos give to others are refused.",
     )
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from reconciler.adapters.netlink import NetlinkAdapter
-from reconciler.core.routes import Route, diff_routes
+from reconciler.core.routes import Route, RouteDiff, diff_routes
 
 PROTOCOL = 193
 GATEWAY = "192.0.2.2"
@@ -180,6 +180,22 @@ def why_raw(netns: str, routes: Sequence[Route]) -> None:
         start = time.perf_counter()
         adapter.snapshot(PROTOCOL)
         raw_dump = time.perf_counter() - start
+        sample = [Route.build(r.dst, gateway=GATEWAY, dev="v0", table=100) for r in routes[:1000]]
+        oif = adapter.link_indexes()["v0"]
+        start = time.perf_counter()
+        for r in sample:
+            ipr.route("replace", dst=r.dst, gateway=r.gateway, oif=oif, table=100, proto=PROTOCOL)
+        pyroute2_writes = time.perf_counter() - start
+        start = time.perf_counter()
+        written = adapter.apply(RouteDiff(replace=tuple(sample)))
+        batched_writes = time.perf_counter() - start
+        if not written.ok:
+            raise SystemExit(f"apply failed: {written.failed[:3]}")
+    print(
+        f"write {len(sample)} routes: pyroute2 route() {pyroute2_writes:.3f} s "
+        f"({pyroute2_writes / len(sample) * 1000:.2f} ms a call), batched "
+        f"{batched_writes:.3f} s ({pyroute2_writes / batched_writes:.0f}x faster)"
+    )
     print(
         f"encode {len(routes)} route messages: pyroute2 {pyroute2_encode:.3f} s, "
         f"struct {struct_encode:.3f} s"

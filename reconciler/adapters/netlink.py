@@ -3,7 +3,10 @@
 Hot paths use a plain rtnetlink socket: the messages are packed and parsed
 in reconciler.adapters.netlink_msg (why by hand: see there).
 
-- reads are dumps, every table, both families;
+- reads are dumps, every table, both families. Parsing is most of a read's
+  cost, so each read keeps what it parsed, by the kernel's bytes: the next
+  read parses only entries whose bytes changed (a new gateway, device, metric)
+  and drops the memory when the device list or the protocol differs;
 - writes are pre-encoded RTM_NEWROUTE / RTM_DELROUTE messages, sent in
   batches on one socket with NLM_F_ACK; every ack is matched to its message
   by sequence number. rtnetlink handles a batch synchronously inside send(),

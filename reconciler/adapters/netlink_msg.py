@@ -1,10 +1,11 @@
 """Rtnetlink messages packed and parsed by hand with `struct`: pure, no sockets.
 
-Why not pyroute2 here: it costs about 0.4 ms to encode or decode one route
-message, and its socket sends one message per call. Packing a route with one
-precompiled struct takes microseconds, and sending a thousand of them in one
-sendmsg is about 50x faster than a call each; parsing a 10,000-route dump
-with `struct` is 20x faster than pyroute2's decoder. The layouts are the
+Why not pyroute2 here: its `route()` costs about 0.4 ms or more per route, and
+sends one message per call (encode, send, wait for the ack). Packing a route
+with one precompiled struct takes a few microseconds, and a batch of up to a
+thousand such messages in one sendmsg is about 30-60x faster than a call each;
+parsing a 10,000-route dump with `struct` is 10-20x faster than pyroute2's
+decoder (`bench/bench_routes.py` prints these figures). The layouts are the
 kernel's stable ABI (linux/netlink.h, linux/rtnetlink.h), and
 tests/adapters/test_netlink_msg.py decodes these bytes with pyroute2's own
 `rtmsg` and parses pyroute2-encoded messages here, field by field, so the

@@ -58,10 +58,10 @@ class RouteRuleError(ValueError):
     """A route value the kernel could not hold, or that topoctl must not own."""
 
 
-def strict_int(value: object, what: str) -> int:
+def strict_int(value: object, what: str, hint: str = "") -> int:
     """An integer written as one: no bool, no float (254.0), no string of digits."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RouteRuleError(f"{what} {value!r} is not a whole number")
+        raise RouteRuleError(f"{what} {value!r} is not a whole number{hint}")
     return value
 
 
@@ -78,12 +78,8 @@ def table_id(value: object) -> int:
             )
         if value.strip().isdigit():
             raise RouteRuleError(f"table {value!r} is text: write the number unquoted, or main")
-        raise RouteRuleError(f"unknown table {value!r}: write main or a number from 1 to {MAX_U32}")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RouteRuleError(
-            f"table {value!r} is not a whole number: write main or a number from 1 to {MAX_U32}"
-        )
-    table = value
+        raise RouteRuleError(f"unknown table {value!r}:{_TABLE_HINT}")
+    table = strict_int(value, "table", f":{_TABLE_HINT}")
     if not 0 <= table <= MAX_U32:
         raise RouteRuleError(f"table {table} is outside 1..{MAX_U32}")
     reserved = RESERVED_TABLES.get(table)
@@ -93,6 +89,7 @@ def table_id(value: object) -> int:
 
 
 _KERNEL_TABLE_NAMES: Final = {"unspec": 0, "default": 253, "local": 255}
+_TABLE_HINT: Final = f" write main or a number from 1 to {MAX_U32}"
 
 
 def metric(value: object) -> int:

@@ -128,7 +128,7 @@ def ip_batch(netns: str, commands: list[str]) -> float:
 
 def owned_count(netns: str) -> int:
     with NetlinkAdapter(netns) as reader:
-        return len(reader.owned_routes(PROTOCOL))
+        return len(reader.snapshot(PROTOCOL).owned)
 
 
 def why_raw(netns: str, routes: Sequence[Route]) -> None:

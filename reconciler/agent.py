@@ -20,7 +20,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_when_event_set,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from reconciler.core import nodeagent as logic
@@ -42,7 +43,7 @@ from reconciler.ports import (
 log = logging.getLogger("topoctl.agent")
 MAX_CONFLICT_RETRIES = 5
 BACKOFF_CAP = 60.0
-"""Seconds: the longest wait between passes while they keep failing."""
+"""Seconds: the longest wait between failing passes, before up to one interval of jitter."""
 
 
 @dataclass
@@ -227,8 +228,9 @@ def run_forever(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> None:
     """Pass after pass until ``stop`` is set: woken by a change of the Node, else every
-    interval. A failed pass or watch is retried after a capped exponential, jittered
-    wait (never sooner than the interval), reset by the next success.
+    interval. A failed pass or watch is retried after a capped exponential wait plus up
+    to one interval of jitter (never sooner than the interval), reset by the next
+    success.
 
     ``sleep`` (default: waiting on ``stop``) and ``monotonic`` are the clock, for tests.
     """
@@ -239,9 +241,9 @@ def run_forever(
 
     retrying = Retrying(
         retry=retry_if_exception_type(Exception),
-        wait=wait_exponential_jitter(
-            initial=interval, max=max(interval, backoff_cap), jitter=interval
-        ),
+        # jitter on top of the cap too: a DaemonSet's agents must not retry in step
+        wait=wait_exponential(multiplier=interval, max=max(interval, backoff_cap))
+        + wait_random(0, interval),
         stop=stop_when_event_set(stop),
         sleep=backoff_sleep,
         before_sleep=_log_failure,

@@ -195,3 +195,12 @@ def test_stopping_ends_a_failing_loop(snapshot: Path, time: SimulatedTime) -> No
 
     assert time.stop.is_set()
     assert len(cluster.passes) <= 2
+
+
+def test_the_snapshot_file_as_a_node_watch(snapshot: Path) -> None:
+    """A file sends no events: a node already moved is a change, else the wait times out."""
+    backend = SnapshotBackend(snapshot, writable=True)
+    version = backend.get_node(NODE).resource_version
+
+    assert backend.wait_for_change(NODE, version, timeout=0) is False
+    assert backend.wait_for_change(NODE, "an older version", timeout=0) is True

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.core.nodeagent import (
     MAX_MESSAGE,
@@ -600,3 +602,37 @@ def test_merge_condition_does_not_modify_its_input() -> None:
     merge_condition(current, Condition("True", "Converged", "0 route(s) in place"), NOW)
 
     assert current == before
+
+
+_ROUTES = st.builds(
+    AgentRoute,
+    to=st.sampled_from(["10.1.0.0/16", "172.31.0.0/16", "fd00:77::/64", "0.0.0.0/0"]),
+    via=st.none() | st.sampled_from(["10.10.0.2", "198.51.100.1"]),
+    dev=st.none() | st.sampled_from(["eth0", "cilium_tunl"]),
+    table=st.sampled_from([254, 100, 1107]),
+    metric=st.integers(0, 2**32 - 1),
+    onlink=st.booleans(),
+)
+_SETTINGS = st.builds(
+    AgentSettings,
+    external_ip_target=st.none() | st.sampled_from(["8.8.8.8", "2001:4860:4860::8888"]),
+    internal_ip_target=st.none() | st.sampled_from(["10.200.0.1"]),
+    uninitialized_taint=st.sampled_from(["remove", "keep"]),
+    protocol=st.integers(5, 255),
+    routes=st.lists(_ROUTES, max_size=6).map(tuple),
+)
+
+
+@settings(derandomize=True, max_examples=150, deadline=None)
+@given(_SETTINGS)
+def test_what_the_planner_writes_the_agent_reads_back(published: AgentSettings) -> None:
+    raw = published.to_annotation()
+
+    read, invalid = AgentSettings.from_annotation(raw)
+
+    assert invalid == ()
+    assert read.to_annotation() == raw
+    assert sorted(read.routes, key=AgentRoute.order) == sorted(
+        published.routes, key=AgentRoute.order
+    )
+    assert read.model_copy(update={"routes": published.routes}) == published

@@ -145,7 +145,7 @@ def baseline_pass(netns: str, commands: list[str]) -> Baseline:
 
 def owned_count(netns: str) -> int:
     with NetlinkAdapter(netns) as reader:
-        return len(reader.owned_routes(PROTOCOL))
+        return len(reader.snapshot(PROTOCOL).owned)
 
 
 def why_raw(netns: str, routes: Sequence[Route]) -> None:

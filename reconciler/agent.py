@@ -10,38 +10,40 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
-from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_exponential,
+    wait_random,
+)
+
 from reconciler.core import nodeagent as logic
 from reconciler.core.routes import ApplyResult, DuplicateRouteKeyError, RouteDiff, diff_routes
-from reconciler.ports import ConflictError, NodeObject
+from reconciler.model import keys
+from reconciler.ports import (
+    BackendError,
+    ClusterReader,
+    ClusterWriter,
+    ConflictError,
+    NodeState,
+    NodeWatch,
+    NodeWrite,
+    RouteTable,
+    RouteTableError,
+    StatusWrite,
+)
 
 log = logging.getLogger("topoctl.agent")
 MAX_CONFLICT_RETRIES = 5
-
-
-class Backend(Protocol):
-    """The agent reads and writes its own Node object through one backend."""
-
-    def read_node_object(self, name: str) -> NodeObject:
-        """The node object; raises NotFoundError."""
-        ...
-
-    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """A resourceVersion-guarded merge patch; raises ConflictError."""
-        ...
-
-    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """A resourceVersion-guarded merge patch of the status; raises ConflictError."""
-        ...
-
-    def commit(self) -> None:
-        """Make the writes durable."""
-        ...
+BACKOFF_CAP = 60.0
+"""Seconds: the longest wait between failing passes, before up to one interval of jitter."""
 
 
 @dataclass
@@ -70,43 +72,46 @@ class Agent:
     def __init__(
         self,
         node: str,
-        backend: Backend,
-        netlink: NetlinkAdapter,
+        reader: ClusterReader,
+        writer: ClusterWriter,
+        routes: RouteTable,
         clock: Callable[[], str] = _now,
     ) -> None:
         self.node = node
-        self.backend = backend
-        self.netlink = netlink
+        self.reader = reader
+        self.writer = writer
+        self.routes = routes
         self.clock = clock
-        self.last_version: str | None = None
+        self.last_version = ""  # the Node's resourceVersion after the last pass
 
     def run_once(self) -> PassReport:
-        """One full pass; the backend's writes are made durable at its end."""
+        """One full pass; the writer's writes are made durable at its end."""
         report = self._pass()
-        self.backend.commit()
+        self.writer.commit()
         return report
 
     def _pass(self) -> PassReport:
-        obj = self.backend.read_node_object(self.node)
-        annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
+        node = self.reader.get_node(self.node)
         try:
-            settings = logic.parse_settings(annotations)
+            published = logic.parse_settings(node.annotations)
         except logic.SettingsError as err:
             report = PassReport(logic.judge(None, [str(err)], [], None, 0))
-            obj = self._write_status(obj, None, report)
-            self.last_version = (obj.get("metadata") or {}).get("resourceVersion")
+            self.last_version = self._write_status(node, None, report).resource_version
             return report
+        settings = published.settings
         problems: list[str] = []
         external = self._detect(settings.external_ip_target, "ExternalIP", problems)
         internal = self._detect(settings.internal_ip_target, "InternalIP", problems)
         route_errors: list[str] = []
         unusable: list[str] = []
-        diff, result, in_place = self._routes(settings, unusable, route_errors)
+        diff, result, in_place = self._routes(published, unusable, route_errors)
         if unusable:  # the published routes themselves: reported as invalid routes
-            settings = replace(settings, invalid_routes=(*settings.invalid_routes, *unusable))
+            published = logic.Published(
+                settings, published.routes, (*published.invalid_routes, *unusable)
+            )
         report = PassReport(
             logic.judge(
-                settings,
+                published,
                 problems,
                 diff.conflicts if diff else (),
                 result,
@@ -117,12 +122,12 @@ class Agent:
             internal_ip=internal,
             route_writes=result.messages_sent if result else 0,
         )
-        obj = self._write_status(obj, (external, internal), report)
-        if settings.remove_uninitialized_taint and logic.addresses_ready(
+        node = self._write_status(node, (external, internal), report)
+        if settings.removes_uninitialized_taint and logic.addresses_ready(
             settings, external, internal
         ):
-            obj = self._remove_taint(obj, report)
-        self.last_version = (obj.get("metadata") or {}).get("resourceVersion")
+            node = self._remove_taint(node, report)
+        self.last_version = node.resource_version
         return report
 
     # --- detection and routes ---
@@ -131,8 +136,8 @@ class Agent:
         if target is None:
             return None
         try:
-            found = self.netlink.source_address(target)
-        except (NetlinkAdapterError, ValueError) as err:
+            found = self.routes.source_address(target)
+        except (RouteTableError, ValueError) as err:
             problems.append(f"{kind}: route lookup to {target} failed: {err}")
             return None
         if found is None:
@@ -140,18 +145,18 @@ class Agent:
         return found
 
     def _routes(
-        self, settings: logic.AgentSettings, unusable: list[str], errors: list[str]
+        self, published: logic.Published, unusable: list[str], errors: list[str]
     ) -> tuple[RouteDiff | None, ApplyResult | None, int]:
         try:
-            snapshot = self.netlink.snapshot(settings.protocol)
-            diff = diff_routes(settings.routes, snapshot.owned, snapshot.foreign_keys)
+            snapshot = self.routes.snapshot(published.protocol)
+            diff = diff_routes(published.routes, snapshot.owned, snapshot.foreign_keys)
         except (DuplicateRouteKeyError, ValueError) as err:  # two share a slot; a reserved protocol
             unusable.append(str(err))
             return None, None, 0
-        except NetlinkAdapterError as err:
+        except RouteTableError as err:
             errors.append(f"routes: {err}")
             return None, None, 0
-        result = self.netlink.apply(diff)
+        result = self.routes.apply(diff)
         for conflict in diff.conflicts:
             log.warning(
                 "route %s left alone: protocol %d holds its slot",
@@ -163,55 +168,52 @@ class Agent:
         if result.messages_sent:
             log.info("routes: %d replaced, %d deleted", len(result.replaced), len(result.deleted))
         not_in_place = len(diff.conflicts) + sum(1 for f in result.failed if f.action == "replace")
-        return diff, result, len(settings.routes) - not_in_place
+        return diff, result, len(published.routes) - not_in_place
 
     # --- Node writes, each resourceVersion-guarded, retried on 409 ---
 
     def _write_status(
-        self, obj: NodeObject, detected: tuple[str | None, str | None] | None, report: PassReport
-    ) -> NodeObject:
+        self, node: NodeState, detected: tuple[str | None, str | None] | None, report: PassReport
+    ) -> NodeState:
         for _ in range(MAX_CONFLICT_RETRIES):
-            status = obj.get("status") or {}
-            patch: dict[str, Any] = {}
+            addresses = None
             if detected is not None:
-                addresses = logic.merge_addresses(status.get("addresses") or [], *detected)
-                if addresses != [dict(a) for a in status.get("addresses") or []]:
-                    patch["addresses"] = addresses
-            conditions = logic.merge_condition(
-                status.get("conditions") or [], report.condition, self.clock()
-            )
-            if conditions is not None:
-                patch["conditions"] = conditions
-            if not patch:
-                return obj
-            version = (obj.get("metadata") or {}).get("resourceVersion")
+                merged = logic.merge_addresses(node.addresses, *detected)
+                addresses = merged if merged != node.addresses else None
+            conditions = logic.merge_condition(node.conditions, report.condition, self.clock())
+            if addresses is None and conditions is None:
+                return node
+            write = StatusWrite(self.node, node.resource_version, addresses, conditions)
             try:
-                obj = self.backend.patch_node_status(
-                    self.node, {"metadata": {"resourceVersion": version}, "status": patch}
-                )
-                report.node_writes.append("status: " + ", ".join(sorted(patch)))
-                log.info("status written: %s", ", ".join(sorted(patch)))
-                return obj
+                node = self.writer.write_status(write)
             except ConflictError:
-                obj = self.backend.read_node_object(self.node)
+                node = self.reader.get_node(self.node)
+                continue
+            written = [
+                name
+                for name, value in (("addresses", addresses), ("conditions", conditions))
+                if value is not None
+            ]
+            report.node_writes.append("status: " + ", ".join(written))
+            log.info("status written: %s", ", ".join(written))
+            return node
         raise ConflictError(f"node {self.node}: status still conflicting after retries")
 
-    def _remove_taint(self, obj: NodeObject, report: PassReport) -> NodeObject:
+    def _remove_taint(self, node: NodeState, report: PassReport) -> NodeState:
         for _ in range(MAX_CONFLICT_RETRIES):
-            taints = logic.without_uninitialized((obj.get("spec") or {}).get("taints") or [])
+            taints = logic.without_uninitialized(node.taints)
             if taints is None:
-                return obj
-            version = (obj.get("metadata") or {}).get("resourceVersion")
+                return node
             try:
-                obj = self.backend.patch_node(
-                    self.node,
-                    {"metadata": {"resourceVersion": version}, "spec": {"taints": taints}},
+                node = self.writer.write_node(
+                    NodeWrite(self.node, node.resource_version, taints=taints)
                 )
-                report.node_writes.append("taint: uninitialized removed")
-                log.info("removed taint %s", "node.cloudprovider.kubernetes.io/uninitialized")
-                return obj
             except ConflictError:
-                obj = self.backend.read_node_object(self.node)
+                node = self.reader.get_node(self.node)
+                continue
+            report.node_writes.append("taint: uninitialized removed")
+            log.info("removed taint %s", keys.TAINT_UNINITIALIZED)
+            return node
         raise ConflictError(f"node {self.node}: taint still conflicting after retries")
 
 
@@ -219,21 +221,68 @@ def run_forever(
     agent: Agent,
     interval: float,
     stop: threading.Event,
-    wait_for_change: Callable[[float], None] | None = None,
+    watch: NodeWatch | None = None,
+    *,
+    backoff_cap: float = BACKOFF_CAP,
+    sleep: Callable[[float], object] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Pass after pass until ``stop`` is set: woken by a watch event, or every interval."""
+    """Pass after pass until ``stop`` is set: woken by a change of the Node, else every
+    interval. A failed pass or watch is retried after a capped exponential wait plus up
+    to one interval of jitter (never sooner than the interval), reset by the next
+    success.
+
+    ``sleep`` (default: waiting on ``stop``) and ``monotonic`` are the clock, for tests.
+    """
+    pause: Callable[[float], object] = sleep or stop.wait
+
+    def backoff_sleep(seconds: float) -> None:
+        pause(seconds)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(Exception),
+        # jitter on top of the cap too: a DaemonSet's agents must not retry in step
+        wait=wait_exponential(multiplier=interval, max=max(interval, backoff_cap))
+        + wait_random(0, interval),
+        stop=stop_when_event_set(stop),
+        sleep=backoff_sleep,
+        before_sleep=_log_failure,
+        reraise=True,
+    )
     while not stop.is_set():
         try:
-            report = agent.run_once()
-            log.info(
-                "pass: %s (%s) %s",
-                report.condition.status,
-                report.condition.reason,
-                report.condition.message,
-            )
-        except Exception:  # a pass must never kill the agent
-            log.exception("pass failed; retrying after the interval")
-        if wait_for_change is not None:
-            wait_for_change(interval)
-        else:
-            stop.wait(interval)
+            retrying(_cycle, agent, interval, watch, pause, monotonic)
+        except Exception:  # stopped while failing: the failure is logged already
+            return
+
+
+def _cycle(
+    agent: Agent,
+    interval: float,
+    watch: NodeWatch | None,
+    pause: Callable[[float], object],
+    monotonic: Callable[[], float],
+) -> None:
+    """One pass, then the wait for a change of the Node (at most the interval)."""
+    report = agent.run_once()
+    condition = report.condition
+    log.info("pass: %s (%s) %s", condition.status, condition.reason, condition.message)
+    started = monotonic()
+    if watch is not None and watch.wait_for_change(agent.node, agent.last_version, interval):
+        return
+    rest = interval - (monotonic() - started)  # a watch that ends early never shortens it
+    if rest > 0:
+        pause(rest)
+
+
+def _log_failure(state: RetryCallState) -> None:
+    err = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    expected = isinstance(err, BackendError | RouteTableError)  # else a bug: its traceback
+    log.error(
+        "pass failed (%d in a row): %s; next pass in %.1f s",
+        state.attempt_number,
+        err,
+        wait,
+        exc_info=None if expected else err,
+    )

@@ -607,6 +607,7 @@ def agent(
     import logging
     import threading
 
+    from reconciler.adapters.kernelroutes import KernelRouteTable
     from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
     from reconciler.agent import Agent, run_forever
     from reconciler.ports import BackendError
@@ -622,7 +623,7 @@ def agent(
     except (NetlinkAdapterError, OSError) as err:
         raise Failure(f"netlink{f' in netns {netns}' if netns else ''}: {err}") from None
     with netlink:
-        the_agent = Agent(node, backend, netlink)
+        the_agent = Agent(node, backend, backend, KernelRouteTable(netlink))
         if once:
             try:
                 report = the_agent.run_once()
@@ -636,14 +637,8 @@ def agent(
                 click.echo(f"  {report.route_writes} route write(s)")
             sys.exit(EXIT_OK if report.converged else EXIT_INVALID)
         stop = threading.Event()
-        waiter = None  # a file has nothing to watch: run_forever then waits the interval
-        if hasattr(backend, "wait_for_change"):
-
-            def waiter(timeout: float) -> None:
-                backend.wait_for_change(node, the_agent.last_version, timeout)
-
         try:
-            run_forever(the_agent, seconds, stop, waiter)
+            run_forever(the_agent, seconds, stop, backend)
         except KeyboardInterrupt:
             stop.set()
 

@@ -37,6 +37,10 @@ class ExpiredError(BackendError):
     """The resourceVersion a list or watch started from was compacted away (HTTP 410)."""
 
 
+class RouteTableError(Exception):
+    """The kernel refused to read routes or to look one up; nothing was written."""
+
+
 class ClusterReader(Protocol):
     """Reads Nodes."""
 
@@ -96,11 +100,24 @@ class ClusterWatcher(Protocol):
         ...
 
 
+class NodeWatch(Protocol):
+    """Wakes a node's agent when its own Node changes."""
+
+    def wait_for_change(self, name: str, resource_version: str, timeout: float) -> bool:
+        """Block until node ``name`` changes after ``resource_version`` (True) or
+        ``timeout`` seconds pass or the stream ends without a change (False). A version
+        too old to watch from counts as a change (re-read); a failed watch raises
+        BackendError."""
+        ...
+
+
 class RouteTable(Protocol):
     """A node's kernel routing state, as the agent needs it."""
 
     def snapshot(self, protocol: int) -> RouteSnapshot:
-        """The routes carrying ``protocol`` (ours) and the slots others hold."""
+        """The routes carrying ``protocol`` (ours) and the slots others hold; raises
+        ValueError for a protocol topoctl may not own, RouteTableError when the kernel
+        refuses the read."""
         ...
 
     def apply(self, diff: RouteDiff) -> ApplyResult:
@@ -108,7 +125,9 @@ class RouteTable(Protocol):
         ...
 
     def source_address(self, target: str) -> str | None:
-        """The preferred source address of the route to ``target``, if there is one."""
+        """The preferred source address of the route to ``target``, if there is one;
+        raises ValueError for a target that is not an address, RouteTableError when
+        the lookup is refused."""
         ...
 
 

@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,36 +166,32 @@ class KubeBackend:
 
     def get_node(self, name: str) -> NodeState:
         """One node."""
-        return NodeState.from_object(self.read_node_object(name))
-
-    def read_node_object(self, name: str) -> NodeObject:
-        """One node object, unchanged."""
-        return self._call(f"read node {name}", self.core.read_node, name)
+        return NodeState.from_object(self._call(f"read node {name}", self.core.read_node, name))
 
     # --- writes ---
 
     def write_node(self, write: NodeWrite) -> NodeState:
         """One merge patch, resourceVersion-guarded."""
-        return NodeState.from_object(self.patch_node(write.name, node_patch(write)))
+        return NodeState.from_object(
+            self._call(
+                f"patch node {write.name}",
+                self.core.patch_node,
+                write.name,
+                node_patch(write),
+                _content_type=MERGE_PATCH,
+            )
+        )
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """One merge patch of the status subresource, resourceVersion-guarded."""
-        return NodeState.from_object(self.patch_node_status(write.name, status_patch(write)))
-
-    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """One merge patch, resourceVersion-guarded by the patch itself."""
-        return self._call(
-            f"patch node {name}", self.core.patch_node, name, dict(patch), _content_type=MERGE_PATCH
-        )
-
-    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """One merge patch of the status subresource."""
-        return self._call(
-            f"patch node {name} status",
-            self.core.patch_node_status,
-            name,
-            dict(patch),
-            _content_type=MERGE_PATCH,
+        return NodeState.from_object(
+            self._call(
+                f"patch node {write.name} status",
+                self.core.patch_node_status,
+                write.name,
+                status_patch(write),
+                _content_type=MERGE_PATCH,
+            )
         )
 
     def delete_node(self, name: str, uid: str, resource_version: str) -> None:
@@ -206,30 +201,32 @@ class KubeBackend:
         )
         self._call(f"delete node {name}", self.core.delete_node, name, body=body)
 
-    def wait_for_change(self, name: str, resource_version: str | None, timeout: float) -> None:
-        """Block until the node changes after ``resource_version``, or ``timeout`` passes.
+    def wait_for_change(self, name: str, resource_version: str, timeout: float) -> bool:
+        """Block until the node changes after ``resource_version`` (True), or ``timeout``
+        passes or the server ends the stream (False).
 
-        A lost or expired watch just returns: the caller re-reads the node anyway.
+        A version compacted away (410) counts as a change: the caller re-reads the node.
+        A refused or broken watch raises BackendError, for the caller to back off.
         """
         stream = watch.Watch()  # type: ignore[no-untyped-call]
         try:
             for event in stream.stream(  # type: ignore[no-untyped-call]
                 self.core.list_node,
                 field_selector=f"metadata.name={name}",
-                resource_version=resource_version or "",
+                resource_version=resource_version,
                 timeout_seconds=max(1, int(timeout)),
                 allow_watch_bookmarks=True,
             ):
                 if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                    return
-        except (
-            ApiException,
-            urllib3.exceptions.HTTPError,
-            ConnectionError,
-            TimeoutError,
-            ValueError,
-        ) as err:
-            log.info("watch on node %s ended (%s); re-reading", name, err)
+                    return True
+            return False
+        except ApiException as err:
+            if err.status == 410:
+                log.info("watch on node %s: version %s expired; re-reading", name, resource_version)
+                return True
+            raise _translate(f"watch node {name}", err) from None
+        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, ValueError) as err:
+            raise BackendError(f"watch node {name}: {_reason(err)}") from None
         finally:
             stream.stop()  # type: ignore[no-untyped-call]
 

@@ -142,21 +142,6 @@ class NetlinkAdapter:
         self._parsed, self._parsed_for = parsed, (protocol, names)
         return RouteSnapshot(owned=tuple(owned), foreign_keys=foreign)
 
-    def owned_routes(self, protocol: int) -> list[Route]:
-        """Routes carrying `protocol`, IPv4 and IPv6, in every table (one full read)."""
-        return list(self.snapshot(protocol).owned)
-
-    def foreign_route_keys(self, protocol: int) -> dict[RouteKey, int]:
-        """Slot -> protocol of every route not carrying `protocol` (one full read).
-
-        Use `snapshot` when both this and `owned_routes` are needed.
-        """
-        return dict(self.snapshot(protocol).foreign_keys)
-
-    def link_names(self) -> set[str]:
-        """Names of the namespace's network devices."""
-        return set(self._link_names_by_index().values())
-
     def link_indexes(self) -> dict[str, int]:
         """Device name -> ifindex."""
         return {name: index for index, name in self._link_names_by_index().items()}

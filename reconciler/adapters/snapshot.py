@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,35 +139,34 @@ class SnapshotBackend:
 
     def get_node(self, name: str) -> NodeState:
         """One node by name."""
-        return NodeState.from_object(self.read_node_object(name))
+        return NodeState.from_object(self._node(name))
 
     def write_node(self, write: NodeWrite) -> NodeState:
         """A guarded write, as an API server would take it."""
-        return NodeState.from_object(self.patch_node(write.name, node_patch(write)))
+        return NodeState.from_object(self._patch(write.name, node_patch(write), status=False))
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """A guarded status write, as an API server would take it."""
-        return NodeState.from_object(self.patch_node_status(write.name, status_patch(write)))
+        return NodeState.from_object(self._patch(write.name, status_patch(write), status=True))
 
-    def read_node_object(self, name: str) -> NodeObject:
-        """One node object by name."""
+    def wait_for_change(self, name: str, resource_version: str, timeout: float) -> bool:
+        """True at once when the node held here is no longer at ``resource_version``;
+        else False after ``timeout`` seconds (a file sends no events)."""
+        if str(self._node(name)["metadata"].get("resourceVersion", "")) != resource_version:
+            return True
+        time.sleep(timeout)
+        return False
+
+    def _node(self, name: str) -> Any:
         try:
             return self._by_name[name]
         except KeyError:
             raise NotFoundError(f"node {name!r} is not in {self.path}") from None
 
-    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """Merge-patch a node; the patch's resourceVersion must be the current one."""
-        return self._patch(name, patch, status=False)
-
-    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
-        """Merge-patch a node's status only."""
-        return self._patch(name, patch, status=True)
-
     def _patch(self, name: str, patch: Mapping[str, Any], *, status: bool) -> NodeObject:
         if not self.writable:
             raise SnapshotError(f"{self.path} was opened read-only")
-        node = self.read_node_object(name)
+        node = self._node(name)
         assert isinstance(node, MutableMapping)
         rest = copy.deepcopy(dict(patch))
         meta = dict(rest.pop("metadata", None) or {})

@@ -8,18 +8,17 @@ to the InternalIP of the leader Kilo is predicted to pick once the plan is appli
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.membership import Member
 from reconciler.model import keys
+from reconciler.model.settings import AgentRoute, AgentSettings
 from reconciler.model.state import TaintValue
 from reconciler.model.topology import Cluster, Route, Site, Taint
 from reconciler.model.types import parse_endpoint
 
-AGENT_FORMAT = 1
 # Kubernetes caps all annotations of an object at 256 KiB together; the agent's share
 # is kept to a quarter so labels, Kilo's and others' annotations always fit beside it.
 AGENT_ANNOTATION_LIMIT = 64 * 1024
@@ -95,9 +94,9 @@ def desired_node(site: Site, member: Member, cluster: Cluster) -> DesiredNode:
 
 def routes_for(
     routes: Sequence[Route], is_leader: bool, leader_ip: str | None
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[AgentRoute], int]:
     """The node's routes with ``via: leader`` resolved; also how many could not be."""
-    out: list[dict[str, Any]] = []
+    out: list[AgentRoute] = []
     unresolved = 0
     for route in routes:
         if (route.on == "leader" and not is_leader) or (route.on == "non-leaders" and is_leader):
@@ -110,26 +109,26 @@ def routes_for(
                 unresolved += 1
                 continue
             via = leader_ip
-        entry: dict[str, Any] = {"to": route.to, "table": route.table_id, "metric": route.metric}
-        if via is not None:
-            entry["via"] = via
-        if route.dev is not None:
-            entry["dev"] = route.dev
-        if route.onlink:
-            entry["onlink"] = True
-        out.append(entry)
+        out.append(
+            AgentRoute(
+                to=route.to,
+                via=via,
+                dev=route.dev,
+                table=route.table_id,
+                metric=route.metric,
+                onlink=route.onlink,
+            )
+        )
     return out, unresolved
 
 
-def agent_annotation(cluster: Cluster, routes: list[dict[str, Any]]) -> str:
-    """Compact, canonical JSON the node agent reads (and nothing else)."""
+def agent_annotation(cluster: Cluster, routes: Sequence[AgentRoute]) -> str:
+    """The ``topoctl.io/agent`` value for a node (the agent reads the same model)."""
     spec = cluster.spec
-    payload = {
-        "v": AGENT_FORMAT,
-        "externalIPTarget": spec.addresses.external_ip_target,
-        "internalIPTarget": spec.addresses.internal_ip_target,
-        "uninitializedTaint": spec.uninitialized_taint,
-        "protocol": spec.routes.protocol,
-        "routes": sorted(routes, key=lambda r: (r["table"], r["to"], r["metric"])),
-    }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return AgentSettings(
+        external_ip_target=spec.addresses.external_ip_target,
+        internal_ip_target=spec.addresses.internal_ip_target,
+        uninitialized_taint=spec.uninitialized_taint,
+        protocol=spec.routes.protocol,
+        routes=tuple(routes),
+    ).to_annotation()

@@ -11,71 +11,62 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.core.routes import ApplyResult, InvalidRouteError, Route, RouteConflict
-from reconciler.model import keys, routerules
+from reconciler.model import keys
+from reconciler.model.settings import AgentSettings, SettingsFormatError
+from reconciler.model.state import NodeCondition, TaintValue
 
 MAX_MESSAGE = 1024
+Address = tuple[str, str]  # (type, address), as NodeState holds it
+
+SettingsError = SettingsFormatError
 
 
 @dataclass(frozen=True)
-class AgentSettings:
-    """What the controller published for this node."""
+class Published:
+    """This node's agent settings, with the routes built as kernel routes.
 
-    external_ip_target: str | None
-    internal_ip_target: str | None
-    remove_uninitialized_taint: bool
-    protocol: int
+    ``invalid_routes`` names every published route that could not be used.
+    """
+
+    settings: AgentSettings
     routes: tuple[Route, ...]
     invalid_routes: tuple[str, ...] = ()
 
+    @property
+    def protocol(self) -> int:
+        """The rtnetlink protocol that marks topoctl's routes."""
+        return self.settings.protocol
 
-class SettingsError(ValueError):
-    """The agent annotation is missing or unreadable."""
 
+def parse_settings(annotations: Mapping[str, str]) -> Published:
+    """Read ``topoctl.io/agent``; routes that cannot be built are reported, not fatal.
 
-def parse_settings(annotations: Mapping[str, str]) -> AgentSettings:
-    """Read ``topoctl.io/agent``; routes that cannot be built are reported, not fatal."""
-    raw = annotations.get(keys.TOPOCTL_AGENT)
-    if raw is None:
-        raise SettingsError(
-            f"no {keys.TOPOCTL_AGENT} annotation yet: run topoctl apply "
-            "(or the controller) for this node"
-        )
-    try:
-        data = json.loads(raw)
-        protocol = routerules.own_protocol(data.get("protocol", keys.DEFAULT_ROUTE_PROTOCOL))
-        routes: list[Route] = []
-        invalid: list[str] = []
-        for entry in data.get("routes") or []:
-            try:
-                routes.append(
-                    Route.build(
-                        entry["to"],
-                        gateway=entry.get("via"),
-                        dev=entry.get("dev"),
-                        table=entry.get("table", "main"),
-                        metric=entry.get("metric", 0),
-                        onlink=entry.get("onlink", False),
-                        protocol=protocol,
-                    )
+    Raises SettingsError when the annotation is missing, of an unknown format version
+    or not agent settings.
+    """
+    settings, invalid = AgentSettings.from_annotation(annotations.get(keys.TOPOCTL_AGENT))
+    routes: list[Route] = []
+    problems = list(invalid)
+    for entry in settings.routes:
+        try:
+            routes.append(
+                Route.build(
+                    entry.to,
+                    gateway=entry.via,
+                    dev=entry.dev,
+                    table=entry.table,
+                    metric=entry.metric,
+                    onlink=entry.onlink,
+                    protocol=settings.protocol,
                 )
-            except (InvalidRouteError, KeyError, TypeError, ValueError) as err:
-                invalid.append(f"{entry!r}: {err}")
-        return AgentSettings(
-            external_ip_target=data.get("externalIPTarget"),
-            internal_ip_target=data.get("internalIPTarget"),
-            remove_uninitialized_taint=data.get("uninitializedTaint", "remove") == "remove",
-            protocol=protocol,
-            routes=tuple(routes),
-            invalid_routes=tuple(invalid),
-        )
-    except (ValueError, TypeError, AttributeError) as err:
-        raise SettingsError(f"{keys.TOPOCTL_AGENT} is not valid agent settings: {err}") from None
+            )
+        except InvalidRouteError as err:
+            problems.append(str(err))
+    return Published(settings, tuple(routes), tuple(problems))
 
 
 def _family(address: str) -> int | None:
@@ -86,33 +77,33 @@ def _family(address: str) -> int | None:
 
 
 def merge_addresses(
-    current: Sequence[Mapping[str, str]], external: str | None, internal: str | None
-) -> list[dict[str, str]]:
+    current: Sequence[Address], external: str | None, internal: str | None
+) -> tuple[Address, ...]:
     """Status addresses with the detected ones in place; everything else kept.
 
     A detected address replaces the first address of the same type and family, unless
     it is listed already; other families and types (Hostname, a second InternalIP) stay.
     An ExternalIP equal to an InternalIP is dropped: it is not an address from outside.
     """
-    out = [{"type": a["type"], "address": a["address"]} for a in current]
+    out = [(kind, address) for kind, address in current]
 
     def put(kind: str, address: str) -> None:
-        if {"type": kind, "address": address} in out:
+        if (kind, address) in out:
             return  # already listed (maybe second of its family): never duplicate it
         family = _family(address)
-        for entry in out:
-            if entry["type"] == kind and _family(entry["address"]) == family:
-                entry["address"] = address
+        for i, (other_kind, other) in enumerate(out):
+            if other_kind == kind and _family(other) == family:
+                out[i] = (kind, address)
                 return
-        last = max((i for i, e in enumerate(out) if e["type"] == kind), default=len(out) - 1)
-        out.insert(last + 1, {"type": kind, "address": address})
+        last = max((i for i, e in enumerate(out) if e[0] == kind), default=len(out) - 1)
+        out.insert(last + 1, (kind, address))
 
     if internal is not None:
         put("InternalIP", internal)
     if external is not None:
         put("ExternalIP", external)
-    internals = {e["address"] for e in out if e["type"] == "InternalIP"}
-    return [e for e in out if not (e["type"] == "ExternalIP" and e["address"] in internals)]
+    internals = {a for kind, a in out if kind == "InternalIP"}
+    return tuple(e for e in out if not (e[0] == "ExternalIP" and e[1] in internals))
 
 
 def addresses_ready(settings: AgentSettings, external: str | None, internal: str | None) -> bool:
@@ -122,9 +113,9 @@ def addresses_ready(settings: AgentSettings, external: str | None, internal: str
     )
 
 
-def without_uninitialized(taints: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+def without_uninitialized(taints: Sequence[TaintValue]) -> tuple[TaintValue, ...] | None:
     """The taint list without the cloud-provider taint, or None when it is not there."""
-    kept = [dict(t) for t in taints if t.get("key") != keys.TAINT_UNINITIALIZED]
+    kept = tuple(t for t in taints if t.key != keys.TAINT_UNINITIALIZED)
     return kept if len(kept) != len(taints) else None
 
 
@@ -138,7 +129,7 @@ class Condition:
 
 
 def judge(
-    settings: AgentSettings | None,
+    settings: Published | None,
     problems: Sequence[str],
     conflicts: Sequence[RouteConflict],
     result: ApplyResult | None,
@@ -182,36 +173,30 @@ def _clip(text: str) -> str:
 
 
 def merge_condition(
-    conditions: Sequence[Mapping[str, Any]], condition: Condition, now: str
-) -> list[dict[str, Any]] | None:
+    conditions: Sequence[NodeCondition], condition: Condition, now: str
+) -> tuple[NodeCondition, ...] | None:
     """The conditions with ours updated, or None when it already says the same."""
-    out = [dict(c) for c in conditions]
-    for entry in out:
-        if entry.get("type") == keys.CONDITION_AGENT:
-            same = (entry.get("status"), entry.get("reason"), entry.get("message")) == (
-                condition.status,
-                condition.reason,
-                condition.message,
-            )
-            if same:
-                return None
-            if entry.get("status") != condition.status:
-                entry["lastTransitionTime"] = now
-            entry.update(
-                status=condition.status,
-                reason=condition.reason,
-                message=condition.message,
-                lastHeartbeatTime=now,
-            )
-            return out
-    out.append(
-        {
-            "type": keys.CONDITION_AGENT,
-            "status": condition.status,
-            "reason": condition.reason,
-            "message": condition.message,
-            "lastHeartbeatTime": now,
-            "lastTransitionTime": now,
-        }
+    out = list(conditions)
+    for i, entry in enumerate(out):
+        if entry.type != keys.CONDITION_AGENT:
+            continue
+        if (entry.status, entry.reason, entry.message) == (
+            condition.status,
+            condition.reason,
+            condition.message,
+        ):
+            return None
+        changed = entry.status != condition.status
+        out[i] = NodeCondition(
+            type=keys.CONDITION_AGENT,
+            status=condition.status,
+            reason=condition.reason,
+            message=condition.message,
+            last_transition_time=now if changed else entry.last_transition_time,
+            last_heartbeat_time=now,
+        )
+        return tuple(out)
+    ours = NodeCondition(
+        keys.CONDITION_AGENT, condition.status, condition.reason, condition.message, now, now
     )
-    return out
+    return (*out, ours)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.adapters.kernelroutes import KernelRouteTable
 from reconciler.adapters.netlink import NetlinkAdapter
 from reconciler.adapters.snapshot import SnapshotBackend
 from reconciler.agent import Agent, PassReport
@@ -88,7 +89,9 @@ def agent_pass(network: NodeNetwork, snapshot: Path) -> Pass:
     """One pass of a freshly started agent (new sockets, new backend): a restart each time."""
     backend = SnapshotBackend(snapshot, writable=True)
     with NetlinkAdapter(network.name) as netlink:
-        report = Agent(NODE, backend, netlink, clock=fixed_clock).run_once()
+        report = Agent(
+            NODE, backend, backend, KernelRouteTable(netlink), clock=fixed_clock
+        ).run_once()
         writes = netlink.write_messages
     backend.commit()
     return Pass(report, writes)

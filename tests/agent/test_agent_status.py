@@ -1,9 +1,10 @@
 """What the agent writes on its Node: addresses, the taint, the condition.
 
 Through the snapshot backend (a file) and through the API-server double with the real
-`kubernetes` client. Addresses come from a real kernel lookup in a test namespace.
-Concurrent writers act between the agent's read and its write; whatever they add
-must survive the agent's pass (a 409, a re-read, a recomputed patch).
+`kubernetes` client; the kernel is the in-memory route table, so these run without
+root (the CLI tests at the end use a real namespace). Concurrent writers act between
+the agent's read and its write; whatever they add must survive the agent's pass (a
+409, a re-read, a recomputed write).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import yaml
 from kubernetes import client
 
 from reconciler.adapters.kube import KubeBackend
-from reconciler.adapters.netlink import NetlinkAdapter
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, Backend, PassReport
+from reconciler.agent import Agent, PassReport
 from reconciler.model import keys
-from reconciler.ports import ConflictError, NodeObject
+from reconciler.model.state import NodeState, NodeWrite, StatusWrite, TaintValue
+from reconciler.ports import ConflictError
 from tests.agent.conftest import (
+    EXTERNAL_TARGET,
     FIXED_NOW,
     GPU_TAINT,
     KUBELET_INTERNAL_IP,
@@ -40,10 +42,9 @@ from tests.agent.conftest import (
     run_cli,
     write_snapshot,
 )
+from tests.agent.fake_routes import FakeRouteTable
 from tests.apiserver import ApiServer, LoggedRequest, RequestInfo, make_node
 from tests.conftest import needs_root
-
-pytestmark = needs_root
 
 MERGE_PATCH = "application/merge-patch+json"
 OTHER_NODE = "fsn1-worker-x9m4t"
@@ -59,15 +60,19 @@ CONVERGED = {
 }
 
 
-def run_agent(network: NodeNetwork, backend: Backend) -> PassReport:
-    """One pass of a freshly started agent against `backend`."""
-    with NetlinkAdapter(network.name) as netlink:
-        return Agent(NODE, backend, netlink, clock=fixed_clock).run_once()
+def node_kernel() -> FakeRouteTable:
+    """The node's kernel: the route to the external target leaves from its uplink."""
+    return FakeRouteTable(sources={EXTERNAL_TARGET: NODE_EXTERNAL_IP})
 
 
-def snapshot_pass(network: NodeNetwork, path: Path) -> PassReport:
+def run_agent(backend: Any) -> PassReport:
+    """One pass of a freshly started agent against `backend` (reader and writer)."""
+    return Agent(NODE, backend, backend, node_kernel(), clock=fixed_clock).run_once()
+
+
+def snapshot_pass(path: Path) -> PassReport:
     backend = SnapshotBackend(path, writable=True)
-    report = run_agent(network, backend)
+    report = run_agent(backend)
     backend.commit()
     return report
 
@@ -80,7 +85,7 @@ class WriterInTheWay:
     """A backend whose node another writer changes right before the agent's first write.
 
     `before_status` / `before_spec` get the inner backend and change the node through it
-    (no resourceVersion, as kubectl or kubelet would), just before the agent's patch.
+    (reading it first, as kubectl or kubelet would), just before the agent's write.
     """
 
     def __init__(
@@ -95,26 +100,24 @@ class WriterInTheWay:
         self.before_spec = before_spec
         self.conflicts = 0
 
-    def read_node_object(self, name: str) -> NodeObject:
-        return self.inner.read_node_object(name)
+    def get_node(self, name: str) -> NodeState:
+        return self.inner.get_node(name)
 
-    def patch_node(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
+    def write_node(self, write: NodeWrite) -> NodeState:
         if self.before_spec is not None:
             self.before_spec(self.inner)
             self.before_spec = None
-        return self._counted(self.inner.patch_node, name, patch)
+        return self._counted(lambda: self.inner.write_node(write))
 
-    def patch_node_status(self, name: str, patch: Mapping[str, Any]) -> NodeObject:
+    def write_status(self, write: StatusWrite) -> NodeState:
         if self.before_status is not None:
             self.before_status(self.inner)
             self.before_status = None
-        return self._counted(self.inner.patch_node_status, name, patch)
+        return self._counted(lambda: self.inner.write_status(write))
 
-    def _counted(
-        self, write: Callable[[str, Mapping[str, Any]], NodeObject], name: str, patch: Any
-    ) -> NodeObject:
+    def _counted(self, write: Callable[[], NodeState]) -> NodeState:
         try:
-            return write(name, patch)
+            return write()
         except ConflictError:
             self.conflicts += 1
             raise
@@ -136,11 +139,11 @@ def two_node_snapshot(tmp_path: Path) -> Path:
 
 
 def test_snapshot_pass_changes_only_addresses_taint_condition_and_version(
-    node_network: NodeNetwork, two_node_snapshot: Path
+    two_node_snapshot: Path,
 ) -> None:
     before = yaml.safe_load(two_node_snapshot.read_text())
 
-    report = snapshot_pass(node_network, two_node_snapshot)
+    report = snapshot_pass(two_node_snapshot)
 
     assert report.converged, report.condition
     assert report.node_writes == ["status: addresses, conditions", "taint: uninitialized removed"]
@@ -155,25 +158,21 @@ def test_snapshot_pass_changes_only_addresses_taint_condition_and_version(
     assert int(after["items"][0]["metadata"]["resourceVersion"]) > 1007
 
 
-def test_snapshot_second_pass_writes_nothing(
-    node_network: NodeNetwork, two_node_snapshot: Path
-) -> None:
-    snapshot_pass(node_network, two_node_snapshot)
+def test_snapshot_second_pass_writes_nothing(two_node_snapshot: Path) -> None:
+    snapshot_pass(two_node_snapshot)
     file_before = two_node_snapshot.read_bytes()
 
-    report = snapshot_pass(node_network, two_node_snapshot)
+    report = snapshot_pass(two_node_snapshot)
 
     assert report.converged
     assert report.node_writes == []
     assert two_node_snapshot.read_bytes() == file_before
 
 
-def test_snapshot_without_settings_reports_them_missing_and_keeps_the_taint(
-    node_network: NodeNetwork, tmp_path: Path
-) -> None:
+def test_snapshot_without_settings_reports_them_missing_and_keeps_the_taint(tmp_path: Path) -> None:
     path = write_snapshot(tmp_path / "nodes.yaml", node_object(NODE, annotation=None))
 
-    report = snapshot_pass(node_network, path)
+    report = snapshot_pass(path)
 
     assert (report.condition.status, report.condition.reason) == ("False", "NoSettings")
     assert report.route_writes == 0
@@ -186,14 +185,12 @@ def test_snapshot_without_settings_reports_them_missing_and_keeps_the_taint(
     assert "topoctl apply" in agent_condition(node)["message"]
 
 
-def test_snapshot_keeps_the_taint_when_the_topology_says_keep(
-    node_network: NodeNetwork, tmp_path: Path
-) -> None:
+def test_snapshot_keeps_the_taint_when_the_topology_says_keep(tmp_path: Path) -> None:
     path = write_snapshot(
         tmp_path / "nodes.yaml", node_object(NODE, agent_annotation(taint="keep"))
     )
 
-    report = snapshot_pass(node_network, path)
+    report = snapshot_pass(path)
 
     assert report.converged
     node = read_node(path)
@@ -201,16 +198,18 @@ def test_snapshot_keeps_the_taint_when_the_topology_says_keep(
     assert node["spec"]["taints"] == [UNINITIALIZED_TAINT]
 
 
-def test_snapshot_concurrent_writers_lose_nothing(
-    node_network: NodeNetwork, two_node_snapshot: Path
-) -> None:
+def test_snapshot_concurrent_writers_lose_nothing(two_node_snapshot: Path) -> None:
     def kubelet_adds_an_address(backend: SnapshotBackend) -> None:
-        current = addresses(backend.read_node_object(NODE))
-        backend.patch_node_status(NODE, {"status": {"addresses": [*current, SECOND_FAMILY]}})
+        node = backend.get_node(NODE)
+        second = (SECOND_FAMILY["type"], SECOND_FAMILY["address"])
+        backend.write_status(
+            StatusWrite(NODE, node.resource_version, addresses=(*node.addresses, second))
+        )
 
     def someone_adds_a_taint(backend: SnapshotBackend) -> None:
-        taints = [dict(t) for t in backend.read_node_object(NODE)["spec"]["taints"]]
-        backend.patch_node(NODE, {"spec": {"taints": [*taints, MAINTENANCE_TAINT]}})
+        node = backend.get_node(NODE)
+        added = TaintValue(MAINTENANCE_TAINT["key"], MAINTENANCE_TAINT["effect"], "true")
+        backend.write_node(NodeWrite(NODE, node.resource_version, taints=(*node.taints, added)))
 
     backend = WriterInTheWay(
         SnapshotBackend(two_node_snapshot, writable=True),
@@ -218,7 +217,7 @@ def test_snapshot_concurrent_writers_lose_nothing(
         before_spec=someone_adds_a_taint,
     )
 
-    report = run_agent(node_network, backend)
+    report = run_agent(backend)
     backend.commit()
 
     assert report.converged
@@ -274,7 +273,7 @@ def status_of(requests: list[LoggedRequest]) -> list[tuple[str | None, int]]:
 
 
 def test_api_patches_are_merge_patches_guarded_by_the_version_they_were_made_from(
-    node_network: NodeNetwork, seeded: ApiServer, kube: KubeBackend
+    seeded: ApiServer, kube: KubeBackend
 ) -> None:
     seen_versions: list[str] = []
 
@@ -283,7 +282,7 @@ def test_api_patches_are_merge_patches_guarded_by_the_version_they_were_made_fro
 
     seeded.faults.before(note_version, method="PATCH", times=None)
 
-    report = run_agent(node_network, kube)
+    report = run_agent(kube)
 
     assert report.converged, report.condition
     sent = patches(seeded)
@@ -298,12 +297,12 @@ def test_api_patches_are_merge_patches_guarded_by_the_version_they_were_made_fro
 
 
 def test_api_pass_sets_addresses_lifts_only_the_taint_and_leaves_the_rest(
-    node_network: NodeNetwork, seeded: ApiServer, kube: KubeBackend
+    seeded: ApiServer, kube: KubeBackend
 ) -> None:
     before = node_in(seeded)
     other_before = node_in(seeded, OTHER_NODE)
 
-    run_agent(node_network, kube)
+    run_agent(kube)
 
     after = node_in(seeded)
     assert addresses(after) == [
@@ -321,14 +320,14 @@ def test_api_pass_sets_addresses_lifts_only_the_taint_and_leaves_the_rest(
 
 
 def test_api_a_taint_added_between_read_and_write_survives(
-    node_network: NodeNetwork, seeded: ApiServer, kube: KubeBackend
+    seeded: ApiServer, kube: KubeBackend
 ) -> None:
     def someone_adds_a_taint(_: RequestInfo) -> None:
         seeded.mutate_node(NODE, lambda n: n["spec"]["taints"].append(MAINTENANCE_TAINT))
 
     seeded.faults.before(someone_adds_a_taint, method="PATCH", path=rf"/nodes/{NODE}$")
 
-    report = run_agent(node_network, kube)
+    report = run_agent(kube)
 
     assert report.converged
     assert status_of(patches(seeded)) == [("status", 200), (None, 409), (None, 200)]
@@ -336,14 +335,14 @@ def test_api_a_taint_added_between_read_and_write_survives(
 
 
 def test_api_an_address_added_between_read_and_write_survives(
-    node_network: NodeNetwork, seeded: ApiServer, kube: KubeBackend
+    seeded: ApiServer, kube: KubeBackend
 ) -> None:
     def kubelet_adds_an_address(_: RequestInfo) -> None:
         seeded.mutate_node(NODE, lambda n: n["status"]["addresses"].append(SECOND_FAMILY))
 
     seeded.faults.before(kubelet_adds_an_address, method="PATCH", path=rf"/nodes/{NODE}/status$")
 
-    report = run_agent(node_network, kube)
+    report = run_agent(kube)
 
     assert report.converged
     assert status_of(patches(seeded)) == [("status", 409), ("status", 200), (None, 200)]
@@ -359,14 +358,14 @@ def test_api_an_address_added_between_read_and_write_survives(
 
 
 def test_api_a_taint_another_writer_already_lifted_is_not_written_again(
-    node_network: NodeNetwork, seeded: ApiServer, kube: KubeBackend
+    seeded: ApiServer, kube: KubeBackend
 ) -> None:
     def another_ccm_lifts_it(_: RequestInfo) -> None:
         seeded.mutate_node(NODE, lambda n: n["spec"].update(taints=[GPU_TAINT]))
 
     seeded.faults.before(another_ccm_lifts_it, method="PATCH", path=rf"/nodes/{NODE}$")
 
-    report = run_agent(node_network, kube)
+    report = run_agent(kube)
 
     assert report.converged
     assert status_of(patches(seeded)) == [("status", 200), (None, 409)]
@@ -375,13 +374,13 @@ def test_api_a_taint_another_writer_already_lifted_is_not_written_again(
 
 
 def test_api_a_converged_pass_makes_no_write_request(
-    node_network: NodeNetwork, seeded: ApiServer, kube_api: client.ApiClient
+    seeded: ApiServer, kube_api: client.ApiClient
 ) -> None:
-    run_agent(node_network, KubeBackend(kube_api))
+    run_agent(KubeBackend(kube_api))
     version = node_in(seeded)["metadata"]["resourceVersion"]
     seeded.log.clear()
 
-    report = run_agent(node_network, KubeBackend(kube_api))  # a restarted agent
+    report = run_agent(KubeBackend(kube_api))  # a restarted agent
 
     assert report.converged
     assert report.node_writes == []
@@ -402,6 +401,7 @@ def cli_agent(network: NodeNetwork, kubeconfig: Path) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+@needs_root
 def test_cli_against_the_api_converges_then_writes_nothing(
     node_network: NodeNetwork, seeded: ApiServer, kubeconfig_path: Path
 ) -> None:
@@ -420,6 +420,7 @@ def test_cli_against_the_api_converges_then_writes_nothing(
     assert seeded.log.writes() == []
 
 
+@needs_root
 def test_cli_gives_up_cleanly_when_every_write_conflicts(
     node_network: NodeNetwork, seeded: ApiServer, kubeconfig_path: Path
 ) -> None:

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.core.nodeagent import (
     MAX_MESSAGE,
-    AgentSettings,
     Condition,
+    Published,
     SettingsError,
     addresses_ready,
     judge,
@@ -24,20 +26,22 @@ from reconciler.core.nodeagent import (
 )
 from reconciler.core.routes import ApplyResult, Route, RouteConflict, RouteFailure
 from reconciler.model import keys
+from reconciler.model.settings import AgentRoute, AgentSettings
+from reconciler.model.state import NodeCondition, TaintValue
 
-Address = dict[str, str]
+Address = tuple[str, str]
 
 
 def internal(address: str) -> Address:
-    return {"type": "InternalIP", "address": address}
+    return ("InternalIP", address)
 
 
 def external(address: str) -> Address:
-    return {"type": "ExternalIP", "address": address}
+    return ("ExternalIP", address)
 
 
 def hostname(name: str = "fsn1-worker-1") -> Address:
-    return {"type": "Hostname", "address": name}
+    return ("Hostname", name)
 
 
 # --- merge_addresses -------------------------------------------------------------------
@@ -133,45 +137,37 @@ def test_merge_addresses(case: AddressCase) -> None:
 
     merged = merge_addresses(case.current, case.detected_external, case.detected_internal)
 
-    assert merged == case.expected
+    assert merged == tuple(case.expected)
     assert json.dumps(case.current) == before, "the input list must not be modified"
 
 
 def test_merge_addresses_is_identity_when_already_in_place() -> None:
     current = [internal("10.10.0.9"), internal("fd00:10::3"), hostname(), external("192.0.2.10")]
 
-    assert merge_addresses(current, "192.0.2.10", "10.10.0.9") == current
-
-
-def test_merge_addresses_keeps_only_type_and_address() -> None:
-    current = [{"type": "InternalIP", "address": "10.10.0.3", "extra": "x"}]
-
-    assert merge_addresses(current, None, None) == [internal("10.10.0.3")]
+    assert merge_addresses(current, "192.0.2.10", "10.10.0.9") == tuple(current)
 
 
 # --- without_uninitialized ---------------------------------------------------------------
 
-UNINITIALIZED = {"key": keys.TAINT_UNINITIALIZED, "value": "true", "effect": "NoSchedule"}
-GPU = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
-UNREACHABLE = {"key": keys.TAINT_UNREACHABLE, "effect": "NoExecute"}
+UNINITIALIZED = TaintValue(keys.TAINT_UNINITIALIZED, "NoSchedule", "true")
+GPU = TaintValue("nvidia.com/gpu", "NoSchedule", "present")
+UNREACHABLE = TaintValue(keys.TAINT_UNREACHABLE, "NoExecute")
 
-TAINT_CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
+TAINT_CASES: dict[str, tuple[list[TaintValue], list[TaintValue] | None]] = {
     "the only taint goes": ([UNINITIALIZED], []),
     "others are kept, in order": ([GPU, UNINITIALIZED, UNREACHABLE], [GPU, UNREACHABLE]),
     "absent: None (nothing to write)": ([GPU, UNREACHABLE], None),
     "no taints at all: None": ([], None),
     "any effect of that key goes": (
-        [GPU, {"key": keys.TAINT_UNINITIALIZED, "effect": "NoExecute"}],
+        [GPU, TaintValue(keys.TAINT_UNINITIALIZED, "NoExecute")],
         [GPU],
     ),
 }
 
 
 @pytest.mark.parametrize(("taints", "expected"), TAINT_CASES.values(), ids=TAINT_CASES.keys())
-def test_without_uninitialized(
-    taints: list[dict[str, Any]], expected: list[dict[str, Any]] | None
-) -> None:
-    assert without_uninitialized(taints) == expected
+def test_without_uninitialized(taints: list[TaintValue], expected: list[TaintValue] | None) -> None:
+    assert without_uninitialized(taints) == (None if expected is None else tuple(expected))
 
 
 # --- parse_settings ------------------------------------------------------------------------
@@ -202,33 +198,36 @@ def test_parse_settings_reads_targets_protocol_and_routes() -> None:
         )
     )
 
-    assert settings == AgentSettings(
-        external_ip_target="203.0.113.50",
-        internal_ip_target="10.200.0.1",
-        remove_uninitialized_taint=True,
-        protocol=200,
-        routes=(
-            Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
-            Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
-        ),
+    assert (settings.settings.external_ip_target, settings.settings.internal_ip_target) == (
+        "203.0.113.50",
+        "10.200.0.1",
     )
+    assert settings.settings.removes_uninitialized_taint
+    assert settings.protocol == 200
+    assert settings.routes == (
+        Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
+        Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
+    )
+    assert settings.invalid_routes == ()
 
 
 def test_parse_settings_defaults_to_protocol_193_and_taint_removal() -> None:
-    raw = {keys.TOPOCTL_AGENT: json.dumps({"routes": [{"to": "10.1.0.0/16", "dev": "eth0"}]})}
+    raw = {
+        keys.TOPOCTL_AGENT: json.dumps({"v": 1, "routes": [{"to": "10.1.0.0/16", "dev": "eth0"}]})
+    }
 
     settings = parse_settings(raw)
 
     assert settings.protocol == keys.DEFAULT_ROUTE_PROTOCOL
-    assert settings.remove_uninitialized_taint is True
-    assert settings.external_ip_target is None
+    assert settings.settings.removes_uninitialized_taint is True
+    assert settings.settings.external_ip_target is None
     assert settings.routes[0].protocol == keys.DEFAULT_ROUTE_PROTOCOL
 
 
 def test_parse_settings_keeps_the_taint_when_told_to() -> None:
     settings = parse_settings(settings_annotation(uninitializedTaint="keep"))
 
-    assert settings.remove_uninitialized_taint is False
+    assert settings.settings.removes_uninitialized_taint is False
 
 
 def test_parse_settings_without_the_annotation_says_what_to_run() -> None:
@@ -237,13 +236,54 @@ def test_parse_settings_without_the_annotation_says_what_to_run() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw",
-    ["{not json", "[]", '"a string"', '{"protocol": "tcp"}', "null"],
-    ids=["truncated", "a list", "a string", "non-numeric protocol", "null"],
+    ("raw", "names"),
+    [
+        ("{not json", "Expecting property name"),
+        ("[]", "a JSON object is expected, not list"),
+        ('"a string"', "a JSON object is expected, not str"),
+        ("null", "a JSON object is expected, not NoneType"),
+        ('{"v": 1, "protocol": "tcp"}', "protocol: Input should be a valid integer"),
+        ('{"v": 1, "protocol": 193.0}', "protocol: Input should be a valid integer"),
+        ('{"v": 1, "uninitializedTaint": "lift"}', "uninitializedTaint: Input should be"),
+        ('{"v": 1, "routes": {"to": "10.0.0.0/8"}}', "routes: a list is expected"),
+        ('{"v": 1, "externalIPTarget": 7}', "externalIPTarget: Input should be a valid string"),
+        ('{"v": 1, "extra": true}', "extra: Extra inputs are not permitted"),
+    ],
+    ids=[
+        "truncated",
+        "a list",
+        "a string",
+        "null",
+        "non-numeric protocol",
+        "fractional protocol",
+        "unknown taint mode",
+        "routes not a list",
+        "target not a string",
+        "unknown field",
+    ],
 )
-def test_parse_settings_unreadable_annotation_is_a_settings_error(raw: str) -> None:
-    with pytest.raises(SettingsError, match=r"topoctl\.io/agent is not valid agent settings"):
+def test_parse_settings_unreadable_annotation_is_a_settings_error(raw: str, names: str) -> None:
+    with pytest.raises(
+        SettingsError, match=r"topoctl\.io/agent is not valid agent settings"
+    ) as err:
         parse_settings({keys.TOPOCTL_AGENT: raw})
+
+    assert names in str(err.value)
+
+
+@pytest.mark.parametrize(("version", "shown"), [(2, "2"), (None, "None"), ("1", "'1'"), (0, "0")])
+def test_parse_settings_unknown_format_version_is_named(version: Any, shown: str) -> None:
+    payload: dict[str, Any] = {"routes": []}
+    if version is not None:
+        payload["v"] = version
+
+    with pytest.raises(SettingsError) as err:
+        parse_settings({keys.TOPOCTL_AGENT: json.dumps(payload)})
+
+    assert str(err.value) == (
+        f"topoctl.io/agent has format version {shown}; this agent reads version 1: "
+        "run an agent and a planner of the same topoctl release"
+    )
 
 
 def test_parse_settings_reports_invalid_routes_and_keeps_the_valid_ones() -> None:
@@ -261,10 +301,39 @@ def test_parse_settings_reports_invalid_routes_and_keeps_the_valid_ones() -> Non
 
     assert [r.dst for r in settings.routes] == ["10.1.0.0/16"]
     assert len(settings.invalid_routes) == 4
-    assert "10.2.0.0/33" in settings.invalid_routes[0]
-    assert "'to'" in settings.invalid_routes[1]  # the missing key is named
-    assert "needs a gateway, a device or both" in settings.invalid_routes[2]
-    assert "unknown table 'nosuchtable'" in settings.invalid_routes[3]
+    # shape problems first (the model refuses them), then what the kernel could not hold
+    assert "to: Field required" in settings.invalid_routes[0]  # the missing key is named
+    assert "table: Input should be a valid integer" in settings.invalid_routes[1]
+    assert "10.2.0.0/33" in settings.invalid_routes[2]
+    assert "needs a gateway, a device or both" in settings.invalid_routes[3]
+
+
+def test_the_planner_and_the_agent_share_one_contract() -> None:
+    """What desired.agent_annotation writes, parse_settings reads back unchanged."""
+    published = AgentSettings(
+        external_ip_target="203.0.113.50",
+        internal_ip_target="10.200.0.1",
+        uninitialized_taint="keep",
+        protocol=200,
+        routes=(
+            AgentRoute(to="10.77.0.0/24", via="198.51.100.1", table=100, metric=5),
+            AgentRoute(to="172.31.0.0/16", via="10.10.0.2", dev="cilium_tunl", onlink=True),
+        ),
+    )
+    raw = published.to_annotation()
+
+    read, invalid = AgentSettings.from_annotation(raw)
+
+    assert invalid == ()
+    assert read == published.model_copy(
+        update={"routes": tuple(sorted(published.routes, key=AgentRoute.order))}
+    )
+    assert read.to_annotation() == raw
+    assert json.loads(raw)["v"] == 1
+    assert parse_settings({keys.TOPOCTL_AGENT: raw}).routes == (
+        Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
+        Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
+    )
 
 
 # --- judge ---------------------------------------------------------------------------------
@@ -273,12 +342,9 @@ ROUTE_A = Route.build("10.1.0.0/16", gateway="192.0.2.1")
 ROUTE_B = Route.build("172.31.0.0/16", gateway="10.10.0.2", dev="cilium_tunl", onlink=True)
 
 
-def settings_with(*, invalid: Sequence[str] = ()) -> AgentSettings:
-    return AgentSettings(
-        external_ip_target="203.0.113.50",
-        internal_ip_target=None,
-        remove_uninitialized_taint=True,
-        protocol=193,
+def settings_with(*, invalid: Sequence[str] = ()) -> Published:
+    return Published(
+        AgentSettings(external_ip_target="203.0.113.50", protocol=193),
         routes=(ROUTE_A, ROUTE_B),
         invalid_routes=tuple(invalid),
     )
@@ -291,7 +357,7 @@ def failed(route: Route, reason: str, code: int) -> ApplyResult:
 
 @dataclass(frozen=True)
 class JudgeCase:
-    settings: AgentSettings | None
+    settings: Published | None
     problems: tuple[str, ...] = ()
     conflicts: tuple[RouteConflict, ...] = ()
     result: ApplyResult | None = None
@@ -414,7 +480,7 @@ def test_addresses_ready_needs_every_enabled_detection(
     internal_target: str | None,
     ready: bool,
 ) -> None:
-    settings = AgentSettings(external_target, internal_target, True, 193, ())
+    settings = AgentSettings(external_ip_target=external_target, internal_ip_target=internal_target)
 
     assert addresses_ready(settings, external, internal_ip) is ready
 
@@ -444,8 +510,31 @@ def ours(status: str, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+def conditions(*entries: dict[str, Any]) -> list[NodeCondition]:
+    """Conditions as NodeState holds them, from the API's JSON."""
+    return [
+        NodeCondition(
+            e["type"],
+            e["status"],
+            e.get("reason", ""),
+            e.get("message", ""),
+            e.get("lastTransitionTime", ""),
+            e.get("lastHeartbeatTime", ""),
+        )
+        for e in entries
+    ]
+
+
+def merge(
+    current: list[dict[str, Any]], condition: Condition, now: str
+) -> list[dict[str, Any]] | None:
+    """merge_condition on the API's JSON, for readable expectations."""
+    merged = merge_condition(conditions(*current), condition, now)
+    return None if merged is None else [c.as_dict() for c in merged]
+
+
 def test_merge_condition_appends_ours_with_both_times_now() -> None:
-    merged = merge_condition([READY], Condition("True", "Converged", "0 route(s) in place"), NOW)
+    merged = merge([READY], Condition("True", "Converged", "0 route(s) in place"), NOW)
 
     assert merged == [
         READY,
@@ -465,13 +554,13 @@ def test_merge_condition_unchanged_is_none() -> None:
 
     same = Condition("True", "Converged", "2 route(s) in place")
 
-    assert merge_condition(current, same, NOW) is None
+    assert merge(current, same, NOW) is None
 
 
 def test_merge_condition_same_status_new_message_keeps_transition_time() -> None:
     current = [READY, ours("True", "Converged", "2 route(s) in place")]
 
-    merged = merge_condition(current, Condition("True", "Converged", "3 route(s) in place"), NOW)
+    merged = merge(current, Condition("True", "Converged", "3 route(s) in place"), NOW)
 
     assert merged is not None
     assert merged[0] == READY
@@ -483,7 +572,7 @@ def test_merge_condition_same_status_new_message_keeps_transition_time() -> None
 def test_merge_condition_same_status_new_reason_keeps_transition_time() -> None:
     current = [ours("False", "RouteConflict", "x")]
 
-    merged = merge_condition(current, Condition("False", "DeviceMissing", "y"), NOW)
+    merged = merge(current, Condition("False", "DeviceMissing", "y"), NOW)
 
     assert merged is not None
     assert (merged[0]["reason"], merged[0]["lastTransitionTime"]) == ("DeviceMissing", EARLIER)
@@ -492,7 +581,7 @@ def test_merge_condition_same_status_new_reason_keeps_transition_time() -> None:
 def test_merge_condition_status_flip_moves_transition_time() -> None:
     current = [ours("False", "AddressDetectionFailed", "no route"), READY]
 
-    merged = merge_condition(current, Condition("True", "Converged", "0 route(s) in place"), NOW)
+    merged = merge(current, Condition("True", "Converged", "0 route(s) in place"), NOW)
 
     assert merged is not None
     assert merged[0] == {
@@ -507,9 +596,43 @@ def test_merge_condition_status_flip_moves_transition_time() -> None:
 
 
 def test_merge_condition_does_not_modify_its_input() -> None:
-    current = [ours("False", "NoSettings", "none")]
-    before = json.dumps(current)
+    current = conditions(ours("False", "NoSettings", "none"))
+    before = list(current)
 
     merge_condition(current, Condition("True", "Converged", "0 route(s) in place"), NOW)
 
-    assert json.dumps(current) == before
+    assert current == before
+
+
+_ROUTES = st.builds(
+    AgentRoute,
+    to=st.sampled_from(["10.1.0.0/16", "172.31.0.0/16", "fd00:77::/64", "0.0.0.0/0"]),
+    via=st.none() | st.sampled_from(["10.10.0.2", "198.51.100.1"]),
+    dev=st.none() | st.sampled_from(["eth0", "cilium_tunl"]),
+    table=st.sampled_from([254, 100, 1107]),
+    metric=st.integers(0, 2**32 - 1),
+    onlink=st.booleans(),
+)
+_SETTINGS = st.builds(
+    AgentSettings,
+    external_ip_target=st.none() | st.sampled_from(["8.8.8.8", "2001:4860:4860::8888"]),
+    internal_ip_target=st.none() | st.sampled_from(["10.200.0.1"]),
+    uninitialized_taint=st.sampled_from(["remove", "keep"]),
+    protocol=st.integers(5, 255),
+    routes=st.lists(_ROUTES, max_size=6).map(tuple),
+)
+
+
+@settings(derandomize=True, max_examples=150, deadline=None)
+@given(_SETTINGS)
+def test_what_the_planner_writes_the_agent_reads_back(published: AgentSettings) -> None:
+    raw = published.to_annotation()
+
+    read, invalid = AgentSettings.from_annotation(raw)
+
+    assert invalid == ()
+    assert read.to_annotation() == raw
+    assert sorted(read.routes, key=AgentRoute.order) == sorted(
+        published.routes, key=AgentRoute.order
+    )
+    assert read.model_copy(update={"routes": published.routes}) == published

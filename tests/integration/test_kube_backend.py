@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from reconciler.adapters import kube
 from reconciler.adapters.kube import ClusterNotFoundError, KubeBackend, RetryPolicy
 from reconciler.cli import main
-from reconciler.model.state import NodeWrite, StatusWrite, TaintValue
+from reconciler.model.state import NodeState, NodeWrite, StatusWrite, TaintValue
 from reconciler.ports import BackendError, ConflictError, NotFoundError
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import RequestInfo
@@ -225,16 +225,16 @@ def test_get_node(apiserver: ApiServer, backend: KubeBackend) -> None:
     seeded = apiserver.seed_node(
         "ams1-gw-1", annotations={"kilo.squat.ai/location": "onprem-ams1"}, internal_ip="10.0.0.1"
     )
-    got = backend.read_node_object("ams1-gw-1")
-    assert got["metadata"]["uid"] == seeded["metadata"]["uid"]
-    assert rv_of(got) == rv_of(seeded)
-    assert got["metadata"]["annotations"] == {"kilo.squat.ai/location": "onprem-ams1"}
-    assert {"type": "InternalIP", "address": "10.0.0.1"} in got["status"]["addresses"]
+    got = backend.get_node("ams1-gw-1")
+    assert got.uid == seeded["metadata"]["uid"]
+    assert got.resource_version == rv_of(seeded)
+    assert got.annotations == {"kilo.squat.ai/location": "onprem-ams1"}
+    assert ("InternalIP", "10.0.0.1") in got.addresses
 
 
 def test_get_missing_node_is_not_found(backend: KubeBackend) -> None:
     with pytest.raises(NotFoundError, match=r"read node ghost: nodes \"ghost\" not found"):
-        backend.read_node_object("ghost")
+        backend.get_node("ghost")
 
 
 # --------------------------------------------------------------------- writes
@@ -256,10 +256,17 @@ def test_patch_changes_only_the_given_keys(apiserver: ApiServer, backend: KubeBa
         }
     }
 
-    returned = backend.patch_node("ams1-gw-1", patch)
+    returned = backend.write_node(
+        NodeWrite(
+            "ams1-gw-1",
+            rv_of(seeded),
+            annotations={"kilo.squat.ai/location": "onprem-ams1", "kilo.squat.ai/leader": None},
+            labels={"topology.kubernetes.io/zone": "onprem-ams1"},
+        )
+    )
 
     after = node(apiserver, "ams1-gw-1")
-    assert returned == after
+    assert returned == NodeState.from_object(after)
     assert after["metadata"]["annotations"] == {"kilo.squat.ai/location": "onprem-ams1", "x": "1"}
     assert after["metadata"]["labels"] == {
         **seeded["metadata"]["labels"],
@@ -272,7 +279,7 @@ def test_patch_changes_only_the_given_keys(apiserver: ApiServer, backend: KubeBa
     assert sent.body == patch
 
 
-def test_patch_node_status_changes_only_status(apiserver: ApiServer, backend: KubeBackend) -> None:
+def test_write_status_changes_only_status(apiserver: ApiServer, backend: KubeBackend) -> None:
     seeded = apiserver.seed_node("fsn1-worker-1", internal_ip="10.10.0.5", labels={"a": "b"})
     addresses = [
         {"type": "InternalIP", "address": "10.10.0.5"},
@@ -280,9 +287,12 @@ def test_patch_node_status_changes_only_status(apiserver: ApiServer, backend: Ku
         {"type": "Hostname", "address": "fsn1-worker-1"},
     ]
 
-    backend.patch_node_status(
-        "fsn1-worker-1",
-        {"metadata": {"resourceVersion": rv_of(seeded)}, "status": {"addresses": addresses}},
+    backend.write_status(
+        StatusWrite(
+            "fsn1-worker-1",
+            rv_of(seeded),
+            addresses=tuple((a["type"], a["address"]) for a in addresses),
+        )
     )
 
     after = node(apiserver, "fsn1-worker-1")
@@ -300,9 +310,7 @@ def test_patch_with_a_stale_resource_version_is_a_conflict(
     moved = node(apiserver, "n1")
 
     with pytest.raises(ConflictError, match=r"patch node n1: .*the object has been modified"):
-        backend.patch_node(
-            "n1", {"metadata": {"resourceVersion": rv_of(seeded), "labels": {"mine": "x"}}}
-        )
+        backend.write_node(NodeWrite("n1", rv_of(seeded), labels={"mine": "x"}))
 
     assert node(apiserver, "n1") == moved
     assert statuses(apiserver, verb="patch") == [409]  # a conflict is not retried blindly
@@ -310,7 +318,7 @@ def test_patch_with_a_stale_resource_version_is_a_conflict(
 
 def test_patch_of_a_missing_node_is_not_found(backend: KubeBackend) -> None:
     with pytest.raises(NotFoundError, match="patch node ghost"):
-        backend.patch_node("ghost", {"metadata": {"resourceVersion": "5", "labels": {"a": "b"}}})
+        backend.write_node(NodeWrite("ghost", "5", labels={"a": "b"}))
 
 
 def test_delete_node_only_while_it_is_the_object_judged_dead(
@@ -336,7 +344,7 @@ def test_delete_node_only_while_it_is_the_object_judged_dead(
 
 
 def read_call(backend: KubeBackend) -> Any:
-    return backend.read_node_object("n1")
+    return backend.get_node("n1")
 
 
 def list_call(backend: KubeBackend) -> Any:
@@ -344,10 +352,8 @@ def list_call(backend: KubeBackend) -> Any:
 
 
 def patch_call(backend: KubeBackend) -> Any:
-    current = backend.read_node_object("n1")
-    return backend.patch_node(
-        "n1", {"metadata": {"resourceVersion": rv_of(current), "labels": {"mine": "x"}}}
-    )
+    current = backend.get_node("n1")
+    return backend.write_node(NodeWrite("n1", current.resource_version, labels={"mine": "x"}))
 
 
 CALLS: dict[str, tuple[Callable[[KubeBackend], Any], str, str]] = {
@@ -394,7 +400,7 @@ def test_an_excessive_retry_after_is_capped(apiserver: ApiServer, kubeconfig_pat
     capped = RetryPolicy(attempts=2, initial=0.01, cap=0.05, max_retry_after=0.05)
     backend = KubeBackend(KubeBackend.connect(kubeconfig_path).api, retry=capped)
 
-    assert backend.read_node_object("n1")["metadata"]["name"] == "n1"
+    assert backend.get_node("n1").name == "n1"
 
     throttled, accepted = apiserver.log.filter(verb="get")
     assert (throttled.status, accepted.status) == (429, 200)
@@ -407,7 +413,7 @@ def test_a_slow_response_within_the_timeout_succeeds(
     apiserver.seed_node("n1")
     apiserver.faults.latency(0.3, path="/nodes")
 
-    assert backend.read_node_object("n1")["metadata"]["name"] == "n1"
+    assert backend.get_node("n1").name == "n1"
     assert len(backend.export_nodes()) == 1
     patch_call(backend)
 
@@ -422,7 +428,7 @@ def test_a_response_slower_than_the_timeout_is_retried(
     apiserver.faults.latency(1.5, times=1, method="GET")  # only the first attempt is slow
     impatient = KubeBackend(KubeBackend.connect(kubeconfig_path).api, retry=FAST, timeout=(2, 0.5))
 
-    assert impatient.read_node_object("n1")["metadata"]["name"] == "n1"
+    assert impatient.get_node("n1").name == "n1"
     assert apiserver.log.wait_for(lambda entries: len(entries) == 2)
     assert apiserver.log.count(verb="get") == 2  # the slow one (answered late) and the retry
 
@@ -449,9 +455,7 @@ def test_a_patch_whose_answer_was_lost_comes_back_as_a_conflict(
     apiserver.faults.reset(method="PATCH", after=True)
 
     with pytest.raises(ConflictError):
-        backend.patch_node(
-            "n1", {"metadata": {"resourceVersion": rv_of(seeded), "labels": {"mine": "x"}}}
-        )
+        backend.write_node(NodeWrite("n1", rv_of(seeded), labels={"mine": "x"}))
 
     assert node(apiserver, "n1")["metadata"]["labels"]["mine"] == "x"
     assert statuses(apiserver, verb="patch") == [0, 409]
@@ -479,7 +483,7 @@ def test_a_fault_outlasting_the_retry_policy_is_a_clear_backend_error(
     apiserver.faults.fail(503, times=None, message="etcdserver: leader changed")
 
     with pytest.raises(BackendError) as err:
-        backend.read_node_object("n1")
+        backend.get_node("n1")
 
     assert not isinstance(err.value, ConflictError | NotFoundError)
     assert str(err.value) == (
@@ -560,12 +564,13 @@ def test_the_entry_point_reports_a_refusal_in_one_line(
 class Waiter:
     """``wait_for_change`` in a thread, so a test can act while it waits."""
 
-    def __init__(self, backend: KubeBackend, name: str, rv: str | None, timeout: float) -> None:
+    def __init__(self, backend: KubeBackend, name: str, rv: str, timeout: float) -> None:
         self.error: BaseException | None = None
+        self.changed: bool | None = None
 
         def run() -> None:
             try:
-                backend.wait_for_change(name, rv, timeout)
+                self.changed = backend.wait_for_change(name, rv, timeout)
             except BaseException as err:
                 self.error = err
 
@@ -591,6 +596,7 @@ def test_wait_for_change_returns_on_a_modification(
     apiserver.mutate_node("n1", lambda n: n["metadata"]["labels"].update(kilo="moved"))
 
     assert waiter.returned()
+    assert waiter.changed is True
     (opened,) = apiserver.log.filter(verb="watch")
     assert opened.query["fieldSelector"] == "metadata.name=n1"  # other nodes never wake it
     assert opened.query["resourceVersion"] == rv_of(seeded)
@@ -602,13 +608,15 @@ def test_wait_for_change_returns_at_once_for_a_change_it_missed(
     seeded = apiserver.seed_node("n1")
     apiserver.mutate_node("n1", lambda n: n["metadata"]["labels"].update(kilo="moved"))
 
-    assert Waiter(backend, "n1", rv_of(seeded), timeout=30).returned()
+    waiter = Waiter(backend, "n1", rv_of(seeded), timeout=30)
+    assert waiter.returned()
+    assert waiter.changed is True
 
 
 def test_wait_for_change_returns_on_timeout(apiserver: ApiServer, backend: KubeBackend) -> None:
     seeded = apiserver.seed_node("n1")
 
-    backend.wait_for_change("n1", rv_of(seeded), timeout=1)
+    assert backend.wait_for_change("n1", rv_of(seeded), timeout=1) is False
 
     (opened,) = apiserver.log.filter(verb="watch")
     assert opened.query["timeoutSeconds"] == "1"
@@ -619,20 +627,45 @@ def test_wait_for_change_survives_a_compaction(apiserver: ApiServer, backend: Ku
     apiserver.seed_node("n2")
     apiserver.compact()  # the node's resourceVersion is older than the watch history
 
-    assert Waiter(backend, "n1", rv_of(seeded), timeout=30).returned()  # 410: re-read instead
+    waiter = Waiter(backend, "n1", rv_of(seeded), timeout=30)
+    assert waiter.returned()
+    assert waiter.changed is True  # 410: the caller re-reads instead
 
 
-@pytest.mark.parametrize("abrupt", [False, True], ids=["closed", "reset"])
-def test_wait_for_change_survives_a_dropped_watch(
-    apiserver: ApiServer, backend: KubeBackend, abrupt: bool
+def test_wait_for_change_ends_without_a_change_when_the_server_closes_the_watch(
+    apiserver: ApiServer, backend: KubeBackend
 ) -> None:
     seeded = apiserver.seed_node("n1")
     waiter = Waiter(backend, "n1", rv_of(seeded), timeout=30)
     assert apiserver.wait_for_watches(1)
 
-    apiserver.drop_watches(abrupt=abrupt)
+    apiserver.drop_watches(abrupt=False)
 
     assert waiter.returned()
+    assert waiter.changed is False  # the caller still waits out its interval
+
+
+def test_wait_for_change_reports_a_broken_watch_for_the_caller_to_back_off(
+    apiserver: ApiServer, backend: KubeBackend
+) -> None:
+    seeded = apiserver.seed_node("n1")
+    waiter = Waiter(backend, "n1", rv_of(seeded), timeout=30)
+    assert apiserver.wait_for_watches(1)
+
+    apiserver.drop_watches(abrupt=True)
+
+    with pytest.raises(BackendError, match="watch node n1"):
+        waiter.returned()
+
+
+def test_wait_for_change_reports_a_refused_watch(
+    apiserver: ApiServer, backend: KubeBackend
+) -> None:
+    seeded = apiserver.seed_node("n1")
+    apiserver.faults.fail(403, times=None, watch=True, message="watch is forbidden")
+
+    with pytest.raises(BackendError, match="watch node n1: HTTP 403"):
+        backend.wait_for_change("n1", rv_of(seeded), timeout=5)
 
 
 def test_connect_selects_the_given_context(apiserver: ApiServer, tmp_path: Path) -> None:

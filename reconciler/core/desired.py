@@ -8,7 +8,7 @@ to the InternalIP of the leader Kilo is predicted to pick once the plan is appli
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +36,23 @@ class DesiredNode:
     kilo: Mapping[str, str]  # the six user-set Kilo keys git declares
 
 
-def kilo_annotations(site: Site, member: Member, mesh_port: int) -> dict[str, str]:
-    """The six Kilo keys, exactly in the formats Kilo parses (DOMAIN.md)."""
+def location_ips_anchor(site: Site, members: Collection[str]) -> str | None:
+    """The one member that carries the site's allowed-location-ips under ``full`` and
+    ``cross`` granularity, where every node is a Kilo segment of its own and Kilo refuses
+    the same CIDR on two segments (pkg/mesh/topology.go: "overlapping allowed location
+    IPnets"): the first pinned leader candidate present, else the first listed node
+    present, else the first member by name."""
+    for name in (*site.spec.leader, *(n.name for n in site.spec.nodes)):
+        if name in members:
+            return name
+    return min(members, default=None)
+
+
+def kilo_annotations(
+    site: Site, member: Member, mesh_port: int, location_ips: bool = True
+) -> dict[str, str]:
+    """The six Kilo keys, exactly in the formats Kilo parses (DOMAIN.md); without
+    ``location_ips`` the node leaves the site's allowed-location-ips to another."""
     out = {keys.KILO_LOCATION: site.name}
     named = member.named
     if named is not None and named.name in site.spec.leader:
@@ -51,7 +66,7 @@ def kilo_annotations(site: Site, member: Member, mesh_port: int) -> dict[str, st
         keepalive = site.spec.persistent_keepalive
     if keepalive is not None:
         out[keys.KILO_PERSISTENT_KEEPALIVE] = str(keepalive)
-    if site.spec.allowed_location_ips:
+    if site.spec.allowed_location_ips and location_ips:
         out[keys.KILO_ALLOWED_LOCATION_IPS] = ",".join(site.spec.allowed_location_ips)
     return out
 
@@ -78,10 +93,12 @@ def _taint(taint: Taint) -> TaintValue:
     return TaintValue(taint.key, taint.effect, taint.value)
 
 
-def desired_node(site: Site, member: Member, cluster: Cluster) -> DesiredNode:
+def desired_node(
+    site: Site, member: Member, cluster: Cluster, location_ips: bool = True
+) -> DesiredNode:
     """What git declares for one member (the agent settings apart: they need the leader)."""
     labels, annotations, taints = _merged(site, member)
-    kilo = kilo_annotations(site, member, cluster.spec.mesh.port)
+    kilo = kilo_annotations(site, member, cluster.spec.mesh.port, location_ips)
     return DesiredNode(
         name=member.node.name,
         site=site.name,

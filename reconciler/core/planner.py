@@ -24,6 +24,7 @@ from reconciler.core.desired import (
     DesiredNode,
     agent_annotation,
     desired_node,
+    location_ips_anchor,
     routes_for,
 )
 from reconciler.core.diff import diff_node, taint_text, with_agent
@@ -258,7 +259,12 @@ class Planner:
         name = member.node.name
         found = memo.base.get(name)
         if found is None:
-            desired = desired_node(member.site, member, self.topology.cluster)
+            cluster = self.topology.cluster
+            site = member.site
+            location_ips = cluster.spec.mesh.granularity not in PER_NODE or name == (
+                location_ips_anchor(site, self._members[site.name])
+            )
+            desired = desired_node(site, member, cluster, location_ips)
             plan = diff_node(desired, member.node)
             found = memo.base[name] = (desired, plan, project(member.node, plan))
         return found

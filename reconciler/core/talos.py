@@ -33,7 +33,8 @@ from typing import Any, Literal
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from reconciler.core.desired import desired_node
+from reconciler.core.desired import desired_node, location_ips_anchor
+from reconciler.core.kilo import PER_NODE
 from reconciler.core.membership import ClaimIndex, Member, claims_of
 from reconciler.model.state import NodeState, TaintValue
 from reconciler.model.topology import Cluster, Site
@@ -140,7 +141,14 @@ def talos_value(taint: TaintValue) -> str:
 
 
 def _patch(member: Member, cluster: Cluster, target: str, kind: Target) -> TalosPatch:
-    desired = desired_node(member.site, member, cluster)
+    # Under full/cross granularity one member carries the allowed-location-ips: the
+    # anchor among the listed nodes (a pool member's name is not known in advance).
+    site = member.site
+    listed = {n.name for n in site.spec.nodes}
+    location_ips = cluster.spec.mesh.granularity not in PER_NODE or (
+        kind == "node" and target == location_ips_anchor(site, listed)
+    )
+    desired = desired_node(site, member, cluster, location_ips)
     labels = {k: v for k, v in desired.labels.items() if kubelet_may_set(k)}
     taints: dict[str, str] = {}
     left: list[str] = []

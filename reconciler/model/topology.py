@@ -317,7 +317,8 @@ class SiteSpec(Model):
         (),
         alias="allowedLocationIPs",
         description="CIDRs reachable through this location -> kilo.squat.ai/allowed-location-ips "
-        "on every member.",
+        "on every member (under mesh granularity full or cross, where each node is a "
+        "segment, on one: the first pinned leader, else the first listed node present).",
     )
     labels: Labels = {}
     annotations: Annotations = {}

@@ -140,14 +140,20 @@ class KubeBackend:
         return [NodeState.from_object(n) for n in self.export_nodes()]
 
     def export_nodes(self) -> list[NodeObject]:
-        """Every node object, paging through ``limit``/``continue`` over one snapshot.
+        """Every node object, paging through ``limit``/``continue`` over one snapshot."""
+        return self.list_node_objects()[0]
 
-        If the snapshot expires between pages (410: etcd compacted it), the pages read so
-        far are dropped and the nodes listed again in one unpaged request, as client-go's
-        pager does: mixing pages from two moments would not be one consistent list.
+    def list_node_objects(self) -> tuple[list[NodeObject], str]:
+        """Every node object and the list's resourceVersion (to watch from).
+
+        Pages of one list share its snapshot. If the snapshot expires between pages (410:
+        etcd compacted it), the pages read so far are dropped and the nodes listed again
+        in one unpaged request, as client-go's pager does: mixing pages from two moments
+        would not be one consistent list.
         """
         items: list[NodeObject] = []
         token: str | None = None
+        version = ""
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size}
             if token:
@@ -158,11 +164,13 @@ class KubeBackend:
                 if not token:
                     raise
                 log.info("node list expired between pages; listing again without paging")
-                return list(self._call("list nodes", self.core.list_node).get("items") or [])
+                page = self._call("list nodes", self.core.list_node)
+                return list(page.get("items") or []), _list_version(page)
             items += page.get("items") or []
+            version = version or _list_version(page)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                return items
+                return items, version
 
     def get_node(self, name: str) -> NodeState:
         """One node."""
@@ -261,6 +269,10 @@ class KubeBackend:
             raise _translate(what, err, _gave_up(retrying, err)) from None
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as err:
             raise BackendError(f"{what}: {_reason(err)}{_gave_up(retrying, err)}") from None
+
+
+def _list_version(page: Mapping[str, Any]) -> str:
+    return str((page.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _default_kubeconfig() -> str | None:

@@ -99,6 +99,10 @@ class ClusterWatcher(Protocol):
         ends; raises ExpiredError on 410 (list again)."""
         ...
 
+    def close(self) -> None:
+        """End an open watch at once (called from another thread, on shutdown)."""
+        ...
+
 
 class NodeWatch(Protocol):
     """Wakes a node's agent when its own Node changes."""

@@ -93,11 +93,13 @@ class Planner:
             self._members[member.site.name].discard(name)
         self._located[kilo_location(node)].discard(name)
 
-    def updated(self, fresh: Iterable[NodeState] = (), gone: Iterable[str] = ()) -> Planner:
+    def updated(
+        self, fresh: Iterable[NodeState] = (), gone: Iterable[str] = (), at: int | None = None
+    ) -> Planner:
         """A planner for the same topology where ``fresh`` nodes replace (or join) theirs
-        and ``gone`` nodes left; only those are indexed again."""
+        and ``gone`` nodes left; only those are indexed again. ``at`` moves ``now``."""
         other = Planner.__new__(Planner)
-        other.topology, other.now = self.topology, self.now
+        other.topology, other.now = self.topology, self.now if at is None else at
         other._sites, other._index = self._sites, self._index
         other._nodes, other._claims = dict(self._nodes), dict(self._claims)
         other._members = {k: set(v) for k, v in self._members.items()}
@@ -108,7 +110,7 @@ class Planner:
         for node in fresh:
             other._add(node)
         other._reference = (
-            self.now if self.now is not None else newest_check_in(other._nodes.values())
+            other.now if other.now is not None else newest_check_in(other._nodes.values())
         )
         return other
 

@@ -1,0 +1,65 @@
+"""What the planner reads of a node, in one comparable value: the planning fingerprint.
+
+Two states of a node with the same fingerprint and the same Kilo freshness give the
+same plan (only the resourceVersion a write is guarded by differs), so a watch event
+that leaves both alone - Kilo's ``last-seen`` heartbeat every 30 s, a kubelet status
+update, new images - costs no re-plan and no write. The planner reads: the name and
+uid, every label (pool selectors, Kilo's region fallback), every annotation but
+``last-seen`` (declared keys, Kilo's, Talos' ownership lists, topoctl's record), the
+taints, the pod CIDR (Kilo's readiness), and of the conditions Ready (Kilo's readiness
+where Kilo never ran) and TopologyReady (the agents' problems). ``last-seen`` itself
+counts only through its freshness (:func:`fresh_until`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from reconciler.core.kilo import KILO_READY_SECONDS
+from reconciler.model import keys
+from reconciler.model.state import NodeState
+
+CONDITIONS_READ = ("Ready", keys.CONDITION_AGENT)
+
+Fingerprint = Hashable
+
+
+def fingerprint(node: NodeState) -> Fingerprint:
+    """Everything the planner reads of ``node`` but ``last-seen`` (see the module)."""
+    annotations = node.annotations
+    conditions = []
+    for kind in CONDITIONS_READ:
+        cond = node.condition(kind)
+        if cond is not None:
+            conditions.append((kind, cond.status, cond.reason, cond.message))
+    return (
+        node.name,
+        node.uid,
+        frozenset(node.labels.items()),
+        frozenset(i for i in annotations.items() if i[0] != keys.KILO_LAST_SEEN),
+        frozenset(node.taints),
+        node.pod_cidr,
+        tuple(conditions),
+    )
+
+
+def last_seen(node: NodeState) -> int | None:
+    """Kilo's ``last-seen`` (unix seconds), if it is a number."""
+    value = node.annotations.get(keys.KILO_LAST_SEEN)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def fresh_until(node: NodeState) -> int | None:
+    """The unix second from which Kilo no longer counts the node's check-in (None: never
+    checked in). The planner counts it fresh while ``now < fresh_until``."""
+    seen = last_seen(node)
+    return seen + KILO_READY_SECONDS if seen is not None else None
+
+
+def is_fresh(node: NodeState, now: int) -> bool:
+    """Whether Kilo counts the node's check-in as recent at ``now``."""
+    until = fresh_until(node)
+    return until is not None and now < until

@@ -1,0 +1,151 @@
+"""The reconcile loop against the API-server double, through the real client over HTTP.
+
+What the loop did is read from the double's request log (every write it sent) and its
+store (what the nodes carry), and compared with a fresh plan of the pure core: once
+converged, that plan writes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from reconciler.controller.loop import ReconcileLoop
+from reconciler.core.load import Topology
+from reconciler.model import keys
+from tests.apiserver import ApiServer
+from tests.controller.loop_support import (
+    EXAMPLE_SEEN,
+    WallClock,
+    annotate,
+    example_topology,
+    heartbeat,
+    pending_writes,
+    running_loop,
+    seed_examples,
+    wait_until,
+)
+
+WORKER = "fsn1-worker-new01"  # claimed by hetzner-fsn1's pool once labelled cx32
+
+
+@pytest.fixture(scope="module")
+def topology() -> Topology:
+    return example_topology()
+
+
+@pytest.fixture
+def cluster(apiserver: ApiServer) -> ApiServer:
+    seed_examples(apiserver)
+    return apiserver
+
+
+@pytest.fixture
+def clock() -> WallClock:
+    return WallClock(EXAMPLE_SEEN + 5.0)
+
+
+def node_patches(apiserver: ApiServer) -> list[str]:
+    return [e.name or "" for e in apiserver.log.filter(verb="patch", resource="nodes")]
+
+
+def converged(apiserver: ApiServer, topology: Topology, clock: WallClock) -> bool:
+    return not pending_writes(apiserver, topology, clock.now)
+
+
+def settle(loop: ReconcileLoop, apiserver: ApiServer, topology: Topology, clock: WallClock) -> None:
+    """Converged, and the loop has taken in every event its writes caused."""
+    assert wait_until(lambda: converged(apiserver, topology, clock))
+    assert wait_until(lambda: loop.informer.version == str(apiserver.resource_version))
+    assert wait_until(lambda: len(loop.queue) == 0 and not loop.queue.next_due())
+
+
+def test_converges_then_a_joining_node_costs_one_site(
+    cluster: ApiServer, topology: Topology, clock: WallClock
+) -> None:
+    with running_loop(cluster, topology, clock) as loop:
+        settle(loop, cluster, topology, clock)
+        assert loop.stats.full_plans == 1
+        written = set(node_patches(cluster))
+        assert "build-runner-1" not in written  # claimed by no site: never written
+        assert len(node_patches(cluster)) == len(written)  # one patch per node
+        cluster.log.clear()
+        plans = loop.stats.site_plans
+
+        cluster.seed_node(
+            WORKER,
+            labels={"node.kubernetes.io/instance-type": "cx32"},
+            internal_ip="10.10.0.77",
+        )
+        assert wait_until(lambda: converged(cluster, topology, clock))
+        node = cluster.node(WORKER)
+        assert node is not None
+        assert node["metadata"]["annotations"][keys.KILO_LOCATION] == "hetzner-fsn1"
+        settle(loop, cluster, topology, clock)
+        assert loop.stats.full_plans == 1  # no full re-plan
+        assert node_patches(cluster) == [WORKER]
+        assert 1 <= loop.stats.site_plans - plans <= 3  # the join, and the echo of the write
+
+
+def test_kilo_heartbeats_cost_no_plan_and_no_write(
+    cluster: ApiServer, topology: Topology, clock: WallClock
+) -> None:
+    with running_loop(cluster, topology, clock) as loop:
+        settle(loop, cluster, topology, clock)
+        cluster.log.clear()
+        plans, events = loop.stats.site_plans, loop.informer.stats.events
+        ignored = loop.stats.deltas_ignored
+        rounds, count = 20, len(cluster.nodes())
+        for i in range(rounds):
+            heartbeat(cluster, EXAMPLE_SEEN + 1 + i % 3)  # each a change, fresh all along
+        assert wait_until(lambda: loop.informer.stats.events == events + rounds * count)
+        assert wait_until(lambda: loop.informer.version == str(cluster.resource_version))
+        assert cluster.log.writes() == []
+        assert loop.stats.site_plans == plans
+        # the first round may make a node fresh that was not (one re-plan, if a site's)
+        assert loop.stats.deltas_ignored - ignored >= (rounds - 1) * count
+
+
+def test_a_foreign_annotation_is_kept(
+    cluster: ApiServer, topology: Topology, clock: WallClock
+) -> None:
+    with running_loop(cluster, topology, clock) as loop:
+        settle(loop, cluster, topology, clock)
+        cluster.log.clear()
+        annotate(cluster, "fsn1-gw-1", **{"example.com/owner": "team-a"})
+        # and one topoctl declares, changed by hand: put back, the foreign key kept
+        annotate(cluster, "fsn1-gw-1", **{keys.KILO_PERSISTENT_KEEPALIVE: "99"})
+        assert wait_until(lambda: node_patches(cluster) == ["fsn1-gw-1"])
+        settle(loop, cluster, topology, clock)
+        node = cluster.node("fsn1-gw-1")
+        assert node is not None
+        annotations = node["metadata"]["annotations"]
+        assert annotations["example.com/owner"] == "team-a"
+        assert annotations[keys.KILO_PERSISTENT_KEEPALIVE] == "10"
+
+
+def test_without_the_lease_nothing_is_written(
+    cluster: ApiServer, topology: Topology, clock: WallClock
+) -> None:
+    leader = threading.Event()
+    with running_loop(cluster, topology, clock, may_write=leader.is_set) as loop:
+        assert wait_until(loop.informer.synced.is_set)
+        cluster.seed_node(WORKER, labels={"node.kubernetes.io/instance-type": "cx32"})
+        assert wait_until(lambda: loop.informer.version == str(cluster.resource_version))
+        assert cluster.log.writes() == []
+        assert loop.stats.site_plans == 0
+        leader.set()  # the lease won: everything converges
+        settle(loop, cluster, topology, clock)
+        assert cluster.log.writes() != []
+
+
+def test_dry_run_writes_nothing_and_counts(
+    cluster: ApiServer, topology: Topology, clock: WallClock
+) -> None:
+    expected = pending_writes(cluster, topology, clock.now)
+    with running_loop(cluster, topology, clock, dry_run=True) as loop:
+        assert wait_until(lambda: loop.stats.full_plans == 1 and len(loop.queue) == 0)
+        assert wait_until(lambda: loop.writer.stats.dry_run == len(expected))
+        assert cluster.log.writes() == []
+        assert pending_writes(cluster, topology, clock.now) == expected

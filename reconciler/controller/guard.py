@@ -71,6 +71,7 @@ class GuardedWriter:
         self.on_written = on_written
         self.stats = WriteStats()
         self._lock = threading.Lock()
+        self._results: dict[str, NodeState] = {}
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -102,10 +103,18 @@ class GuardedWriter:
             with self._lock:
                 self.stats.failed += 1
             raise
+        with self._lock:
+            self._results[result.name] = result
         log.info("wrote node %s (revision %s): %s", write.name, revision[:12], describe(write))
         if self.on_written is not None:
             self.on_written(write, revision)
         return result
+
+    def take_results(self) -> list[NodeState]:
+        """The nodes as written since the last call (for the planner, ahead of the watch)."""
+        with self._lock:
+            out, self._results = list(self._results.values()), {}
+        return out
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """Status writes are guarded the same way (the controller sends none today)."""

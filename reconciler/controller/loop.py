@@ -318,6 +318,11 @@ class ReconcileLoop:
                 self.settings.parallel,
             )
             self.stats.conflicts_retried += report.conflicts_retried
+            written = self.writer.take_results()
+            if written:  # plan the next round from what was written, not the stale read
+                with self._lock:
+                    if self._planner is planner:
+                        self._planner = planner.updated(written)
             if report.failed and not self.stop.is_set() and self.may_write():
                 error, result = "; ".join(f"{n}: {w}" for n, w in sorted(report.failed.items())), (
                     "error"

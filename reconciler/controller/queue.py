@@ -126,6 +126,12 @@ class SiteQueue:
                 return None
             return max(0.0, self._later[0][0] - self.clock.monotonic())
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, waiting or being processed."""
+        with self._lock:
+            return not (self._ready or self._later or self._processing)
+
     def close(self) -> None:
         """Make every ``get`` return None from now on."""
         with self._lock:

@@ -546,6 +546,54 @@ def render_talos(
     click.echo(text, nl=False)
 
 
+@main.command()
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Talk to the cluster in this kubeconfig.",
+)
+@click.option("--context", metavar="NAME", help="kubeconfig context to use.")
+@click.option(
+    "--lease-namespace",
+    metavar="NS",
+    envvar="TOPOCTL_LEASE_NAMESPACE",
+    show_envvar=True,
+    help="Where the controller runs (default: the pod's namespace, else the kubeconfig "
+    "context's, else default).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def status(
+    kubeconfig: Path | None, context: str | None, lease_namespace: str | None, fmt: str
+) -> None:
+    """What the controller last did, read from the cluster (the topoctl-status ConfigMap).
+
+    \b
+      topoctl status --kubeconfig ~/.kube/prod
+      topoctl status --format json | jq .sites
+    """
+    import json
+
+    from reconciler.adapters.kubelease import discover_namespace
+    from reconciler.adapters.kubestatus import KubeStatusStore
+    from reconciler.controller.status import STATUS_NAME, read_status, status_text
+    from reconciler.ports import BackendError
+
+    namespace = lease_namespace or discover_namespace(kubeconfig, context)
+    backend = open_cluster(None, kubeconfig, context, writable=False)
+    try:
+        doc = read_status(KubeStatusStore(backend.api, namespace, STATUS_NAME))
+    except BackendError as err:
+        raise Failure(f"reading {namespace}/{STATUS_NAME}: {err}") from None
+    if doc is None:
+        raise Failure(
+            f"no {STATUS_NAME} ConfigMap in namespace {namespace}: the controller has not "
+            "published a status there (another --lease-namespace?)"
+        )
+    click.echo(json.dumps(doc, indent=2, sort_keys=True) if fmt == "json" else status_text(doc))
+
+
 def _seconds(text: str) -> float:
     from reconciler.model.types import duration_seconds
 

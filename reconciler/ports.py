@@ -14,9 +14,10 @@ from typing import Any, Protocol
 from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.load import SourceFile
 from reconciler.core.routes import ApplyResult, RouteDiff, RouteSnapshot
+from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
 
-__all__ = ["NodeEvent", "NodeState", "NodeWrite", "StatusWrite"]
+__all__ = ["EventRecord", "NodeEvent", "NodeState", "NodeWrite", "StatusRecord", "StatusWrite"]
 
 NodeObject = Mapping[str, Any]  # a Node as the API returns it (only for export)
 
@@ -112,6 +113,31 @@ class NodeWatch(Protocol):
         ``timeout`` seconds pass or the stream ends without a change (False). A version
         too old to watch from counts as a change (re-read); a failed watch raises
         BackendError."""
+        ...
+
+
+class StatusStore(Protocol):
+    """The controller's status ConfigMap (``topoctl-status`` in the lease namespace)."""
+
+    def read(self) -> StatusRecord | None:
+        """Its data and resourceVersion, or None when it does not exist."""
+        ...
+
+    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
+        """Replace its data (create it when ``resource_version`` is None); ConflictError
+        when it moved since ``resource_version`` (or exists already)."""
+        ...
+
+
+class EventSink(Protocol):
+    """Events about Nodes (``events.k8s.io/v1``)."""
+
+    def create(self, event: EventRecord) -> str:
+        """Record a new event; returns its name, for :meth:`update_series`."""
+        ...
+
+    def update_series(self, name: str, event: EventRecord) -> None:
+        """The same event seen again: its series count and last time move on."""
         ...
 
 

@@ -50,7 +50,7 @@ class KubeWatcher:
         """Events after ``resource_version``, bookmarks included, for up to ``timeout`` s."""
         seconds = max(1, int(timeout))
         try:
-            response = self.backend.core.list_node(
+            response: Any = self.backend.core.list_node(
                 watch=True,
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,
@@ -68,7 +68,7 @@ class KubeWatcher:
             status = int(getattr(response, "status", 200))
             if not 200 <= status <= 299:
                 raise _translate("watch nodes", _api_error(response, status))
-            for line in iter_resp_lines(response):
+            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 event = _event(line)
                 if event is not None:
                     yield event

@@ -72,7 +72,7 @@ class Informer:
 
     def _backoff(self, failures: int) -> float:
         s = self.settings
-        return min(s.backoff_cap, s.backoff_base * 2 ** (failures - 1)) * (0.5 + self.rng() / 2)
+        return min(s.backoff_cap, s.backoff_base * 2.0 ** (failures - 1)) * (0.5 + self.rng() / 2)
 
     def list(self) -> None:
         """List every node; the cache takes it whole and the differences go on."""

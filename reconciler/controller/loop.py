@@ -240,10 +240,7 @@ class ReconcileLoop:
         if revision is None or not self.may_write():
             return  # a full pass follows the revision, and the lease
         started = self.clock.monotonic()
-        if key == EVERYTHING:
-            result = self._full(revision)
-        else:
-            result = self._site(key, revision)
+        result = self._full(revision) if key == EVERYTHING else self._site(key, revision)
         if result:
             self.stats.record(result, self.clock.monotonic() - started)
 
@@ -324,8 +321,9 @@ class ReconcileLoop:
                     if self._planner is planner:
                         self._planner = planner.updated(written)
             if report.failed and not self.stop.is_set() and self.may_write():
-                error, result = "; ".join(f"{n}: {w}" for n, w in sorted(report.failed.items())), (
-                    "error"
+                error, result = (
+                    "; ".join(f"{n}: {w}" for n, w in sorted(report.failed.items())),
+                    ("error"),
                 )
                 delay = self.queue.retry(plan.site)
                 log.warning("site %s: %s (retry in %.1fs)", plan.site, error, delay)

@@ -73,7 +73,7 @@ class SiteQueue:
         with self._lock:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        delay = min(self.max_delay, self.base_delay * 2**failures)
+        delay = min(self.max_delay, self.base_delay * 2.0**failures)
         delay *= 1.0 + self.jitter * self.rng()
         self.add_after(key, delay)
         return delay

@@ -1,0 +1,133 @@
+"""The status ConfigMap and Node Events through the official client, as JSON.
+
+The ConfigMap is replaced whole under its resourceVersion (409: ConflictError, the
+caller reads it again and merges): others' keys in it (``fetchRequestedAt``) are the
+caller's to keep. Events are ``events.k8s.io/v1`` in the ``default`` namespace, where
+client-go records events about cluster-scoped objects; a repeat is a merge patch of
+the event's ``series``. No retries here: the status module publishes again later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from reconciler.adapters.kube import MERGE_PATCH, _translate
+from reconciler.adapters.kubelease import format_microtime
+from reconciler.model.records import EventRecord, StatusRecord
+from reconciler.ports import BackendError, NotFoundError
+
+EVENTS_NAMESPACE = "default"
+CONTROLLER = "topoctl.io/controller"
+
+
+def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        response = method(*args, _preload_content=False, _request_timeout=(5.0, 15.0), **kwargs)
+        data = response.data
+    except ApiException as err:
+        raise _translate(what, err) from None
+    except (urllib3.exceptions.HTTPError, OSError) as err:
+        raise BackendError(f"{what}: {err}") from None
+    return json.loads(data) if data else {}
+
+
+class KubeStatusStore:
+    """One ConfigMap."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str = "topoctl-status"):
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.name = name
+
+    def read(self) -> StatusRecord | None:
+        """The ConfigMap's data, or None when it does not exist."""
+        try:
+            doc = _call(
+                f"read configmap {self.namespace}/{self.name}",
+                self.core.read_namespaced_config_map,
+                self.name,
+                self.namespace,
+            )
+        except NotFoundError:
+            return None
+        meta = doc.get("metadata") or {}
+        data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
+        return StatusRecord(data, str(meta.get("resourceVersion") or ""))
+
+    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
+        """Create, or replace under ``resource_version``."""
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "namespace": self.namespace,
+            "labels": {"app.kubernetes.io/name": "topoctl"},
+        }
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}
+        what = f"write configmap {self.namespace}/{self.name}"
+        if resource_version is None:
+            doc = _call(what, self.core.create_namespaced_config_map, self.namespace, body)
+        else:
+            meta["resourceVersion"] = resource_version
+            doc = _call(
+                what, self.core.replace_namespaced_config_map, self.name, self.namespace, body
+            )
+        version = str((doc.get("metadata") or {}).get("resourceVersion") or "")
+        return StatusRecord(dict(data), version)
+
+
+class KubeEventSink:
+    """Events about Nodes, as one reporting instance."""
+
+    def __init__(self, api: client.ApiClient, instance: str, namespace: str = EVENTS_NAMESPACE):
+        self.events = client.EventsV1Api(api)
+        self.instance = instance
+        self.namespace = namespace
+
+    def create(self, event: EventRecord) -> str:
+        """A new Event; its name is the node's plus a hash, as client-go names them."""
+        stamp = format_microtime(event.time)
+        digest = hashlib.sha256(f"{event.node}/{event.reason}/{stamp}".encode()).hexdigest()
+        name = f"{event.node}.{digest[:16]}"
+        regarding = {"apiVersion": "v1", "kind": "Node", "name": event.node}
+        if event.node_uid:
+            regarding["uid"] = event.node_uid
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "eventTime": stamp,
+            "reportingController": CONTROLLER,
+            "reportingInstance": self.instance,
+            "action": event.action,
+            "reason": event.reason,
+            "regarding": regarding,
+            "note": event.note[:1024],
+            "type": event.type,
+        }
+        _call(f"create event {name}", self._post, body)
+        return name
+
+    def _post(self, body: dict[str, Any], **kwargs: Any) -> Any:
+        # the typed create would validate the body into a model first; send the JSON
+        return self.events.create_namespaced_event(self.namespace, body, **kwargs)  # type: ignore[arg-type]
+
+    def update_series(self, name: str, event: EventRecord) -> None:
+        """The series of an event seen again."""
+        patch = {
+            "series": {"count": event.count, "lastObservedTime": format_microtime(event.time)},
+            "note": event.note[:1024],
+        }
+        _call(
+            f"patch event {name}",
+            self.events.patch_namespaced_event,
+            name,
+            self.namespace,
+            patch,
+            _content_type=MERGE_PATCH,
+        )

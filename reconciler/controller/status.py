@@ -1,0 +1,316 @@
+"""What the controller last did, for people and tools: the ``topoctl-status`` ConfigMap,
+Node Events, and the ``topoctl status`` view of both.
+
+The :class:`StatusReporter` hears the loop (it is its Observer) and the source (a
+refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
+and the one it is predicted to have, Talos conflicts, the last error and the agents'
+TopologyReady; and for the cluster the revision in force (full sha) and when it was
+applied, the last refused revision and why. It publishes when idle, at most every
+``min_interval`` seconds and only when something changed, under the ConfigMap's
+resourceVersion, keeping every key others write (``fetchRequestedAt``). The JSON stays
+under 256 KiB: long lists are cut, their counts kept. Only the lease holder publishes,
+and ``--dry-run`` publishes nothing. Events: ``TopologyApplied`` on each node written
+(naming the revision), ``TopologyConflict`` when a node's conflicts change,
+``KiloLeaderChange`` when a site's predicted leader changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reconciler.controller.events import EventRecorder, short, when
+from reconciler.controller.guard import describe
+from reconciler.core.plan import Plan, SitePlan
+from reconciler.core.planner import Planner
+from reconciler.leaseport import Clock
+from reconciler.model import keys
+from reconciler.model.state import NodeWrite
+from reconciler.ports import BackendError, ConflictError, StatusStore
+
+log = logging.getLogger("topoctl.status")
+STATUS_NAME = "topoctl-status"
+DOC_KEY = "status.json"
+FORMAT_VERSION = 1
+SIZE_LIMIT = 256 * 1024
+DOC_LIMIT = SIZE_LIMIT - 16 * 1024  # room for the other keys and the object's metadata
+KEEP = (200, 50, 10, 0)  # list lengths tried, longest first
+
+
+def listing(items: Sequence[str], keep: int) -> dict[str, Any]:
+    """A list as the status shows it: its count, and at most ``keep`` items."""
+    return {"count": len(items), "items": list(items[:keep])}
+
+
+def _conflicts(plan: SitePlan) -> list[str]:
+    return [f"{c.node}: {c.kind} {c.key} ({c.why})" for n in plan.nodes for c in n.conflicts]
+
+
+def _agents(plan: SitePlan, planner: Planner) -> tuple[dict[str, int], dict[str, str]]:
+    counts = {"ready": 0, "notReady": 0, "unknown": 0}
+    problems: dict[str, str] = {}
+    for name in plan.members:
+        node = planner.nodes.get(name)
+        cond = node.condition(keys.CONDITION_AGENT) if node is not None else None
+        if cond is None:
+            counts["unknown"] += 1
+        elif cond.status == "True":
+            counts["ready"] += 1
+        else:
+            counts["notReady"] += 1
+            problems[name] = f"{cond.reason}: {cond.message}" if cond.message else cond.reason
+    return counts, problems
+
+
+def render(doc: Mapping[str, Any]) -> str:
+    """The document as JSON under :data:`DOC_LIMIT` (lists cut until it fits)."""
+    text = ""
+    for keep in KEEP:
+        text = json.dumps(_cut(doc, keep), sort_keys=True, separators=(",", ":"))
+        if len(text.encode()) <= DOC_LIMIT:
+            return text
+    # still too large (thousands of sites): counts only
+    sites = doc.get("sites") or {}
+    return json.dumps(
+        {**_cut({k: v for k, v in doc.items() if k != "sites"}, 0), "sitesCount": len(sites)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def _cut(value: Any, keep: int) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"count", "items"}:
+            return {"count": value["count"], "items": value["items"][:keep]}
+        return {k: _cut(v, keep) for k, v in value.items()}
+    return value
+
+
+class StatusReporter:
+    """The loop's Observer that publishes the status ConfigMap and records Events."""
+
+    def __init__(
+        self,
+        store: StatusStore | None,
+        events: EventRecorder | None,
+        clock: Clock,
+        *,
+        may_write: Callable[[], bool] = lambda: True,
+        dry_run: bool = False,
+        min_interval: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.clock = clock
+        self.may_write = may_write
+        self.dry_run = dry_run
+        self.min_interval = min_interval
+        self.publishes = 0
+        self._lock = threading.Lock()
+        self._doc: dict[str, Any] = {
+            "formatVersion": FORMAT_VERSION,
+            "revision": None,
+            "appliedAt": None,
+            "refused": None,
+            "cluster": {},
+            "sites": {},
+        }
+        self._dirty = False
+        self._published_at = float("-inf")
+        self._leaders: dict[str, str | None] = {}
+        self._conflicts: dict[str, frozenset[str]] = {}
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The status as it stands (uncut)."""
+        with self._lock:
+            copied: dict[str, Any] = json.loads(json.dumps(self._doc))
+        return copied
+
+    def _set(self, path: tuple[str, ...], value: Any) -> None:
+        target = self._doc
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        if target.get(path[-1]) != value:
+            target[path[-1]] = value
+            self._dirty = True
+
+    # --- from the source ---
+
+    def refused(self, revision: str, errors: Sequence[str]) -> None:
+        """A revision was not applied, and why (its first errors with file:line)."""
+        with self._lock:
+            entry = {"revision": revision, "errors": listing(errors, 20)}
+            if (self._doc.get("refused") or {}).get("revision") != revision:
+                entry["at"] = when(self.clock.wall())
+                self._set(("refused",), entry)
+
+    # --- from the loop ---
+
+    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
+        """The revision in force, and what only the whole cluster shows."""
+        with self._lock:
+            if self._doc["revision"] != revision:
+                self._set(("revision",), revision)
+                self._set(("appliedAt",), when(self.clock.wall()))
+            self._set(
+                ("cluster",),
+                {
+                    "nodes": len(planner.nodes),
+                    "unassigned": listing(plan.unassigned, 1000),
+                    "claimedTwice": listing(sorted(plan.claimed_twice), 1000),
+                    "errors": listing(plan.errors, 50),
+                    "warnings": len(plan.warnings),
+                },
+            )
+            for gone in set(self._doc["sites"]) - set(plan.sites):
+                del self._doc["sites"][gone]
+                self._dirty = True
+
+    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+        """One site's picture; Events for a moved leader and changed conflicts."""
+        agents, problems = _agents(plan, planner)
+        leader = plan.leader
+        with self._lock:
+            self._set(
+                ("sites", plan.site),
+                {
+                    "members": listing(plan.members, 1000),
+                    "pending": listing(plan.pending, 1000),
+                    "leader": {
+                        "current": leader.current if leader else None,
+                        "predicted": leader.predicted if leader else None,
+                    },
+                    "conflicts": listing(_conflicts(plan), 1000),
+                    "errors": listing(plan.errors, 1000),
+                    "lastError": error or None,
+                    "agents": {**agents, "problems": listing(sorted(problems), 1000)},
+                },
+            )
+            before = self._leaders.get(plan.site, leader.current if leader else None)
+            self._leaders[plan.site] = predicted = leader.predicted if leader else None
+        if self.events is not None and predicted != before and (predicted or before):
+            self.events.record(
+                predicted or before or "",
+                "KiloLeaderChange",
+                f"site {plan.site}: Kilo's leader is predicted to move from {before or 'none'} "
+                f"to {predicted or 'none'} (revision {short(revision)})",
+                node_uid=_uid(planner, predicted or before),
+            )
+        for node in plan.nodes:
+            now = frozenset(f"{c.kind} {c.key}" for c in node.conflicts)
+            if now and now != self._conflicts.get(node.node) and self.events is not None:
+                self.events.record(
+                    node.node,
+                    "TopologyConflict",
+                    "; ".join(f"{c.kind} {c.key}: {c.why}" for c in node.conflicts),
+                    warning=True,
+                    node_uid=node.uid,
+                )
+            self._conflicts[node.node] = now
+
+    def node_written(self, write: NodeWrite, revision: str) -> None:
+        """TopologyApplied, naming the revision."""
+        if self.events is not None:
+            self.events.record(
+                write.name,
+                "TopologyApplied",
+                f"revision {short(revision)} applied: {describe(write)}",
+            )
+
+    def idle(self) -> None:
+        """Publish what changed (rate-limited) and the held-back event series."""
+        if self.events is not None and self.may_write() and not self.dry_run:
+            self.events.flush()
+        if self._dirty and self.clock.monotonic() - self._published_at >= self.min_interval:
+            self.publish()
+
+    def publish(self) -> bool:
+        """Write the ConfigMap now if allowed and changed; True when it was written."""
+        if self.store is None or self.dry_run or not self.may_write():
+            return False
+        with self._lock:
+            doc = render(self._doc)
+            revision, applied = self._doc["revision"], self._doc["appliedAt"]
+            self._dirty = False
+        self._published_at = self.clock.monotonic()
+        for _attempt in range(2):
+            try:
+                current = self.store.read()
+                data = dict(current.data) if current is not None else {}
+                data.update({DOC_KEY: doc, "revision": revision or "", "appliedAt": applied or ""})
+                if current is not None and data == dict(current.data):
+                    return False
+                self.store.write(data, current.resource_version if current else None)
+                self.publishes += 1
+                return True
+            except ConflictError:
+                continue  # someone wrote it meanwhile (a standby's fetchRequestedAt): again
+            except BackendError as err:
+                log.info("status not published: %s", err)
+                break
+        with self._lock:
+            self._dirty = True
+        return False
+
+
+def _uid(planner: Planner, name: str | None) -> str:
+    node = planner.nodes.get(name or "")
+    return node.uid if node is not None else ""
+
+
+def read_status(store: StatusStore) -> dict[str, Any] | None:
+    """The published status (None: the controller never published one)."""
+    record = store.read()
+    if record is None:
+        return None
+    try:
+        doc = json.loads(record.data.get(DOC_KEY) or "{}")
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    extra = {k: v for k, v in record.data.items() if k not in (DOC_KEY, "revision", "appliedAt")}
+    return {**doc, **({"other": extra} if extra else {})}
+
+
+def status_text(doc: Mapping[str, Any]) -> str:
+    """``topoctl status`` for people."""
+    lines = [
+        f"revision:  {doc.get('revision') or '(none applied)'}"
+        + (f"  applied {doc['appliedAt']}" if doc.get("appliedAt") else "")
+    ]
+    refused = doc.get("refused")
+    if refused:
+        errors = (refused.get("errors") or {}).get("items") or []
+        lines.append(f"refused:   {refused.get('revision')} at {refused.get('at', '?')}")
+        lines += [f"           {e}" for e in errors[:5]]
+    cluster = doc.get("cluster") or {}
+    unassigned = (cluster.get("unassigned") or {}).get("count", 0)
+    lines.append(f"nodes:     {cluster.get('nodes', 0)} ({unassigned} claimed by no site)")
+    header = ("site", "members", "pending", "leader", "predicted", "conflicts", "agents ready")
+    rows = [header]
+    for name, site in sorted((doc.get("sites") or {}).items()):
+        agents = site.get("agents") or {}
+        members = (site.get("members") or {}).get("count", 0)
+        rows.append(
+            (
+                name,
+                str(members),
+                str((site.get("pending") or {}).get("count", 0)),
+                (site.get("leader") or {}).get("current") or "-",
+                (site.get("leader") or {}).get("predicted") or "-",
+                str((site.get("conflicts") or {}).get("count", 0)),
+                f"{agents.get('ready', 0)}/{members}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines.append("")
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for name, site in sorted((doc.get("sites") or {}).items()):
+        if site.get("lastError"):
+            lines.append(f"{name}: last error: {site['lastError']}")
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""Frozen values that cross the status ports: the status ConfigMap and Node Events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """The status ConfigMap's data as read (every key, others' too) and its version."""
+
+    data: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One ``events.k8s.io/v1`` Event about a Node (a series once ``count`` > 1)."""
+
+    node: str
+    reason: str  # TopologyApplied | TopologyConflict | KiloLeaderChange
+    note: str
+    time: datetime  # eventTime; the series' lastObservedTime once count > 1
+    type: str = "Normal"  # Normal | Warning
+    action: str = "Reconcile"
+    node_uid: str = ""
+    count: int = 1

@@ -114,8 +114,22 @@ class KubeEventSink:
         return name
 
     def _post(self, body: dict[str, Any], **kwargs: Any) -> Any:
-        # the typed create would validate the body into a model first; send the JSON
-        return self.events.create_namespaced_event(self.namespace, body, **kwargs)  # type: ignore[arg-type]
+        """POST the JSON as built: the typed create validates it into a model first and
+        renders eventTime without the six fractional digits MicroTime needs (a 400)."""
+        api = self.events.api_client
+        request = api.param_serialize(
+            method="POST",
+            resource_path="/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+            path_params={"namespace": self.namespace},
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(*request, _request_timeout=kwargs.get("_request_timeout"))
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response
 
     def update_series(self, name: str, event: EventRecord) -> None:
         """The series of an event seen again."""

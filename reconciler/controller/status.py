@@ -192,8 +192,9 @@ class StatusReporter:
             )
             before = self._leaders.get(plan.site, leader.current if leader else None)
             self._leaders[plan.site] = predicted = leader.predicted if leader else None
-        if self.events is not None and predicted != before and (predicted or before):
-            self.events.record(
+        events = self._events()
+        if events is not None and predicted != before and (predicted or before):
+            events.record(
                 predicted or before or "",
                 "KiloLeaderChange",
                 f"site {plan.site}: Kilo's leader is predicted to move from {before or 'none'} "
@@ -202,8 +203,8 @@ class StatusReporter:
             )
         for node in plan.nodes:
             now = frozenset(f"{c.kind} {c.key}" for c in node.conflicts)
-            if now and now != self._conflicts.get(node.node) and self.events is not None:
-                self.events.record(
+            if now and now != self._conflicts.get(node.node) and events is not None:
+                events.record(
                     node.node,
                     "TopologyConflict",
                     "; ".join(f"{c.kind} {c.key}: {c.why}" for c in node.conflicts),
@@ -214,17 +215,25 @@ class StatusReporter:
 
     def node_written(self, write: NodeWrite, revision: str) -> None:
         """TopologyApplied, naming the revision."""
-        if self.events is not None:
-            self.events.record(
+        events = self._events()
+        if events is not None:
+            events.record(
                 write.name,
                 "TopologyApplied",
                 f"revision {short(revision)} applied: {describe(write)}",
             )
 
+    def _events(self) -> EventRecorder | None:
+        """The recorder, when events may be written now."""
+        if self.events is None or self.dry_run or not self.may_write():
+            return None
+        return self.events
+
     def idle(self) -> None:
         """Publish what changed (rate-limited) and the held-back event series."""
-        if self.events is not None and self.may_write() and not self.dry_run:
-            self.events.flush()
+        events = self._events()
+        if events is not None:
+            events.flush()
         if self._dirty and self.clock.monotonic() - self._published_at >= self.min_interval:
             self.publish()
 

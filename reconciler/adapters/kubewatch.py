@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any, Literal, cast
@@ -40,6 +39,7 @@ class KubeWatcher:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._response: Any = None
+        self._closed = False
 
     def list_nodes_versioned(self) -> tuple[list[NodeState], str]:
         """Every node and the list's resourceVersion."""
@@ -64,6 +64,9 @@ class KubeWatcher:
             raise BackendError(f"watch nodes: {err}") from None
         with self._lock:
             self._response = response
+            closed = self._closed
+        if closed:
+            _shutdown(response)
         try:
             status = int(getattr(response, "status", 200))
             if not 200 <= status <= 299:
@@ -82,13 +85,19 @@ class KubeWatcher:
                 response.release_conn()
 
     def close(self) -> None:
-        """End the open watch at once (from another thread): its reader sees the end."""
+        """End the open watch, and any later one, at once (from another thread)."""
         with self._lock:
+            self._closed = True
             response = self._response
-        sock = getattr(getattr(response, "connection", None), "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        _shutdown(response)
+
+
+def _shutdown(response: Any) -> None:
+    """Shut the stream's socket down: a read blocked on it returns (urllib3 >= 2.3 keeps
+    the socket for this; the connection object has let go of it by then)."""
+    if response is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            response.shutdown()
 
 
 def _api_error(response: Any, status: int) -> ApiException:

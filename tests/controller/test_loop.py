@@ -221,3 +221,21 @@ def test_a_node_moving_between_sites_queues_both(
         node_after = cluster.node("fsn1-worker-7kq2p")
         assert node_after is not None
         assert node_after["metadata"]["annotations"][keys.KILO_LOCATION] == "hetzner-fsn1"
+
+
+def test_stopping_finishes_the_write_in_flight_and_starts_no_other(
+    cluster: ApiServer, topology: Topology, clock: WallClock
+) -> None:
+    expected = pending_writes(cluster, topology, clock.now)
+    assert len(expected) > 2
+    with running_loop(cluster, topology, clock) as loop:
+
+        def sigterm(_req: RequestInfo) -> None:
+            loop.request_stop()  # as the SIGTERM handler does, while a write is on the wire
+
+        cluster.faults.before(sigterm, method="PATCH", times=1)
+        assert wait_until(lambda: loop.stop.is_set())
+    patches = cluster.log.filter(verb="patch", resource="nodes")
+    assert len(patches) <= loop.settings.parallel  # the writes already sent, no more
+    assert all(p.status == 200 for p in patches)  # each one finished
+    assert len(pending_writes(cluster, topology, clock.now)) == len(expected) - len(patches)

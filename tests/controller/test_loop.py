@@ -234,7 +234,7 @@ def test_stopping_finishes_the_write_in_flight_and_starts_no_other(
             loop.request_stop()  # as the SIGTERM handler does, while a write is on the wire
 
         cluster.faults.before(sigterm, method="PATCH", times=1)
-        assert wait_until(lambda: loop.stop.is_set())
+        assert wait_until(loop.stop.is_set)
     patches = cluster.log.filter(verb="patch", resource="nodes")
     assert len(patches) <= loop.settings.parallel  # the writes already sent, no more
     assert all(p.status == 200 for p in patches)  # each one finished

@@ -30,12 +30,15 @@ def _unread_change(node: NodeState, step: int) -> NodeState:
     seen = last_seen(node)
     if seen is not None:
         moved = seen + step
-        if is_fresh(node, NOW) == (NOW < moved + 60):  # a heartbeat that flips nothing
+        if is_fresh(node, NOW) == (moved + 60 > NOW):  # a heartbeat that flips nothing
             annotations[keys.KILO_LAST_SEEN] = str(moved)
-    conditions = tuple(
-        replace(c, last_heartbeat_time="2030-01-01T00:00:00Z", last_transition_time="x")
-        for c in node.conditions
-    ) + (NodeCondition("MemoryPressure", "False", "KubeletHasSufficientMemory"),)
+    conditions = (
+        *(
+            replace(c, last_heartbeat_time="2030-01-01T00:00:00Z", last_transition_time="x")
+            for c in node.conditions
+        ),
+        NodeCondition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+    )
     return replace(
         node,
         resource_version=node.resource_version + "9",

@@ -10,10 +10,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from kubernetes import client
 
+from reconciler.adapters.kubestatus import KubeEventSink
+from reconciler.controller.events import EventRecorder
 from reconciler.controller.loop import ReconcileLoop
+from reconciler.controller.status import StatusReporter
 from reconciler.core.load import Topology
+from reconciler.core.plan import Plan, SitePlan
+from reconciler.core.planner import Planner
 from reconciler.model import keys
+from reconciler.model.state import NodeWrite
 from tests.apiserver import ApiServer, RequestInfo
 from tests.controller.loop_support import (
     EXAMPLE_SEEN,
@@ -190,32 +197,59 @@ def test_dropped_streams_410_and_5xx_lose_and_repeat_no_write(
 
 
 def test_a_node_going_silent_moves_the_predicted_leader(
-    cluster: ApiServer, topology: Topology, clock: WallClock
+    cluster: ApiServer, topology: Topology, clock: WallClock, kube_api: client.ApiClient
 ) -> None:
-    with running_loop(cluster, topology, clock) as loop:
+    events = EventRecorder(KubeEventSink(kube_api, "topoctl-0"), clock)
+    reporter = StatusReporter(None, events, clock)
+    with running_loop(cluster, topology, clock, observer=reporter) as loop:
         settle(loop, cluster, topology, clock)
         plans = loop.stats.site_plans
+        assert reporter.document["sites"]["hetzner-fsn1"]["leader"]["predicted"] == "fsn1-gw-1"
         cluster.log.clear()
         clock.advance(120)  # no node checked in for two minutes: Kilo counts none Ready
         assert wait_until(lambda: loop.stats.freshness_flips >= 5)
         settle(loop, cluster, topology, clock)
         assert loop.stats.site_plans > plans
         assert loop.stats.full_plans == 1
-        assert cluster.log.writes() != []  # the routes via the leader follow it
+        assert cluster.log.count(verb="patch", resource="nodes") > 0  # routes via the leader
+        assert reporter.document["sites"]["hetzner-fsn1"]["leader"]["predicted"] is None
+    moved = [e for e in cluster.objects("Event", "default") if e["reason"] == "KiloLeaderChange"]
+    assert any(e["involvedObject"]["name"] == "fsn1-gw-1" for e in moved)
+    assert any("site hetzner-fsn1" in e["message"] for e in moved)
+
+
+class Planned:
+    """An observer that remembers which sites were planned."""
+
+    def __init__(self) -> None:
+        self.sites: list[str] = []
+
+    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+        self.sites.append(plan.site)
+
+    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
+        pass
+
+    def node_written(self, write: NodeWrite, revision: str) -> None:
+        pass
+
+    def idle(self) -> None:
+        pass
 
 
 def test_a_node_moving_between_sites_queues_both(
     cluster: ApiServer, topology: Topology, clock: WallClock
 ) -> None:
-    with running_loop(cluster, topology, clock) as loop:
+    planned = Planned()
+    with running_loop(cluster, topology, clock, observer=planned) as loop:
         settle(loop, cluster, topology, clock)
-        planner = loop._planner_for(loop.revision, None)  # type: ignore[arg-type]
-        node = planner.nodes["fsn1-worker-7kq2p"]
-        assert planner.sites_touched_by(node) == {"hetzner-fsn1"}
+        planned.sites.clear()
         cluster.log.clear()
-        # relabelled by hand into another site's Kilo location: both sites re-plan
+        # moved by hand into another site's Kilo location: both sites re-plan
         annotate(cluster, "fsn1-worker-7kq2p", **{keys.KILO_LOCATION: "onprem-ams1"})
         settle(loop, cluster, topology, clock)
+        assert {"hetzner-fsn1", "onprem-ams1"} <= set(planned.sites)
+        assert loop.stats.full_plans == 1
         patched = node_patches(cluster)
         assert "fsn1-worker-7kq2p" in patched
         node_after = cluster.node("fsn1-worker-7kq2p")

@@ -97,7 +97,7 @@ class Observer(Protocol):
         ...
 
     def idle(self) -> None:
-        """Nothing to do now: a good moment to publish."""
+        """Between reconciles (and while there are none): publish what is due."""
         ...
 
 
@@ -226,14 +226,13 @@ class ReconcileLoop:
             if flip is not None:
                 wait = min(wait, flip - self.clock.wall().timestamp())
             key = self.queue.get(self.stop, max(wait, 0.0))
-            if key is None:
-                if self.observer is not None and writer:
-                    self.observer.idle()
-                continue
-            try:
-                self._process(key)
-            finally:
-                self.queue.done(key)
+            if key is not None:
+                try:
+                    self._process(key)
+                finally:
+                    self.queue.done(key)
+            if self.observer is not None and writer:
+                self.observer.idle()
 
     def _process(self, key: str) -> None:
         revision = self._revision

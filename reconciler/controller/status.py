@@ -37,6 +37,7 @@ DOC_KEY = "status.json"
 FORMAT_VERSION = 1
 SIZE_LIMIT = 256 * 1024
 DOC_LIMIT = SIZE_LIMIT - 16 * 1024  # room for the other keys and the object's metadata
+FLUSH_INTERVAL = 1.0  # seconds between looks at the held-back event series
 KEEP = (200, 50, 10, 0)  # list lengths tried, longest first
 
 
@@ -120,6 +121,7 @@ class StatusReporter:
         }
         self._dirty = False
         self._published_at = float("-inf")
+        self._flushed_at = float("-inf")
         self._leaders: dict[str, str | None] = {}
         self._conflicts: dict[str, frozenset[str]] = {}
 
@@ -231,8 +233,10 @@ class StatusReporter:
 
     def idle(self) -> None:
         """Publish what changed (rate-limited) and the held-back event series."""
+        now = self.clock.monotonic()
         events = self._events()
-        if events is not None:
+        if events is not None and now - self._flushed_at >= FLUSH_INTERVAL:
+            self._flushed_at = now
             events.flush()
         if self._dirty and self.clock.monotonic() - self._published_at >= self.min_interval:
             self.publish()

@@ -89,8 +89,9 @@ def main() -> None:
             latencies.append(time.perf_counter() - t0)
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        p50 = statistics.median(latencies)
         print(
-            f"joins: {args.joins}, join -> annotated p50 {statistics.median(latencies) * 1e3:.1f} ms"
+            f"joins: {args.joins}, join -> annotated p50 {p50 * 1e3:.1f} ms"
             f", p99 {p99 * 1e3:.1f} ms, max {latencies[-1] * 1e3:.1f} ms; "
             f"site plans {loop.stats.site_plans - plans}, full plans {loop.stats.full_plans - full}"
         )

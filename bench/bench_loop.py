@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` and the double importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -104,13 +105,12 @@ def main() -> None:
         t0 = time.perf_counter()
         for r in range(args.rounds):
             stamp = str(nodegen.LAST_SEEN + 1 + r)
+
+            def beat(obj: dict[str, Any], stamp: str = stamp) -> None:
+                obj["metadata"]["annotations"]["kilo.squat.ai/last-seen"] = stamp
+
             for node in server.nodes():
-                server.mutate_node(
-                    node["metadata"]["name"],
-                    lambda o, s=stamp: o["metadata"]["annotations"].__setitem__(
-                        "kilo.squat.ai/last-seen", s
-                    ),
-                )
+                server.mutate_node(node["metadata"]["name"], beat)
         target = events + args.rounds * count
         assert wait_until(lambda: loop.informer.stats.events >= target, 600)
         elapsed = time.perf_counter() - t0

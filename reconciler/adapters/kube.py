@@ -271,7 +271,7 @@ class KubeBackend:
             raise BackendError(f"{what}: {_reason(err)}{_gave_up(retrying, err)}") from None
 
 
-def _list_version(page: Mapping[str, Any]) -> str:
+def _list_version(page: NodeObject) -> str:
     return str((page.get("metadata") or {}).get("resourceVersion") or "")
 
 

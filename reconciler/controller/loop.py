@@ -71,6 +71,7 @@ class LoopStats:
     deltas_ignored: int = 0
     freshness_flips: int = 0
     last_duration: float = 0.0
+    last_tick: float = 0.0  # the worker's clock at its last turn (/healthz: not stuck)
     observe: Callable[[str, float], None] | None = None  # (result, seconds) per reconcile
 
     def record(self, result: str, seconds: float) -> None:
@@ -156,6 +157,11 @@ class ReconcileLoop:
         """The revision in force."""
         return self._revision
 
+    @property
+    def ready(self) -> bool:
+        """The node cache is synced and a good revision is in force (/readyz)."""
+        return self.informer.synced.is_set() and self._revision is not None
+
     def _revision_sha(self) -> str:
         return self._revision.sha if self._revision is not None else ""
 
@@ -210,6 +216,7 @@ class ReconcileLoop:
         resync_at = self.clock.monotonic() + self.settings.resync
         was_writer = False
         while not self.stop.is_set():
+            self.stats.last_tick = self.clock.monotonic()
             flips = self.cache.flips_due(self._now())
             if flips:
                 self.stats.freshness_flips += len(flips)
@@ -281,8 +288,12 @@ class ReconcileLoop:
         )
         if self.observer is not None:
             self.observer.full_planned(plan, planner, revision.sha)
-        results = [self._apply_site(planner.plan_site(s), planner, revision) for s in plan.sites]
-        self.stats.site_plans += len(plan.sites)
+        results = []
+        for site in plan.sites:
+            if self.stop.is_set():
+                break
+            self.stats.site_plans += 1
+            results.append(self._apply_site(planner.plan_site(site), planner, revision))
         self.queue.forget(EVERYTHING)
         return next((r for r in ("error", "held") if r in results), "ok")
 

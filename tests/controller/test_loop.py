@@ -73,6 +73,7 @@ def test_converges_then_a_joining_node_costs_one_site(
 ) -> None:
     with running_loop(cluster, topology, clock) as loop:
         settle(loop, cluster, topology, clock)
+        assert loop.ready and loop.stats.last_tick > 0
         assert loop.stats.full_plans == 1
         written = set(node_patches(cluster))
         assert "build-runner-1" not in written  # claimed by no site: never written

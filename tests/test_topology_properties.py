@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.core.load import SourceFile, load
+from reconciler.model import routerules
 from reconciler.model import topology as t
 from reconciler.model.routerules import RESERVED_TABLES
 from reconciler.model.types import (
@@ -118,6 +119,12 @@ def networks(version: Literal[4, 6]) -> st.SearchStrategy[str]:
 any_network = networks(4) | networks(6)
 
 
+def _route_slot(route: dict[str, Any]) -> tuple[int, str, int]:
+    """Two routes of a site for one kernel slot are invalid (validate says so)."""
+    table = 254 if route["table"] == "main" else int(route["table"])
+    return routerules.slot(route["to"], table, route["metric"])
+
+
 @st.composite
 def routes(draw: st.DrawFn) -> dict[str, Any]:
     to = draw(any_network)
@@ -196,7 +203,7 @@ def sites(draw: st.DrawFn, index: int, name: str) -> dict[str, Any]:
         "taints": draw(taints),
         "nodes": nodes,
         "pools": pools,
-        "routes": draw(st.lists(routes(), max_size=2)),
+        "routes": draw(st.lists(routes(), max_size=2, unique_by=_route_slot)),
         "lifecycle": {
             "deleteUnreachable": draw(st.booleans()),
             "after": draw(durations),

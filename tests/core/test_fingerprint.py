@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.core.fingerprint import fingerprint, fresh_until, is_fresh, last_seen
@@ -20,9 +20,12 @@ from reconciler.core.plan import Plan
 from reconciler.core.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeCondition, NodeState
-from tests.core.test_plan import PROPERTY_SETTINGS, SEEN, live_nodes, state, states_of, topologies
+from tests.core.test_plan import SEEN, live_nodes, state, states_of, topologies
 
 NOW = SEEN + 5
+PROPERTY_SETTINGS = settings(
+    derandomize=True, max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _unread_change(node: NodeState, step: int) -> NodeState:

@@ -96,7 +96,8 @@ def _shutdown(response: Any) -> None:
     """Shut the stream's socket down: a read blocked on it returns (urllib3 >= 2.3 keeps
     the socket for this; the connection object has let go of it by then)."""
     if response is not None:
-        with contextlib.suppress(OSError, AttributeError):
+        # ValueError: the stream ended and gave its socket back meanwhile
+        with contextlib.suppress(OSError, AttributeError, ValueError):
             response.shutdown()
 
 

@@ -26,12 +26,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
 
 from reconciler.core.diagnostics import Diagnostic, Path, format_path
+from reconciler.model.shown import clip, describe_character
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DOCUMENTS_PER_FILE = 1000
@@ -102,6 +104,29 @@ class YamlDocument:
         )
 
 
+# The YAML 1.2 core-schema tags, which only say what plain YAML already says. topoctl
+# defines no tags of its own; every other tag (``!Ref``, ``!!binary``, ``!!set``,
+# ``!!python/...``) is refused rather than silently dropped or turned into an object.
+CORE_TAGS = frozenset({"str", "int", "float", "bool", "null", "map", "seq"})
+_CORE_PREFIX = "tag:yaml.org,2002:"
+
+
+class RefusedError(MarkedYAMLError):
+    """YAML that parses but that topoctl does not read: a tag or a directive."""
+
+
+def _refused(problem: str, mark: Any) -> RefusedError:
+    return RefusedError(None, None, problem, mark)
+
+
+def _core_tag(handle: str | None, suffix: str) -> bool:
+    if handle == "!!":
+        return suffix in CORE_TAGS
+    return handle is None and suffix.removeprefix(_CORE_PREFIX) in CORE_TAGS and (
+        suffix.startswith(_CORE_PREFIX)
+    )
+
+
 class _DepthLimitedScanner(RoundTripScanner):
     """Refuses collections nested deeper than :data:`MAX_DEPTH` as soon as it reads them.
 
@@ -116,6 +141,34 @@ class _DepthLimitedScanner(RoundTripScanner):
         col = mark.column if column is None else column
         return LimitExceededError(
             f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, col + 1)
+        )
+
+    def scan_tag(self) -> Any:
+        token = super().scan_tag()
+        handle, suffix = token.value
+        if not _core_tag(handle, suffix):
+            written = f"{handle}{suffix}" if handle else suffix
+            if handle is None and suffix not in ("!", "!!"):
+                written = f"!<{suffix}>"  # a verbatim tag
+            raise _refused(
+                f"unknown YAML tag {clip(written, 40)!r}: topoctl defines no tags - remove it "
+                "and write the value itself (only the core tags !!str, !!int, !!float, "
+                "!!bool, !!null, !!map and !!seq are read, as plain YAML would read them)",
+                token.start_mark,
+            )
+        return token
+
+    def scan_directive(self) -> Any:
+        token = super().scan_directive()
+        if token.name == "YAML" and tuple(token.value or ()) == (1, 2):
+            return token
+        written = f"%{token.name}" + (
+            " " + ".".join(map(str, token.value)) if token.name == "YAML" and token.value else ""
+        )
+        raise _refused(
+            f"the {clip(written, 40)!r} directive is refused: topoctl reads every file as "
+            "YAML 1.2 and defines no tags - remove the directive",
+            token.start_mark,
         )
 
     def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803
@@ -139,7 +192,9 @@ class _Constructor(RoundTripConstructor):
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         try:
             return super().construct_non_recursive_object(node, tag)
-        except (ValueError, KeyError, TypeError, OverflowError) as err:
+        except (YAMLError, LimitExceededError, RecursionError):
+            raise
+        except Exception as err:  # noqa: BLE001 - ruamel's own constructors raise anything
             kind = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node.value, str) else "this value"
             raise ConstructorError(
@@ -178,9 +233,7 @@ def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagno
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as err:
-            return [], [
-                _file_error(file, f"not UTF-8 text ({err.reason} at byte {err.start})", "encoding")
-            ]
+            return [], [_not_utf8(file, text, err)]
     fast = _fast_documents(text)
     if fast is not None:
         lazy = _LazyPositions(file, text)
@@ -211,10 +264,14 @@ def _full_parse(file: str, text: str) -> tuple[list[YamlDocument], list[Diagnost
     except LimitExceededError as err:
         line, col = err.position
         return documents, [Diagnostic(file, line, col, "error", "", str(err), "limits")]
+    except ReaderError as err:
+        return documents, [_bad_character(file, text, err)]
     except YAMLError as err:
-        return documents, [_file_error(file, f"YAML error: {err}", "yaml")]
+        return documents, [_file_error(file, f"YAML error: {clip(str(err), 200)}", "yaml")]
     except RecursionError:
         return documents, [_file_error(file, f"nesting deeper than {MAX_DEPTH} levels", "limits")]
+    except Exception as err:  # noqa: BLE001 - a reader bug must still name the file
+        return documents, [_file_error(file, f"cannot read this YAML ({err!r})", "yaml")]
     return documents, []
 
 
@@ -222,10 +279,49 @@ def _file_error(file: str, message: str, code: str) -> Diagnostic:
     return Diagnostic(file, 0, 0, "error", "", message, code)
 
 
+def _line_col(text: str, offset: int) -> Position:
+    """1-based line and column of the character at ``offset`` in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _not_utf8(file: str, content: bytes, err: UnicodeDecodeError) -> Diagnostic:
+    # Everything before the first bad byte is valid UTF-8: count lines and columns in it.
+    before = content[: err.start].decode("utf-8")
+    line, col = _line_col(before, len(before))
+    return Diagnostic(
+        file,
+        line,
+        col,
+        "error",
+        "",
+        f"not UTF-8 text: byte 0x{content[err.start]:02x} ({err.reason}, byte offset "
+        f"{err.start}) - save the file as UTF-8",
+        "encoding",
+    )
+
+
+def _bad_character(file: str, text: str, err: ReaderError) -> Diagnostic:
+    offset = err.position if isinstance(err.position, int) else 0
+    line, col = _line_col(text, min(offset, len(text)))
+    char = chr(err.character) if isinstance(err.character, int) else "?"
+    return Diagnostic(
+        file,
+        line,
+        col,
+        "error",
+        "",
+        f"{describe_character(char)} is not allowed in YAML text - remove it",
+        "encoding",
+    )
+
+
 def _yaml_error(file: str, err: MarkedYAMLError) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-    problem = err.problem or "invalid YAML"
+    problem = clip(err.problem or "invalid YAML", 300)
+    if isinstance(err, RefusedError):
+        return Diagnostic(file, line, col, "error", "", problem, "yaml-refused")
     if "duplicate key" in problem:
         return Diagnostic(
             file,
@@ -237,7 +333,7 @@ def _yaml_error(file: str, err: MarkedYAMLError) -> Diagnostic:
             "in a mapping (a typo would otherwise pass silently)",
             "duplicate-key",
         )
-    context = f" ({err.context})" if err.context else ""
+    context = f" ({clip(err.context, 100)})" if err.context else ""
     return Diagnostic(file, line, col, "error", "", f"YAML syntax: {problem}{context}", "yaml")
 
 
@@ -374,8 +470,8 @@ _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fal
 
 def _fast_documents(text: str) -> list[Any] | None:
     """Every document as plain data, or None when the full reader must take the file."""
-    if _C_LOADER is None:
-        return None
+    if _C_LOADER is None or text.startswith("%") or "\n%" in text:
+        return None  # a directive (or a line that looks like one): the full reader judges it
     try:
         nodes = list(libyaml.compose_all(text, Loader=_C_LOADER))
         if len(nodes) > MAX_DOCUMENTS_PER_FILE:

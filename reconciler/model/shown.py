@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
-MAX_SHOWN = 60
+MAX_SHOWN = 64  # a DNS label or a label value (at most 63) is shown whole
 
 
 class Clipped(str):

@@ -22,6 +22,9 @@ from reconciler.model import topology as t
 from reconciler.model.shown import clip
 
 
+REFUSED_FILE_CODES = frozenset({"file-size", "read", "symlink-loop"})
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """One file's path (as shown to the user) and raw content."""
@@ -64,9 +67,10 @@ class LoadResult:
 def load(files: Iterable[SourceFile], extra: Iterable[Diagnostic] = ()) -> LoadResult:
     """Parse, validate and cross-check every file; collect every diagnostic."""
     diagnostics = list(extra)
+    # Files refused before parsing (too large, unreadable, a symlink loop) count as files.
+    count = len({d.file for d in diagnostics if d.code in REFUSED_FILE_CODES})
     clusters: list[tuple[t.Cluster, YamlDocument]] = []
     sites: list[tuple[t.Site, YamlDocument]] = []
-    count = 0
     for source in files:
         count += 1
         documents, problems = parse(source.path, source.content)

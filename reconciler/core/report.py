@@ -49,6 +49,16 @@ def summarize(topology: Topology) -> list[SiteSummary]:
     return out
 
 
+SHOWN_MEMBERS = 10
+
+
+def first_of(items: Sequence[str], limit: int = SHOWN_MEMBERS) -> list[str]:
+    """At most ``limit`` items, then ``… and 9,990 more``: a table row stays readable."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[:limit], f"… and {len(items) - limit:,} more"]
+
+
 def _selector(selector: Any) -> str:
     parts = [f"{k}={v}" for k, v in sorted(selector.match_labels.items())]
     if selector.name_pattern:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -662,7 +663,5 @@ def run() -> None:
 
 
 def _stderr(line: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # stderr gone too: the exit status is all that is left
         click.echo(line, err=True)
-    except OSError:
-        pass  # stderr is gone too: the exit status is all that is left

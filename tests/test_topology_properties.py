@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import io
-import os
 import ipaddress
+import os
 from typing import Any, Literal
 
 from hypothesis import HealthCheck, given, settings
@@ -148,7 +148,8 @@ any_network = networks(4) | networks(6)
 def routes(draw: st.DrawFn) -> dict[str, Any]:
     to = draw(any_network)
     family = ipaddress.ip_network(to).version
-    via = draw(st.none() | st.just("leader") | st.ip_addresses(v=family).filter(_not_mapped).map(str))
+    gateways = st.ip_addresses(v=family).filter(_not_mapped).map(str)
+    via = draw(st.none() | st.just("leader") | gateways)
     route: dict[str, Any] = {"to": to}
     if via is not None:
         route["via"] = via

@@ -79,7 +79,8 @@ def read_directory(root: Path) -> tuple[list[SourceFile], list[Diagnostic]]:
             path = here / name
             if not name.endswith(SUFFIXES):
                 continue
-            if path.is_symlink() and path.exists() and not _inside(os.path.realpath(path), real_root):
+            target = os.path.realpath(path)
+            if path.is_symlink() and path.exists() and not _inside(target, real_root):
                 notes.append(_outside(path, root))
                 continue
             candidates.append(path)

@@ -21,7 +21,6 @@ from reconciler.core.yamldoc import YamlDocument, parse
 from reconciler.model import topology as t
 from reconciler.model.shown import clip
 
-
 REFUSED_FILE_CODES = frozenset({"file-size", "read", "symlink-loop"})
 
 

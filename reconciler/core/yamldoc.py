@@ -26,8 +26,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
@@ -122,8 +122,10 @@ def _refused(problem: str, mark: Any) -> RefusedError:
 def _core_tag(handle: str | None, suffix: str) -> bool:
     if handle == "!!":
         return suffix in CORE_TAGS
-    return handle is None and suffix.removeprefix(_CORE_PREFIX) in CORE_TAGS and (
-        suffix.startswith(_CORE_PREFIX)
+    return (
+        handle is None
+        and suffix.removeprefix(_CORE_PREFIX) in CORE_TAGS
+        and (suffix.startswith(_CORE_PREFIX))
     )
 
 
@@ -194,7 +196,7 @@ class _Constructor(RoundTripConstructor):
             return super().construct_non_recursive_object(node, tag)
         except (YAMLError, LimitExceededError, RecursionError):
             raise
-        except Exception as err:  # noqa: BLE001 - ruamel's own constructors raise anything
+        except Exception as err:  # ruamel's own constructors raise anything
             kind = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node.value, str) else "this value"
             raise ConstructorError(
@@ -230,10 +232,11 @@ def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagno
     if size > MAX_FILE_BYTES:
         return [], [too_large(file, size)]
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            return [], [_not_utf8(file, text, err)]
+            return [], [_not_utf8(file, raw, err)]
     fast = _fast_documents(text)
     if fast is not None:
         lazy = _LazyPositions(file, text)
@@ -270,7 +273,7 @@ def _full_parse(file: str, text: str) -> tuple[list[YamlDocument], list[Diagnost
         return documents, [_file_error(file, f"YAML error: {clip(str(err), 200)}", "yaml")]
     except RecursionError:
         return documents, [_file_error(file, f"nesting deeper than {MAX_DEPTH} levels", "limits")]
-    except Exception as err:  # noqa: BLE001 - a reader bug must still name the file
+    except Exception as err:  # a reader bug must still name the file
         return documents, [_file_error(file, f"cannot read this YAML ({err!r})", "yaml")]
     return documents, []
 

@@ -1,7 +1,7 @@
 """How a value the user wrote is shown in a message: cut when long, odd characters named.
 
 A message echoes the value it refuses, so a 200,000-character name must not be echoed
-whole, and a name that looks right (a Cyrillic ``а`` for a Latin ``a``) must say which
+whole, and a name that looks right (a Cyrillic ``\u0430`` for a Latin ``a``) must say which
 character is wrong.
 """
 

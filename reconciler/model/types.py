@@ -20,7 +20,7 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-# [0-9], never \d: \d also takes other scripts' digits ("١٠m"), which Go and Kilo refuse.
+# [0-9], never \d: \d also takes other scripts' digits (Arabic-Indic ones), which Go refuses.
 _DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 RESERVED_PREFIXES = ("kilo.squat.ai/", "topoctl.io/")
 # Kubernetes' TotalAnnotationSizeLimitB: keys and values of one object, in bytes.
@@ -372,8 +372,9 @@ def parse_endpoint(text: str) -> Endpoint:
         if not host or len(host) > 253 or not DNS1123_SUBDOMAIN.fullmatch(host):
             raise fail(
                 "endpoint",
-                "{value!r}{odd} is not host:port with an IPv4 address, a [bracketed IPv6] address or "
-                "a lowercase DNS name - Kilo would ignore it and use the endpoint it detects",
+                "{value!r}{odd} is not host:port with an IPv4 address, a [bracketed IPv6] "
+                "address or a lowercase DNS name - Kilo would ignore it and use the endpoint "
+                "it detects",
                 value=text,
                 odd=_odd(host, _DNS_CHARS),
             )

@@ -476,6 +476,8 @@ def _fast_documents(text: str) -> list[Any] | None:
     if _C_LOADER is None or text.startswith("%") or "\n%" in text:
         return None  # a directive (or a line that looks like one): the full reader judges it
     try:
+        if "!" in text and _has_tag(text):
+            return None  # a node's tag does not say it was written (``! {}``): decline
         nodes = list(libyaml.compose_all(text, Loader=_C_LOADER))
         if len(nodes) > MAX_DOCUMENTS_PER_FILE:
             return None
@@ -483,6 +485,10 @@ def _fast_documents(text: str) -> list[Any] | None:
         return [_fast_plain(node, 0, budget, set()) for node in nodes]
     except (_DeclinedError, libyaml.YAMLError, RecursionError, ValueError):
         return None
+
+
+def _has_tag(text: str) -> bool:
+    return any(isinstance(t, libyaml.TagToken) for t in libyaml.scan(text, Loader=_C_LOADER))
 
 
 def _fast_plain(node: Any, depth: int, budget: list[int], seen: set[int]) -> Any:

@@ -102,8 +102,14 @@ def _inside(real: str, real_root: Path) -> bool:
 
 
 def _read(path: Path) -> SourceFile | Diagnostic:
-    """The file's bytes, or why not. Opened non-blocking: a FIFO never blocks the read."""
+    """The file's bytes, or why not.
+
+    The type is checked before opening (a socket cannot be opened) and again on the open
+    file, which is opened non-blocking: a FIFO put there in between never blocks the read.
+    """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return _not_a_file(path, os.stat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as err:
         if err.errno == errno.ELOOP or (path.is_symlink() and not path.exists()):
@@ -112,16 +118,7 @@ def _read(path: Path) -> SourceFile | Diagnostic:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-            return Diagnostic(
-                str(path),
-                0,
-                0,
-                "warning",
-                "",
-                f"{kind}, not a regular file: skipped",
-                "not-a-file",
-            )
+            return _not_a_file(path, info.st_mode)
         if info.st_size > MAX_FILE_BYTES:  # refused without reading it
             return too_large(str(path), info.st_size)
         with os.fdopen(os.dup(fd), "rb") as stream:
@@ -133,6 +130,12 @@ def _read(path: Path) -> SourceFile | Diagnostic:
         return _cannot_read(path, err)
     finally:
         os.close(fd)
+
+
+def _not_a_file(path: Path, mode: int) -> Diagnostic:
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    message = f"{kind}, not a regular file: skipped"
+    return Diagnostic(str(path), 0, 0, "warning", "", message, "not-a-file")
 
 
 def _loop_or_dangling(path: Path) -> Diagnostic:

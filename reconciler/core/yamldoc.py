@@ -488,6 +488,7 @@ def _fast_documents(text: str) -> list[Any] | None:
 
 
 def _has_tag(text: str) -> bool:
+    assert _C_LOADER is not None
     return any(isinstance(t, libyaml.TagToken) for t in libyaml.scan(text, Loader=_C_LOADER))
 
 

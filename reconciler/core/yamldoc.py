@@ -16,23 +16,20 @@ the whole file to the full reader.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml as libyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
 
 from reconciler.core.diagnostics import Diagnostic, Path, format_path
+from reconciler.core.yamlfast import fast_documents
 from reconciler.model.shown import clip, describe_character
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -443,10 +440,6 @@ def _scalar(node: Any) -> Any:
 # --- the fast reader -------------------------------------------------------------------
 
 
-class _DeclinedError(Exception):
-    """The fast reader is not sure to match the full reader here: use the full one."""
-
-
 class _LazyPositions:
     """Positions of one file's documents, from the full reader, computed on first use."""
 
@@ -462,75 +455,6 @@ class _LazyPositions:
         return self._by_index.get(index) or Positions()
 
 
-_C_LOADER = getattr(libyaml, "CSafeLoader", None)
-_YAML11 = libyaml.resolver.Resolver()
-_YAML12 = VersionedResolver(version=(1, 2))
-_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-_SIMPLE_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-_SIMPLE_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]+")
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-
-
 def _fast_documents(text: str) -> list[Any] | None:
-    """Every document as plain data, or None when the full reader must take the file."""
-    if _C_LOADER is None or text.startswith("%") or "\n%" in text:
-        return None  # a directive (or a line that looks like one): the full reader judges it
-    try:
-        if "!" in text and _has_tag(text):
-            return None  # a node's tag does not say it was written (``! {}``): decline
-        nodes = list(libyaml.compose_all(text, Loader=_C_LOADER))
-        if len(nodes) > MAX_DOCUMENTS_PER_FILE:
-            return None
-        budget = [MAX_NODES_PER_DOCUMENT * len(nodes)]
-        return [_fast_plain(node, 0, budget, set()) for node in nodes]
-    except (_DeclinedError, libyaml.YAMLError, RecursionError, ValueError):
-        return None
-
-
-def _has_tag(text: str) -> bool:
-    assert _C_LOADER is not None
-    return any(isinstance(t, libyaml.TagToken) for t in libyaml.scan(text, Loader=_C_LOADER))
-
-
-def _fast_plain(node: Any, depth: int, budget: list[int], seen: set[int]) -> Any:
-    budget[0] -= 1
-    if depth > MAX_DEPTH or budget[0] < 0 or id(node) in seen:
-        raise _DeclinedError  # a limit, or an alias (a node met twice)
-    seen.add(id(node))
-    if isinstance(node, libyaml.ScalarNode):
-        return _fast_scalar(node)
-    if isinstance(node, libyaml.SequenceNode):
-        if node.tag != _SEQ:
-            raise _DeclinedError
-        return [_fast_plain(item, depth + 1, budget, seen) for item in node.value]
-    if isinstance(node, libyaml.MappingNode) and node.tag == _MAP:
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = _fast_plain(key_node, depth + 1, budget, seen)
-            if not isinstance(key, str) or key in out:
-                raise _DeclinedError  # non-text or duplicate key: the full reader reports it
-            out[key] = _fast_plain(value_node, depth + 1, budget, seen)
-        return out
-    raise _DeclinedError
-
-
-def _fast_scalar(node: Any) -> Any:
-    value: str = node.value
-    plain = not node.style  # libyaml reports plain scalars with style "" (PyYAML: None)
-    implicit = _YAML11.resolve(libyaml.ScalarNode, value, (plain, not plain))  # type: ignore[no-untyped-call]
-    if node.tag != implicit:
-        raise _DeclinedError  # an explicit tag
-    if not plain:
-        return value
-    tag = _YAML12.resolve(RuamelScalarNode, value, (True, False))
-    if tag == _STR:
-        return value
-    if tag == "tag:yaml.org,2002:null":
-        return None
-    if tag == "tag:yaml.org,2002:bool" and value in _BOOLS:
-        return _BOOLS[value]
-    if tag == "tag:yaml.org,2002:int" and _SIMPLE_INT.fullmatch(value):
-        return int(value)
-    if tag == "tag:yaml.org,2002:float" and _SIMPLE_FLOAT.fullmatch(value):
-        return float(value)
-    raise _DeclinedError
+    """The fast reader (:mod:`reconciler.core.yamlfast`) under this module's limits."""
+    return fast_documents(text, MAX_DOCUMENTS_PER_FILE, MAX_NODES_PER_DOCUMENT, MAX_DEPTH)

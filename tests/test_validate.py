@@ -616,16 +616,8 @@ VALID = [
     ),
     one(site("  persistentKeepalive: 1"), id="keepalive-lowest"),
     one(site("  persistentKeepalive: 65535"), id="keepalive-highest"),
-    one(
-        site(KEEPALIVE, "  lifecycle:", "    after: 1h30m"),
-        W(7, 3, "spec.lifecycle", "no effect yet"),
-        id="lifecycle-after-1h30m",
-    ),
-    one(
-        site(KEEPALIVE, "  lifecycle:", "    after: 1m"),
-        W(7, 3, "spec.lifecycle", "no effect yet"),
-        id="lifecycle-after-1m",
-    ),
+    one(site(KEEPALIVE, "  lifecycle:", "    after: 1h30m"), id="lifecycle-after-1h30m"),
+    one(site(KEEPALIVE, "  lifecycle:", "    after: 1m"), id="lifecycle-after-1m"),
     one(site(KEEPALIVE, "  labels:", "    node-role.example.com/gw: ''"), id="label-value-empty"),
     one(
         site(KEEPALIVE, "  allowedLocationIPs: [10.0.0.0/8, 10.1.0.0/16]"),

@@ -21,9 +21,6 @@ def check(
     """Every cross-document error and warning, in no particular order."""
     found: list[Diagnostic] = []
     found += _one_cluster(clusters)
-    for cluster, doc in clusters:
-        if "lifecycle" in cluster.spec.model_fields_set:
-            found.append(_no_effect_yet(doc))
     found += _unique_sites(sites)
     found += _unique_nodes(sites)
     found += _allowed_ips_disjoint(sites)
@@ -32,8 +29,6 @@ def check(
         found += _routes_sharing_a_slot(site, doc)
         found += _site_warnings(site, doc)
         found += _merged_annotations(site, doc)
-        if "lifecycle" in site.spec.model_fields_set:
-            found.append(_no_effect_yet(doc))
     found += _routes_kilo_already_routes(sites)
     return found
 
@@ -132,18 +127,6 @@ def _site_rules(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
                 "pool-unique",
             )
         pools.add(pool.name)
-
-
-def _no_effect_yet(doc: YamlDocument) -> Diagnostic:
-    """``lifecycle`` is read and checked, but nothing deletes nodes yet: say so."""
-    return doc.diagnostic(
-        ("spec", "lifecycle"),
-        "lifecycle settings have no effect yet: this version of topoctl never deletes "
-        "nodes; they are checked now and will be acted on once node deletion lands",
-        "lifecycle-inactive",
-        key=True,
-        warning=True,
-    )
 
 
 def _merged_annotations(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:

@@ -29,14 +29,18 @@ _DNS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
+_USER_TEXT = frozenset({"value", "hint", "fixed", "host", "pattern", "ip", "net"})
+
+
 def fail(kind: str, message: str, **ctx: Any) -> PydanticCustomError:
     """A validation error whose message is already formatted (``str.format`` over ``ctx``).
 
-    Text values are shown cut (see :func:`reconciler.model.shown.clip`): a message
-    never echoes a 200,000-character value whole. Patterns are matched with
-    ``fullmatch`` throughout: ``re.match`` with ``$`` lets a final newline through.
+    The values the user wrote (``value`` and what is derived from it) are shown cut
+    (see :func:`reconciler.model.shown.clip`): a message never echoes a
+    200,000-character value whole. Patterns are matched with ``fullmatch`` throughout:
+    ``re.match`` with ``$`` lets a final newline through.
     """
-    shown = {k: clip(v) if isinstance(v, str) else v for k, v in ctx.items()}
+    shown = {k: clip(v) if k in _USER_TEXT and isinstance(v, str) else v for k, v in ctx.items()}
     return PydanticCustomError(kind, message.format(**shown))
 
 

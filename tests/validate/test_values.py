@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.adapters.files import read_directory
 from reconciler.core.load import load
-from tests.validate.support import CLUSTER, SITES, E, Expect, W, check_case, doc, site, write_tree
+from tests.validate.support import CLUSTER, SITES, E, Expect, check_case, doc, site, write_tree
 
 KEEPALIVE = "  persistentKeepalive: 25"
 LF = "U+000A LINE FEED"
@@ -298,33 +298,22 @@ def test_ipv4_mapped_addresses_ask_for_the_ipv4_form(
     check_case(workdir, files, expected)
 
 
-NOT_YET = "lifecycle settings have no effect yet"
-NO_EFFECT_YET = [
-    one(
-        site(KEEPALIVE, "  lifecycle:", "    deleteUnreachable: true"),
-        W(7, 3, "spec.lifecycle", NOT_YET),
-        id="site-lifecycle",
-    ),
-    one(
-        site(KEEPALIVE, "  lifecycle: {}"),
-        W(7, 3, "spec.lifecycle", NOT_YET),
-        id="site-lifecycle-empty",
-    ),
+# Every setting is acted on now (mesh.granularity by the planner, lifecycle.* by plan and
+# apply --probe): none of them may draw a "has no effect" warning.
+ACTED_ON = [
+    one(site(KEEPALIVE, "  lifecycle:", "    deleteUnreachable: true"), id="site-lifecycle"),
+    one(site(KEEPALIVE, "  lifecycle: {scope: all, after: 5m}"), id="site-lifecycle-scope"),
     one(
         CLUSTER + doc("spec:", "  lifecycle:", "    maxDeletionsPerHour: 3"),
-        W(6, 3, "spec.lifecycle", NOT_YET, file="a.yaml"),
         id="cluster-lifecycle",
     ),
-    one(
-        CLUSTER + doc("spec:", "  mesh:", "    granularity: full"),
-        id="mesh-granularity-is-acted-on-no-warning",
-    ),
-    one(site(KEEPALIVE), id="no-lifecycle-no-warning"),
+    one(CLUSTER + doc("spec:", "  mesh:", "    granularity: full"), id="mesh-granularity"),
+    one(CLUSTER + doc("spec:", "  mesh:", "    granularity: cross"), id="mesh-granularity-cross"),
 ]
 
 
-@pytest.mark.parametrize(("files", "expected"), NO_EFFECT_YET)
-def test_settings_not_acted_on_yet_warn(
+@pytest.mark.parametrize(("files", "expected"), ACTED_ON)
+def test_settings_that_are_acted_on_do_not_warn(
     workdir: Path, files: dict[str, str], expected: tuple[Expect, ...]
 ) -> None:
     check_case(workdir, files, expected)

@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 from reconciler.core.load import SourceFile, load
 from reconciler.model import topology as t
-from reconciler.model.routerules import RESERVED_TABLES
+from reconciler.model.routerules import RESERVED_TABLES, slot
 from reconciler.model.types import (
     canonical_cidr,
     canonical_endpoint,
@@ -166,6 +166,12 @@ def routes(draw: st.DrawFn) -> dict[str, Any]:
     return route
 
 
+def _slot(route: dict[str, Any]) -> tuple[int, str, int]:
+    """Two routes of a site may not share a kernel slot (validate refuses it)."""
+    table = 254 if route["table"] == "main" else route["table"]
+    return slot(route["to"], table, route["metric"])
+
+
 durations = st.builds(
     lambda h, m, s: (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else ""),
     st.integers(0, 48),
@@ -223,7 +229,7 @@ def sites(draw: st.DrawFn, index: int, name: str) -> dict[str, Any]:
         "taints": draw(taints),
         "nodes": nodes,
         "pools": pools,
-        "routes": draw(st.lists(routes(), max_size=2)),
+        "routes": draw(st.lists(routes(), max_size=2, unique_by=_slot)),
         "lifecycle": {
             "deleteUnreachable": draw(st.booleans()),
             "after": draw(durations),

@@ -14,7 +14,17 @@ import pytest
 
 from reconciler.adapters.files import read_directory
 from reconciler.core.load import load
-from tests.validate.support import CLUSTER, SITES, E, Expect, check_case, doc, site, write_tree
+from tests.validate.support import (
+    CLUSTER,
+    SITES,
+    E,
+    Expect,
+    check_case,
+    doc,
+    invoke,
+    site,
+    write_tree,
+)
 
 KEEPALIVE = "  persistentKeepalive: 25"
 LF = "U+000A LINE FEED"
@@ -317,3 +327,10 @@ def test_settings_that_are_acted_on_do_not_warn(
     workdir: Path, files: dict[str, str], expected: tuple[Expect, ...]
 ) -> None:
     check_case(workdir, files, expected)
+
+
+@pytest.mark.parametrize("interval", ["\u0661\u0660s", "\u0661\u0660", "\uff11\uff10m"])
+def test_agent_interval_takes_ascii_digits_only(interval: str) -> None:
+    result = invoke("agent", "--node", "gw", "--once", "--interval", interval)
+    assert result.exit_code == 2
+    assert f"--interval {interval!r}: write e.g. 10s, 1m or 30" in result.output

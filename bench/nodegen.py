@@ -10,6 +10,7 @@ pools: workers by name pattern, GPU nodes by labels. Everything is deterministic
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ def site_name(index: int) -> str:
 
 def _image(name: str, index: int) -> dict[str, Any]:
     repo = name.rsplit(":", 1)[0]
-    digest = f"{(hash(name) & 0xFFFFFFFF) ^ index:08x}" * 8
+    # zlib.crc32, not hash(): str hashes are salted per process (PYTHONHASHSEED).
+    digest = f"{zlib.crc32(name.encode()) ^ index:08x}" * 8
     return {"names": [f"{repo}@sha256:{digest}", name], "sizeBytes": 12_000_000 + index * 7919}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -143,12 +144,12 @@ def _print_text(result: Any, sources: dict[str, str]) -> None:
         ):
             table.add_column(column)
         for s in report.summarize(result.topology):
-            table.add_row(
+            table.add_row(  # long lists are cut: `--format json` has them whole
                 s.name,
-                "\n".join(s.nodes) or "-",
-                "\n".join(f"{n}: {sel}" for n, sel in s.pools) or "-",
-                ", ".join(s.leaders) or "(Kilo decides)",
-                "\n".join(s.allowed_location_ips) or "-",
+                "\n".join(report.first_of(s.nodes)) or "-",
+                "\n".join(report.first_of([f"{n}: {sel}" for n, sel in s.pools])) or "-",
+                ", ".join(report.first_of(s.leaders)) or "(Kilo decides)",
+                "\n".join(report.first_of(s.allowed_location_ips)) or "-",
                 str(s.routes),
             )
         console.print(table)
@@ -345,7 +346,8 @@ def plan(
     detailed_exitcode: bool,
     probe: bool,
 ) -> None:
-    """Show what would change on which node, and why. Writes nothing.
+    """Show what would change on which node, and why. Changes nothing in the cluster;
+    with --out, the plan is saved to that file for `topoctl apply PLAN`.
 
     \b
       topoctl plan --cluster examples/nodes.yaml        against a snapshot
@@ -598,7 +600,9 @@ def _seconds(text: str) -> float:
     from reconciler.model.types import duration_seconds
 
     try:
-        return float(text) if text.replace(".", "", 1).isdigit() else duration_seconds(text)
+        # ASCII digits only: float() and isdigit() also take other scripts' digits.
+        plain = text.isascii() and text.replace(".", "", 1).isdigit()
+        return float(text) if plain else duration_seconds(text)
     except ValueError:
         raise UsageFailure(f"--interval {text!r}: write e.g. 10s, 1m or 30") from None
 
@@ -695,8 +699,19 @@ def run() -> None:
     """Entry point that keeps tracebacks away from users unless TOPOCTL_DEBUG is set."""
     try:
         main(standalone_mode=True)
+    except OSError as err:  # output that cannot be written (a full disk, a closed pipe)
+        if os.environ.get("TOPOCTL_DEBUG"):
+            raise
+        where = f"{err.filename}: " if err.filename else "writing the output: "
+        _stderr(f"topoctl: error: {where}{err.strerror or err}")
+        sys.exit(EXIT_INVALID)
     except Exception as err:  # pragma: no cover - last resort
         if os.environ.get("TOPOCTL_DEBUG"):
             raise
         click.echo(f"topoctl: internal error: {err!r} (set TOPOCTL_DEBUG=1 for details)", err=True)
         sys.exit(EXIT_INVALID)
+
+
+def _stderr(line: str) -> None:
+    with contextlib.suppress(OSError):  # stderr gone too: the exit status is all that is left
+        click.echo(line, err=True)

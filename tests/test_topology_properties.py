@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
 from typing import Any, Literal
 
 from hypothesis import HealthCheck, given, settings
@@ -17,9 +18,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.core.load import SourceFile, load
-from reconciler.model import routerules
 from reconciler.model import topology as t
-from reconciler.model.routerules import RESERVED_TABLES
+from reconciler.model.routerules import RESERVED_TABLES, slot
 from reconciler.model.types import (
     canonical_cidr,
     canonical_endpoint,
@@ -30,7 +30,19 @@ from reconciler.model.types import (
     parse_endpoint,
 )
 
-SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# `make test` runs the "ci" profile (tests/conftest.py): fixed seeds, these bounded counts.
+# `make fuzz` runs the "fuzz" profile: random seeds, the profile's (much larger) count.
+FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
+
+
+def examples(bounded: int) -> int:
+    """``bounded`` examples under `make test`; the fuzz profile's count under `make fuzz`."""
+    return settings().max_examples if FUZZ else bounded
+
+
+SETTINGS = settings(
+    max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # --- building blocks -------------------------------------------------------------------
 
@@ -76,6 +88,12 @@ def _usable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not (ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip.is_multicast)
 
 
+def _not_mapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """IPv4-mapped IPv6 addresses are refused (the IPv4 form is asked for)."""
+    return not (isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None)
+
+
+addresses = st.ip_addresses().filter(_not_mapped)
 endpoint_ip4 = st.ip_addresses(v=4).filter(_usable)
 endpoint_ip6 = st.ip_addresses(v=6).filter(_usable)
 port = st.integers(1, 65535)
@@ -113,23 +131,25 @@ def networks(version: Literal[4, 6]) -> st.SearchStrategy[str]:
         lambda ip, plen: str(ipaddress.ip_network((ip, plen), strict=False)),
         st.ip_addresses(v=version),
         st.integers(0, bits),
+    ).filter(lambda net: not _mapped_network(net))
+
+
+def _mapped_network(text: str) -> bool:
+    net = ipaddress.ip_network(text)
+    return isinstance(net, ipaddress.IPv6Network) and net.subnet_of(
+        ipaddress.IPv6Network("::ffff:0:0/96")
     )
 
 
 any_network = networks(4) | networks(6)
 
 
-def _route_slot(route: dict[str, Any]) -> tuple[int, str, int]:
-    """Two routes of a site for one kernel slot are invalid (validate says so)."""
-    table = 254 if route["table"] == "main" else int(route["table"])
-    return routerules.slot(route["to"], table, route["metric"])
-
-
 @st.composite
 def routes(draw: st.DrawFn) -> dict[str, Any]:
     to = draw(any_network)
     family = ipaddress.ip_network(to).version
-    via = draw(st.none() | st.just("leader") | st.ip_addresses(v=family).map(str))
+    gateways = st.ip_addresses(v=family).filter(_not_mapped).map(str)
+    via = draw(st.none() | st.just("leader") | gateways)
     route: dict[str, Any] = {"to": to}
     if via is not None:
         route["via"] = via
@@ -144,6 +164,12 @@ def routes(draw: st.DrawFn) -> dict[str, Any]:
         st.just("main") | st.integers(1, 0xFFFFFFFF).filter(lambda n: n not in RESERVED_TABLES)
     )
     return route
+
+
+def _slot(route: dict[str, Any]) -> tuple[int, str, int]:
+    """Two routes of a site may not share a kernel slot (validate refuses it)."""
+    table = 254 if route["table"] == "main" else route["table"]
+    return slot(route["to"], table, route["metric"])
 
 
 durations = st.builds(
@@ -164,7 +190,7 @@ def sites(draw: st.DrawFn, index: int, name: str) -> dict[str, Any]:
         if draw(st.booleans()):
             node["endpoint"] = draw(endpoints())
         if draw(st.booleans()):
-            node["internalIP"] = str(draw(st.ip_addresses()))
+            node["internalIP"] = str(draw(addresses))
         if draw(st.booleans()):
             node["persistentKeepalive"] = draw(st.integers(1, 65535))
         node["labels"] = draw(label_maps)
@@ -203,7 +229,7 @@ def sites(draw: st.DrawFn, index: int, name: str) -> dict[str, Any]:
         "taints": draw(taints),
         "nodes": nodes,
         "pools": pools,
-        "routes": draw(st.lists(routes(), max_size=2, unique_by=_route_slot)),
+        "routes": draw(st.lists(routes(), max_size=2, unique_by=_slot)),
         "lifecycle": {
             "deleteUnreachable": draw(st.booleans()),
             "after": draw(durations),
@@ -232,8 +258,8 @@ clusters = st.fixed_dictionaries(
                 "addresses": st.fixed_dictionaries(
                     {},
                     optional={
-                        "externalIPTarget": st.none() | st.ip_addresses().map(str),
-                        "internalIPTarget": st.none() | st.ip_addresses().map(str),
+                        "externalIPTarget": st.none() | addresses.map(str),
+                        "internalIPTarget": st.none() | addresses.map(str),
                     },
                 ),
                 "uninitializedTaint": st.sampled_from(["remove", "keep"]),
@@ -327,7 +353,7 @@ def test_canonical_cidr_is_idempotent(net: str, spelling: str) -> None:
 
 
 @SETTINGS
-@given(ip=st.ip_addresses(), suffix=st.booleans(), upper=st.booleans())
+@given(ip=addresses, suffix=st.booleans(), upper=st.booleans())
 def test_host_cidr_and_ip_are_idempotent(
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address, suffix: bool, upper: bool
 ) -> None:
@@ -387,7 +413,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return text.encode()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(content=mutated() | st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_load_never_raises(content: bytes) -> None:
     result = load([SourceFile("sites/a.yaml", content)])

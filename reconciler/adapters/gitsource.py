@@ -14,7 +14,7 @@ from pathlib import Path
 
 import git
 
-from reconciler.adapters.files import MAX_FILES, SUFFIXES, SourceError
+from reconciler.adapters.files import MAX_FILES, SUFFIXES, SourceError, too_many_files
 from reconciler.adapters.gitauth import Credentials, redact
 from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.load import SourceFile
@@ -113,7 +113,7 @@ def _collect(
             continue
         files.append(SourceFile(display, blob.data_stream.read()))
         if len(files) > MAX_FILES:
-            raise SourceError(f"{shown}: more than {MAX_FILES} topology files at {rev}")
+            return [], [too_many_files(shown, f" at {rev}")]
     files.sort(key=lambda f: f.path)
     return files, notes
 

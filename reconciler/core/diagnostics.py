@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from reconciler.model.shown import clip
 
 Severity = Literal["error", "warning"]
 PathItem = str | int
 Path = tuple[PathItem, ...]
 
 
+_KEY_SHOWN = 320  # the longest valid qualified key (253 + '/' + 63) is shown whole
+
+
 def format_path(path: Path) -> str:
-    """``('spec', 'nodes', 0, 'name')`` -> ``spec.nodes[0].name``; odd keys are quoted."""
+    """``('spec', 'nodes', 0, 'name')`` -> ``spec.nodes[0].name``; odd keys are quoted.
+
+    A quoted key is escaped (a newline in a key never breaks the diagnostic's line) and
+    cut when long.
+    """
     out = ""
     for item in path:
         if isinstance(item, int):
             out += f"[{item}]"
-        elif item.replace("_", "").replace("-", "").isalnum():
-            out += f".{item}" if out else item
+        elif item.isascii() and item.replace("_", "").replace("-", "").isalnum():
+            out += f".{clip(item, _KEY_SHOWN)}" if out else clip(item, _KEY_SHOWN)
         else:
-            out += f'["{item}"]'
+            out += f"[{json.dumps(clip(item, _KEY_SHOWN), ensure_ascii=False)}]"
     return out
 
 

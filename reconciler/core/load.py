@@ -19,6 +19,9 @@ from reconciler.core import rules
 from reconciler.core.diagnostics import Diagnostic, Path, errors, ordered, warnings
 from reconciler.core.yamldoc import YamlDocument, parse
 from reconciler.model import topology as t
+from reconciler.model.shown import clip
+
+REFUSED_FILE_CODES = frozenset({"file-size", "read", "symlink-loop"})
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,10 @@ class LoadResult:
 def load(files: Iterable[SourceFile], extra: Iterable[Diagnostic] = ()) -> LoadResult:
     """Parse, validate and cross-check every file; collect every diagnostic."""
     diagnostics = list(extra)
+    # Files refused before parsing (too large, unreadable, a symlink loop) count as files.
+    count = len({d.file for d in diagnostics if d.code in REFUSED_FILE_CODES})
     clusters: list[tuple[t.Cluster, YamlDocument]] = []
     sites: list[tuple[t.Site, YamlDocument]] = []
-    count = 0
     for source in files:
         count += 1
         documents, problems = parse(source.path, source.content)
@@ -236,7 +240,7 @@ def _translate(doc: YamlDocument, model: type[BaseModel], error: ErrorDetails) -
         name = str(loc[-1])
         close = difflib.get_close_matches(name, _fields_of(model, loc[:-1]), n=1)
         hint = f" - did you mean {close[0]!r}?" if close else ""
-        message = f"unknown field {name!r}{hint}"
+        message = f"unknown field {clip(name)!r}{hint}"
         on_key = True
     elif kind == "invalid_key":
         message = f"unknown field {_describe(value)}: field names are text"
@@ -246,13 +250,13 @@ def _translate(doc: YamlDocument, model: type[BaseModel], error: ErrorDetails) -
         return doc.diagnostic(loc[:-1], message, kind)
     elif kind == "literal_error":
         expected = (error.get("ctx") or {}).get("expected", "")
-        message = f"{value!r} is not allowed here: expected {expected}"
+        message = f"{_describe(value)} is not allowed here: expected {expected}"
     elif kind in _TYPES:
         message = f"expected {_TYPES[kind]}, got {_describe(value)}"
     elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         ctx = error.get("ctx") or {}
         bound = ", ".join(f"{_BOUNDS.get(k, k)} {v}" for k, v in ctx.items())
-        message = f"{value!r} is out of range: it must be {bound}"
+        message = f"{clip(repr(value))} is out of range: it must be {bound}"
     elif kind in _FOCUS and isinstance(value, dict) and _FOCUS[kind] in value:
         loc = (*loc, _FOCUS[kind])
     return doc.diagnostic(loc, message, kind, key=on_key)
@@ -267,4 +271,4 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    return repr(clip(value)) if isinstance(value, str) else clip(repr(value))

@@ -49,6 +49,16 @@ def summarize(topology: Topology) -> list[SiteSummary]:
     return out
 
 
+SHOWN_MEMBERS = 10
+
+
+def first_of(items: Sequence[str], limit: int = SHOWN_MEMBERS) -> list[str]:
+    """At most ``limit`` items, then ``… and 9,990 more``: a table row stays readable."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[:limit], f"… and {len(items) - limit:,} more"]
+
+
 def _selector(selector: Any) -> str:
     parts = [f"{k}={v}" for k, v in sorted(selector.match_labels.items())]
     if selector.name_pattern:
@@ -65,10 +75,24 @@ def text(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str] | None = 
         if source is not None and d.line > 0:
             all_lines = source.splitlines()
             if d.line <= len(all_lines):
-                code = all_lines[d.line - 1]
+                code, caret = _excerpt(all_lines[d.line - 1], max(d.col - 1, 0))
                 lines.append(f"    {code}")
-                lines.append("    " + " " * max(d.col - 1, 0) + "^")
+                lines.append("    " + " " * caret + "^")
     return "\n".join(lines)
+
+
+EXCERPT = 100  # characters of a long source line shown around the column
+
+
+def _excerpt(code: str, at: int) -> tuple[str, int]:
+    """The source line, or a window of it around ``at``; and where the caret goes."""
+    if len(code) <= 2 * EXCERPT:
+        return code, at
+    start = max(0, min(at - EXCERPT // 2, len(code) - EXCERPT))
+    window = code[start : start + EXCERPT]
+    head = "…" if start else ""
+    tail = f"…({len(code)} chars)" if start + EXCERPT < len(code) else ""
+    return head + window + tail, at - start + len(head)
 
 
 def verdict(result: LoadResult) -> str:

@@ -10,7 +10,7 @@ from reconciler.core.kilo import is_public
 from reconciler.core.yamldoc import YamlDocument
 from reconciler.model import routerules
 from reconciler.model import topology as t
-from reconciler.model.types import parse_endpoint
+from reconciler.model.types import MAX_ANNOTATIONS_BYTES, annotations_bytes, parse_endpoint
 
 Located = tuple[t.Site, YamlDocument]
 
@@ -28,6 +28,7 @@ def check(
         found += _site_rules(site, doc)
         found += _routes_sharing_a_slot(site, doc)
         found += _site_warnings(site, doc)
+        found += _merged_annotations(site, doc)
     found += _routes_kilo_already_routes(sites)
     return found
 
@@ -126,6 +127,24 @@ def _site_rules(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
                 "pool-unique",
             )
         pools.add(pool.name)
+
+
+def _merged_annotations(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
+    """A member node gets the site's annotations merged with its own (or its pool's)."""
+    spec = site.spec
+    members = [("nodes", i, n.annotations) for i, n in enumerate(spec.nodes)]
+    members += [("pools", i, p.annotations) for i, p in enumerate(spec.pools)]
+    for kind, i, own in members:
+        size = annotations_bytes({**spec.annotations, **own})
+        if own and size > MAX_ANNOTATIONS_BYTES:
+            yield doc.diagnostic(
+                ("spec", kind, i, "annotations"),
+                f"with the site's annotations, these hold {size} bytes of keys and values; "
+                f"Kubernetes refuses a node whose annotations exceed {MAX_ANNOTATIONS_BYTES} "
+                "bytes (256 KiB)",
+                "annotations-size",
+                key=True,
+            )
 
 
 def _site_warnings(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:

@@ -16,22 +16,21 @@ the whole file to the full reader.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml as libyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
-from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
 
 from reconciler.core.diagnostics import Diagnostic, Path, format_path
+from reconciler.core.yamlfast import fast_documents
+from reconciler.model.shown import clip, describe_character
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DOCUMENTS_PER_FILE = 1000
@@ -102,6 +101,31 @@ class YamlDocument:
         )
 
 
+# The YAML 1.2 core-schema tags, which only say what plain YAML already says. topoctl
+# defines no tags of its own; every other tag (``!Ref``, ``!!binary``, ``!!set``,
+# ``!!python/...``) is refused rather than silently dropped or turned into an object.
+CORE_TAGS = frozenset({"str", "int", "float", "bool", "null", "map", "seq"})
+_CORE_PREFIX = "tag:yaml.org,2002:"
+
+
+class RefusedError(MarkedYAMLError):
+    """YAML that parses but that topoctl does not read: a tag or a directive."""
+
+
+def _refused(problem: str, mark: Any) -> RefusedError:
+    return RefusedError(None, None, problem, mark)
+
+
+def _core_tag(handle: str | None, suffix: str) -> bool:
+    if handle == "!!":
+        return suffix in CORE_TAGS
+    return (
+        handle is None
+        and suffix.removeprefix(_CORE_PREFIX) in CORE_TAGS
+        and (suffix.startswith(_CORE_PREFIX))
+    )
+
+
 class _DepthLimitedScanner(RoundTripScanner):
     """Refuses collections nested deeper than :data:`MAX_DEPTH` as soon as it reads them.
 
@@ -116,6 +140,34 @@ class _DepthLimitedScanner(RoundTripScanner):
         col = mark.column if column is None else column
         return LimitExceededError(
             f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, col + 1)
+        )
+
+    def scan_tag(self) -> Any:
+        token = super().scan_tag()
+        handle, suffix = token.value
+        if not _core_tag(handle, suffix):
+            written = f"{handle}{suffix}" if handle else suffix
+            if handle is None and suffix not in ("!", "!!"):
+                written = f"!<{suffix}>"  # a verbatim tag
+            raise _refused(
+                f"unknown YAML tag {clip(written, 40)!r}: topoctl defines no tags - remove it "
+                "and write the value itself (only the core tags !!str, !!int, !!float, "
+                "!!bool, !!null, !!map and !!seq are read, as plain YAML would read them)",
+                token.start_mark,
+            )
+        return token
+
+    def scan_directive(self) -> Any:
+        token = super().scan_directive()
+        if token.name == "YAML" and tuple(token.value or ()) == (1, 2):
+            return token
+        written = f"%{token.name}" + (
+            " " + ".".join(map(str, token.value)) if token.name == "YAML" and token.value else ""
+        )
+        raise _refused(
+            f"the {clip(written, 40)!r} directive is refused: topoctl reads every file as "
+            "YAML 1.2 and defines no tags - remove the directive",
+            token.start_mark,
         )
 
     def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803
@@ -139,7 +191,9 @@ class _Constructor(RoundTripConstructor):
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         try:
             return super().construct_non_recursive_object(node, tag)
-        except (ValueError, KeyError, TypeError, OverflowError) as err:
+        except (YAMLError, LimitExceededError, RecursionError):
+            raise
+        except Exception as err:  # ruamel's own constructors raise anything
             kind = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node.value, str) else "this value"
             raise ConstructorError(
@@ -175,12 +229,11 @@ def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagno
     if size > MAX_FILE_BYTES:
         return [], [too_large(file, size)]
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            return [], [
-                _file_error(file, f"not UTF-8 text ({err.reason} at byte {err.start})", "encoding")
-            ]
+            return [], [_not_utf8(file, raw, err)]
     fast = _fast_documents(text)
     if fast is not None:
         lazy = _LazyPositions(file, text)
@@ -211,10 +264,14 @@ def _full_parse(file: str, text: str) -> tuple[list[YamlDocument], list[Diagnost
     except LimitExceededError as err:
         line, col = err.position
         return documents, [Diagnostic(file, line, col, "error", "", str(err), "limits")]
+    except ReaderError as err:
+        return documents, [_bad_character(file, text, err)]
     except YAMLError as err:
-        return documents, [_file_error(file, f"YAML error: {err}", "yaml")]
+        return documents, [_file_error(file, f"YAML error: {clip(str(err), 200)}", "yaml")]
     except RecursionError:
         return documents, [_file_error(file, f"nesting deeper than {MAX_DEPTH} levels", "limits")]
+    except Exception as err:  # a reader bug must still name the file
+        return documents, [_file_error(file, f"cannot read this YAML ({err!r})", "yaml")]
     return documents, []
 
 
@@ -222,10 +279,49 @@ def _file_error(file: str, message: str, code: str) -> Diagnostic:
     return Diagnostic(file, 0, 0, "error", "", message, code)
 
 
+def _line_col(text: str, offset: int) -> Position:
+    """1-based line and column of the character at ``offset`` in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _not_utf8(file: str, content: bytes, err: UnicodeDecodeError) -> Diagnostic:
+    # Everything before the first bad byte is valid UTF-8: count lines and columns in it.
+    before = content[: err.start].decode("utf-8")
+    line, col = _line_col(before, len(before))
+    return Diagnostic(
+        file,
+        line,
+        col,
+        "error",
+        "",
+        f"not UTF-8 text: byte 0x{content[err.start]:02x} ({err.reason}, byte offset "
+        f"{err.start}) - save the file as UTF-8",
+        "encoding",
+    )
+
+
+def _bad_character(file: str, text: str, err: ReaderError) -> Diagnostic:
+    offset = err.position if isinstance(err.position, int) else 0
+    line, col = _line_col(text, min(offset, len(text)))
+    char = chr(err.character) if isinstance(err.character, int) else "?"
+    return Diagnostic(
+        file,
+        line,
+        col,
+        "error",
+        "",
+        f"{describe_character(char)} is not allowed in YAML text - remove it",
+        "encoding",
+    )
+
+
 def _yaml_error(file: str, err: MarkedYAMLError) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-    problem = err.problem or "invalid YAML"
+    problem = clip(err.problem or "invalid YAML", 300)
+    if isinstance(err, RefusedError):
+        return Diagnostic(file, line, col, "error", "", problem, "yaml-refused")
     if "duplicate key" in problem:
         return Diagnostic(
             file,
@@ -237,7 +333,7 @@ def _yaml_error(file: str, err: MarkedYAMLError) -> Diagnostic:
             "in a mapping (a typo would otherwise pass silently)",
             "duplicate-key",
         )
-    context = f" ({err.context})" if err.context else ""
+    context = f" ({clip(err.context, 100)})" if err.context else ""
     return Diagnostic(file, line, col, "error", "", f"YAML syntax: {problem}{context}", "yaml")
 
 
@@ -344,10 +440,6 @@ def _scalar(node: Any) -> Any:
 # --- the fast reader -------------------------------------------------------------------
 
 
-class _DeclinedError(Exception):
-    """The fast reader is not sure to match the full reader here: use the full one."""
-
-
 class _LazyPositions:
     """Positions of one file's documents, from the full reader, computed on first use."""
 
@@ -363,68 +455,6 @@ class _LazyPositions:
         return self._by_index.get(index) or Positions()
 
 
-_C_LOADER = getattr(libyaml, "CSafeLoader", None)
-_YAML11 = libyaml.resolver.Resolver()
-_YAML12 = VersionedResolver(version=(1, 2))
-_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-_SIMPLE_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-_SIMPLE_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]+")
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-
-
 def _fast_documents(text: str) -> list[Any] | None:
-    """Every document as plain data, or None when the full reader must take the file."""
-    if _C_LOADER is None:
-        return None
-    try:
-        nodes = list(libyaml.compose_all(text, Loader=_C_LOADER))
-        if len(nodes) > MAX_DOCUMENTS_PER_FILE:
-            return None
-        budget = [MAX_NODES_PER_DOCUMENT * len(nodes)]
-        return [_fast_plain(node, 0, budget, set()) for node in nodes]
-    except (_DeclinedError, libyaml.YAMLError, RecursionError, ValueError):
-        return None
-
-
-def _fast_plain(node: Any, depth: int, budget: list[int], seen: set[int]) -> Any:
-    budget[0] -= 1
-    if depth > MAX_DEPTH or budget[0] < 0 or id(node) in seen:
-        raise _DeclinedError  # a limit, or an alias (a node met twice)
-    seen.add(id(node))
-    if isinstance(node, libyaml.ScalarNode):
-        return _fast_scalar(node)
-    if isinstance(node, libyaml.SequenceNode):
-        if node.tag != _SEQ:
-            raise _DeclinedError
-        return [_fast_plain(item, depth + 1, budget, seen) for item in node.value]
-    if isinstance(node, libyaml.MappingNode) and node.tag == _MAP:
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = _fast_plain(key_node, depth + 1, budget, seen)
-            if not isinstance(key, str) or key in out:
-                raise _DeclinedError  # non-text or duplicate key: the full reader reports it
-            out[key] = _fast_plain(value_node, depth + 1, budget, seen)
-        return out
-    raise _DeclinedError
-
-
-def _fast_scalar(node: Any) -> Any:
-    value: str = node.value
-    plain = not node.style  # libyaml reports plain scalars with style "" (PyYAML: None)
-    implicit = _YAML11.resolve(libyaml.ScalarNode, value, (plain, not plain))  # type: ignore[no-untyped-call]
-    if node.tag != implicit:
-        raise _DeclinedError  # an explicit tag
-    if not plain:
-        return value
-    tag = _YAML12.resolve(RuamelScalarNode, value, (True, False))
-    if tag == _STR:
-        return value
-    if tag == "tag:yaml.org,2002:null":
-        return None
-    if tag == "tag:yaml.org,2002:bool" and value in _BOOLS:
-        return _BOOLS[value]
-    if tag == "tag:yaml.org,2002:int" and _SIMPLE_INT.fullmatch(value):
-        return int(value)
-    if tag == "tag:yaml.org,2002:float" and _SIMPLE_FLOAT.fullmatch(value):
-        return float(value)
-    raise _DeclinedError
+    """The fast reader (:mod:`reconciler.core.yamlfast`) under this module's limits."""
+    return fast_documents(text, MAX_DOCUMENTS_PER_FILE, MAX_NODES_PER_DOCUMENT, MAX_DEPTH)

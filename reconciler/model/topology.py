@@ -44,6 +44,7 @@ from reconciler.model.types import (
     NodeName,
     Port,
     TaintKey,
+    annotations_size,
     duration_seconds,
     fail,
     label_key,
@@ -84,6 +85,7 @@ Labels = Annotated[
 ]
 Annotations = Annotated[
     dict[AnnotationKey, AnnotationValue],
+    AfterValidator(annotations_size),
     Field(
         description="Annotations applied to every member node (merged site -> pool -> node); "
         "kilo.squat.ai/* and topoctl.io/* keys are refused."

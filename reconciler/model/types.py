@@ -14,17 +14,38 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from reconciler.model.shown import clip, odd_character
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# [0-9], never \d: \d also takes other scripts' digits (Arabic-Indic ones), which Go refuses.
+_DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 RESERVED_PREFIXES = ("kilo.squat.ai/", "topoctl.io/")
+# Kubernetes' TotalAnnotationSizeLimitB: keys and values of one object, in bytes.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+_DNS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+_USER_TEXT = frozenset({"value", "hint", "fixed", "host", "pattern", "ip", "net"})
 
 
 def fail(kind: str, message: str, **ctx: Any) -> PydanticCustomError:
-    """A validation error whose message is already formatted (``str.format`` over ``ctx``)."""
-    return PydanticCustomError(kind, message.format(**ctx))
+    """A validation error whose message is already formatted (``str.format`` over ``ctx``).
+
+    The values the user wrote (``value`` and what is derived from it) are shown cut
+    (see :func:`reconciler.model.shown.clip`): a message never echoes a
+    200,000-character value whole. Patterns are matched with ``fullmatch`` throughout:
+    ``re.match`` with ``$`` lets a final newline through.
+    """
+    shown = {k: clip(v) if k in _USER_TEXT and isinstance(v, str) else v for k, v in ctx.items()}
+    return PydanticCustomError(kind, message.format(**shown))
+
+
+def _odd(value: str, allowed: frozenset[str]) -> str:
+    return odd_character(value, allowed.__contains__)
 
 
 # --- names ---------------------------------------------------------------------------
@@ -34,15 +55,16 @@ def dns_label(value: str) -> str:
     """A DNS-1123 label: what Kubernetes allows as a name segment (and Kilo as a location)."""
     if not isinstance(value, str):
         raise fail("dns_label", "expected a name (text), got {value!r}", value=value)
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        hint = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63] or "site-1"
+    if len(value) > 63 or not DNS1123_LABEL.fullmatch(value):
+        hint = re.sub(r"[^a-z0-9-]+", "-", value.lower(), flags=re.ASCII).strip("-")[:63]
         raise fail(
             "dns_label",
-            "{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+            "{value!r}{odd} is not a DNS-1123 label (lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters) - "
             "for example {hint!r}",
             value=value,
-            hint=hint,
+            odd=_odd(value, _DNS_CHARS - {"."}),
+            hint=hint if hint.isascii() and hint else "site-1",
         )
     return value
 
@@ -51,12 +73,13 @@ def node_name(value: str) -> str:
     """A Kubernetes node name: a DNS-1123 subdomain."""
     if not isinstance(value, str):
         raise fail("node_name", "expected a node name (text), got {value!r}", value=value)
-    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
+    if len(value) > 253 or not DNS1123_SUBDOMAIN.fullmatch(value):
         raise fail(
             "node_name",
-            "{value!r} is not a valid node name (a lowercase DNS-1123 subdomain, as "
+            "{value!r}{odd} is not a valid node name (a lowercase DNS-1123 subdomain, as "
             "Kubernetes requires)",
             value=value,
+            odd=_odd(value, _DNS_CHARS),
         )
     return value
 
@@ -65,20 +88,22 @@ def _qualified_key(value: str, what: str) -> str:
     prefix, slash, name = value.rpartition("/")
     if not slash:
         prefix, name = "", value
-    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
         raise fail(
             "k8s_key",
-            "{value!r} is not a valid {what} key: the prefix before '/' must be a lowercase "
-            "DNS subdomain such as 'example.com'",
+            "{value!r}{odd} is not a valid {what} key: the prefix before '/' must be a "
+            "lowercase DNS subdomain of at most 253 characters, such as 'example.com'",
             value=value,
+            odd=_odd(prefix, _DNS_CHARS),
             what=what,
         )
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         raise fail(
             "k8s_key",
-            "{value!r} is not a valid {what} key: the name part must be 1-63 characters of "
-            "letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+            "{value!r}{odd} is not a valid {what} key: the name part must be 1-63 characters "
+            "of letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
             value=value,
+            odd=_odd(name, _NAME_CHARS),
             what=what,
         )
     return value
@@ -114,12 +139,13 @@ def user_key(value: str) -> str:
 def label_value(value: Any) -> str:
     """A label (or taint) value: at most 63 characters, Kubernetes' charset, may be empty."""
     text = _scalar_text(value, "label value")
-    if len(text) > 63 or not _LABEL_VALUE.match(text):
+    if len(text) > 63 or not _LABEL_VALUE.fullmatch(text):
         raise fail(
             "label_value",
-            "{value!r} is not a valid label value (at most 63 letters, digits, '-', '_' and "
-            "'.', starting and ending with a letter or digit, or empty)",
+            "{value!r}{odd} is not a valid label value (at most 63 letters, digits, '-', '_' "
+            "and '.', starting and ending with a letter or digit, or empty)",
             value=text,
+            odd=_odd(text, _NAME_CHARS),
         )
     return text
 
@@ -127,6 +153,26 @@ def label_value(value: Any) -> str:
 def annotation_value(value: Any) -> str:
     """An annotation value: any text; numbers and booleans are refused so nothing is guessed."""
     return _scalar_text(value, "annotation value")
+
+
+def annotations_bytes(annotations: dict[str, str]) -> int:
+    """The size Kubernetes counts against its 256 KiB limit: every key and value, in bytes."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+
+
+def annotations_size(annotations: dict[str, str]) -> dict[str, str]:
+    """Annotations that fit in one Kubernetes object (256 KiB of keys and values)."""
+    size = annotations_bytes(annotations)
+    if size > MAX_ANNOTATIONS_BYTES:
+        raise fail(
+            "annotations_size",
+            "these annotations hold {size} bytes of keys and values; Kubernetes refuses a "
+            "node whose annotations exceed {limit} bytes (256 KiB) - keep large data out "
+            "of annotations",
+            size=size,
+            limit=MAX_ANNOTATIONS_BYTES,
+        )
+    return annotations
 
 
 def _text(value: Any, what: str) -> str:
@@ -162,6 +208,7 @@ def canonical_cidr(value: Any) -> str:
             "{value!r} is not an IP address or CIDR (e.g. 192.168.50.0/24 or 2001:db8::/64)",
             value=text,
         ) from None
+    _not_mapped(net, text)
     exact = _strict_network(text)
     if exact is None:
         raise fail(
@@ -172,6 +219,26 @@ def canonical_cidr(value: Any) -> str:
             ip=text.split("/")[0],
         )
     return str(exact)
+
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _not_mapped(net: ipaddress.IPv4Network | ipaddress.IPv6Network, text: str) -> None:
+    """Refuse an IPv4-mapped IPv6 address: Kilo would write it as IPv6 (``::ffff:a00:1/128``)."""
+    if not isinstance(net, ipaddress.IPv6Network) or not net.subnet_of(_MAPPED):
+        return
+    mapped = net.network_address.ipv4_mapped
+    assert mapped is not None
+    bits = net.prefixlen - 96
+    v4 = str(mapped) if bits == 32 and "/" not in text else f"{mapped}/{bits}"
+    raise fail(
+        "ipv4_mapped",
+        "{value!r} is an IPv4-mapped IPv6 address: Kilo and the kernel would treat it as "
+        "IPv6, not as the IPv4 address it stands for - write {v4}",
+        value=text,
+        v4=v4,
+    )
 
 
 def _strict_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
@@ -185,13 +252,15 @@ def ip_address(value: Any) -> str:
     """A single IP address in canonical text."""
     text = _text(value, "IP address").strip()
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         raise fail(
             "ip_address",
             "{value!r} is not an IP address (e.g. 10.0.0.2 or 2001:db8::2)",
             value=text,
         ) from None
+    _not_mapped(ipaddress.ip_network(ip), text)
+    return str(ip)
 
 
 def host_cidr(value: Any) -> str:
@@ -291,7 +360,7 @@ def parse_endpoint(text: str) -> Endpoint:
             raise fail(
                 "endpoint", "{value!r}: {host!r} is not an IPv6 address", value=text, host=host
             )
-        if host != host.lower() and DNS1123_SUBDOMAIN.match(host.lower()):
+        if host != host.lower() and DNS1123_SUBDOMAIN.fullmatch(host.lower()):
             raise fail(
                 "endpoint",
                 "{value!r}: Kilo only accepts lowercase DNS names - write {fixed!r}",
@@ -304,12 +373,14 @@ def parse_endpoint(text: str) -> Endpoint:
                 "{value!r}: drop the trailing dot - Kilo does not accept it",
                 value=text,
             )
-        if not host or len(host) > 253 or not DNS1123_SUBDOMAIN.match(host):
+        if not host or len(host) > 253 or not DNS1123_SUBDOMAIN.fullmatch(host):
             raise fail(
                 "endpoint",
-                "{value!r} is not host:port with an IPv4 address, a [bracketed IPv6] address or "
-                "a lowercase DNS name - Kilo would ignore it and use the endpoint it detects",
+                "{value!r}{odd} is not host:port with an IPv4 address, a [bracketed IPv6] "
+                "address or a lowercase DNS name - Kilo would ignore it and use the endpoint "
+                "it detects",
                 value=text,
+                odd=_odd(host, _DNS_CHARS),
             )
         return Endpoint(host=host, port=port, is_ip=False)
     if isinstance(ip, ipaddress.IPv6Address) and not text.startswith("["):
@@ -359,7 +430,7 @@ def canonical_endpoint(value: Any) -> str:
 def keepalive(value: Any) -> int:
     """Whole seconds 1..65535, as Kilo parses persistent-keepalive (base-10 integer)."""
     if isinstance(value, str):
-        digits = re.match(r"^\s*(\d+)\s*s?\s*$", value)
+        digits = re.fullmatch(r"\s*([0-9]+)\s*s?\s*", value)
         suggestion = f" - write {int(digits.group(1))}" if digits else ""
         raise fail(
             "keepalive",
@@ -383,7 +454,7 @@ def keepalive(value: Any) -> int:
 
 def duration_seconds(text: str) -> int:
     """Seconds in a duration like ``90s``, ``10m``, ``1h30m``; ValueError if malformed."""
-    match = _DURATION.match(text.strip())
+    match = _DURATION.fullmatch(text.strip())
     if not text.strip() or not match or not any(match.groups()):
         raise ValueError(text)
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
@@ -403,7 +474,10 @@ def duration(value: Any) -> str:
         seconds = duration_seconds(text)
     except ValueError:
         raise fail(
-            "duration", "{value!r} is not a duration - write e.g. 90s, 10m or 1h", value=text
+            "duration",
+            "{value!r}{odd} is not a duration - write e.g. 90s, 10m or 1h",
+            value=text,
+            odd=_odd(text, frozenset("0123456789hms")),
         ) from None
     if seconds < 60:
         raise fail(

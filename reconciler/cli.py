@@ -502,6 +502,100 @@ def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None
         click.echo(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False), nl=False)
 
 
+def _env(name: str) -> str:
+    return "TOPOCTL_" + name.upper().replace("-", "_")
+
+
+def _run_option(name: str, **kwargs: Any) -> Callable[[T], T]:
+    """A ``topoctl run`` flag that also reads its TOPOCTL_* variable (for manifests)."""
+    return click.option(f"--{name}", envvar=_env(name), show_envvar=True, **kwargs)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from reconciler.model.types import duration_seconds
+
+    try:
+        return float(value) if value.replace(".", "", 1).isdigit() else duration_seconds(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: write e.g. 10s, 1m or 30") from None
+
+
+_FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+@main.command("run")
+@_run_option("git-url", metavar="URL", help="file://, https:// or ssh:// (or scp-style) remote.")
+@_run_option("git-ref", default="main", show_default=True, help="Branch or tag to follow.")
+@_run_option("git-path", default="sites", show_default=True, help="The topology's directory.")
+@_run_option(
+    "source-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Read a mounted directory instead of git (a git-sync sidecar, a ConfigMap).",
+)
+@_run_option("poll", default="60s", show_default=True, callback=_duration, help="Fetch interval.")
+@_run_option("webhook-secret-file", type=_FILE, help="Enables POST /hooks/git (GitHub, GitLab).")
+@_run_option("git-ssh-key-file", type=_FILE, help="SSH private key (ssh URLs).")
+@_run_option("git-known-hosts-file", type=_FILE, help="known_hosts (required with ssh).")
+@_run_option("git-token-file", type=_FILE, help="Token for https URLs.")
+@_run_option(
+    "cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="/var/cache/topoctl",
+    show_default=True,
+    help="Where the git clone is kept.",
+)
+@_run_option("kubeconfig", type=_FILE, help="Default: in-cluster, then as kubectl finds it.")
+@_run_option("context", metavar="NAME", help="kubeconfig context to use.")
+@_run_option(
+    "listen",
+    default="0.0.0.0:8080",
+    show_default=True,
+    help="/metrics /healthz /readyz /hooks/git.",
+)
+@_run_option("lease-name", default="topoctl", show_default=True, help="Leader-election Lease.")
+@_run_option("lease-namespace", metavar="NS", help="Default: the pod's, else the context's.")
+@_run_option("identity", metavar="ID", help="This replica's name in the Lease (the pod name).")
+@_run_option("lease-duration", default="15s", show_default=True, callback=_duration)
+@_run_option("resync", default="10m", show_default=True, callback=_duration)
+@_run_option("dry-run", is_flag=True, help="Everything but writes: they are logged and counted.")
+@_run_option(
+    "log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def run_controller(**flags: Any) -> None:
+    """Run the controller: converge the cluster to git on every push and node event.
+
+    One replica holds a Lease and writes; the others stand by, serving health and
+    metrics. A commit whose topology is invalid is refused and the last good one stays
+    in force. Credentials come from files (a mounted Secret), never from flags.
+
+    \b
+      topoctl run --git-url https://github.com/acme/topology.git --git-token-file /etc/t
+      topoctl run --source-dir /topology --kubeconfig ~/.kube/config --dry-run
+
+    Exit status: 0 after SIGTERM (the write in flight finished, the lease released),
+    1 after losing the lease or on a start-up error.
+    """
+    from reconciler import runner
+    from reconciler.adapters.gitauth import Credentials, CredentialsError
+    from reconciler.controller.logs import setup_logging
+    from reconciler.controller.webhook import WebhookSecretError
+    from reconciler.ports import BackendError
+
+    if (flags["git_url"] is None) == (flags["source_dir"] is None):
+        raise UsageFailure("give exactly one of --git-url URL or --source-dir DIR")
+    setup_logging(flags.pop("log_format"))
+    credentials = Credentials(
+        ssh_key_file=flags.pop("git_ssh_key_file"),
+        known_hosts_file=flags.pop("git_known_hosts_file"),
+        token_file=flags.pop("git_token_file"),
+    )
+    settings = runner.RunSettings(credentials=credentials, **flags)
+    try:
+        sys.exit(runner.run(settings))
+    except (CredentialsError, WebhookSecretError, BackendError, ValueError) as err:
+        raise Failure(str(err)) from None
+
+
 @main.group()
 def render() -> None:
     """Generate configuration for other tools from the same topology."""

@@ -47,6 +47,9 @@ def main() -> None:
       topoctl plan --kubeconfig ~/.kube/config       ... against a live cluster
       topoctl apply --kubeconfig ~/.kube/config      make it so (asks first)
       topoctl agent --node NAME                      on each node: addresses, taint, routes
+      topoctl run --git-url URL                      the controller: converge on every push
+      topoctl status                                 what the controller last did
+      topoctl render talos --node NAME               the Talos machine-config patch
 
     Exit status: 0 success, 1 invalid input or failure, 2 usage error
     (plan --detailed-exitcode: 2 means there are changes).
@@ -525,14 +528,29 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 
 @main.command("run")
 @_run_option("git-url", metavar="URL", help="file://, https:// or ssh:// (or scp-style) remote.")
-@_run_option("git-ref", default="main", show_default=True, help="Branch or tag to follow.")
-@_run_option("git-path", default="sites", show_default=True, help="The topology's directory.")
+@_run_option(
+    "git-ref", default="main", show_default=True, metavar="REF", help="Branch or tag to follow."
+)
+@_run_option(
+    "git-path",
+    default="sites",
+    show_default=True,
+    metavar="DIR",
+    help="The topology's directory in the repository.",
+)
 @_run_option(
     "source-dir",
     type=click.Path(path_type=Path, file_okay=False),
     help="Read a mounted directory instead of git (a git-sync sidecar, a ConfigMap).",
 )
-@_run_option("poll", default="60s", show_default=True, callback=_duration, help="Fetch interval.")
+@_run_option(
+    "poll",
+    default="60s",
+    show_default=True,
+    callback=_duration,
+    metavar="DURATION",
+    help="Fetch this often (and at once on a verified webhook).",
+)
 @_run_option("webhook-secret-file", type=_FILE, help="Enables POST /hooks/git (GitHub, GitLab).")
 @_run_option("git-ssh-key-file", type=_FILE, help="SSH private key (ssh URLs).")
 @_run_option("git-known-hosts-file", type=_FILE, help="known_hosts (required with ssh).")
@@ -550,16 +568,38 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
     "listen",
     default="0.0.0.0:8080",
     show_default=True,
-    help="/metrics /healthz /readyz /hooks/git.",
+    metavar="HOST:PORT",
+    help="Serves /metrics, /healthz, /readyz and POST /hooks/git.",
 )
-@_run_option("lease-name", default="topoctl", show_default=True, help="Leader-election Lease.")
+@_run_option(
+    "lease-name", default="topoctl", show_default=True, metavar="NAME", help="The Lease to hold."
+)
 @_run_option("lease-namespace", metavar="NS", help="Default: the pod's, else the context's.")
 @_run_option("identity", metavar="ID", help="This replica's name in the Lease (the pod name).")
-@_run_option("lease-duration", default="15s", show_default=True, callback=_duration)
-@_run_option("resync", default="10m", show_default=True, callback=_duration)
+@_run_option(
+    "lease-duration",
+    default="15s",
+    show_default=True,
+    callback=_duration,
+    metavar="DURATION",
+    help="A standby takes over this long after the holder stops renewing (renew "
+    "deadline 2/3 of it, retry period 2/15, as client-go).",
+)
+@_run_option(
+    "resync",
+    default="10m",
+    show_default=True,
+    callback=_duration,
+    metavar="DURATION",
+    help="Plan everything this often, whatever the events.",
+)
 @_run_option("dry-run", is_flag=True, help="Everything but writes: they are logged and counted.")
 @_run_option(
-    "log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line, for log pipelines.",
 )
 def run_controller(**flags: Any) -> None:
     """Run the controller: converge the cluster to git on every push and node event.
@@ -569,8 +609,11 @@ def run_controller(**flags: Any) -> None:
     in force. Credentials come from files (a mounted Secret), never from flags.
 
     \b
-      topoctl run --git-url https://github.com/acme/topology.git --git-token-file /etc/t
-      topoctl run --source-dir /topology --kubeconfig ~/.kube/config --dry-run
+      topoctl run --git-url https://github.com/acme/topology.git \\
+                  --git-token-file /etc/topoctl/credentials/token \\
+                  --webhook-secret-file /etc/topoctl/credentials/webhook-secret
+      topoctl run --source-dir ./sites --kubeconfig ~/.kube/config --dry-run
+      topoctl status                              what the controller last did
 
     Exit status: 0 after SIGTERM (the write in flight finished, the lease released),
     1 after losing the lease or on a start-up error.

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import kubernetes_validate
 import pytest
 from click.testing import CliRunner
@@ -21,6 +22,7 @@ from tests.deploy.manifests import (
     TARGETS,
     container,
     controller_flags,
+    env_flag,
     find,
     ident,
     render,
@@ -199,3 +201,29 @@ def test_images_come_from_the_overlay() -> None:
         container(w, c)["image"] for w, c in ((DEPLOYMENT, "controller"), (DAEMONSET, "agent"))
     }
     assert images == {"registry.example.com/topoctl:0.1.0"}
+
+
+def _run_help() -> str:
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_flag_of_the_deployment_is_in_topoctl_run_help() -> None:
+    """No drift between the manifests and the command: the help is the interface."""
+    helped = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", _run_help())) - {"--help"}
+    assert set(FLAGS) <= helped, set(FLAGS) - helped
+    assert helped == RUN_FLAGS, helped ^ RUN_FLAGS
+
+
+def test_every_topoctl_variable_is_read_by_its_flag() -> None:
+    command = main.get_command(click.Context(main), "run")
+    assert command is not None
+    envvars = {f"--{p.name.replace('_', '-')}": p.envvar for p in command.params}
+    variables = [e["name"] for e in CONTROLLER["env"] if e["name"].startswith("TOPOCTL_")]
+    assert variables, "the example overlay configures the source through TOPOCTL_* variables"
+    for variable in variables:
+        assert envvars[env_flag(variable)] == variable, variable
+    assert all(
+        envvars[flag] == "TOPOCTL_" + flag[2:].upper().replace("-", "_") for flag in RUN_FLAGS
+    )

@@ -1,0 +1,175 @@
+"""The controller's lifecycle pass: probe, decide, record, announce, delete.
+
+On the lease holder only, every probe interval: one ICMP round over the members'
+addresses joins the history kept in memory (a restart only restarts the minute of
+probes: the NotReady clock is the Ready condition's ``lastTransitionTime``), the core
+decides (:mod:`reconciler.core.lifecycle`), and each deletion is first written into the
+deletion record (so the hourly budget survives a restart or failover), then announced
+by an Event on the Node, then sent as a DELETE with uid and resourceVersion
+preconditions. ``--dry-run`` logs and counts what would be deleted. A pass costs no
+probe and no plan while no member of a deleting site is NotReady.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from reconciler.apply import ApplyReport, delete_dead
+from reconciler.controller.metrics import Metrics
+from reconciler.core.lifecycle import Observations
+from reconciler.core.lifecycle_plan import lifecycle_plan
+from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
+from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.load import Topology
+from reconciler.core.plan import LifecyclePlan, NodeDeletion
+from reconciler.core.planner import Planner
+from reconciler.leaseport import Clock
+from reconciler.model.probe import Prober
+from reconciler.model.state import NodeState
+from reconciler.ports import BackendError, NodeDeleter
+
+log = logging.getLogger("topoctl.lifecycle")
+
+
+class RecordStore(Protocol):
+    """Where the deletion record lives (the status ConfigMap)."""
+
+    def load_record(self) -> DeletionRecord:
+        """The record as stored; unreadable text gives an unreadable record."""
+        ...
+
+    def save_record(self, record: DeletionRecord) -> None:
+        """Store the record; raises BackendError when it could not be written."""
+        ...
+
+
+Announce = Callable[[NodeDeletion], None]  # the NodeDeleted Event
+View = Callable[[], tuple[Topology, list[NodeState]] | None]  # revision in force, nodes
+
+
+@dataclass
+class LifecycleStats:
+    """What the passes did (the metrics carry the same)."""
+
+    passes: int = 0
+    probe_rounds: int = 0
+    deleted: list[str] = field(default_factory=list)
+    would_delete: list[str] = field(default_factory=list)  # --dry-run
+    last: LifecyclePlan | None = None
+
+
+class LifecyclePass:
+    """One controller's lifecycle: call :meth:`step` every probe interval."""
+
+    def __init__(
+        self,
+        view: View,
+        prober: Prober,
+        deleter: NodeDeleter,
+        records: RecordStore,
+        clock: Clock,
+        *,
+        may_write: Callable[[], bool],
+        announce: Announce | None = None,
+        leases: Callable[[], Mapping[str, datetime]] | None = None,
+        metrics: Metrics | None = None,
+        dry_run: bool = False,
+        schedule: ProbeSchedule | None = None,
+    ) -> None:
+        self.view = view
+        self.prober = prober
+        self.deleter = deleter
+        self.records = records
+        self.clock = clock
+        self.may_write = may_write
+        self.announce = announce
+        self.leases = leases
+        self.metrics = metrics
+        self.dry_run = dry_run
+        self.schedule = schedule or ProbeSchedule()
+        self.history = ProbeHistory(self.schedule)
+        self.stats = LifecycleStats()
+
+    def run(self, stop: threading.Event) -> None:
+        """Step every probe interval until ``stop``."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:  # one bad pass must not end the controller's lifecycle
+                log.exception("lifecycle pass failed; trying again next interval")
+            self.clock.wait(stop, self.schedule.interval.total_seconds())
+
+    def step(self) -> LifecyclePlan | None:
+        """One pass; the decisions made, or None when there was nothing to judge."""
+        if not self.may_write():
+            return None
+        seen = self.view()
+        if seen is None:
+            return None
+        topology, nodes = seen
+        deleting = {s.name for s in topology.sites if s.spec.lifecycle.delete_unreachable}
+        if not deleting or all(n.ready == "True" for n in nodes):
+            return None
+        self.stats.passes += 1
+        now = self.clock.wall()
+        self.history = self.history.add(self.prober.probe(addresses_to_probe(nodes)), now)
+        self.stats.probe_rounds += 1
+        plan = Planner(topology, nodes).plan_all()
+        record = self.records.load_record()
+        leases = self.leases() if self.leases is not None else {}
+        observed = Observations(now, self.history.nodes(nodes), leases, record)
+        live = {n.name: n for n in nodes}
+        decided = lifecycle_plan(topology, plan, live, observed, probed=True)
+        if decided is None:
+            return None
+        self.stats.last = decided
+        self._count_withheld(decided)
+        self._delete(decided, record)
+        return decided
+
+    def _count_withheld(self, decided: LifecyclePlan) -> None:
+        if self.metrics is None:
+            return
+        for withheld in decided.withheld:
+            if withheld.node:
+                self.metrics.deletions_withheld.labels(withheld.site, withheld.reason).inc()
+
+    def _delete(self, decided: LifecyclePlan, record: DeletionRecord) -> None:
+        if self.dry_run:
+            for deletion in decided.deletions:
+                log.info("dry run: %s", deletion.text)
+                self.stats.would_delete.append(deletion.node)
+            return
+
+        def before(deletion: NodeDeletion) -> None:
+            nonlocal record
+            if not self.may_write():
+                raise NotHolderError("the lease is no longer held")
+            now = self.clock.wall()
+            record = record.with_deletions([Deletion(now, deletion.node)], now)
+            self.records.save_record(record)  # the budget first, then the deed
+            if self.announce is not None:
+                self.announce(deletion)
+
+        report = delete_dead(decided.deletions, self.deleter, before, ApplyReport())
+        sites = {d.node: d.site for d in decided.deletions}
+        for name in report.deleted:
+            log.info("deleted node %s (%s)", name, _text(decided, name))
+            self.stats.deleted.append(name)
+            if self.metrics is not None:
+                self.metrics.node_deletions.labels(sites[name]).inc()
+        for name, why in sorted(report.kept.items()):
+            log.warning("kept node %s: %s", name, why)
+
+
+def _text(decided: LifecyclePlan, name: str) -> str:
+    return next(d.evidence for d in decided.deletions if d.node == name)
+
+
+class NotHolderError(BackendError):
+    """Raised before a DELETE once the lease is gone: nothing is sent."""

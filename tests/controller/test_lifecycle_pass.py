@@ -1,0 +1,160 @@
+"""The controller's lifecycle pass on a fake clock: a minute of probes, the record
+before the Event before the DELETE, only on the lease holder, never past the budget."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from reconciler.controller.lifecycle import LifecyclePass
+from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.load import Topology
+from reconciler.core.plan import NodeDeletion
+from reconciler.model.state import NodeState
+from reconciler.ports import BackendError, ConflictError
+from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
+
+DEAD_IP = "10.0.1.2"
+
+
+class Store:
+    def __init__(self, record: DeletionRecord | None = None, fail: bool = False) -> None:
+        self.record = record or DeletionRecord()
+        self.fail = fail
+        self.saves = 0
+
+    def load_record(self) -> DeletionRecord:
+        return self.record
+
+    def save_record(self, record: DeletionRecord) -> None:
+        if self.fail:
+            raise BackendError("configmap topoctl-status: 500")
+        self.saves += 1
+        self.record = record
+
+
+class Deleter:
+    def __init__(self, log: list[str], conflict: bool = False) -> None:
+        self.log, self.conflict = log, conflict
+
+    def delete_node(self, name: str, uid: str, resource_version: str) -> None:
+        if self.conflict:
+            raise ConflictError(f"delete node {name}: precondition failed")
+        self.log.append(f"delete {name} {uid} {resource_version}")
+
+
+def make(
+    nodes: list[NodeState],
+    *,
+    topology: Topology | None = None,
+    store: Store | None = None,
+    holder: bool = True,
+    dry_run: bool = False,
+    conflict: bool = False,
+) -> tuple[LifecyclePass, FakeClock, FakeProber, list[str], Store]:
+    clock = FakeClock()
+    prober = FakeProber(clock, {DEAD_IP})
+    log: list[str] = []
+    store = store or Store()
+    topo = topology or fsn1()
+
+    def announce(deletion: NodeDeletion) -> None:
+        log.append(f"event {deletion.node} after {store.saves} record saves")
+
+    lifecycle = LifecyclePass(
+        lambda: (topo, nodes),
+        prober,
+        Deleter(log, conflict),
+        store,
+        clock,
+        may_write=lambda: holder,
+        announce=announce,
+        dry_run=dry_run,
+    )
+    return lifecycle, clock, prober, log, store
+
+
+def steps(lifecycle: LifecyclePass, clock: FakeClock, count: int = 4) -> None:
+    for i in range(count):
+        if i:
+            clock.at += timedelta(seconds=20)
+        lifecycle.step()
+
+
+def test_nothing_is_probed_while_every_member_is_ready() -> None:
+    lifecycle, clock, prober, log, _ = make(cluster([]))
+    steps(lifecycle, clock)
+    assert prober.rounds == 0 and log == []
+
+
+def test_a_dead_node_goes_after_a_minute_of_silence_record_then_event_then_delete() -> None:
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]))
+    steps(lifecycle, clock, 3)
+    assert log == []  # 3 rounds over 40 s: not silent long enough yet
+    steps(lifecycle, clock, 2)
+    assert log == ["event w-2 after 1 record saves", "delete w-2 uid-w-2 7"]
+    assert [d.node for d in store.record.deletions] == ["w-2"]
+    assert lifecycle.stats.deleted == ["w-2"]
+
+
+def test_only_the_lease_holder_probes_or_deletes() -> None:
+    lifecycle, clock, prober, log, store = make(cluster(["w-2"]), holder=False)
+    steps(lifecycle, clock, 6)
+    assert prober.rounds == 0 and log == [] and store.saves == 0
+
+
+def test_dry_run_deletes_nothing_and_says_what_it_would() -> None:
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]), dry_run=True)
+    steps(lifecycle, clock, 5)
+    assert log == [] and store.saves == 0
+    assert "w-2" in lifecycle.stats.would_delete
+
+
+def test_a_record_that_cannot_be_written_keeps_the_node() -> None:
+    lifecycle, clock, _, log, _ = make(cluster(["w-2"]), store=Store(fail=True))
+    steps(lifecycle, clock, 5)
+    assert log == []
+
+
+def test_a_node_that_moved_answers_409_and_is_judged_again() -> None:
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]), conflict=True)
+    steps(lifecycle, clock, 5)
+    assert lifecycle.stats.deleted == []
+    # each attempt was recorded first: a refused DELETE still spends budget (the safe side)
+    assert log == ["event w-2 after 1 record saves", "event w-2 after 2 record saves"]
+    assert store.saves == 2
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (DeletionRecord(readable=False, problem="not JSON"), "budget-unreadable"),
+        ("full", "budget-spent"),
+    ],
+)
+def test_the_hourly_budget_survives_a_restart(record: object, reason: str) -> None:
+    clock = FakeClock()
+    if record == "full":  # ten deletions in the last hour, recorded by a previous replica
+        stored = DeletionRecord(
+            tuple(Deletion(clock.at - timedelta(minutes=i), f"old-{i}") for i in range(10))
+        )
+    else:
+        assert isinstance(record, DeletionRecord)
+        stored = record
+    lifecycle, clock, _, log, _ = make(cluster(["w-2"]), store=Store(stored))
+    steps(lifecycle, clock, 5)
+    assert log == []
+    assert lifecycle.stats.last is not None
+    assert reason in {w.reason for w in lifecycle.stats.last.withheld}
+
+
+def test_the_predicted_leader_is_kept_whatever_its_state() -> None:
+    nodes = cluster([])
+    nodes[0] = replace(
+        cluster(["w-1"])[1], name="gw-1", uid="uid-gw-1", addresses=(("InternalIP", DEAD_IP),)
+    )
+    lifecycle, clock, _, log, _ = make(nodes, topology=fsn1(scope="all"))
+    steps(lifecycle, clock, 5)
+    assert log == []

@@ -25,7 +25,7 @@ from reconciler.adapters.dirsource import DirectorySource
 from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
 from reconciler.adapters.kube import KubeBackend
-from reconciler.adapters.kubelease import KubeLease
+from reconciler.adapters.kubelease import KubeLease, discover_namespace
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.http import Heartbeat, Hook, HttpServer
 from reconciler.controller.leader import LeaderElector, SystemClock
@@ -37,7 +37,6 @@ from reconciler.core.lease import Timing
 from reconciler.ports import GitSource
 
 log = logging.getLogger("topoctl.run")
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 STUCK_AFTER = 120.0  # seconds without a loop tick before /healthz fails
 
 
@@ -62,24 +61,6 @@ class RunSettings:
     lease_duration: float = 15.0
     resync: float = 600.0
     dry_run: bool = False
-
-
-def default_namespace(kubeconfig: Path | None, context: str | None) -> str:
-    """The pod's namespace in a cluster, else the kubeconfig context's, else default."""
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except OSError:
-        pass
-    from kubernetes import config
-
-    try:
-        contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            str(kubeconfig) if kubeconfig else None
-        )
-    except (config.ConfigException, OSError, TypeError, ValueError, KeyError):
-        return "default"
-    chosen = next((c for c in contexts if c["name"] == context), current) if context else current
-    return str((chosen or {}).get("context", {}).get("namespace") or "default")
 
 
 def timing(lease_duration: float) -> Timing:
@@ -113,7 +94,7 @@ class Controller:
         self.clock = SystemClock()
         self.metrics = Metrics()
         self.lost = threading.Event()
-        namespace = settings.lease_namespace or default_namespace(
+        namespace = settings.lease_namespace or discover_namespace(
             settings.kubeconfig, settings.context
         )
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"

@@ -206,3 +206,28 @@ def _context_namespace(kubeconfig: Path | None, context: str | None) -> str | No
             chosen = entry
     namespace = ((chosen or {}).get("context") or {}).get("namespace")
     return namespace if isinstance(namespace, str) else None
+
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+def node_lease_renewals(api: client.ApiClient, timeout: float = 10.0) -> dict[str, datetime]:
+    """When each node's kubelet last renewed its Lease in ``kube-node-lease`` (a sign of
+    life the lifecycle honours). Raises LeaseError when they cannot be listed."""
+    coordination = client.CoordinationV1Api(api)
+    try:
+        response = coordination.list_namespaced_lease(
+            NODE_LEASE_NAMESPACE, _preload_content=False, _request_timeout=timeout
+        )
+        items = json.loads(response.data).get("items") or []
+    except ApiException as err:
+        raise LeaseError(f"node leases: {_message(err)}") from None
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
+        raise LeaseError(f"node leases: {err}") from None
+    out: dict[str, datetime] = {}
+    for item in items:
+        name = (item.get("metadata") or {}).get("name")
+        renewed = parse_time((item.get("spec") or {}).get("renewTime"))
+        if isinstance(name, str) and renewed is not None:
+            out[name] = renewed
+    return out

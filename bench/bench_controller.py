@@ -33,7 +33,9 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` and the double importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -143,10 +145,7 @@ class Heartbeats:
             due = int((time.perf_counter() - started) * rate)
             for i in range(self.sent, due):
                 stamp = {"kilo.squat.ai/last-seen": str(int(time.time()))}
-                self.server.mutate_node(
-                    names[i % len(names)],
-                    lambda n, s=stamp: n["metadata"]["annotations"].update(s),
-                )
+                self.server.mutate_node(names[i % len(names)], partial(_annotate, stamp))
             self.sent = max(self.sent, due)
 
 
@@ -179,7 +178,7 @@ def bench_join(count: int, sites: int, joins: int) -> None:
                 node["metadata"]["annotations"] = {"kilo.squat.ai/last-seen": str(int(time.time()))}
                 started = time.perf_counter()
                 server.seed_node(node)
-                wait_for(lambda n=name: _annotated(server, n), 10, f"{name} to be annotated")
+                wait_for(partial(_annotated, server, name), 10, f"{name} to be annotated")
                 took.append(time.perf_counter() - started)
     took.sort()
     p99 = took[min(len(took) - 1, int(len(took) * 0.99))]
@@ -187,6 +186,19 @@ def bench_join(count: int, sites: int, joins: int) -> None:
         f"join -> annotated, {joins} joins on a {count}-node cluster: "
         f"p50 {statistics.median(took) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
         f"max {took[-1] * 1000:.0f} ms (goal p99 < 1000 ms)"
+    )
+
+
+def _annotate(annotations: dict[str, str], node: dict[str, Any]) -> None:
+    node["metadata"]["annotations"].update(annotations)
+
+
+def _carry(server: ApiServer, keepalive: str) -> bool:
+    """Every member node carries the site's new keepalive."""
+    return all(
+        (n["metadata"].get("annotations") or {}).get(KEEPALIVE) == keepalive
+        for n in server.nodes()
+        if "-gw-" in n["metadata"]["name"] or "-worker-" in n["metadata"]["name"]
     )
 
 
@@ -238,11 +250,7 @@ def bench_push(count: int, sites: int) -> None:
                 if mode == "webhook":
                     _hook(port)
                 done = wait_for(
-                    lambda v=value: all(
-                        (n["metadata"].get("annotations") or {}).get(KEEPALIVE) == v
-                        for n in server.nodes()
-                        if "-gw-" in n["metadata"]["name"] or "-worker-" in n["metadata"]["name"]
-                    ),
+                    partial(_carry, server, value),
                     300,
                     f"every node to carry keepalive {value}",
                     step=0.01,

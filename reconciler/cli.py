@@ -16,6 +16,7 @@ from reconciler import __version__
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 DEFAULT_DIR = Path("sites")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Failure(click.ClickException):
@@ -509,7 +510,7 @@ def _env(name: str) -> str:
     return "TOPOCTL_" + name.upper().replace("-", "_")
 
 
-def _run_option(name: str, **kwargs: Any) -> Callable[[T], T]:
+def _run_option(name: str, **kwargs: Any) -> Callable[[F], F]:
     """A ``topoctl run`` flag that also reads its TOPOCTL_* variable (for manifests)."""
     return click.option(f"--{name}", envvar=_env(name), show_envvar=True, **kwargs)
 

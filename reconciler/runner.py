@@ -24,20 +24,30 @@ from types import FrameType
 from reconciler.adapters.dirsource import DirectorySource
 from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
+from reconciler.adapters.icmp import IcmpProber
 from reconciler.adapters.kube import KubeBackend
-from reconciler.adapters.kubelease import KubeLease, discover_namespace
+from reconciler.adapters.kubelease import KubeLease, discover_namespace, node_lease_renewals
+from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
-from reconciler.controller.http import Heartbeat, Hook, HttpServer
+from reconciler.controller.events import EventRecorder
+from reconciler.controller.http import Hook, HttpServer
 from reconciler.controller.leader import LeaderElector, SystemClock
+from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.controller.metrics import Metrics
+from reconciler.controller.observers import Fanout, MetricsObserver
 from reconciler.controller.source import Good, Source
+from reconciler.controller.status import STATUS_NAME, StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.lease import Timing
-from reconciler.ports import GitSource
+from reconciler.core.load import Topology
+from reconciler.model.state import NodeState
+from reconciler.ports import BackendError, GitSource
 
 log = logging.getLogger("topoctl.run")
 STUCK_AFTER = 120.0  # seconds without a loop tick before /healthz fails
+FETCH_REQUESTED = "fetchRequestedAt"  # a standby's webhook, recorded for the holder
+FETCH_REQUEST_POLL = 2.0  # seconds between the holder's looks at it
 
 
 @dataclass(frozen=True)
@@ -93,54 +103,125 @@ class Controller:
         self.settings = settings
         self.clock = SystemClock()
         self.metrics = Metrics()
+        self.stop_event = threading.Event()
         self.lost = threading.Event()
+        api = backend.api
         namespace = settings.lease_namespace or discover_namespace(
             settings.kubeconfig, settings.context
         )
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.elector = LeaderElector(
-            KubeLease(backend.api, settings.lease_name, namespace),
+            KubeLease(api, settings.lease_name, namespace),
             identity,
             timing=timing(settings.lease_duration),
             on_lost=self._lost,
             on_started=lambda: self.metrics.leader.set(1),
         )
-        self.heartbeat = Heartbeat(self.clock, STUCK_AFTER)
+        may_write = self.elector.may_write
+        self.store = KubeStatusStore(api, namespace, STATUS_NAME)
+        events = EventRecorder(KubeEventSink(api, identity), self.clock)
+        self.status = StatusReporter(
+            self.store, events, self.clock, may_write=may_write, dry_run=settings.dry_run
+        )
+        observers = Fanout(self.status)
         self.loop = ReconcileLoop(
             KubeWatcher(backend),
             backend,
-            may_write=self.elector.may_write,
+            may_write=may_write,
             clock=self.clock,
             settings=LoopSettings(resync=settings.resync, dry_run=settings.dry_run),
+            observer=observers,
+            stop=self.stop_event,
         )
+        observers.add(MetricsObserver(self.metrics, self.loop.informer.stats))
         self.loop.stats.observe = self._reconciled
         self.source = Source(
             source_port(settings),
             self.clock,
             poll=settings.poll,
             metrics=self.metrics,
+            fallback=self._recorded_revision(),
             on_change=self._new_revision,
+            on_refused=lambda r: self.status.refused(r.revision, [d.brief for d in r.errors]),
+        )
+        self.lifecycle = LifecyclePass(
+            self._lifecycle_view,
+            IcmpProber(),
+            backend,
+            ConfigMapRecords(self.store),
+            self.clock,
+            may_write=may_write,
+            announce=lambda d: events.record(
+                d.node, "NodeDeleted", d.evidence, warning=True, node_uid=d.uid
+            ),
+            leases=lambda: node_lease_renewals(api),
+            metrics=self.metrics,
+            dry_run=settings.dry_run,
         )
         hook = None
         if settings.webhook_secret_file is not None:
-            hook = Hook(read_secret(settings.webhook_secret_file), self.source.request_fetch)
+            hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
         self.http = HttpServer(
-            settings.listen, self.metrics.registry, live=self.heartbeat, ready=self.ready, hook=hook
+            settings.listen,
+            self.metrics.registry,
+            live=self.live,
+            ready=lambda: self.loop.ready,
+            hook=hook,
         )
+        self._fetch_seen = ""
 
-    def ready(self) -> bool:
-        """Ready once the node cache is synced and a good revision is in force."""
-        return self.loop.informer.synced.is_set() and self.source.good is not None
+    def live(self) -> bool:
+        """Alive while the reconcile loop has turned within STUCK_AFTER seconds."""
+        return self.clock.monotonic() - self.loop.stats.last_tick <= STUCK_AFTER
+
+    def _recorded_revision(self) -> str | None:
+        """The revision the status records in force (taken if the newest is refused)."""
+        try:
+            current = self.store.read()
+        except BackendError as err:
+            log.warning("the status cannot be read (%s): no recorded revision to fall back on", err)
+            return None
+        revision = current.data.get("revision") if current is not None else None
+        return revision or None
 
     def _new_revision(self, good: Good) -> None:
-        log.info("revision %s in force", good.revision)
-        self.metrics.revision_in_force(good.revision)
         self.loop.set_revision(Revision(good.revision, good.topology))
 
     def _reconciled(self, result: str, seconds: float) -> None:
-        self.heartbeat.tick()
         self.metrics.reconcile_total.labels("success" if result == "ok" else "error").inc()
         self.metrics.reconcile_duration.observe(seconds)
+
+    def _lifecycle_view(self) -> tuple[Topology, list[NodeState]] | None:
+        revision = self.loop.revision
+        if revision is None or not self.loop.ready:
+            return None
+        return revision.topology, self.loop.cache.nodes()
+
+    def _fetch_requested(self) -> None:
+        """A verified webhook: the holder fetches; a standby records it for the holder."""
+        if self.elector.may_write():
+            self.source.request_fetch()
+            return
+        try:
+            current = self.store.read()
+            data = {**(current.data if current else {}), FETCH_REQUESTED: _now(self.clock)}
+            self.store.write(data, current.resource_version if current else None)
+        except BackendError as err:
+            log.warning("webhook on a standby: the request could not be recorded: %s", err)
+
+    def _watch_fetch_requests(self) -> None:
+        """On the holder: a fetch request a standby recorded makes it fetch at once."""
+        while not self.stop_event.is_set():
+            if self.elector.may_write():
+                try:
+                    current = self.store.read()
+                    requested = current.data.get(FETCH_REQUESTED, "") if current else ""
+                except BackendError:
+                    requested = ""
+                if requested and requested != self._fetch_seen:
+                    self._fetch_seen = requested
+                    self.source.request_fetch()
+            self.clock.wait(self.stop_event, FETCH_REQUEST_POLL)
 
     def _lost(self) -> None:
         log.error("lost the lease: stopping every write and exiting")
@@ -155,18 +236,30 @@ class Controller:
     def run(self) -> int:
         """Until stopped: 0 after a clean stop, 1 after losing the lease."""
         self.http.start()
-        threads = [threading.Thread(target=self.source.run, name="topoctl-source", daemon=True)]
+        threads = [
+            threading.Thread(target=self.source.run, name="topoctl-source", daemon=True),
+            threading.Thread(
+                target=self.lifecycle.run, args=(self.stop_event,), name="lifecycle", daemon=True
+            ),
+            threading.Thread(target=self._watch_fetch_requests, name="fetch-requests", daemon=True),
+        ]
         for thread in threads:
             thread.start()
         self.elector.start()
         try:
             self.loop.run()
         finally:
+            self.stop_event.set()
             self.source.stop()
             if not self.lost.is_set():
+                self.status.publish()
                 self.elector.release()
             self.http.stop()
         return 1 if self.lost.is_set() else 0
+
+
+def _now(clock: SystemClock) -> str:
+    return clock.wall().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run(settings: RunSettings, install_signals: bool = True) -> int:

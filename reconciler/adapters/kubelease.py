@@ -216,9 +216,9 @@ def node_lease_renewals(api: client.ApiClient, timeout: float = 10.0) -> dict[st
     life the lifecycle honours). Raises LeaseError when they cannot be listed."""
     coordination = client.CoordinationV1Api(api)
     try:
-        response = coordination.list_namespaced_lease(
+        response: Any = coordination.list_namespaced_lease(
             NODE_LEASE_NAMESPACE, _preload_content=False, _request_timeout=timeout
-        )
+        )  # raw bytes: the typed model is not needed for two fields
         items = json.loads(response.data).get("items") or []
     except ApiException as err:
         raise LeaseError(f"node leases: {_message(err)}") from None

@@ -31,7 +31,7 @@ from reconciler.core.planner import Planner
 from reconciler.leaseport import Clock
 from reconciler.model.probe import Prober
 from reconciler.model.state import NodeState
-from reconciler.ports import BackendError, NodeDeleter
+from reconciler.ports import BackendError, ConflictError, NodeDeleter, StatusStore
 
 log = logging.getLogger("topoctl.lifecycle")
 
@@ -46,6 +46,31 @@ class RecordStore(Protocol):
     def save_record(self, record: DeletionRecord) -> None:
         """Store the record; raises BackendError when it could not be written."""
         ...
+
+
+RECORD_KEY = "deletions"  # the status ConfigMap's key for the deletion record
+
+
+class ConfigMapRecords:
+    """The deletion record as one key of the status ConfigMap (others' keys kept)."""
+
+    def __init__(self, store: StatusStore) -> None:
+        self.store = store
+
+    def load_record(self) -> DeletionRecord:
+        current = self.store.read()
+        return DeletionRecord.parse(current.data.get(RECORD_KEY) if current else None)
+
+    def save_record(self, record: DeletionRecord) -> None:
+        for _attempt in range(3):
+            current = self.store.read()
+            data = {**(current.data if current else {}), RECORD_KEY: record.render()}
+            try:
+                self.store.write(data, current.resource_version if current else None)
+                return
+            except ConflictError:
+                continue  # the status was published meanwhile: read it again
+        raise BackendError("the deletion record: the status ConfigMap kept changing")
 
 
 Announce = Callable[[NodeDeletion], None]  # the NodeDeleted Event

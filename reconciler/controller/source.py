@@ -98,6 +98,7 @@ class Source:
         metrics: Metrics | None = None,
         fallback: str | None = None,
         on_change: Callable[[Good], None] | None = None,
+        on_refused: Callable[[Refused], None] | None = None,
     ) -> None:
         """``fallback`` is the revision recorded as in force (status ConfigMap): taken
         when no good revision is known yet and the newest one is refused."""
@@ -108,6 +109,7 @@ class Source:
         self.metrics = metrics
         self.fallback = fallback
         self.on_change = on_change
+        self.on_refused = on_refused
         self._state = SourceState(origin=port.describe())
         self._lock = threading.Lock()  # one sync at a time
         self._wake = threading.Event()
@@ -149,6 +151,9 @@ class Source:
         """Fetch once and take the revision if it is new and good."""
         with self._lock:
             outcome, good = self._sync()
+        refused = self._state.refused
+        if outcome is Outcome.REFUSED and refused is not None and self.on_refused is not None:
+            self.on_refused(refused)
         if good is not None and self.on_change is not None:
             self.on_change(good)
         return outcome

@@ -3,18 +3,23 @@ before the Event before the DELETE, only on the lease holder, never past the bud
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from kubernetes import client
 
-from reconciler.controller.lifecycle import LifecyclePass
+from reconciler.adapters.kubestatus import KubeStatusStore
+from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
 from reconciler.core.lifecycle_record import Deletion, DeletionRecord
 from reconciler.core.load import Topology
 from reconciler.core.plan import NodeDeletion
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError, ConflictError
+from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
+from tests.lifecycle_support import NOW
 
 DEAD_IP = "10.0.1.2"
 
@@ -158,3 +163,18 @@ def test_the_predicted_leader_is_kept_whatever_its_state() -> None:
     lifecycle, clock, _, log, _ = make(nodes, topology=fsn1(scope="all"))
     steps(lifecycle, clock, 5)
     assert log == []
+
+
+def test_the_record_lives_in_the_status_configmap_beside_the_status(
+    apiserver: ApiServer, kube_api: client.ApiClient
+) -> None:
+    store = KubeStatusStore(kube_api, "default", "topoctl-status")
+    store.write({"status.json": "{}", "fetchRequestedAt": "x"}, None)
+    records = ConfigMapRecords(store)
+    assert records.load_record() == DeletionRecord()
+    record = DeletionRecord().with_deletions([Deletion(NOW, "w-2")], NOW)
+    records.save_record(record)
+    assert records.load_record() == record
+    current = store.read()
+    assert current is not None and current.data["fetchRequestedAt"] == "x"
+    assert json.loads(current.data["deletions"])["deletions"] == [["2026-12-02T20:00:00Z", "w-2"]]

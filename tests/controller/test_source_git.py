@@ -258,3 +258,14 @@ def test_a_failing_change_callback_does_not_end_the_loop(remote: Remote, tmp_pat
     finally:
         source.stop()
         thread.join(10)
+
+
+def test_a_refused_commit_is_told_once(remote: Remote, tmp_path: Path) -> None:
+    remote.push({"sites/cluster.yaml": CLUSTER, "sites/east.yaml": EAST})
+    told: list[str] = []
+    source = make_source(remote, tmp_path, on_refused=lambda r: told.append(r.revision))
+    source.sync()
+    bad = remote.push({"sites/east.yaml": BROKEN_EAST}, "break east")
+    source.sync()
+    source.sync()  # seen again: not told again
+    assert told == [bad]

@@ -30,3 +30,6 @@ if [ "$status" -ne 0 ]; then
 fi
 echo
 echo "Converged: a second plan has nothing to write (exit 0 with --detailed-exitcode)."
+
+# Part two: the controller, following a git repository and watching the nodes.
+bash examples/demo-controller.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo `make demo` runs: validate the example topology, plan it against a copy of
 # the example node snapshot, apply, and plan again - which finds nothing left to do.
-# No cluster needed: the snapshot stands in for one.
+# Then the controller (examples/demo-controller.sh): `topoctl run` against the
+# API-server double and a local git repository. No cluster needed, loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)

@@ -21,6 +21,7 @@ from reconciler.core.load import SourceFile, load
 from reconciler.model import topology as t
 from reconciler.model.routerules import RESERVED_TABLES, slot
 from reconciler.model.types import (
+    MIN_LIFECYCLE_AFTER,
     canonical_cidr,
     canonical_endpoint,
     duration,
@@ -177,7 +178,7 @@ durations = st.builds(
     st.integers(0, 48),
     st.integers(0, 59),
     st.integers(0, 59),
-).filter(lambda text: bool(text) and duration_seconds(text) >= 60)
+).filter(lambda text: bool(text) and duration_seconds(text) >= MIN_LIFECYCLE_AFTER)
 
 
 @st.composite

@@ -483,13 +483,13 @@ ROUTES_LIFECYCLE_POOLS = [
     ),
     one(
         site(KEEPALIVE, "  lifecycle:", "    after: 30s"),
-        E(8, 12, "spec.lifecycle.after", "'30s' is too short: wait at least 1m"),
+        E(8, 12, "spec.lifecycle.after", "'30s' is too short: wait at least 2m"),
         id="lifecycle-after-too-short",
     ),
     one(
-        site(KEEPALIVE, "  lifecycle:", "    after: 59s"),
+        site(KEEPALIVE, "  lifecycle:", "    after: 1m59s"),
         E(8, 12, "spec.lifecycle.after", "too short"),
-        id="lifecycle-after-just-under-a-minute",
+        id="lifecycle-after-just-under-two-minutes",
     ),
     one(
         site(KEEPALIVE, "  lifecycle:", "    after: 10"),
@@ -617,7 +617,7 @@ VALID = [
     one(site("  persistentKeepalive: 1"), id="keepalive-lowest"),
     one(site("  persistentKeepalive: 65535"), id="keepalive-highest"),
     one(site(KEEPALIVE, "  lifecycle:", "    after: 1h30m"), id="lifecycle-after-1h30m"),
-    one(site(KEEPALIVE, "  lifecycle:", "    after: 1m"), id="lifecycle-after-1m"),
+    one(site(KEEPALIVE, "  lifecycle:", "    after: 2m"), id="lifecycle-after-2m"),
     one(site(KEEPALIVE, "  labels:", "    node-role.example.com/gw: ''"), id="label-value-empty"),
     one(
         site(KEEPALIVE, "  allowedLocationIPs: [10.0.0.0/8, 10.1.0.0/16]"),

@@ -29,6 +29,7 @@ def check(
         found += _routes_sharing_a_slot(site, doc)
         found += _site_warnings(site, doc)
         found += _merged_annotations(site, doc)
+        found += _lifecycle_reaches_gateways(site, doc)
     found += _routes_kilo_already_routes(sites)
     return found
 
@@ -187,6 +188,28 @@ def _site_warnings(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
             "many-leaders",
             warning=True,
         )
+
+
+def _lifecycle_reaches_gateways(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
+    """``scope: all`` lets deletion reach named nodes; the gateways and leader candidates
+    among them are kept only while they are protected, so say which ones they are."""
+    policy = site.spec.lifecycle
+    if not policy.delete_unreachable or policy.scope != "all":
+        return
+    exposed = [
+        n.name for n in site.spec.nodes if n.endpoint is not None or n.name in site.spec.leader
+    ]
+    if not exposed:
+        return
+    yield doc.diagnostic(
+        ("spec", "lifecycle", "scope"),
+        f"scope 'all' lets dead-node deletion reach this site's named gateway and leader "
+        f"nodes ({', '.join(exposed[:5])}{', ...' if len(exposed) > 5 else ''}): the "
+        "predicted Kilo leader and pinned candidates are kept, a gateway that is neither "
+        "is not - use scope 'pools' unless named nodes are disposable too",
+        "lifecycle-scope-all",
+        warning=True,
+    )
 
 
 def _routes_kilo_already_routes(sites: Sequence[Located]) -> Iterator[Diagnostic]:

@@ -295,7 +295,7 @@ class SiteLifecycle(Model):
     delete_unreachable: StrictBool = Field(
         False, description="Delete member nodes that are NotReady and do not answer ICMP."
     )
-    after: Duration = Field("10m", description="How long both must hold (at least 1m).")
+    after: Duration = Field("10m", description="How long both must hold (at least 2m).")
     scope: Literal["pools", "all"] = Field(
         "pools", description="pools: only pool members; all: also nodes listed by name."
     )

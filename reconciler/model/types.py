@@ -32,6 +32,10 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _USER_TEXT = frozenset({"value", "hint", "fixed", "host", "pattern", "ip", "net"})
 
 
+# node-monitor grace (50 s) + a minute of probes, rounded up (docs/lifecycle.md)
+MIN_LIFECYCLE_AFTER = 120
+
+
 def fail(kind: str, message: str, **ctx: Any) -> PydanticCustomError:
     """A validation error whose message is already formatted (``str.format`` over ``ctx``).
 
@@ -479,11 +483,12 @@ def duration(value: Any) -> str:
             value=text,
             odd=_odd(text, frozenset("0123456789hms")),
         ) from None
-    if seconds < 60:
+    if seconds < MIN_LIFECYCLE_AFTER:
         raise fail(
             "duration",
-            "{value!r} is too short: wait at least 1m before deleting a node, so a reboot "
-            "or a short outage never costs a node",
+            "{value!r} is too short: wait at least 2m before deleting a node - Kubernetes "
+            "marks a node NotReady 50 s after its kubelet goes quiet, and a silent verdict "
+            "takes a minute of probes; a reboot or a short outage must never cost a node",
             value=text,
         )
     return text.strip()

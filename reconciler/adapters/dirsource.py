@@ -4,9 +4,8 @@ For a git-sync sidecar or a ConfigMap volume. Its revision is a content hash of 
 files read (paths relative to the directory, and their bytes), so it is the same on
 every read of the same content and changes with any file.
 
-Files under hidden directories are left out: a ConfigMap or Secret volume keeps each
-file twice, as ``name -> ..data/name`` and in the ``..<timestamp>/`` directory the
-``..data`` link points at (Kubernetes' atomic writer), and only the first is the file.
+The directory is read as ``validate`` reads one (:func:`read_directory`, which skips
+hidden directories: a ConfigMap volume's ``..data`` and ``..<timestamp>/`` copies).
 """
 
 from __future__ import annotations
@@ -38,14 +37,6 @@ def content_hash(root: Path, files: list[SourceFile], notes: list[Diagnostic]) -
     return PREFIX + digest.hexdigest()
 
 
-def _hidden(root: Path, path: str) -> bool:
-    try:
-        parts = Path(path).relative_to(root).parts
-    except ValueError:
-        return False
-    return any(part.startswith(".") for part in parts[:-1])
-
-
 class DirectorySource:
     """Reads ``root`` on every fetch; ``read`` hands back what the fetch read."""
 
@@ -64,8 +55,6 @@ class DirectorySource:
             files, notes = read_directory(self.root)
         except SourceError as err:
             raise SourceUnavailableError(str(err)) from None
-        files = [f for f in files if not _hidden(self.root, f.path)]
-        notes = [n for n in notes if not _hidden(self.root, n.file)]
         revision = content_hash(self.root, files, notes)
         with self._lock:
             self._last = (revision, files, notes)

@@ -74,7 +74,9 @@ def read_directory(root: Path) -> tuple[list[SourceFile], list[Diagnostic]]:
                 notes.append(_outside(here, root))
             continue
         seen_dirs.add(real_here)
-        dirnames.sort()
+        # Hidden directories are not topology: .git, and the ..data / ..<timestamp>
+        # copies a ConfigMap volume holds beside the links to them (each file once).
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = here / name
             if not name.endswith(SUFFIXES):

@@ -391,3 +391,21 @@ def test_end_to_end_with_the_installed_command(tmp_path: Path) -> None:
     assert "nowhere: no such directory" in missing.stderr
     for run in (ok, bad, text, missing):
         assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_a_configmap_volume_is_read_once_and_hidden_directories_are_skipped(
+    workdir: Path,
+) -> None:
+    """A ConfigMap volume holds ``name -> ..data/name`` beside the ``..<timestamp>/``
+    directory ``..data`` points at; .git is no topology either. Each file counts once."""
+    root = workdir / "sites"
+    stamp = root / "..2026_12_03_10_00_00.1"
+    stamp.mkdir(parents=True)
+    (stamp / "edge.yaml").write_text(site("  persistentKeepalive: 25"))
+    (root / "..data").symlink_to(stamp.name)
+    (root / "edge.yaml").symlink_to("..data/edge.yaml")
+    (root / ".git").mkdir()
+    (root / ".git" / "broken.yaml").write_text("kind: [")
+    result = invoke("validate", "sites")
+    assert result.exit_code == 0, result.output
+    assert "valid: 1 site" in result.output and "in 1 file(s)" in result.output

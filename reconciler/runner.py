@@ -25,7 +25,7 @@ from reconciler.adapters.dirsource import DirectorySource
 from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
 from reconciler.adapters.icmp import IcmpProber
-from reconciler.adapters.kube import KubeBackend
+from reconciler.adapters.kube import KubeBackend, RetryPolicy
 from reconciler.adapters.kubelease import KubeLease, discover_namespace, node_lease_renewals
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
@@ -100,7 +100,13 @@ class Controller:
     """The parts of one ``topoctl run`` replica, wired."""
 
     def __init__(self, settings: RunSettings, backend: KubeBackend) -> None:
+        """``backend`` reads and watches; Node writes and deletions go through a copy
+        that tries once, within the lease time left after the renew deadline (the loop
+        retries with backoff, after looking at the lease again)."""
         self.settings = settings
+        lease = timing(settings.lease_duration)
+        budget = (lease.lease_duration - lease.renew_deadline) / 2  # connect, then read
+        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), timeout=(budget, budget))
         self.clock = SystemClock()
         self.metrics = Metrics()
         self.stop_event = threading.Event()
@@ -113,7 +119,7 @@ class Controller:
         self.elector = LeaderElector(
             KubeLease(api, settings.lease_name, namespace),
             identity,
-            timing=timing(settings.lease_duration),
+            timing=lease,
             on_lost=self._lost,
             on_started=lambda: self.metrics.leader.set(1),
         )
@@ -126,7 +132,7 @@ class Controller:
         observers = Fanout(self.status)
         self.loop = ReconcileLoop(
             KubeWatcher(backend),
-            backend,
+            writer,
             may_write=may_write,
             clock=self.clock,
             settings=LoopSettings(resync=settings.resync, dry_run=settings.dry_run),
@@ -147,7 +153,7 @@ class Controller:
         self.lifecycle = LifecyclePass(
             self._lifecycle_view,
             IcmpProber(),
-            backend,
+            writer,
             ConfigMapRecords(self.store),
             self.clock,
             may_write=may_write,

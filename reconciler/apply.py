@@ -2,7 +2,9 @@
 
 A 409 means someone else wrote the node between read and write: the node is re-read,
 its changes recomputed from the fresh object (so the other writer's change survives),
-and the write retried. Transient faults (5xx, 429, timeouts) are the backend's to
+and the write retried; when only what the planner does not read moved (Kilo's
+``last-seen`` heartbeat, the kubelet's status), the same write is retried under the new
+resourceVersion, without a re-plan. Transient faults (5xx, 429, timeouts) are the backend's to
 retry; what still fails is reported per node, and the other nodes go on.
 """
 
@@ -11,8 +13,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from reconciler.core.fingerprint import fingerprint
 from reconciler.core.plan import NodeDeletion, NodePlan, Plan
 from reconciler.core.planner import Planner
 from reconciler.core.project import holds, node_write
@@ -156,12 +159,18 @@ def _apply_node(
                 return f"still conflicting after {retried} retries: {err}", retried
             retried += 1
             try:
-                live = reader.get_node(current.node)
+                fresh = reader.get_node(current.node)
             except NotFoundError:
                 return "the node was deleted meanwhile", retried
             except BackendError as read_err:
                 return f"re-reading after a conflict failed: {read_err}", retried
-            current = replan(live)
+            if fingerprint(fresh) == fingerprint(live):
+                # Only what the planner does not read moved (Kilo's last-seen heartbeat):
+                # the same write, under the new resourceVersion; no re-plan.
+                current = replace(current, resource_version=fresh.resource_version)
+            else:
+                current = replan(fresh)
+            live = fresh
         except NotFoundError:
             return "the node was deleted meanwhile", retried
         except BackendError as err:

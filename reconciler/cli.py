@@ -467,7 +467,9 @@ def apply(
     for name, why in sorted(report.failed.items()):
         click.echo(f"topoctl: {name}: not applied: {why}", err=True)
     retried = (
-        f", {report.conflicts_retried} conflict(s) re-planned" if report.conflicts_retried else ""
+        f", {report.conflicts_retried} conflict(s) resolved by re-reading the node"
+        if report.conflicts_retried
+        else ""
     )
     for name, why in sorted(report.kept.items()):
         click.echo(f"topoctl: {name}: not deleted: {why}", err=True)

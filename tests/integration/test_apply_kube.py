@@ -24,7 +24,7 @@ from reconciler.adapters import kube
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import RetryPolicy
 from reconciler.adapters.patches import node_patch
-from reconciler.apply import replanner
+from reconciler.apply import apply_plan, replanner
 from reconciler.cli import main
 from reconciler.core.load import Topology, load
 from reconciler.core.plan import Change, NodePlan, Plan
@@ -281,7 +281,7 @@ def test_a_writer_between_read_and_write_loses_nothing(
     assert [e.status for e in cluster.log.filter(verb="patch", name=GATEWAY)] == [409, 200]
     assert cluster.log.count(verb="get", name=GATEWAY) == 1  # the re-read
     assert cluster.log.count(verb="patch") == len(plan_before.writes) + 1
-    assert "1 conflict(s) re-planned" in result.output
+    assert "1 conflict(s) resolved by re-reading the node" in result.output
     gateway = cluster.node(GATEWAY)
     assert gateway is not None and survived(gateway)
     assert_converged(cluster, topology, plan_before)
@@ -572,3 +572,41 @@ def test_a_snapshot_plans_exactly_like_the_live_cluster(
     ]
     assert as_json[0] == as_json[1]
     assert writes_logged(cluster) == []
+
+
+@pytest.mark.parametrize(
+    ("writer", "replans"),
+    [(kilo_heartbeat, []), (lambda c: c.mutate_node(GATEWAY, _person_labels), [GATEWAY])],
+    ids=["kilo-heartbeat", "a-person-labels-the-node"],
+)
+def test_a_conflict_re_plans_only_when_the_planners_inputs_moved(
+    cluster: ApiServer,
+    topology: Topology,
+    kubeconfig_path: Path,
+    writer: Callable[[ApiServer], None],
+    replans: list[str],
+) -> None:
+    """A heartbeat between read and write changes nothing the planner reads: the same
+    write goes again under the new resourceVersion, without re-planning the site."""
+    backend = kube.KubeBackend.connect(kubeconfig_path)
+    planner = Planner(topology, backend.list_nodes())
+    plan = planner.plan_all()
+    cluster.faults.before(lambda _: writer(cluster), times=1, method="PATCH", path=GATEWAY)
+    seen: list[str] = []
+    inner = replanner(planner)
+
+    def counting(fresh: NodeState) -> NodePlan | None:
+        seen.append(fresh.name)
+        return inner(fresh)
+
+    report = apply_plan(plan, planner.nodes, backend, backend, counting, parallel=1)
+    backend.close()
+
+    assert report.ok and report.conflicts_retried == 1
+    assert seen == replans
+    assert [e.status for e in cluster.log.filter(verb="patch", name=GATEWAY)] == [409, 200]
+    assert_converged(cluster, topology, plan)
+
+
+def _person_labels(node: Obj) -> None:
+    node["metadata"]["labels"]["example.com/owner"] = "ops"

@@ -36,7 +36,7 @@ from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.observers import Fanout, MetricsObserver
-from reconciler.controller.source import Good, Source
+from reconciler.controller.source import Good, Refused, Source
 from reconciler.controller.status import STATUS_NAME, StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.lease import Timing
@@ -126,6 +126,9 @@ class Controller:
         may_write = self.elector.may_write
         self.store = KubeStatusStore(api, namespace, STATUS_NAME)
         events = EventRecorder(KubeEventSink(api, identity), self.clock)
+        self.status_events = EventRecorder(
+            KubeEventSink(api, identity, namespace=namespace), self.clock
+        )
         self.status = StatusReporter(
             self.store, events, self.clock, may_write=may_write, dry_run=settings.dry_run
         )
@@ -148,7 +151,7 @@ class Controller:
             metrics=self.metrics,
             fallback=self._recorded_revision(),
             on_change=self._new_revision,
-            on_refused=lambda r: self.status.refused(r.revision, [d.brief for d in r.errors]),
+            on_refused=self._refused,
         )
         self.lifecycle = LifecyclePass(
             self._lifecycle_view,
@@ -189,6 +192,22 @@ class Controller:
             return None
         revision = current.data.get("revision") if current is not None else None
         return revision or None
+
+    def _refused(self, refused: Refused) -> None:
+        """Status, and a Warning Event on the status ConfigMap, name the commit and why."""
+        errors = [d.brief for d in refused.errors]
+        self.status.refused(refused.revision, errors)
+        if self.elector.may_write() and not self.settings.dry_run:
+            more = (
+                f" (and {refused.total - len(errors)} more)" if refused.total > len(errors) else ""
+            )
+            self.status_events.record(
+                STATUS_NAME,
+                "RevisionRefused",
+                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
+                warning=True,
+                kind="ConfigMap",
+            )
 
     def _new_revision(self, good: Good) -> None:
         self.loop.set_revision(Revision(good.revision, good.topology))

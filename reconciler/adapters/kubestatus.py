@@ -94,7 +94,9 @@ class KubeEventSink:
         stamp = format_microtime(event.time)
         digest = hashlib.sha256(f"{event.node}/{event.reason}/{stamp}".encode()).hexdigest()
         name = f"{event.node}.{digest[:16]}"
-        regarding = {"apiVersion": "v1", "kind": "Node", "name": event.node}
+        regarding = {"apiVersion": "v1", "kind": event.kind, "name": event.node}
+        if event.kind != "Node":  # namespaced: the Event lives beside the object
+            regarding["namespace"] = self.namespace
         if event.node_uid:
             regarding["uid"] = event.node_uid
         body = {

@@ -75,7 +75,14 @@ class EventRecorder:
         return True
 
     def record(
-        self, node: str, reason: str, note: str, *, warning: bool = False, node_uid: str = ""
+        self,
+        node: str,
+        reason: str,
+        note: str,
+        *,
+        warning: bool = False,
+        node_uid: str = "",
+        kind: str = "Node",
     ) -> None:
         """One occurrence of ``reason`` on ``node``."""
         now, wall = self.clock.monotonic(), self.clock.wall()
@@ -94,7 +101,13 @@ class EventRecorder:
                 self.stats.dropped += 1
                 return
             event = EventRecord(
-                node, reason, note, wall, "Warning" if warning else "Normal", node_uid=node_uid
+                node,
+                reason,
+                note,
+                wall,
+                "Warning" if warning else "Normal",
+                node_uid=node_uid,
+                kind=kind,
             )
             try:
                 name = self.sink.create(event)

@@ -20,13 +20,15 @@ class StatusRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One ``events.k8s.io/v1`` Event about a Node (a series once ``count`` > 1)."""
+    """One ``events.k8s.io/v1`` Event about a Node (a series once ``count`` > 1), or
+    about another object of the sink's namespace (``kind``: the status ConfigMap)."""
 
-    node: str
-    reason: str  # TopologyApplied | TopologyConflict | KiloLeaderChange
+    node: str  # the object's name
+    reason: str  # TopologyApplied | TopologyConflict | KiloLeaderChange | NodeDeleted | ...
     note: str
     time: datetime  # eventTime; the series' lastObservedTime once count > 1
     type: str = "Normal"  # Normal | Warning
     action: str = "Reconcile"
     node_uid: str = ""
     count: int = 1
+    kind: str = "Node"

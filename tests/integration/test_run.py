@@ -136,6 +136,12 @@ def node_writes(apiserver: ApiServer) -> int:
     )
 
 
+def refused_events(apiserver: ApiServer) -> list[dict[str, Any]]:
+    return [
+        e for e in apiserver.objects("Event", "default") if e.get("reason") == "RevisionRefused"
+    ]
+
+
 def status(apiserver: ApiServer) -> dict[str, Any]:
     cm = apiserver.get("ConfigMap", "topoctl-status", "default")
     if cm is None:
@@ -161,6 +167,12 @@ def test_a_push_converges_a_refused_commit_writes_nothing_and_the_fix_lands(
         refused = status(apiserver)["refused"]
         assert isinstance(refused, dict) and "sites/east.yaml:9:7" in json.dumps(refused)
         assert node_writes(apiserver) == writes  # nothing of the bad commit was applied
+        eventually(lambda: bool(refused_events(apiserver)), what="a RevisionRefused Event")
+        (event,) = refused_events(apiserver)
+        assert event["type"] == "Warning" and bad in event["message"]  # core v1's view
+        regarding = event["involvedObject"]
+        assert (regarding["kind"], regarding["name"]) == ("ConfigMap", "topoctl-status")
+        assert regarding["namespace"] == "default"
 
         fixed = remote.push({"sites/east.yaml": EAST.replace("51820", "51821")}, "fix east")
         assert run.hook() == 202

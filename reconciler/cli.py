@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -293,6 +294,13 @@ def _topology_or_fail(directory: Path, rev: str | None) -> Any:
     return result.topology
 
 
+def _one_shot() -> None:
+    """Plan and apply run once and exit: the cyclic garbage collector is switched off, as
+    its passes over the hundreds of thousands of objects a large snapshot parses into
+    cost a third of a plan's time, and those objects form no cycles to collect."""
+    gc.disable()
+
+
 def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
     from reconciler.core import render
 
@@ -363,6 +371,7 @@ def plan(
     """
     from reconciler import service
 
+    _one_shot()
     try:
         topology = _topology_or_fail(directory, rev)
         reader = open_cluster(snapshot, kubeconfig, context, writable=False)
@@ -421,6 +430,8 @@ def apply(
     from reconciler import apply as executor
     from reconciler import service
     from reconciler.core import savedplan
+
+    _one_shot()
 
     def confirm(the_plan: Any) -> bool:
         _print_plan(the_plan, "text")

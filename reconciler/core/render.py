@@ -13,7 +13,14 @@ from typing import Any
 import orjson
 
 from reconciler.core import render_lifecycle
-from reconciler.core.plan import PLAN_FORMAT_VERSION, Change, DesiredDelta, LeaderPrediction, Plan
+from reconciler.core.plan import (
+    PLAN_FORMAT_VERSION,
+    Change,
+    DesiredDelta,
+    LeaderPrediction,
+    NodePlan,
+    Plan,
+)
 from reconciler.model import keys
 
 
@@ -131,51 +138,64 @@ def summary_line(plan: Plan) -> str:
     return head + (f"; {', '.join(extra)}" if extra else "") + "."
 
 
-def text(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
-    """Rich markup for a terminal: per site, per node, one line a key."""
+def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True) -> str:
+    """Per site, per node, one line a key: rich markup for a terminal, or (``markup``
+    False) the same text plain, as rich prints it where it does not colour."""
+    esc = escape if markup else _same
+
+    def styled(style: str, line: str) -> str:
+        return f"[{style}]{esc(line)}[/]" if markup else line
+
     out = [
-        f"[bold]topoctl plan[/]: cluster {escape(plan.cluster)}, "
+        f"{styled('bold', 'topoctl plan')}: cluster {esc(plan.cluster)}, "
         f"{len(plan.members)} member node(s) in {len(plan.sites)} site(s)",
         "",
     ]
     for error in plan.errors:
-        out.append(f"[bold red]error:[/] {escape(error)}")
+        out.append(f"{styled('bold red', 'error:')} {esc(error)}")
     if plan.errors:
         out.append("")
     leaders = {p.site: p for p in plan.leaders}
-    sites = sorted({n.site for n in plan.nodes} | set(leaders))
-    for site in sites:
-        nodes = [n for n in plan.nodes if n.site == site and n.changes]
+    by_site: dict[str, list[NodePlan]] = {}
+    for node in plan.nodes:
+        by_site.setdefault(node.site, [])
+        if node.changes:
+            by_site[node.site].append(node)
+    for site in sorted(set(by_site) | set(leaders)):
+        nodes = by_site.get(site, [])
         pred = leaders.get(site)
-        head = f"[bold]site {escape(site)}[/]"
-        if pred is not None:
-            head += f"  leader: {escape(leader_text(pred))}"
-            if pred.changes:
-                head += f"  [bold red]LEADER CHANGE: {escape(leader_news(pred))}[/]"
         if not nodes and not (pred and pred.changes):
             continue
+        head = styled("bold", f"site {site}")
+        if pred is not None:
+            head += f"  leader: {esc(leader_text(pred))}"
+            if pred.changes:
+                head += "  " + styled("bold red", f"LEADER CHANGE: {leader_news(pred)}")
         out.append(head)
         for node in nodes:
-            out.append(f"  [bold]~ node {escape(node.node)}[/]")
+            out.append("  " + styled("bold", f"~ node {node.node}"))
             for change in node.changes:
                 line = _line(change)
-                style = STYLES[line[0]]
-                out.append(f"      [{style}]{escape(line)}[/]")
+                out.append("      " + styled(STYLES[line[0]], line))
                 if change.verb not in ("set", "update") and change.why:
-                    out.append(f"          [dim]# {escape(change.why)}[/]")
+                    out.append("          " + styled("dim", f"# {change.why}"))
         out.append("")
     decided = render_lifecycle.lines(plan.lifecycle)
     if decided:
-        out.append("[bold]lifecycle[/] (sites that delete unreachable nodes)")
-        out += [f"  {escape(line)}" for line in decided]
+        out.append(styled("bold", "lifecycle") + " (sites that delete unreachable nodes)")
+        out += [f"  {esc(line)}" for line in decided]
         out.append("")
-    out += _lists(plan, deltas, markup=True)
-    out.append(f"[bold]{escape(summary_line(plan))}[/]")
+    out += _lists(plan, deltas, markup=markup)
+    out.append(styled("bold", summary_line(plan)))
     return "\n".join(out)
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[str]:
-    esc = escape if markup else (lambda s: s)
+    esc = escape if markup else _same
     out: list[str] = []
     for node, sites in sorted(plan.claimed_twice.items()):
         out.append(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -820,6 +821,21 @@ def test_build_plan_is_deterministic_whatever_the_node_order(
     assert first == build_plan(topo, states_of(objects))
     assert render.as_json(first) == render.as_json(again)
     assert render.text(first) == render.text(again)
+
+
+@PROPERTY_SETTINGS
+@given(topo=topologies(), objects=live_nodes())
+def test_plain_text_is_what_rich_prints_of_the_markup(
+    topo: Topology, objects: list[dict[str, Any]]
+) -> None:
+    from rich.console import Console
+
+    plan = build_plan(topo, states_of(objects))
+    sink = io.StringIO()
+    Console(file=sink, width=120, color_system=None, highlight=False).print(
+        render.text(plan), soft_wrap=True
+    )
+    assert sink.getvalue() == render.text(plan, markup=False) + "\n"
 
 
 @PROPERTY_SETTINGS

@@ -114,6 +114,9 @@ class ClaimIndex:
         self.by_label: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self.by_prefix: dict[str, list[tuple[int, int]]] = {}
         self.everywhere: list[tuple[int, int]] = []
+        self.selector_labels = frozenset(
+            key for site in sites for pool in site.spec.pools for key in pool.selector.match_labels
+        )  # the label keys any pool selects on
         for s, site in enumerate(sites):
             for listed in site.spec.nodes:
                 self.named.setdefault(listed.name, []).append((s, listed))

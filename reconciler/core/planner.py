@@ -160,7 +160,7 @@ class Planner:
         oversize: list[str] = []
         for member in members:
             node = member.node
-            _desired, plan, _projected = memo.base[node.name]
+            _desired, plan, projected = memo.base[node.name]
             is_leader = per_node or (leader is not None and leader.predicted == node.name)
             if is_leader not in agents:
                 routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
@@ -175,7 +175,7 @@ class Planner:
                 oversize.append(f"{node.name} ({len(agent)} bytes)")
                 continue
             memo.agent[node.name] = agent
-            errors += self._drift(member, plan)
+            errors += self._drift(member, plan, projected)
             nodes.append(with_agent(plan, node, agent))
         warnings += self._own_segments(site, members, memo)
         if oversize:
@@ -319,13 +319,14 @@ class Planner:
             "internalIP"
         ]
 
-    def _drift(self, member: Member, plan: NodePlan) -> list[str]:
+    def _drift(self, member: Member, plan: NodePlan, projected: NodeState) -> list[str]:
         """A member whose label writes would change which site or pool claims it: the
         next plan would undo this one, and it would never converge."""
-        if not any(c.kind == "label" for c in plan.writes):
-            return []
+        selected_by = self._index.selector_labels
+        if not any(c.kind == "label" and c.key in selected_by for c in plan.writes):
+            return []  # no selector reads a label this plan writes: the claims stay
         before = _claim(self._claims[member.node.name])
-        after = _claim(claims_of(self._index, project(member.node, plan)))
+        after = _claim(claims_of(self._index, projected))
         if before == after:
             return []
         return [

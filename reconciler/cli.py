@@ -305,7 +305,7 @@ def _print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
     from reconciler.core import render
 
     if fmt == "json":
-        click.echo(render.as_json(plan, deltas))
+        click.echo(render.as_json(plan, deltas), nl=False)
     elif fmt == "markdown":
         click.echo(render.markdown(plan, deltas), nl=False)
     else:

@@ -311,8 +311,8 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
-    """Stable machine-readable plan (format_version 1)."""
+def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:
+    """Stable machine-readable plan (format_version 1), UTF-8 with a closing newline."""
     c = counts(plan)
 
     payload: dict[str, Any] = {
@@ -346,7 +346,7 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     if plan.lifecycle is not None:
         payload["lifecycle"] = render_lifecycle.as_data(plan.lifecycle)
         payload["summary"]["deletions"] = len(plan.lifecycle.deletions)
-    return orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode()
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
 def _change(ch: Change) -> dict[str, Any]:

@@ -41,13 +41,6 @@ class Topology:
     documents: Mapping[str, YamlDocument] = field(default_factory=dict)
     warnings: tuple[Diagnostic, ...] = ()  # what validate warned about: plans show it too
 
-    def site(self, name: str) -> t.Site:
-        """The site called ``name``."""
-        for site in self.sites:
-            if site.name == name:
-                return site
-        raise KeyError(name)
-
 
 @dataclass(frozen=True, eq=False)
 class LoadResult:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from reconciler.model.state import NodeState
@@ -19,18 +18,6 @@ class Member:
     site: Site
     named: SiteNode | None
     pool: Pool | None
-
-
-@dataclass(frozen=True)
-class Membership:
-    """The claims of every site over the live nodes."""
-
-    members: dict[str, Member] = field(default_factory=dict)
-    by_site: dict[str, list[Member]] = field(default_factory=dict)
-    conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> sites
-    pending: dict[str, tuple[str, ...]] = field(default_factory=dict)  # site -> names
-    unassigned: tuple[NodeState, ...] = ()
-    pool_overlaps: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> pools
 
 
 def selects(pool: Pool, node: NodeState) -> bool:
@@ -65,36 +52,6 @@ def claims_of(index: ClaimIndex, node: NodeState) -> Claims:
         if listed is not None or pools:
             members.append(Member(node, site, listed, pools[0] if pools else None))
     return Claims(tuple(members), overlaps)
-
-
-def assign(sites: Iterable[Site], nodes: Iterable[NodeState]) -> Membership:
-    """Claim every live node; a node claimed by two sites is a conflict and left alone."""
-    sites = tuple(sites)
-    live = {node.name: node for node in nodes}
-    index = ClaimIndex(sites)
-    claims = {name: claims_of(index, node) for name, node in live.items()}
-    members = {name: c.member for name, c in claims.items() if c.member is not None}
-    by_site: dict[str, list[Member]] = {s.name: [] for s in sites}
-    for member in sorted(members.values(), key=lambda m: m.node.name):
-        by_site[member.site.name].append(member)
-    return Membership(
-        members=members,
-        by_site=by_site,
-        conflicts={
-            n: tuple(m.site.name for m in c.members)
-            for n, c in sorted(claims.items())
-            if len(c.members) > 1
-        },
-        pending={
-            s.name: missing
-            for s in sites
-            if (missing := tuple(n.name for n in s.spec.nodes if n.name not in live))
-        },
-        unassigned=tuple(
-            sorted((live[n] for n, c in claims.items() if not c.members), key=lambda n: n.name)
-        ),
-        pool_overlaps={n: c.pool_overlaps for n, c in claims.items() if c.pool_overlaps},
-    )
 
 
 _WILDCARDS = re.compile(r"[*?\[]")

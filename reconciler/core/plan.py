@@ -45,7 +45,6 @@ class Reason(enum.Enum):
 
 # The words people read in a plan, by (action, reason, was the key there before).
 Verb = Literal["set", "update", "adopt", "remove", "remove-mirror", "conflict"]
-VERBS: tuple[Verb, ...] = ("set", "update", "adopt", "remove", "remove-mirror", "conflict")
 
 
 @dataclass(frozen=True, slots=True)

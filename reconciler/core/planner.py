@@ -125,15 +125,6 @@ class Planner:
         member = claims.member if claims is not None else None
         return member.site.name if member is not None else None
 
-    def sites_touched_by(self, node: NodeState) -> set[str]:
-        """The sites whose plan may depend on ``node``: those claiming it and the one
-        whose location it carries (a node moving between sites touches both)."""
-        out = {m.site.name for m in claims_of(self._index, node).members}
-        location = kilo_location(node)
-        if location in self._sites:
-            out.add(location)
-        return out
-
     # --- planning ---
 
     def plan_node(self, name: str) -> NodePlan | None:
@@ -376,11 +367,6 @@ def _some(names: Iterable[str], shown: int = 10) -> str:
     items = list(names)
     rest = len(items) - shown
     return ", ".join(items[:shown]) + (f" ... and {rest} more" if rest > 0 else "")
-
-
-def build_plan(topology: Topology, nodes: Iterable[NodeState], now: int | None = None) -> Plan:
-    """The whole plan of ``topology`` against ``nodes``."""
-    return Planner(topology, nodes, now).plan_all()
 
 
 def desired_changes(

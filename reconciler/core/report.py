@@ -25,7 +25,6 @@ class SiteSummary:
     leaders: tuple[str, ...]
     allowed_location_ips: tuple[str, ...]
     routes: int
-    keepalive: int | None
 
 
 def summarize(topology: Topology) -> list[SiteSummary]:
@@ -43,7 +42,6 @@ def summarize(topology: Topology) -> list[SiteSummary]:
                 leaders=spec.leader,
                 allowed_location_ips=spec.allowed_location_ips,
                 routes=len(spec.routes),
-                keepalive=spec.persistent_keepalive,
             )
         )
     return out

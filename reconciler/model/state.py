@@ -181,11 +181,6 @@ class NodeWrite:
     labels: Mapping[str, str | None] = field(default_factory=lambda: _NOTHING)
     taints: tuple[TaintValue, ...] | None = None
 
-    @property
-    def is_empty(self) -> bool:
-        """True when the write would change nothing."""
-        return not self.annotations and not self.labels and self.taints is None
-
 
 @dataclass(frozen=True, slots=True)
 class StatusWrite:

@@ -31,10 +31,10 @@ from reconciler.core.kilo import (
     newest_check_in,
 )
 from reconciler.core.load import Topology
-from reconciler.core.membership import assign, selects
+from reconciler.core.membership import ClaimIndex, claims_of, selects
 from reconciler.core.owned import owned_record, render_owned
 from reconciler.core.plan import Change, NodePlan, Plan
-from reconciler.core.planner import build_plan
+from reconciler.core.planner import Planner
 from reconciler.core.project import node_write, project
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
@@ -788,6 +788,10 @@ def topologies(draw: st.DrawFn) -> Topology:
     return topology(*(draw(SITES[name]) for name in sorted(chosen)))
 
 
+def build_plan(topo: Topology, nodes: Sequence[NodeState]) -> Plan:
+    return Planner(topo, nodes).plan_all()
+
+
 def states_of(objects: Sequence[Mapping[str, Any]]) -> list[NodeState]:
     return [NodeState.from_object(o) for o in objects]
 
@@ -896,13 +900,11 @@ def test_indexed_membership_equals_trying_every_pool(
     topo: Topology, objects: list[dict[str, Any]]
 ) -> None:
     states = states_of(objects)
-    membership = assign(topo.sites, states)
-    for name, claims in claims_by_trying_every_pool(topo, states).items():
-        if len(claims) == 1:
-            member = membership.members[name]
-            pool = [member.pool.name] if member.pool else []
-            assert claims == [(member.site.name, member.named is not None, pool)]
-        elif claims:
-            assert membership.conflicts[name] == tuple(c[0] for c in claims)
-        else:
-            assert name in {n.name for n in membership.unassigned}
+    index = ClaimIndex(topo.sites)
+    slow = claims_by_trying_every_pool(topo, states)
+    for node in states:
+        indexed = [
+            (m.site.name, m.named is not None, [m.pool.name] if m.pool else [])
+            for m in claims_of(index, node).members
+        ]
+        assert indexed == slow[node.name], node.name

@@ -2,7 +2,7 @@
 
 The double is seeded with examples/nodes.yaml and the plan is made from sites/, as a
 person would run it. What each test expects is computed independently with the pure
-core (``build_plan`` over the seeded nodes), and what topoctl did is read from the
+core (``Planner.plan_all`` over the seeded nodes), and what topoctl did is read from the
 double's request log and store: how many lists and patches, which keys each patch
 carried, and whether every node ended up with all of its changes or none of them.
 """
@@ -28,7 +28,7 @@ from reconciler.apply import apply_plan, replanner
 from reconciler.cli import main
 from reconciler.core.load import Topology, load
 from reconciler.core.plan import Change, NodePlan, Plan
-from reconciler.core.planner import Planner, build_plan
+from reconciler.core.planner import Planner
 from reconciler.core.project import node_write
 from reconciler.model.state import NodeState
 from tests.apiserver import ApiServer
@@ -96,7 +96,7 @@ def topoctl(*args: str | Path, code: int = 0) -> Result:
 
 
 def plan_of(cluster: ApiServer, topology: Topology) -> Plan:
-    return build_plan(topology, [NodeState.from_object(n) for n in cluster.nodes()])
+    return Planner(topology, [NodeState.from_object(n) for n in cluster.nodes()]).plan_all()
 
 
 def by_name(cluster: ApiServer) -> dict[str, Obj]:
@@ -335,7 +335,7 @@ def test_a_re_plan_after_a_conflict_is_what_a_full_plan_says(
     replan = replanner(planner)
     for fresh in (FRESH_VARIANTS[variant](s) for s in states):
         others = [fresh if s.name == fresh.name else s for s in states]
-        expected = {n.node: n for n in build_plan(topology, others).nodes}.get(fresh.name)
+        expected = {n.node: n for n in Planner(topology, others).plan_all().nodes}.get(fresh.name)
         assert replan(fresh) == expected, fresh.name
         assert planner.updated([fresh]).plan_node(fresh.name) == expected, fresh.name
 

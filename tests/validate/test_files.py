@@ -298,7 +298,7 @@ def test_canonical_forms_and_the_mesh_port(workdir: Path) -> None:
     files, notes = read_directory(Path(SITES))
     result = load(files, notes)
     assert result.topology is not None, result.diagnostics
-    spec = result.topology.site("edge").spec
+    spec = next(s for s in result.topology.sites if s.name == "edge").spec
     port = result.topology.cluster.spec.mesh.port
     assert spec.allowed_location_ips == ("192.168.50.7/32", "2001:db8::1/128")
     assert [n.internal_ip for n in spec.nodes] == ["10.0.0.2/32", "2001:db8::2/128"]

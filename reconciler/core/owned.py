@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from json.encoder import encode_basestring_ascii as _quote
 
 from reconciler.model import keys
 
@@ -34,12 +33,4 @@ def owned_record(annotations: Mapping[str, str]) -> OwnedRecord:
 
 def render_owned(record: Mapping[str, Iterable[str]]) -> str:
     """Canonical compact JSON of an ownership record."""
-    data = {k: sorted(v) for k, v in sorted(record.items())}
-    try:  # once per node: join the C string encoder's output instead of a json.dumps
-        return (
-            "{"
-            + ",".join(f"{_quote(k)}:[{','.join([_quote(x) for x in v])}]" for k, v in data.items())
-            + "}"
-        )
-    except TypeError:  # not text: let json say how it is written
-        return json.dumps(data, separators=(",", ":"))
+    return json.dumps({k: sorted(v) for k, v in sorted(record.items())}, separators=(",", ":"))

@@ -125,6 +125,15 @@ class Planner:
         member = claims.member if claims is not None else None
         return member.site.name if member is not None else None
 
+    def sites_touched_by(self, node: NodeState) -> set[str]:
+        """The sites whose plan may depend on ``node``: those claiming it and the one
+        whose location it carries (a node moving between sites touches both)."""
+        out = {m.site.name for m in claims_of(self._index, node).members}
+        location = kilo_location(node)
+        if location in self._sites:
+            out.add(location)
+        return out
+
     # --- planning ---
 
     def plan_node(self, name: str) -> NodePlan | None:

@@ -10,7 +10,7 @@ import functools
 import io
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -788,7 +788,7 @@ def topologies(draw: st.DrawFn) -> Topology:
     return topology(*(draw(SITES[name]) for name in sorted(chosen)))
 
 
-def build_plan(topo: Topology, nodes: Sequence[NodeState]) -> Plan:
+def build_plan(topo: Topology, nodes: Iterable[NodeState]) -> Plan:
     return Planner(topo, nodes).plan_all()
 
 

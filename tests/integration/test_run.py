@@ -217,3 +217,22 @@ def test_only_the_holder_writes_and_sigterm_hands_the_lease_over(
             holder = apiserver.get("Lease", "topoctl", "default")
             assert holder is not None and holder["spec"]["holderIdentity"] == "two"
     assert os.path.exists(tmp_path / "run-one.log")
+
+
+def test_a_killed_holder_is_replaced_and_the_new_holder_applies_pushes(
+    apiserver: ApiServer, remote: Remote, tmp_path: Path
+) -> None:
+    apiserver.seed_node("east-gw-1", pod_cidr="10.244.0.0/24")
+    with topoctl_run(apiserver, remote, tmp_path, "one") as first:
+        eventually(lambda: first.metric("topoctl_leader") == 1.0, what="the first to lead")
+        with topoctl_run(apiserver, remote, tmp_path, "two") as second:
+            eventually(lambda: second.get("/metrics")[0] == 200, what="the standby's metrics")
+            first.process.kill()  # no release: the standby waits the lease out (the
+            first.process.wait()  # timing itself is tested on a fake clock: test_leader)
+            eventually(lambda: second.metric("topoctl_leader") == 1.0, 30, "the takeover")
+            remote.push({"sites/east.yaml": EAST.replace("51820", "51822")}, "after failover")
+            assert second.hook() == 202
+            eventually(
+                lambda: annotation(apiserver, "east-gw-1", ENDPOINT) == "203.0.113.91:51822",
+                what="the new holder applying a push",
+            )

@@ -13,6 +13,11 @@ Run from the repository: `.venv/bin/python bench/bench_apply.py [--nodes N]
 [--sites S] [--parallel P ...] [--latency SECONDS ...] [--rounds R]`. Prints figures
 only; targets (DESIGN.md): one LIST per page and exactly N PATCH for N differing
 nodes, zero writes when converged.
+
+`--snapshot 1000,5000,10000 [--format json|yaml ...]` measures the snapshot-file
+backend instead (bench/snapshot_runs.py): `topoctl plan` and `apply --cluster` in a
+fresh process per run, wall time and peak RSS, and the growth against the first size
+(linear: the time ratio follows the node ratio).
 """
 
 from __future__ import annotations
@@ -188,7 +193,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="seconds the double adds to every request (repeatable; default 0 and 0.005)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds per setting (median)")
+    parser.add_argument(
+        "--snapshot", metavar="N,N,...", help="node counts for the snapshot-file bench"
+    )
+    parser.add_argument(
+        "--format", action="append", choices=["json", "yaml"], help="snapshot formats"
+    )
     args = parser.parse_args(argv)
+    if args.snapshot:
+        from bench import snapshot_runs
+
+        sizes = [int(n) for n in args.snapshot.split(",")]
+        snapshot_runs.main(sizes, args.sites, args.format or ["json", "yaml"])
+        return
     settings: list[int] = args.parallel or [1, 4, 8]
     latencies: list[float] = args.latency or [0.0, 0.005]
 

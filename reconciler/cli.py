@@ -374,6 +374,8 @@ def plan(
     from reconciler import service
 
     _one_shot()
+    if out is not None and not out.parent.is_dir():  # before the plan is computed
+        raise Failure(f"--out {out}: no such directory {out.parent}")
     try:
         topology = _topology_or_fail(directory, rev)
         reader = open_cluster(snapshot, kubeconfig, context, writable=False)
@@ -389,11 +391,77 @@ def plan(
     if out is not None:
         from reconciler.core import savedplan
 
-        out.write_text(savedplan.dump(the_plan, _source(snapshot, kubeconfig, context)))
+        _save(out, savedplan.dump(the_plan, _source(snapshot, kubeconfig, context)))
         click.echo(f"plan saved to {out}: apply it with `topoctl apply {out}`", err=True)
     if the_plan.errors:
         sys.exit(EXIT_INVALID)
     sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
+
+
+def _save(out: Path, text: str) -> None:
+    """Write a saved plan whole or not at all (a full disk leaves no truncated plan)."""
+    from reconciler.adapters.atomicfile import write_atomic
+
+    try:
+        write_atomic(out, text.encode("utf-8"))
+    except OSError as err:
+        raise Failure(f"--out {out}: cannot write the plan: {err.strerror or err}") from None
+
+
+def _read_saved(target: Path) -> str | None:
+    """The text of TARGET when it is a saved plan (known by content, not by name)."""
+    from reconciler.core import savedplan
+
+    if not target.is_file():
+        return None
+    try:
+        text = target.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    except OSError as err:
+        raise Failure(f"{target}: cannot read: {err.strerror}") from None
+    if savedplan.is_saved(text) or not target.name.endswith((".yaml", ".yml")):
+        return text  # not a topology file: savedplan.load says what is wrong with it
+    return None
+
+
+class _Stopped(BaseException):
+    """SIGTERM, turned into an exception so the command can say what it had done."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
+    """Run ``run``; SIGINT or SIGTERM ends it with a message that says what was written.
+
+    A snapshot write in progress finishes (or is undone) first: the file is then the
+    old one or the new one, and the message says which (exit 128 + the signal).
+    """
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return run()
+    except (KeyboardInterrupt, _Stopped) as err:
+        signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        written = getattr(backend(), "written", None)
+        path = getattr(backend(), "path", None)
+        if written:
+            done = f"{path} was written in full before stopping: the changes are applied"
+        elif written is False:
+            done = f"nothing written: {path} is unchanged"
+        else:
+            done = "writes already sent to the cluster stand; plan again to see what is left"
+        click.echo(f"topoctl: interrupted by {name}: {done}", err=True)
+        sys.exit(128 + signum)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()
@@ -445,33 +513,47 @@ def apply(
             click.confirm("Apply these changes?", abort=True)
         return True
 
-    saved = target.is_file() and not target.name.endswith((".yaml", ".yml"))
-    if saved:
-        try:
-            loaded, source = savedplan.load(target.read_text())
-        except savedplan.SavedPlanError as err:
-            raise Failure(f"{target}: {err}") from None
-        if snapshot is None and kubeconfig is None:
-            snapshot = Path(source["cluster"]) if source.get("cluster") else None
-            kubeconfig = Path(source["kubeconfig"]) if source.get("kubeconfig") else None
-            context = context or source.get("context")
-        backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
-        width = 1 if snapshot is not None else parallel
-        try:
-            deletion = _deletion(backend)
-            result = _backend_call(
-                lambda: service.apply_saved(loaded, backend, confirm, width, deletion)
+    opened: list[Any] = []  # the backend, once open: what a signal's message speaks of
+
+    def run() -> None:
+        nonlocal snapshot, kubeconfig, context
+        text = _read_saved(target)
+        if text is not None:
+            try:
+                loaded, source = savedplan.load(text)
+            except savedplan.SavedPlanError as err:
+                raise Failure(f"{target}: {err}") from None
+            if snapshot is None and kubeconfig is None:
+                snapshot = Path(source["cluster"]) if source.get("cluster") else None
+                kubeconfig = Path(source["kubeconfig"]) if source.get("kubeconfig") else None
+                context = context or source.get("context")
+            opened.append(
+                open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
             )
-        except executor.StalePlanError as err:
-            raise Failure(f"{target}: {err}") from None
-    else:
-        topology = _topology_or_fail(target, None)
-        backend = open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
-        width = 1 if snapshot is not None else parallel
-        eyes, deletion = _eyes(probe), _deletion(backend)
-        result = _backend_call(
-            lambda: service.apply_once(topology, backend, confirm, width, eyes, deletion)
-        )
+            width = 1 if snapshot is not None else parallel
+            try:
+                deletion = _deletion(opened[0])
+                result = _backend_call(
+                    lambda: service.apply_saved(loaded, opened[0], confirm, width, deletion)
+                )
+            except executor.StalePlanError as err:
+                raise Failure(f"{target}: {err}") from None
+        else:
+            topology = _topology_or_fail(target, None)
+            opened.append(
+                open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
+            )
+            width = 1 if snapshot is not None else parallel
+            eyes, deletion = _eyes(probe), _deletion(opened[0])
+            result = _backend_call(
+                lambda: service.apply_once(topology, opened[0], confirm, width, eyes, deletion)
+            )
+        _report_apply(result)
+
+    _reporting_signals(run, lambda: opened[0] if opened else None)
+
+
+def _report_apply(result: Any) -> None:
     if result.plan.errors:
         raise Failure("the plan has errors: nothing applied")
     report = result.report

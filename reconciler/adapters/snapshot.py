@@ -1,20 +1,19 @@
 """A cluster in a file: what ``kubectl get nodes -o yaml|json`` prints (a List or NodeList).
 
-Reading for a plan takes the fast path (``json``, or PyYAML's C loader). A writable
-snapshot keeps the file's own layout: YAML goes through ruamel's round-trip mode, so
-fields, order, comments and quoting that apply does not change stay as they were, and
-JSON keeps its key order and indentation. Writes behave like an API server's: a stale
-``resourceVersion`` is a conflict, a real change bumps the version, a no-op does not.
-The file is replaced atomically (temporary file + rename) on commit.
+JSON goes through orjson; YAML through PyYAML's C loader when only reading. Every item is
+checked once, as it is read: a Node with a name of its own and fields of the right shape,
+or a clear error naming the file, the item and the field (``nodes.json: items[3].metadata.
+annotations: ...``). A writable snapshot keeps the file's own layout: YAML goes through
+ruamel's round-trip mode (fields, order, comments and quoting stay), JSON keeps its key
+order, its indentation (compact stays compact) and its final newline. Writes behave like
+an API server's: a stale ``resourceVersion`` is a conflict, a real change bumps the
+version, a no-op does not. ``commit`` replaces the file atomically, through a symlink.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-import json
-import os
-import tempfile
 import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
@@ -22,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from reconciler.adapters import jsonfile
+from reconciler.adapters.atomicfile import signals_held, write_atomic
 from reconciler.adapters.patches import node_patch, status_patch
+from reconciler.model.shape import ShapeError, kind_of
 from reconciler.model.state import NodeState
 from reconciler.ports import (
     BackendError,
@@ -36,46 +38,108 @@ from reconciler.ports import (
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
 
+LIST_KINDS = ("List", "NodeList")
+
 
 class SnapshotError(BackendError):
     """The snapshot file cannot be read or written."""
 
 
-def _is_json(text: str) -> bool:
-    return text.lstrip()[:1] in ("{", "[")
-
-
-def load_fast(path: Path) -> list[dict[str, Any]]:
-    """The nodes of a snapshot, parsed as fast as the format allows."""
-    text = _read(path)
+def read_bytes(path: Path) -> bytes:
+    """The file's content; a missing, unreadable or non-regular file is a SnapshotError."""
     try:
-        if _is_json(text):
-            data = json.loads(text)
-        else:
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            data = yaml.load(text, Loader=loader)
-    except (ValueError, yaml.YAMLError) as err:
-        raise SnapshotError(f"{path}: not a JSON or YAML node list: {err}") from None
-    del text  # tens of MB for a large cluster: not kept beside the nodes
-    return list(_items(data, path))
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
+        if not path.is_file():
+            raise SnapshotError(f"{path}: not a regular file")
+        return path.read_bytes()
     except OSError as err:
-        raise SnapshotError(f"{path}: {err.strerror}") from None
+        raise SnapshotError(f"{path}: cannot read: {err.strerror}") from None
 
 
-def _items(data: Any, path: Path) -> Any:
+def decode(path: Path, data: bytes) -> str:
+    """The text of a snapshot; not UTF-8 (binary data) is a SnapshotError with its place."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        col = err.start - data.rfind(b"\n", 0, err.start)
+        raise SnapshotError(
+            f"{path}:{line}:{col}: not UTF-8 text (byte 0x{data[err.start]:02x}): "
+            "a snapshot is what `kubectl get nodes -o yaml|json` prints"
+        ) from None
+
+
+def is_json(data: bytes) -> bool:
+    """JSON starts with an object or an array; anything else is read as YAML."""
+    return data.lstrip()[:1] in (b"{", b"[")
+
+
+def parse(path: Path, data: bytes) -> Any:
+    """The document, parsed as fast as the format allows (no positions, no comments)."""
+    if is_json(data):
+        return jsonfile.loads(path, data, SnapshotError)
+    text = decode(path, data)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise SnapshotError(f"{path}{where}: not valid YAML: {err.problem or err}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:
+        raise SnapshotError(f"{path}: not valid YAML: {err}") from None
+
+
+def node_items(data: Any, path: Path) -> list[Any]:
+    """The items of a List or NodeList of Nodes (or a lone Node); anything else is refused."""
     if isinstance(data, Mapping) and data.get("kind") == "Node":
         return [data]
     if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
+        got = kind_of(data) if not isinstance(data, Mapping) else "a map without items"
         raise SnapshotError(
-            f"{path}: expected a List or NodeList with items (what "
-            "`kubectl get nodes -o yaml` prints)"
+            f"{path}: expected a List or NodeList with items (what `kubectl get nodes "
+            f"-o yaml` prints), got {got}"
         )
-    return data["items"]
+    kind = data.get("kind")
+    if kind is not None and kind not in LIST_KINDS:
+        raise SnapshotError(
+            f"{path}: kind: {str(kind)[:60]!r} is not a List or NodeList of Nodes: "
+            "topoctl reads and writes Nodes only"
+        )
+    items: list[Any] = data["items"]
+    for index, item in enumerate(items):
+        found = item.get("kind") if isinstance(item, Mapping) else None
+        if found != "Node":
+            what = repr(str(found)[:60]) if found is not None else kind_of(item)
+            raise SnapshotError(
+                f"{path}: items[{index}].kind: expected Node, got {what}: "
+                "topoctl reads and writes Nodes only"
+            )
+    return items
+
+
+def node_states(items: list[Any], path: Path) -> dict[str, NodeState]:
+    """Every item as a NodeState, by name; a malformed item or a second name is refused."""
+    states: dict[str, NodeState] = {}
+    for index, item in enumerate(items):
+        try:
+            state = NodeState.from_object(item)
+        except ShapeError as err:
+            raise SnapshotError(f"{path}: items[{index}].{err}") from None
+        if state.name in states:
+            first = list(states).index(state.name)
+            raise SnapshotError(
+                f"{path}: items[{index}].metadata.name: {state.name[:80]!r} is also "
+                f"items[{first}]: node names are unique in a cluster"
+            )
+        states[state.name] = state
+    return states
+
+
+def load_fast(path: Path) -> list[dict[str, Any]]:
+    """The nodes of a snapshot, parsed as fast as the format allows and checked."""
+    items = node_items(parse(path, read_bytes(path)), path)
+    node_states(items, path)
+    return items
 
 
 def merge_patch(target: MutableMapping[str, Any], patch: Mapping[str, Any]) -> bool:
@@ -98,40 +162,57 @@ def merge_patch(target: MutableMapping[str, Any], patch: Mapping[str, Any]) -> b
     return changed
 
 
+def _version(raw: Any) -> int:
+    text = str(raw)
+    return int(text) if text.isdigit() else 0
+
+
 class SnapshotBackend:
     """Reads (and, when writable, writes) a node snapshot file."""
 
     def __init__(self, path: Path, *, writable: bool = False) -> None:
         self.path = path
         self.writable = writable
+        self.written = False  # True once commit has replaced the file
         self._dirty = False
         self._yaml: YAML | None = None
-        self._indent = 4
-        self._nodes: list[Any]
-        if not writable:  # a plan: the fast path, which reads the file only once
-            self._doc = None
-            self._nodes = load_fast(path)
-        elif not _is_json(text := _read(path)):
-            from ruamel.yaml import YAML  # the round-trip loader: only to write YAML
-
-            self._yaml = YAML(typ="rt")
-            self._yaml.preserve_quotes = True
-            self._yaml.width = 4096
-            self._yaml.indent(mapping=2, sequence=2, offset=0)
-            try:
-                self._doc = self._yaml.load(text)
-            except Exception as err:
-                raise SnapshotError(f"{path}: not YAML: {err}") from None
-            self._nodes = _items(self._doc, path)
+        self._layout: jsonfile.Layout | None = None
+        data = read_bytes(path)
+        if not writable or is_json(data):  # a plan, or JSON: the fast path
+            self._doc = parse(path, data)
+            if writable:
+                self._layout = jsonfile.Layout.of(data)
         else:
-            self._doc = json.loads(text)
-            self._indent = _json_indent(text)
-            self._nodes = _items(self._doc, path)
-        self._by_name = {n["metadata"]["name"]: n for n in self._nodes}
+            self._doc = self._load_round_trip(decode(path, data))
+        del data  # tens of MB for a large cluster: not kept beside the nodes
+        self._nodes: list[Any] = node_items(self._doc, path)
+        self._states = node_states(self._nodes, path)
+        self._by_name: dict[str, NodeObject] = dict(zip(self._states, self._nodes, strict=True))
+        self._max_version = max(
+            (_version(s.resource_version) for s in self._states.values()), default=0
+        )
+        if not writable:
+            self._doc = None
+
+    def _load_round_trip(self, text: str) -> Any:
+        from ruamel.yaml import YAML  # the round-trip loader: only to write YAML
+        from ruamel.yaml.error import YAMLError
+
+        self._yaml = YAML(typ="rt")
+        self._yaml.preserve_quotes = True
+        self._yaml.width = 4096
+        self._yaml.indent(mapping=2, sequence=2, offset=0)
+        try:
+            return self._yaml.load(text)
+        except (YAMLError, ValueError, RecursionError) as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or err
+            raise SnapshotError(f"{self.path}{where}: not valid YAML: {problem}") from None
 
     def list_nodes(self) -> list[NodeState]:
         """Every node in the file, as the values topoctl reads."""
-        return [NodeState.from_object(n) for n in self._nodes]
+        return list(self._states.values())
 
     def export_nodes(self) -> list[NodeObject]:
         """Every node object in the file, unchanged."""
@@ -139,15 +220,20 @@ class SnapshotBackend:
 
     def get_node(self, name: str) -> NodeState:
         """One node by name."""
-        return NodeState.from_object(self._node(name))
+        try:
+            return self._states[name]
+        except KeyError:
+            raise NotFoundError(f"node {name!r} is not in {self.path}") from None
 
     def write_node(self, write: NodeWrite) -> NodeState:
         """A guarded write, as an API server would take it."""
-        return NodeState.from_object(self._patch(write.name, node_patch(write), status=False))
+        self._patch(write.name, node_patch(write), status=False)
+        return self._states[write.name]
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """A guarded status write, as an API server would take it."""
-        return NodeState.from_object(self._patch(write.name, status_patch(write), status=True))
+        self._patch(write.name, status_patch(write), status=True)
+        return self._states[write.name]
 
     def wait_for_change(self, name: str, resource_version: str, timeout: float) -> bool:
         """True at once when the node held here is no longer at ``resource_version``;
@@ -171,7 +257,7 @@ class SnapshotBackend:
         rest = copy.deepcopy(dict(patch))
         meta = dict(rest.pop("metadata", None) or {})
         expected = meta.pop("resourceVersion", None)
-        current = str(node["metadata"].get("resourceVersion", ""))
+        current = self._states[name].resource_version
         if expected is not None and str(expected) != current:
             raise ConflictError(
                 f"node {name!r} is at resourceVersion {current}, the patch "
@@ -185,44 +271,32 @@ class SnapshotBackend:
         if meta and not status:
             body["metadata"] = meta
         if merge_patch(node, {k: v for k, v in body.items() if v is not None}):
-            node["metadata"]["resourceVersion"] = str(self._next_version())
+            self._max_version += 1  # the cluster's newest version, kept: no scan per write
+            node["metadata"]["resourceVersion"] = str(self._max_version)
+            try:
+                self._states[name] = NodeState.from_object(node)
+            except ShapeError as err:
+                raise SnapshotError(f"{self.path}: node {name!r} after the write: {err}") from None
             self._dirty = True
         return node
 
-    def _next_version(self) -> int:
-        versions = [n["metadata"].get("resourceVersion", "0") for n in self._nodes]
-        return max((int(v) for v in versions if str(v).isdigit()), default=0) + 1
-
     def commit(self) -> None:
-        """Write the file atomically if anything changed."""
+        """Write the file atomically (through a symlink) if anything changed."""
         if not self._dirty:
             return
-        buffer = io.StringIO()
         if self._yaml is not None:
+            buffer = io.StringIO()
             self._yaml.dump(self._doc, buffer)
+            data = buffer.getvalue().encode("utf-8")
         else:
-            json.dump(self._doc, buffer, indent=self._indent, ensure_ascii=False)
-            buffer.write("\n")
-        _atomic_write(self.path, buffer.getvalue())
+            assert self._layout is not None
+            data = self._layout.dumps(self._doc)
+        try:
+            with signals_held():  # a signal now is delivered once `written` tells the truth
+                write_atomic(self.path, data)
+                self.written = True
+        except OSError as err:
+            raise SnapshotError(
+                f"{self.path}: cannot write: {err.strerror or err}: the file is unchanged"
+            ) from None
         self._dirty = False
-
-
-def _json_indent(text: str) -> int:
-    for line in text.splitlines()[1:2]:
-        return len(line) - len(line.lstrip(" ")) or 4
-    return 4
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -40,6 +40,17 @@ def dump(plan: Plan, source: dict[str, Any]) -> str:
     )
 
 
+def is_saved(text: str) -> bool:
+    """Whether ``text`` is a saved plan, by its format marker (whatever the file's name)."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("kind") == SAVED_KIND
+
+
 def load(text: str) -> tuple[Plan, dict[str, Any]]:
     """Read a saved plan back; raises SavedPlanError with what is wrong."""
     try:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal
 
-from reconciler.model import keys
+from reconciler.model import keys, shape
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _NOTHING: Mapping[str, str | None] = MappingProxyType({})
@@ -97,39 +97,46 @@ class NodeState:
         return cond.last_transition_time if cond is not None else ""
 
     @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> NodeState:
-        """Read a Node as the API (or ``kubectl get -o json``) returns it."""
-        meta = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
+    def from_object(cls, obj: Any) -> NodeState:
+        """Read a Node as the API (or ``kubectl get -o json``) returns it.
+
+        Raises ShapeError naming the field when the object is not shaped like a Node.
+        """
+        if not isinstance(obj, Mapping):
+            raise shape.ShapeError("(the object)", "a Node (a map)", obj)
+        meta = shape.mapping(obj.get("metadata"), "metadata")
+        spec = shape.mapping(obj.get("spec"), "spec")
+        status = shape.mapping(obj.get("status"), "status")
+        taints = shape.items(spec.get("taints"), "spec.taints")
+        conditions = shape.items(status.get("conditions"), "status.conditions")
+        addresses = shape.items(status.get("addresses"), "status.addresses")
         return cls(
-            name=str(meta.get("name", "")),
-            uid=str(meta.get("uid") or ""),
-            resource_version=str(meta.get("resourceVersion") or ""),
-            labels=MappingProxyType(dict(meta.get("labels") or {})),
-            annotations=MappingProxyType(dict(meta.get("annotations") or {})),
+            name=shape.required_text(meta, "name", "metadata"),
+            uid=shape.text(meta, "uid", "metadata"),
+            resource_version=shape.text(meta, "resourceVersion", "metadata", scalar=True),
+            labels=MappingProxyType(shape.string_map(meta.get("labels"), "metadata.labels")),
+            annotations=MappingProxyType(
+                shape.string_map(meta.get("annotations"), "metadata.annotations")
+            ),
             taints=tuple(
                 TaintValue(
-                    str(t.get("key", "")), str(t.get("effect", "")), str(t.get("value") or "")
+                    shape.text(t, "key", f"spec.taints[{i}]"),
+                    shape.text(t, "effect", f"spec.taints[{i}]"),
+                    shape.text(t, "value", f"spec.taints[{i}]"),
                 )
-                for t in spec.get("taints") or ()
+                for i, t in enumerate(taints)
             ),
             conditions=tuple(
-                NodeCondition(
-                    str(c.get("type", "")),
-                    str(c.get("status", "Unknown")),
-                    str(c.get("reason") or ""),
-                    str(c.get("message") or ""),
-                    str(c.get("lastTransitionTime") or ""),
-                    str(c.get("lastHeartbeatTime") or ""),
-                )
-                for c in status.get("conditions") or ()
+                _condition(c, f"status.conditions[{i}]") for i, c in enumerate(conditions)
             ),
             addresses=tuple(
-                (str(a.get("type", "")), str(a.get("address", "")))
-                for a in status.get("addresses") or ()
+                (
+                    shape.text(a, "type", f"status.addresses[{i}]"),
+                    shape.text(a, "address", f"status.addresses[{i}]"),
+                )
+                for i, a in enumerate(addresses)
             ),
-            pod_cidr=str(spec.get("podCIDR") or ""),
+            pod_cidr=shape.text(spec, "podCIDR", "spec"),
         )
 
     def address(self, kind: str) -> str | None:
@@ -147,6 +154,17 @@ class NodeState:
     def talos_owned(self, kind: str) -> frozenset[str]:
         """Keys Talos manages on this node, for ``label``, ``annotation`` or ``taint``."""
         return _talos_keys(self.annotations.get(_TALOS_SOURCES[kind], ""))
+
+
+def _condition(raw: Mapping[str, Any], field: str) -> NodeCondition:
+    return NodeCondition(
+        shape.text(raw, "type", field),
+        shape.text(raw, "status", field) or "Unknown",
+        shape.text(raw, "reason", field),
+        shape.text(raw, "message", field),
+        shape.text(raw, "lastTransitionTime", field),
+        shape.text(raw, "lastHeartbeatTime", field),
+    )
 
 
 _TALOS_SOURCES = {

@@ -1,27 +1,26 @@
 """A cluster in a file: what ``kubectl get nodes -o yaml|json`` prints (a List or NodeList).
 
-JSON goes through orjson; YAML through PyYAML's C loader when only reading. Every item is
-checked once, as it is read: a Node with a name of its own and fields of the right shape,
-or a clear error naming the file, the item and the field (``nodes.json: items[3].metadata.
-annotations: ...``). A writable snapshot keeps the file's own layout: YAML goes through
-ruamel's round-trip mode (fields, order, comments and quoting stay), JSON keeps its key
-order, its indentation (compact stays compact) and its final newline. Writes behave like
-an API server's: a stale ``resourceVersion`` is a conflict, a real change bumps the
-version, a no-op does not. ``commit`` replaces the file atomically, through a symlink.
+JSON goes through orjson, YAML through libyaml (PyYAML's C loader). Every item is checked
+once, as it is read: a Node with a name of its own and fields of the right shape, or a
+clear error naming the file, the item and the field (``nodes.json: items[3].metadata.
+annotations: ...``). A write keeps the file's own layout: JSON its key order, indentation
+(compact stays compact) and final newline; YAML every byte outside the changed items
+(yamlfile.py). Writes behave like an API server's: a stale ``resourceVersion`` is a
+conflict, a real change bumps the version (the newest is kept: no scan per write), a
+no-op does not. ``commit`` replaces the file atomically, through a symlink.
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from reconciler.adapters import jsonfile
+from reconciler.adapters import jsonfile, yamlfile
 from reconciler.adapters.atomicfile import signals_held, write_atomic
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError, kind_of
@@ -34,9 +33,6 @@ from reconciler.ports import (
     NotFoundError,
     StatusWrite,
 )
-
-if TYPE_CHECKING:
-    from ruamel.yaml import YAML
 
 LIST_KINDS = ("List", "NodeList")
 
@@ -81,12 +77,8 @@ def parse(path: Path, data: bytes) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise SnapshotError(f"{path}{where}: not valid YAML: {err.problem or err}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as err:
-        raise SnapshotError(f"{path}: not valid YAML: {err}") from None
+        raise SnapshotError(yamlfile.error(path, err)) from None
 
 
 def node_items(data: Any, path: Path) -> list[Any]:
@@ -174,41 +166,30 @@ class SnapshotBackend:
         self.path = path
         self.writable = writable
         self.written = False  # True once commit has replaced the file
-        self._dirty = False
-        self._yaml: YAML | None = None
+        self._dirty: set[int] = set()  # indexes of the items changed since the last commit
         self._layout: jsonfile.Layout | None = None
+        self._text = ""  # a writable YAML file's text, and where each item is in it
+        self._spans: list[yamlfile.Span] = []
         data = read_bytes(path)
-        if not writable or is_json(data):  # a plan, or JSON: the fast path
+        if not writable or is_json(data):  # a plan, or JSON: no positions needed
             self._doc = parse(path, data)
             if writable:
                 self._layout = jsonfile.Layout.of(data)
         else:
-            self._doc = self._load_round_trip(decode(path, data))
+            self._text = decode(path, data)
+            try:
+                self._doc, self._spans = yamlfile.load(self._text)
+            except (yaml.YAMLError, ValueError, RecursionError) as err:
+                raise SnapshotError(yamlfile.error(path, err)) from None
         del data  # tens of MB for a large cluster: not kept beside the nodes
         self._nodes: list[Any] = node_items(self._doc, path)
         self._states = node_states(self._nodes, path)
-        self._by_name: dict[str, NodeObject] = dict(zip(self._states, self._nodes, strict=True))
+        self._index = {name: i for i, name in enumerate(self._states)}
         self._max_version = max(
             (_version(s.resource_version) for s in self._states.values()), default=0
         )
         if not writable:
             self._doc = None
-
-    def _load_round_trip(self, text: str) -> Any:
-        from ruamel.yaml import YAML  # the round-trip loader: only to write YAML
-        from ruamel.yaml.error import YAMLError
-
-        self._yaml = YAML(typ="rt")
-        self._yaml.preserve_quotes = True
-        self._yaml.width = 4096
-        self._yaml.indent(mapping=2, sequence=2, offset=0)
-        try:
-            return self._yaml.load(text)
-        except (YAMLError, ValueError, RecursionError) as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or err
-            raise SnapshotError(f"{self.path}{where}: not valid YAML: {problem}") from None
 
     def list_nodes(self) -> list[NodeState]:
         """Every node in the file, as the values topoctl reads."""
@@ -238,14 +219,14 @@ class SnapshotBackend:
     def wait_for_change(self, name: str, resource_version: str, timeout: float) -> bool:
         """True at once when the node held here is no longer at ``resource_version``;
         else False after ``timeout`` seconds (a file sends no events)."""
-        if str(self._node(name)["metadata"].get("resourceVersion", "")) != resource_version:
+        if self.get_node(name).resource_version != resource_version:
             return True
         time.sleep(timeout)
         return False
 
     def _node(self, name: str) -> Any:
         try:
-            return self._by_name[name]
+            return self._nodes[self._index[name]]
         except KeyError:
             raise NotFoundError(f"node {name!r} is not in {self.path}") from None
 
@@ -277,26 +258,26 @@ class SnapshotBackend:
                 self._states[name] = NodeState.from_object(node)
             except ShapeError as err:
                 raise SnapshotError(f"{self.path}: node {name!r} after the write: {err}") from None
-            self._dirty = True
+            self._dirty.add(self._index[name])
         return node
 
     def commit(self) -> None:
         """Write the file atomically (through a symlink) if anything changed."""
         if not self._dirty:
             return
-        if self._yaml is not None:
-            buffer = io.StringIO()
-            self._yaml.dump(self._doc, buffer)
-            data = buffer.getvalue().encode("utf-8")
-        else:
-            assert self._layout is not None
+        if self._layout is not None:
             data = self._layout.dumps(self._doc)
+        else:
+            text, spans = yamlfile.splice(self._text, self._spans, self._nodes, self._dirty)
+            data = text.encode("utf-8")
         try:
             with signals_held():  # a signal now is delivered once `written` tells the truth
                 write_atomic(self.path, data)
                 self.written = True
+                if self._layout is None:
+                    self._text, self._spans = text, spans
         except OSError as err:
             raise SnapshotError(
                 f"{self.path}: cannot write: {err.strerror or err}: the file is unchanged"
             ) from None
-        self._dirty = False
+        self._dirty.clear()

@@ -244,10 +244,13 @@ def _source(snapshot: Path | None, kubeconfig: Path | None, context: str | None)
 
 def _backend_call(call: Callable[[], T]) -> T:
     """Run a use case; a backend failure (after its retries) is a clear failure."""
+    from reconciler.adapters.snapshot import SnapshotError
     from reconciler.ports import BackendError
 
     try:
         return call()
+    except SnapshotError as err:  # names its file, and whether it was read or written
+        raise Failure(str(err)) from None
     except BackendError as err:
         raise Failure(f"reading nodes: {err}") from None
 

@@ -59,14 +59,15 @@ def _spans(text: str, root: yaml.Node | None) -> list[Span]:
     spans = []
     for node in nodes:
         start, end = node.start_mark.index, node.end_mark.index
-        if not node.flow_style:  # a block item's span runs on over the comments after it
+        flow = bool(getattr(node, "flow_style", False))  # a scalar item: refused later
+        if not flow:  # a block item's span runs on over the comments after it
             body = text[start:end].rstrip()
             lines = body.split("\n")
             while len(lines) > 1 and lines[-1].lstrip().startswith("#"):
                 lines.pop()
                 body = "\n".join(lines).rstrip()
             end = start + len(body)
-        spans.append(Span(start, end, node.start_mark.column, bool(node.flow_style)))
+        spans.append(Span(start, end, node.start_mark.column, flow))
     return spans
 
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -411,7 +412,10 @@ def big_cluster(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     return sites_dir, snapshot.read_bytes()
 
 
+WHILE_WRITING = -1.0  # not a delay: the moment the temporary file appears beside it
 SIGNALS = [
+    (signal.SIGINT, WHILE_WRITING),
+    (signal.SIGTERM, WHILE_WRITING),
     (signal.SIGINT, 0.0),
     (signal.SIGTERM, 0.3),
     (signal.SIGINT, 0.8),
@@ -425,23 +429,31 @@ SIGNALS = [
 def test_a_signal_during_a_5000_node_apply_leaves_the_old_file_or_the_new(
     big_cluster: tuple[Path, bytes], tmp_path: Path, signum: int, delay: float
 ) -> None:
-    """The signal lands ``delay`` s after the plan is printed: while nodes are patched in
-    memory, while the file is written, or after; whatever it hit, the outcome holds."""
+    """The signal lands ``delay`` s after the plan is shown (or while the temporary file
+    exists): while nodes are patched in memory, while the file is written, or after;
+    whatever it hit, the outcome holds."""
     sites_dir, old = big_cluster
     snapshot = tmp_path / "nodes.json"
     snapshot.write_bytes(old)
-    child = subprocess.Popen(
-        [str(TOPOCTL), "apply", sites_dir, "--cluster", snapshot, "--yes"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert child.stdout is not None
-    child.stdout.read(1)  # the plan is shown: the command's handlers are in place
-    try:
-        child.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        child.send_signal(signum)
-    out, err = (b.decode() for b in child.communicate(timeout=120))
+    shown = tmp_path.parent / f"{tmp_path.name}.out"  # a file: the child never blocks on it
+    with shown.open("wb") as stdout:
+        child = subprocess.Popen(
+            [str(TOPOCTL), "apply", sites_dir, "--cluster", snapshot, "--yes"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+        )
+        while child.poll() is None and not shown.stat().st_size:
+            time.sleep(0.002)  # until the plan is shown: the command's handlers are in place
+        while delay == WHILE_WRITING and child.poll() is None:
+            if list(tmp_path.glob(".nodes.json.*")):
+                break
+            time.sleep(0.001)
+        try:
+            child.wait(timeout=max(delay, 0.0))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signum)
+        err = child.communicate(timeout=120)[1].decode()
+    out = shown.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nodes.json"]
     assert "Traceback" not in err and "internal error" not in err
     now = snapshot.read_bytes()

@@ -3,13 +3,13 @@
 Used by ``bench/bench_apply.py --snapshot``. Every size gets nodegen's cluster (every node
 differs from the topology) as a compact JSON snapshot and as block YAML; each run copies
 the file, runs ``topoctl plan --cluster`` then ``topoctl apply --cluster --yes`` as a
-subprocess, and reads the child's own peak RSS from ``wait4``.
+subprocess, and samples the child's own peak RSS (VmHWM in /proc) until it exits:
+``wait4``'s ru_maxrss would count the bench's own memory, which a forked child inherits.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,13 +31,27 @@ def run(args: Sequence[str | Path]) -> tuple[float, float]:
     child = subprocess.Popen(
         [str(TOPOCTL), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    _, status, usage = os.wait4(child.pid, 0)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, _high_water(child.pid))
+        time.sleep(0.02)
     elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
     err = child.stderr.read().decode() if child.stderr else ""
     if child.returncode != 0:
         raise SystemExit(f"topoctl {' '.join(map(str, args))}: exit {child.returncode}: {err}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, peak / 1024
+
+
+def _high_water(pid: int) -> int:
+    """The process's peak resident set so far, in kB (0 once it has exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def write_yaml(snapshot: Path) -> Path:

@@ -948,6 +948,11 @@ def run() -> None:
             raise
         click.echo(f"topoctl: internal error: {err!r} (set TOPOCTL_DEBUG=1 for details)", err=True)
         sys.exit(EXIT_INVALID)
+    finally:  # the command is done and has said so: a signal now would only hide its status
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _stderr(line: str) -> None:

@@ -188,16 +188,16 @@ class SnapshotBackend:
         self._max_version = max(
             (_version(s.resource_version) for s in self._states.values()), default=0
         )
-        if not writable:
-            self._doc = None
+        if not writable:  # a plan needs the states only: the raw objects are let go
+            self._doc, self._nodes = None, []
 
     def list_nodes(self) -> list[NodeState]:
         """Every node in the file, as the values topoctl reads."""
         return list(self._states.values())
 
     def export_nodes(self) -> list[NodeObject]:
-        """Every node object in the file, unchanged."""
-        return list(self._nodes)
+        """Every node object in the file, unchanged (read again when opened read-only)."""
+        return list(self._nodes) if self.writable else load_fast(self.path)
 
     def get_node(self, name: str) -> NodeState:
         """One node by name."""

@@ -457,7 +457,7 @@ def test_a_signal_during_a_5000_node_apply_leaves_the_old_file_or_the_new(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nodes.json"]
     assert "Traceback" not in err and "internal error" not in err
     now = snapshot.read_bytes()
-    if child.returncode == 0:
+    if child.returncode in (0, -signum):  # -signum: it landed as the interpreter exited
         assert "Applied: 5000 node(s) written" in out and not err
         written = True
     else:

@@ -69,16 +69,20 @@ def is_json(data: bytes) -> bool:
     return data.lstrip()[:1] in (b"{", b"[")
 
 
-def parse(path: Path, data: bytes) -> Any:
-    """The document, parsed as fast as the format allows (no positions, no comments)."""
+def parse(path: Path, data: bytes) -> tuple[Any, str, list[yamlfile.Span] | None]:
+    """The document; for YAML also its text and where each item is in it (None: JSON)."""
+    json_error = None
     if is_json(data):
-        return jsonfile.loads(path, data, SnapshotError)
+        try:
+            return jsonfile.loads(path, data, SnapshotError), "", None
+        except SnapshotError as err:  # YAML's flow style starts with a brace too
+            json_error = err
     text = decode(path, data)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)
+        doc, spans = yamlfile.load(text)
     except (yaml.YAMLError, ValueError, RecursionError) as err:
-        raise SnapshotError(yamlfile.error(path, err)) from None
+        raise (json_error or SnapshotError(yamlfile.error(path, err))) from None
+    return doc, text, spans
 
 
 def node_items(data: Any, path: Path) -> list[Any]:
@@ -129,7 +133,7 @@ def node_states(items: list[Any], path: Path) -> dict[str, NodeState]:
 
 def load_fast(path: Path) -> list[dict[str, Any]]:
     """The nodes of a snapshot, parsed as fast as the format allows and checked."""
-    items = node_items(parse(path, read_bytes(path)), path)
+    items = node_items(parse(path, read_bytes(path))[0], path)
     node_states(items, path)
     return items
 
@@ -171,17 +175,12 @@ class SnapshotBackend:
         self._text = ""  # a writable YAML file's text, and where each item is in it
         self._spans: list[yamlfile.Span] = []
         data = read_bytes(path)
-        if not writable or is_json(data):  # a plan, or JSON: no positions needed
-            self._doc = parse(path, data)
-            if writable:
-                self._layout = jsonfile.Layout.of(data)
-        else:
-            self._text = decode(path, data)
-            try:
-                self._doc, self._spans = yamlfile.load(self._text)
-            except (yaml.YAMLError, ValueError, RecursionError) as err:
-                raise SnapshotError(yamlfile.error(path, err)) from None
-        del data  # tens of MB for a large cluster: not kept beside the nodes
+        self._doc, text, spans = parse(path, data)
+        if spans is None:
+            self._layout = jsonfile.Layout.of(data)
+        elif writable:
+            self._text, self._spans = text, spans
+        del data, text  # tens of MB for a large cluster: not kept beside the nodes
         self._nodes: list[Any] = node_items(self._doc, path)
         self._states = node_states(self._nodes, path)
         self._index = {name: i for i, name in enumerate(self._states)}
@@ -197,7 +196,9 @@ class SnapshotBackend:
 
     def export_nodes(self) -> list[NodeObject]:
         """Every node object in the file, unchanged (read again when opened read-only)."""
-        return list(self._nodes) if self.writable else load_fast(self.path)
+        if not self.writable:
+            return list(load_fast(self.path))
+        return list(self._nodes)
 
     def get_node(self, name: str) -> NodeState:
         """One node by name."""

@@ -472,3 +472,70 @@ def test_a_signal_during_a_5000_node_apply_leaves_the_old_file_or_the_new(
         assert all("topoctl.io/owned" in n["metadata"]["annotations"] for n in items)
     else:
         assert now == old
+
+
+# --- the YAML reader: libyaml's events, or PyYAML's full loader for the unusual --------
+
+YAML_SHAPES = {
+    "kubectl's layout": EXAMPLE_NODES.read_text(),
+    "scalars of every kind": (
+        "kind: List\nitems:\n- kind: Node\n  metadata: {name: a, labels: {x: 'true'}}\n"
+        '  spec: {n: 12, f: 1.5, b: true, z: null, t: 2026-01-02T03:04:05Z, q: "7"}\n'
+    ),
+    "anchors and aliases": (
+        "kind: List\nitems:\n- kind: Node\n  metadata: {name: a, labels: &l {x: y}}\n"
+        "- kind: Node\n  metadata: {name: b, labels: *l}\n"
+    ),
+    "a merge key": ("kind: List\nbase: &b {kind: Node}\nitems:\n- <<: *b\n  metadata: {name: a}\n"),
+    "a lone Node": "kind: Node\nmetadata:\n  name: a\n",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(YAML_SHAPES))
+def test_the_yaml_reader_reads_as_pyyaml_does(shape: str) -> None:
+    from reconciler.adapters import yamlfile
+
+    text = YAML_SHAPES[shape]
+    data, spans = yamlfile.load(text)
+    assert data == yaml.load(text, Loader=yaml.SafeLoader)
+    items = data.get("items", [data])
+    assert len(spans) == len(items)
+    for span, item in zip(spans, items, strict=True):
+        if "*" not in text:  # an item using an alias does not parse alone
+            assert yaml.safe_load(" " * span.column + text[span.start : span.end]) == item
+
+
+@pytest.mark.parametrize("shape", ["flow items", "anchors", "comments between items"])
+def test_apply_on_unusual_yaml_writes_what_plan_then_finds_converged(
+    sites: Path, tmp_path: Path, shape: str
+) -> None:
+    doc = example()
+    if shape == "flow items":
+        text = yaml.safe_dump(doc, default_flow_style=True, width=1 << 20)
+    elif shape == "anchors":
+        text = "x-shared: &shared v1\n" + (  # and the first node's kind, used by the rest
+            EXAMPLE_NODES.read_text()
+            .replace("- apiVersion: v1\n", "- apiVersion: *shared\n")
+            .replace("  kind: Node\n", "  kind: &node Node\n", 1)
+            .replace("  kind: Node\n", "  kind: *node\n")
+        )
+    else:
+        text = EXAMPLE_NODES.read_text().replace(
+            "\n- apiVersion: v1", "\n# a node follows\n\n- apiVersion: v1"
+        )
+    snapshot = tmp_path / "nodes.yaml"
+    snapshot.write_text(text)
+    result = topoctl("apply", sites, "--cluster", snapshot, "--yes")
+    assert result.exit_code == 0, result.output
+    after = snapshot.read_text()
+    assert yaml.safe_load(after)["items"] and after != text
+    if shape == "comments between items":
+        assert after.count("# a node follows\n\n- apiVersion: v1") == text.count("# a node follows")
+    again = topoctl("plan", sites, "--cluster", snapshot, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def test_two_yaml_documents_are_a_clear_error(sites: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "nodes.yaml"
+    snapshot.write_text(EXAMPLE_NODES.read_text() + "---\nkind: List\nitems: []\n")
+    assert_refused(sites, snapshot, "not valid YAML")

@@ -448,8 +448,11 @@ def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
         raise _Stopped(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
+    finished = False
     try:
-        return run()
+        value = run()
+        finished = True
+        return value
     except (KeyboardInterrupt, _Stopped) as err:
         signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
@@ -464,7 +467,11 @@ def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
         click.echo(f"topoctl: interrupted by {name}: {done}", err=True)
         sys.exit(128 + signum)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if finished and _AS_PROGRAM:  # done and said so: a signal now would hide the status
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()
@@ -933,8 +940,12 @@ def agent(
             stop.set()
 
 
+_AS_PROGRAM: list[bool] = []  # run() fills it: the process ends with the command
+
+
 def run() -> None:
     """Entry point that keeps tracebacks away from users unless TOPOCTL_DEBUG is set."""
+    _AS_PROGRAM.append(True)
     try:
         main(standalone_mode=True)
     except OSError as err:  # output that cannot be written (a full disk, a closed pipe)

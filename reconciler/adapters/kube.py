@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from tenacity import (
 )
 
 from reconciler.adapters.patches import node_patch, status_patch
+from reconciler.model.shape import ShapeError
 from reconciler.model.state import NodeState
 from reconciler.ports import (
     BackendError,
@@ -137,7 +139,7 @@ class KubeBackend:
 
     def list_nodes(self) -> list[NodeState]:
         """Every node, as the values topoctl reads."""
-        return [NodeState.from_object(n) for n in self.export_nodes()]
+        return [node_state(n, "list nodes") for n in self.export_nodes()]
 
     def export_nodes(self) -> list[NodeObject]:
         """Every node object, paging through ``limit``/``continue`` over one snapshot."""
@@ -174,32 +176,34 @@ class KubeBackend:
 
     def get_node(self, name: str) -> NodeState:
         """One node."""
-        return NodeState.from_object(self._call(f"read node {name}", self.core.read_node, name))
+        return node_state(self._call(f"read node {name}", self.core.read_node, name), name)
 
     # --- writes ---
 
     def write_node(self, write: NodeWrite) -> NodeState:
         """One merge patch, resourceVersion-guarded."""
-        return NodeState.from_object(
+        return node_state(
             self._call(
                 f"patch node {write.name}",
                 self.core.patch_node,
                 write.name,
                 node_patch(write),
                 _content_type=MERGE_PATCH,
-            )
+            ),
+            write.name,
         )
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """One merge patch of the status subresource, resourceVersion-guarded."""
-        return NodeState.from_object(
+        return node_state(
             self._call(
                 f"patch node {write.name} status",
                 self.core.patch_node_status,
                 write.name,
                 status_patch(write),
                 _content_type=MERGE_PATCH,
-            )
+            ),
+            write.name,
         )
 
     def delete_node(self, name: str, uid: str, resource_version: str) -> None:
@@ -273,6 +277,16 @@ class KubeBackend:
 
 def _list_version(page: NodeObject) -> str:
     return str((page.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def node_state(obj: Mapping[str, Any], where: str) -> NodeState:
+    """The values topoctl reads of a Node the API returned; a Node of a shape topoctl
+    cannot read (which an API server validating its objects never sends) is a
+    BackendError naming it, never a crash."""
+    try:
+        return NodeState.from_object(obj)
+    except ShapeError as err:
+        raise BackendError(f"{where}: a Node topoctl cannot read: {err}") from None
 
 
 def _default_kubeconfig() -> str | None:

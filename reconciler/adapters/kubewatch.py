@@ -22,7 +22,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from reconciler.adapters.kube import KubeBackend, _translate
+from reconciler.adapters.kube import KubeBackend, _translate, node_state
 from reconciler.model.state import NodeEvent, NodeState
 from reconciler.ports import BackendError, ExpiredError
 
@@ -44,7 +44,7 @@ class KubeWatcher:
     def list_nodes_versioned(self) -> tuple[list[NodeState], str]:
         """Every node and the list's resourceVersion."""
         objects, version = self.backend.list_node_objects()
-        return [NodeState.from_object(o) for o in objects], version
+        return [node_state(o, "list nodes") for o in objects], version
 
     def watch_nodes(self, resource_version: str, timeout: float) -> Iterator[NodeEvent]:
         """Events after ``resource_version``, bookmarks included, for up to ``timeout`` s."""
@@ -125,5 +125,5 @@ def _event(line: str) -> NodeEvent | None:
     if kind == "BOOKMARK":
         return NodeEvent("BOOKMARK", version)
     if kind in _KINDS:
-        return NodeEvent(cast(EventKind, kind), version, NodeState.from_object(obj))
+        return NodeEvent(cast(EventKind, kind), version, node_state(obj, f"watch nodes ({kind})"))
     return None

@@ -35,7 +35,7 @@ from reconciler.controller.leader import LeaderElector, SystemClock
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.controller.metrics import Metrics
-from reconciler.controller.observers import Fanout, MetricsObserver
+from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObserver
 from reconciler.controller.source import Good, Refused, Source
 from reconciler.controller.status import STATUS_NAME, StatusReporter
 from reconciler.controller.webhook import read_secret
@@ -167,6 +167,7 @@ class Controller:
             metrics=self.metrics,
             dry_run=settings.dry_run,
         )
+        observers.add(LifecycleNudge(self.lifecycle.nudge))
         hook = None
         if settings.webhook_secret_file is not None:
             hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
@@ -257,6 +258,7 @@ class Controller:
     def stop(self) -> None:
         """SIGTERM: finish the write in flight, then stop."""
         self.loop.request_stop()
+        self.lifecycle.nudge()  # its wait ends; the stop event ends its loop
 
     def run(self) -> int:
         """Until stopped: 0 after a clean stop, 1 after losing the lease."""

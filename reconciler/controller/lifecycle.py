@@ -1,6 +1,7 @@
 """The controller's lifecycle pass: probe, decide, record, announce, delete.
 
-On the lease holder only, every probe interval: one ICMP round over the members'
+On the lease holder only, every probe interval (or sooner when a node changes, e.g.
+its Ready condition, but never more than one round per interval): one ICMP round over the members'
 addresses joins the history kept in memory (a restart only restarts the minute of
 probes: the NotReady clock is the Ready condition's ``lastTransitionTime``), the core
 decides (:mod:`reconciler.core.lifecycle`), and each deletion is first written into the
@@ -119,15 +120,22 @@ class LifecyclePass:
         self.schedule = schedule or ProbeSchedule()
         self.history = ProbeHistory(self.schedule)
         self.stats = LifecycleStats()
+        self.wake = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Step every probe interval until ``stop``."""
+        """Step every probe interval, or at once on :meth:`nudge`, until ``stop``."""
         while not stop.is_set():
+            self.wake.clear()
             try:
                 self.step()
             except Exception:  # one bad pass must not end the controller's lifecycle
                 log.exception("lifecycle pass failed; trying again next interval")
-            self.clock.wait(stop, self.schedule.interval.total_seconds())
+            self.clock.wait(self.wake, self.schedule.interval.total_seconds())
+
+    def nudge(self) -> None:
+        """A node changed (its Ready condition among what may have): look now, not at the
+        end of the interval. Probe rounds stay at most one per interval."""
+        self.wake.set()
 
     def step(self) -> LifecyclePlan | None:
         """One pass; the decisions made, or None when there was nothing to judge."""
@@ -140,8 +148,10 @@ class LifecyclePass:
         deleting = {s.name for s in topology.sites if s.spec.lifecycle.delete_unreachable}
         if not deleting or all(n.ready == "True" for n in nodes):
             return None
-        self.stats.passes += 1
         now = self.clock.wall()
+        if not self.schedule.due(self.history.last_at, now):
+            return None
+        self.stats.passes += 1
         self.history = self.history.add(self.prober.probe(addresses_to_probe(nodes)), now)
         self.stats.probe_rounds += 1
         plan = Planner(topology, nodes).plan_all()

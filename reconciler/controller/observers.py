@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from reconciler.controller.informer import InformerStats
 from reconciler.controller.loop import Observer
@@ -71,3 +72,23 @@ class MetricsObserver:
         if restarts > self._restarts:
             self.metrics.watch_restarts.inc(restarts - self._restarts)
             self._restarts = restarts
+
+
+class LifecycleNudge:
+    """Tells the lifecycle pass that a site was re-planned (a node's planning inputs, its
+    Ready condition among them, changed), so a new NotReady member is probed at once."""
+
+    def __init__(self, nudge: Callable[[], None]) -> None:
+        self.nudge = nudge
+
+    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+        self.nudge()
+
+    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
+        self.nudge()
+
+    def node_written(self, write: NodeWrite, revision: str) -> None:
+        """Its own writes change nothing the lifecycle reads."""
+
+    def idle(self) -> None:
+        """Nothing to tell."""

@@ -178,3 +178,14 @@ def test_the_record_lives_in_the_status_configmap_beside_the_status(
     current = store.read()
     assert current is not None and current.data["fetchRequestedAt"] == "x"
     assert json.loads(current.data["deletions"])["deletions"] == [["2026-12-02T20:00:00Z", "w-2"]]
+
+
+def test_a_nudge_looks_at_once_but_probes_at_most_once_per_interval() -> None:
+    lifecycle, clock, prober, _, _ = make(cluster(["w-2"]))
+    lifecycle.step()
+    lifecycle.nudge()
+    lifecycle.step()  # nudged again within the interval: no second round
+    assert prober.rounds == 1
+    clock.at += timedelta(seconds=20)
+    lifecycle.step()
+    assert prober.rounds == 2

@@ -1,0 +1,208 @@
+"""What the commands share: exit codes, clear failures, reading the topology and
+opening a cluster, printing plans."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+DEFAULT_DIR = Path("sites")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failure(click.ClickException):
+    """A clear, expected failure: message on stderr, no traceback (exit 1)."""
+
+    exit_code = EXIT_INVALID
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"topoctl: error: {self.format_message()}", err=True)
+
+
+class UsageFailure(Failure):
+    """Bad arguments or an unreadable source (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+def read_topology(directory: Path, rev: str | None) -> Any:
+    """Load and validate the topology from a directory or a git revision."""
+    from reconciler.adapters.files import SourceError, read_directory
+    from reconciler.core.load import load
+
+    try:
+        if rev:
+            from reconciler.adapters.gitsource import read_revision
+
+            files, notes = read_revision(directory, rev)
+        else:
+            files, notes = read_directory(directory)
+    except SourceError as err:
+        raise UsageFailure(str(err)) from None
+    result = load(files, notes)
+    sources = {}  # for the source line under each diagnostic: decoded only when there is one
+    for f in files if result.diagnostics else ():
+        try:
+            sources[f.path] = f.content.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return result, sources
+
+
+# --- what the commands that read a cluster share -----------------------------------
+
+EXIT_CHANGES = 2
+
+
+def cluster_options(fn: Any) -> Any:
+    """--cluster / --kubeconfig / --context, shared by the commands that read a cluster."""
+    fn = click.option("--context", metavar="NAME", help="kubeconfig context to use.")(fn)
+    fn = click.option(
+        "--kubeconfig",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Talk to the cluster in this kubeconfig.",
+    )(fn)
+    fn = click.option(
+        "--cluster",
+        "snapshot",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A node snapshot instead of a live cluster: what `kubectl get nodes "
+        "-o yaml|json` (or `topoctl snapshot`) prints.",
+    )(fn)
+    return fn
+
+
+def open_cluster(
+    snapshot: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    *,
+    writable: bool,
+    parallel: int = 4,
+) -> Any:
+    """The backend for the given flags; with none, find the cluster as kubectl does."""
+    from reconciler.ports import BackendError
+
+    if snapshot is not None and kubeconfig is not None:
+        raise UsageFailure("give --cluster or --kubeconfig, not both")
+    if snapshot is not None:
+        from reconciler.adapters.snapshot import SnapshotBackend
+
+        if not snapshot.exists():
+            raise UsageFailure(f"{snapshot}: no such file")
+        try:
+            return SnapshotBackend(snapshot, writable=writable)
+        except BackendError as err:
+            raise Failure(str(err)) from None
+    from reconciler.adapters.kube import ClusterNotFoundError, KubeBackend
+
+    try:
+        return KubeBackend.connect(kubeconfig, context, parallel=parallel)
+    except ClusterNotFoundError as err:
+        raise UsageFailure(str(err)) from None
+    except BackendError as err:
+        raise Failure(str(err)) from None
+
+
+def cluster_source(
+    snapshot: Path | None, kubeconfig: Path | None, context: str | None
+) -> dict[str, Any]:
+    if snapshot is not None:
+        return {"cluster": str(snapshot.resolve())}
+    return {"kubeconfig": str(kubeconfig.resolve()) if kubeconfig else None, "context": context}
+
+
+def backend_call(call: Callable[[], T]) -> T:
+    """Run a use case; a backend failure (after its retries) is a clear failure."""
+    from reconciler.adapters.snapshot import SnapshotError
+    from reconciler.ports import BackendError
+
+    try:
+        return call()
+    except SnapshotError as err:  # names its file, and whether it was read or written
+        raise Failure(str(err)) from None
+    except BackendError as err:
+        raise Failure(f"reading nodes: {err}") from None
+
+
+def probe_option(fn: Any) -> Any:
+    """--probe, shared by plan and apply."""
+    return click.option(
+        "--probe",
+        is_flag=True,
+        help="Probe NotReady members' addresses with ICMP from here (about a minute) so "
+        "dead nodes of sites with lifecycle.deleteUnreachable can be judged; without it "
+        "they are listed as candidates and nothing is deleted.",
+    )(fn)
+
+
+def eyes_for(probe: bool) -> Any:
+    """The clock, and an ICMP prober with --probe: how a plan looks at dead nodes."""
+    from reconciler import service
+    from reconciler.controller.leader import SystemClock
+
+    prober = None
+    if probe:
+        from reconciler.adapters.icmp import IcmpProber
+
+        prober = IcmpProber()
+    return service.Eyes(SystemClock(), prober)
+
+
+def deletion_for(backend: Any) -> Any:
+    """Deletion through the backend, where it can delete nodes (a live cluster)."""
+    from reconciler import service
+
+    return service.Deletion(backend) if hasattr(backend, "delete_node") else None
+
+
+def topology_or_fail(directory: Path, rev: str | None) -> Any:
+    """The valid topology (its warnings ride along into the plan), or a clear failure."""
+    from reconciler.core import report
+
+    result, sources = read_topology(directory, rev)
+    if not result.ok:
+        click.echo(report.text(result.diagnostics, sources), err=True)
+        raise Failure(f"{directory}: {report.verdict(result)} - run `topoctl validate` for details")
+    return result.topology
+
+
+def one_shot() -> None:
+    """Plan and apply run once and exit: the cyclic garbage collector is switched off, as
+    its passes over the hundreds of thousands of objects a large snapshot parses into
+    cost a third of a plan's time, and those objects form no cycles to collect."""
+    gc.disable()
+
+
+def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
+    from reconciler.core import render
+
+    if fmt == "json":
+        click.echo(render.as_json(plan, deltas), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.markdown(plan, deltas), nl=False)
+    else:
+        from rich.console import Console
+
+        # One change, one line: CI logs, grep and diffs of saved output need them unbroken.
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+        if console.is_terminal:  # colours: rich parses the markup
+            console.print(render.text(plan, deltas), soft_wrap=True)
+        else:  # the same text, without rich's markup parsing (seconds for a large plan)
+            click.echo(render.text(plan, deltas, markup=False))
+
+
+AS_PROGRAM: list[bool] = []  # run() fills it: the process ends with the command
+
+
+def stderr_line(line: str) -> None:
+    with contextlib.suppress(OSError):  # stderr gone too: the exit status is all that is left
+        click.echo(line, err=True)

@@ -41,11 +41,14 @@ from reconciler.controller.status import STATUS_NAME, StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.lease import Timing
 from reconciler.core.load import Topology
+from reconciler.core.plan import NodeDeletion
+from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError, GitSource
 
 log = logging.getLogger("topoctl.run")
-STUCK_AFTER = 120.0  # seconds without a loop tick before /healthz fails
+STUCK_AFTER = 300.0  # seconds without a loop tick before /healthz fails
+STOP_GRACE = 10.0  # seconds a lifecycle pass may take to end on stop
 FETCH_REQUESTED = "fetchRequestedAt"  # a standby's webhook, recorded for the holder
 FETCH_REQUEST_POLL = 2.0  # seconds between the holder's looks at it
 
@@ -125,7 +128,8 @@ class Controller:
         )
         may_write = self.elector.may_write
         self.store = KubeStatusStore(api, namespace, STATUS_NAME)
-        events = EventRecorder(KubeEventSink(api, identity), self.clock)
+        self.node_events = KubeEventSink(api, identity)
+        events = EventRecorder(self.node_events, self.clock)
         self.status_events = EventRecorder(
             KubeEventSink(api, identity, namespace=namespace), self.clock
         )
@@ -160,9 +164,7 @@ class Controller:
             ConfigMapRecords(self.store),
             self.clock,
             may_write=may_write,
-            announce=lambda d: events.record(
-                d.node, "NodeDeleted", d.evidence, warning=True, node_uid=d.uid
-            ),
+            announce=self._announce_deletion,
             leases=lambda: node_lease_renewals(api),
             metrics=self.metrics,
             dry_run=settings.dry_run,
@@ -179,10 +181,27 @@ class Controller:
             hook=hook,
         )
         self._fetch_seen = ""
+        self.started = self.clock.monotonic()
 
     def live(self) -> bool:
-        """Alive while the reconcile loop has turned within STUCK_AFTER seconds."""
-        return self.clock.monotonic() - self.loop.stats.last_tick <= STUCK_AFTER
+        """Alive while the reconcile loop has turned within STUCK_AFTER seconds (counted
+        from the start until its first turn: the first list and pass take their time)."""
+        last = self.loop.stats.last_tick or self.started
+        return self.clock.monotonic() - last <= STUCK_AFTER
+
+    def _announce_deletion(self, deletion: NodeDeletion) -> None:
+        """The NodeDeleted Event, sent as itself (never merged, never rate-limited away):
+        if it cannot be recorded, the node is not deleted."""
+        event = EventRecord(
+            deletion.node,
+            "NodeDeleted",
+            deletion.evidence,
+            self.clock.wall(),
+            "Warning",
+            action="Delete",
+            node_uid=deletion.uid,
+        )
+        self.node_events.create(event)
 
     def _recorded_revision(self) -> str | None:
         """The revision the status records in force (taken if the newest is refused)."""
@@ -242,7 +261,8 @@ class Controller:
                 try:
                     current = self.store.read()
                     requested = current.data.get(FETCH_REQUESTED, "") if current else ""
-                except BackendError:
+                except Exception as err:
+                    log.warning("fetch requests: the status cannot be read: %s", err)
                     requested = ""
                 if requested and requested != self._fetch_seen:
                     self._fetch_seen = requested
@@ -278,6 +298,8 @@ class Controller:
         finally:
             self.stop_event.set()
             self.source.stop()
+            self.lifecycle.nudge()
+            threads[1].join(timeout=STOP_GRACE)  # no DELETE of a pass may outlive the lease
             if not self.lost.is_set():
                 self.status.publish()
                 self.elector.release()
@@ -306,7 +328,8 @@ def run(settings: RunSettings, install_signals: bool = True) -> int:
 def _on_signals(stop: Callable[[], None]) -> None:
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("%s: stopping after the write in flight", signal.Signals(signum).name)
-        stop()
+        # Not here: the main thread may hold the queue's locks the stop takes.
+        threading.Thread(target=stop, name="stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

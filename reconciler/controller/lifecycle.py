@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -181,17 +181,30 @@ class LifecyclePass:
                 self.stats.would_delete.append(deletion.node)
             return
 
+        recorded: dict[str, Deletion] = {}
+
         def before(deletion: NodeDeletion) -> None:
             nonlocal record
             if not self.may_write():
                 raise NotHolderError("the lease is no longer held")
             now = self.clock.wall()
-            record = record.with_deletions([Deletion(now, deletion.node)], now)
+            entry = Deletion(now, deletion.node)
+            record = record.with_deletions([entry], now)
             self.records.save_record(record)  # the budget first, then the deed
+            recorded[deletion.node] = entry
             if self.announce is not None:
                 self.announce(deletion)
+            if not self.may_write():  # the record and the Event took time: look again
+                raise NotHolderError("the lease is no longer held")
 
         report = delete_dead(decided.deletions, self.deleter, before, ApplyReport())
+        undone = {e for name, e in recorded.items() if name not in report.deleted}
+        if undone:  # recorded but not deleted (409, gone, lease lost): give the budget back
+            kept = tuple(d for d in record.deletions if d not in undone)
+            try:
+                self.records.save_record(replace(record, deletions=kept))
+            except BackendError as err:  # over-counted: the safe side
+                log.warning("the deletion record keeps %d undone entries: %s", len(undone), err)
         sites = {d.node: d.site for d in decided.deletions}
         for name in report.deleted:
             log.info("deleted node %s (%s)", name, _text(decided, name))

@@ -127,9 +127,10 @@ def test_a_node_that_moved_answers_409_and_is_judged_again() -> None:
     lifecycle, clock, _, log, store = make(cluster(["w-2"]), conflict=True)
     steps(lifecycle, clock, 5)
     assert lifecycle.stats.deleted == []
-    # each attempt was recorded first: a refused DELETE still spends budget (the safe side)
-    assert log == ["event w-2 after 1 record saves", "event w-2 after 2 record saves"]
-    assert store.saves == 2
+    # each attempt is recorded first, and given back once the DELETE was refused
+    assert log == ["event w-2 after 1 record saves", "event w-2 after 3 record saves"]
+    assert store.saves == 4
+    assert store.record.deletions == ()
 
 
 @pytest.mark.parametrize(
@@ -189,3 +190,15 @@ def test_a_nudge_looks_at_once_but_probes_at_most_once_per_interval() -> None:
     clock.at += timedelta(seconds=20)
     lifecycle.step()
     assert prober.rounds == 2
+
+
+def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
+    holder = iter([True, True, False])  # the pass, before the record, after the Event
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]))
+    steps(lifecycle, clock, 3)  # not silent long enough yet
+    assert log == []
+    lifecycle.may_write = lambda: next(holder, False)
+    clock.at += timedelta(seconds=20)
+    lifecycle.step()
+    assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
+    assert store.record.deletions == ()  # the budget slot is given back

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler import apply as executor
 from reconciler.core.lifecycle import Observations
 from reconciler.core.lifecycle_plan import lifecycle_plan
 from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
+from reconciler.core.lifecycle_record import DeletionRecord
 from reconciler.core.load import Topology
 from reconciler.core.plan import DesiredDelta, Plan
 from reconciler.core.planner import Planner, desired_changes
@@ -59,6 +61,8 @@ class Eyes:
     prober: Prober | None = None
     schedule: ProbeSchedule = field(default_factory=ProbeSchedule)
     stop: threading.Event = field(default_factory=threading.Event)
+    record: Callable[[], DeletionRecord] | None = None  # the hourly budget's record
+    leases: Callable[[], Mapping[str, datetime]] | None = None  # node Lease renewals
 
     @property
     def rounds(self) -> int:
@@ -80,7 +84,12 @@ def observe(eyes: Eyes, nodes: Sequence[NodeState]) -> Observations:
         if eyes.stop.is_set():
             break
         history = history.add(eyes.prober.probe(targets), eyes.clock.wall())
-    return Observations(now=eyes.clock.wall(), probes=history.nodes(nodes))
+    return Observations(
+        now=eyes.clock.wall(),
+        probes=history.nodes(nodes),
+        leases=eyes.leases() if eyes.leases is not None else {},
+        record=eyes.record() if eyes.record is not None else DeletionRecord(),
+    )
 
 
 def plan_once(
@@ -133,7 +142,7 @@ def apply_once(
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
     report = executor.apply_plan(
-        plan, planner.nodes, cluster, cluster, executor.replanner(planner), parallel
+        _sparing(plan), planner.nodes, cluster, cluster, executor.replanner(planner), parallel
     )
     return ApplyResult(plan, _delete(plan, deletion, report))
 
@@ -151,8 +160,17 @@ def apply_saved(
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
     live = {n.name: n for n in nodes}
-    report = executor.apply_plan(plan, live, cluster, cluster, None, parallel)
+    report = executor.apply_plan(_sparing(plan), live, cluster, cluster, None, parallel)
     return ApplyResult(plan, _delete(plan, deletion, report))
+
+
+def _sparing(plan: Plan) -> Plan:
+    """The plan without writes to the nodes it deletes: a write would move the
+    resourceVersion the DELETE is conditioned on, and the node is going anyway."""
+    going = {d.node for d in plan.deletions}
+    if not going:
+        return plan
+    return replace(plan, nodes=tuple(n for n in plan.nodes if n.node not in going))
 
 
 def _delete(

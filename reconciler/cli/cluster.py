@@ -97,7 +97,7 @@ def plan(
         if detailed_exitcode:  # there, 2 means "changes": every failure must be 1
             raise Failure(err.format_message()) from None
         raise
-    eyes = eyes_for(probe)
+    eyes = eyes_for(probe, reader)
     result = backend_call(lambda: service.plan_once(topology, reader, base_topology, eyes=eyes))
     the_plan = result.plan
     print_plan(the_plan, fmt, result.deltas)
@@ -264,7 +264,7 @@ def apply(
                 open_cluster(snapshot, kubeconfig, context, writable=True, parallel=parallel)
             )
             width = 1 if snapshot is not None else parallel
-            eyes, deletion = eyes_for(probe), deletion_for(opened[0])
+            eyes, deletion = eyes_for(probe, opened[0]), deletion_for(opened[0])
             result = backend_call(
                 lambda: service.apply_once(topology, opened[0], confirm, width, eyes, deletion)
             )

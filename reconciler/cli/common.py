@@ -7,6 +7,7 @@ import contextlib
 import gc
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,24 +145,70 @@ def probe_option(fn: Any) -> Any:
     )(fn)
 
 
-def eyes_for(probe: bool) -> Any:
-    """The clock, and an ICMP prober with --probe: how a plan looks at dead nodes."""
+def eyes_for(probe: bool, backend: Any = None) -> Any:
+    """The clock, and with --probe an ICMP prober: how a plan looks at dead nodes. On a
+    live cluster the controller's deletion record (the hourly budget) and the node
+    Leases (signs of life) are read too, so the CLI judges as the controller does."""
     from reconciler import service
     from reconciler.controller.leader import SystemClock
 
-    prober = None
-    if probe:
-        from reconciler.adapters.icmp import IcmpProber
+    clock = SystemClock()
+    if not probe:
+        return service.Eyes(clock)
+    from reconciler.adapters.icmp import IcmpProber
 
-        prober = IcmpProber()
-    return service.Eyes(SystemClock(), prober)
+    live = _live_parts(backend)
+    if live is None:
+        return service.Eyes(clock, IcmpProber())
+    records, leases, _events = live
+    return service.Eyes(clock, IcmpProber(), record=records.load_record, leases=leases)
 
 
 def deletion_for(backend: Any) -> Any:
-    """Deletion through the backend, where it can delete nodes (a live cluster)."""
+    """Deletion through a live cluster: each one recorded in the controller's deletion
+    record (the hourly budget both share), then announced by a NodeDeleted Event."""
     from reconciler import service
 
-    return service.Deletion(backend) if hasattr(backend, "delete_node") else None
+    live = _live_parts(backend)
+    if live is None:
+        return None
+    records, _leases, events = live
+
+    def before(deletion: Any) -> None:
+        from reconciler.core.lifecycle_record import Deletion
+        from reconciler.model.records import EventRecord
+
+        now = datetime.now(UTC)
+        record = records.load_record().with_deletions([Deletion(now, deletion.node)], now)
+        records.save_record(record)
+        events.create(
+            EventRecord(
+                deletion.node, "NodeDeleted", deletion.evidence, now, "Warning",
+                action="Delete", node_uid=deletion.uid,
+            )
+        )  # fmt: skip
+
+    return service.Deletion(backend, before)
+
+
+def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:
+    """The deletion record, node Lease reader and Event sink of a live cluster."""
+    from reconciler.adapters.kube import KubeBackend
+
+    if not isinstance(backend, KubeBackend):
+        return None
+    from reconciler.adapters.kubelease import discover_namespace, node_lease_renewals
+    from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
+    from reconciler.controller.lifecycle import ConfigMapRecords
+    from reconciler.controller.status import STATUS_NAME
+
+    namespace = discover_namespace(None, None)
+    records = ConfigMapRecords(KubeStatusStore(backend.api, namespace, STATUS_NAME))
+    return (
+        records,
+        lambda: node_lease_renewals(backend.api),
+        KubeEventSink(backend.api, "topoctl-cli"),
+    )
 
 
 def topology_or_fail(directory: Path, rev: str | None) -> Any:

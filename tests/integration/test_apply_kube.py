@@ -576,7 +576,10 @@ def test_a_snapshot_plans_exactly_like_the_live_cluster(
 
 @pytest.mark.parametrize(
     ("writer", "replans"),
-    [(kilo_heartbeat, []), (lambda c: c.mutate_node(GATEWAY, _person_labels), [GATEWAY])],
+    [
+        (lambda c: c.mutate_node(GATEWAY, _check_in), []),
+        (lambda c: c.mutate_node(GATEWAY, _person_labels), [GATEWAY]),
+    ],
     ids=["kilo-heartbeat", "a-person-labels-the-node"],
 )
 def test_a_conflict_re_plans_only_when_the_planners_inputs_moved(
@@ -608,5 +611,41 @@ def test_a_conflict_re_plans_only_when_the_planners_inputs_moved(
     assert_converged(cluster, topology, plan)
 
 
+def _seen(node: Obj, later: int) -> None:
+    annotations = node["metadata"]["annotations"]
+    annotations["kilo.squat.ai/last-seen"] = str(
+        int(annotations["kilo.squat.ai/last-seen"]) + later
+    )
+
+
+def _check_in(node: Obj) -> None:
+    _seen(node, 30)  # Kilo's regular check-in
+
+
 def _person_labels(node: Obj) -> None:
     node["metadata"]["labels"]["example.com/owner"] = "ops"
+
+
+def test_a_node_back_after_a_silence_is_re_planned(
+    cluster: ApiServer, topology: Topology, kubeconfig_path: Path
+) -> None:
+    """A check-in after more than Kilo's minute of silence may move the leader: the 409
+    it causes is re-planned, not resent."""
+    backend = kube.KubeBackend.connect(kubeconfig_path)
+    planner = Planner(topology, backend.list_nodes())
+    plan = planner.plan_all()
+
+    def back(_: RequestInfo) -> None:
+        cluster.mutate_node(GATEWAY, lambda n: _seen(n, 600))
+
+    cluster.faults.before(back, times=1, method="PATCH", path=GATEWAY)
+    seen: list[str] = []
+    inner = replanner(planner)
+
+    def counting(fresh: NodeState) -> NodePlan | None:
+        seen.append(fresh.name)
+        return inner(fresh)
+
+    report = apply_plan(plan, planner.nodes, backend, backend, counting, parallel=1)
+    backend.close()
+    assert report.ok and seen == [GATEWAY]

@@ -101,3 +101,24 @@ def test_a_node_re_registered_under_the_same_name_is_not_deleted(
     with pytest.raises(StalePlanError, match="w-2 was replaced"):
         apply_saved(plan, backend)
     assert cluster.node(DEAD) is not None
+
+
+def test_the_command_line_deletes_as_the_controller_does_recorded_and_announced(
+    cluster: ApiServer, backend: KubeBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`topoctl apply --probe`'s deletion: a dead node with writes pending is spared them
+    (they would move its resourceVersion), its deletion enters the controller's record
+    (one hourly budget for both) and a NodeDeleted Event carries the evidence."""
+    from reconciler.cli.common import deletion_for
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # the lease namespace: default
+    plan = plan_with_probes(backend)  # not converged: w-2 has writes pending too
+    assert DEAD in {n.node for n in plan.writes}
+    result = service.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
+
+    assert result.report is not None and result.report.deleted == [DEAD]
+    assert cluster.node(DEAD) is None
+    status = cluster.get("ConfigMap", "topoctl-status", "default")
+    assert status is not None and DEAD in status["data"]["deletions"]
+    events = [e for e in cluster.objects("Event", "default") if e.get("reason") == "NodeDeleted"]
+    assert len(events) == 1 and "no answer from 10.0.1.2" in events[0]["message"]

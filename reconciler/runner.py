@@ -32,7 +32,7 @@ from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.http import Hook, HttpServer
 from reconciler.controller.leader import LeaderElector, SystemClock
-from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
+from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass, node_deleted
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObserver
@@ -42,7 +42,6 @@ from reconciler.controller.webhook import read_secret
 from reconciler.core.lease import Timing
 from reconciler.core.load import Topology
 from reconciler.core.plan import NodeDeletion
-from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError, GitSource
 
@@ -192,16 +191,7 @@ class Controller:
     def _announce_deletion(self, deletion: NodeDeletion) -> None:
         """The NodeDeleted Event, sent as itself (never merged, never rate-limited away):
         if it cannot be recorded, the node is not deleted."""
-        event = EventRecord(
-            deletion.node,
-            "NodeDeleted",
-            deletion.evidence,
-            self.clock.wall(),
-            "Warning",
-            action="Delete",
-            node_uid=deletion.uid,
-        )
-        self.node_events.create(event)
+        self.node_events.create(node_deleted(deletion, self.clock.wall()))
 
     def _recorded_revision(self) -> str | None:
         """The revision the status records in force (taken if the newest is refused)."""

@@ -19,12 +19,10 @@ from reconciler.cli.common import (
 
 
 def _seconds(text: str) -> float:
-    from reconciler.model.types import duration_seconds
+    from reconciler.model.types import flag_seconds
 
     try:
-        # ASCII digits only: float() and isdigit() also take other scripts' digits.
-        plain = text.isascii() and text.replace(".", "", 1).isdigit()
-        return float(text) if plain else duration_seconds(text)
+        return flag_seconds(text)
     except ValueError:
         raise UsageFailure(f"--interval {text!r}: write e.g. 10s, 1m or 30") from None
 

@@ -175,18 +175,13 @@ def deletion_for(backend: Any) -> Any:
     records, _leases, events = live
 
     def before(deletion: Any) -> None:
+        from reconciler.controller.lifecycle import node_deleted
         from reconciler.core.lifecycle_record import Deletion
-        from reconciler.model.records import EventRecord
 
         now = datetime.now(UTC)
         record = records.load_record().with_deletions([Deletion(now, deletion.node)], now)
         records.save_record(record)
-        events.create(
-            EventRecord(
-                deletion.node, "NodeDeleted", deletion.evidence, now, "Warning",
-                action="Delete", node_uid=deletion.uid,
-            )
-        )  # fmt: skip
+        events.create(node_deleted(deletion, now))
 
     return service.Deletion(backend, before)
 

@@ -28,10 +28,10 @@ def _run_option(name: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from reconciler.model.types import duration_seconds
+    from reconciler.model.types import flag_seconds
 
     try:
-        return float(value) if value.replace(".", "", 1).isdigit() else duration_seconds(value)
+        return flag_seconds(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: write e.g. 10s, 1m or 30") from None
 

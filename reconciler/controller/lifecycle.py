@@ -31,6 +31,7 @@ from reconciler.core.plan import LifecyclePlan, NodeDeletion
 from reconciler.core.planner import Planner
 from reconciler.leaseport import Clock
 from reconciler.model.probe import Prober
+from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError, ConflictError, NodeDeleter, StatusStore
 
@@ -213,6 +214,19 @@ class LifecyclePass:
                 self.metrics.node_deletions.labels(sites[name]).inc()
         for name, why in sorted(report.kept.items()):
             log.warning("kept node %s: %s", name, why)
+
+
+def node_deleted(deletion: NodeDeletion, at: datetime) -> EventRecord:
+    """The NodeDeleted Event that precedes a DELETE, carrying the evidence."""
+    return EventRecord(
+        deletion.node,
+        "NodeDeleted",
+        deletion.evidence,
+        at,
+        "Warning",
+        action="Delete",
+        node_uid=deletion.uid,
+    )
 
 
 def _text(decided: LifecyclePlan, name: str) -> str:

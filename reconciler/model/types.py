@@ -465,6 +465,14 @@ def duration_seconds(text: str) -> int:
     return hours * 3600 + minutes * 60 + seconds
 
 
+def flag_seconds(text: str) -> float:
+    """A command-line interval: plain seconds (``30``, ``2.5``) or a duration (``10s``,
+    ``1m``); ValueError otherwise. ASCII digits only: ``float()`` and ``isdigit()`` also
+    take other scripts' digits."""
+    plain = text.isascii() and text.replace(".", "", 1).isdigit()
+    return float(text) if plain else float(duration_seconds(text))
+
+
 def duration(value: Any) -> str:
     """A duration of at least one minute, such as ``90s``, ``10m`` or ``1h``."""
     if isinstance(value, (bool, int)):

@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from reconciler.core.fingerprint import fingerprint, last_seen
-from reconciler.core.kilo import KILO_READY_SECONDS
+from reconciler.core.fingerprint import only_heartbeat
 from reconciler.core.plan import NodeDeletion, NodePlan, Plan
 from reconciler.core.planner import Planner
 from reconciler.core.project import holds, node_write
@@ -165,7 +164,7 @@ def _apply_node(
                 return "the node was deleted meanwhile", retried
             except BackendError as read_err:
                 return f"re-reading after a conflict failed: {read_err}", retried
-            if _only_heartbeat(live, fresh):
+            if only_heartbeat(live, fresh):
                 # Only what the planner does not read moved (Kilo's last-seen heartbeat):
                 # the same write, under the new resourceVersion; no re-plan.
                 current = replace(current, resource_version=fresh.resource_version)
@@ -212,15 +211,3 @@ def delete_dead(
         else:
             report.deleted.append(name)
     return report
-
-
-def _only_heartbeat(before: NodeState, after: NodeState) -> bool:
-    """Nothing the planner reads moved but ``last-seen``, and that only by a regular
-    check-in (less than Kilo's freshness window): a node coming back after a silence
-    may move the predicted leader, so that one is re-planned."""
-    if fingerprint(before) != fingerprint(after):
-        return False
-    old, new = last_seen(before), last_seen(after)
-    if old is None or new is None:
-        return old == new
-    return 0 <= new - old < KILO_READY_SECONDS

@@ -63,3 +63,15 @@ def is_fresh(node: NodeState, now: int) -> bool:
     """Whether Kilo counts the node's check-in as recent at ``now``."""
     until = fresh_until(node)
     return until is not None and now < until
+
+
+def only_heartbeat(before: NodeState, after: NodeState) -> bool:
+    """Nothing the planner reads moved but ``last-seen``, and that only by a regular
+    check-in (less than Kilo's freshness window): a node coming back after a silence
+    may move the predicted leader, so that one is re-planned."""
+    if fingerprint(before) != fingerprint(after):
+        return False
+    old, new = last_seen(before), last_seen(after)
+    if old is None or new is None:
+        return old == new
+    return 0 <= new - old < KILO_READY_SECONDS

@@ -1,13 +1,14 @@
 """A cluster in a file: what ``kubectl get nodes -o yaml|json`` prints (a List or NodeList).
 
-JSON goes through orjson, YAML through libyaml (PyYAML's C loader). Every item is checked
-once, as it is read: a Node with a name of its own and fields of the right shape, or a
-clear error naming the file, the item and the field (``nodes.json: items[3].metadata.
-annotations: ...``). A write keeps the file's own layout: JSON its key order, indentation
-(compact stays compact) and final newline; YAML every byte outside the changed items
-(yamlfile.py). Writes behave like an API server's: a stale ``resourceVersion`` is a
-conflict, a real change bumps the version (the newest is kept: no scan per write), a
-no-op does not. ``commit`` replaces the file atomically, through a symlink.
+JSON goes through orjson, YAML through libyaml (PyYAML's C loader); a read-only JSON
+file is first offered to msgspec (nodewire.py), which builds the states without dicts.
+Every item is checked once, as it is read: a Node with a name of its own and fields of
+the right shape, or a clear error naming the file, the item and the field (``nodes.json:
+items[3].metadata.annotations: ...``). A write keeps the file's own layout: JSON its key
+order, indentation (compact stays compact) and final newline; YAML every byte outside
+the changed items (yamlfile.py). Writes behave like an API server's: a stale
+``resourceVersion`` is a conflict, a real change bumps the version (the newest is kept:
+no scan per write), a no-op does not. ``commit`` replaces the file atomically, through a symlink.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.adapters import jsonfile, yamlfile
+from reconciler.adapters import jsonfile, nodewire, yamlfile
 from reconciler.adapters.atomicfile import signals_held, write_atomic
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError, kind_of
@@ -174,21 +175,28 @@ class SnapshotBackend:
         self._layout: jsonfile.Layout | None = None
         self._text = ""  # a writable YAML file's text, and where each item is in it
         self._spans: list[yamlfile.Span] = []
+        self._doc: Any = None  # the parsed file and its items, kept only to be written
+        self._nodes: list[Any] = []
         data = read_bytes(path)
-        self._doc, text, spans = parse(path, data)
+        states = nodewire.node_states(data) if not writable and is_json(data) else None
+        if states is None:  # the general way: a file to write, YAML, or an error to name
+            states = self._parse(data)
+        del data  # tens of MB for a large cluster: not kept beside the nodes
+        self._states = states
+        self._index = {name: i for i, name in enumerate(states)}
+        self._max_version = max((_version(s.resource_version) for s in states.values()), default=0)
+
+    def _parse(self, data: bytes) -> dict[str, NodeState]:
+        """The states from the parsed file, keeping what a write needs when writable."""
+        doc, text, spans = parse(self.path, data)
         if spans is None:
             self._layout = jsonfile.Layout.of(data)
-        elif writable:
+        elif self.writable:
             self._text, self._spans = text, spans
-        del data, text  # tens of MB for a large cluster: not kept beside the nodes
-        self._nodes: list[Any] = node_items(self._doc, path)
-        self._states = node_states(self._nodes, path)
-        self._index = {name: i for i, name in enumerate(self._states)}
-        self._max_version = max(
-            (_version(s.resource_version) for s in self._states.values()), default=0
-        )
-        if not writable:  # a plan needs the states only: the raw objects are let go
-            self._doc, self._nodes = None, []
+        nodes = node_items(doc, self.path)
+        if self.writable:  # read-only, the raw objects are let go: a plan needs states only
+            self._doc, self._nodes = doc, nodes
+        return node_states(nodes, self.path)
 
     def list_nodes(self) -> list[NodeState]:
         """Every node in the file, as the values topoctl reads."""

@@ -105,9 +105,9 @@ def _state(item: _Node) -> NodeState:
         MappingProxyType(meta.annotations),
         tuple(TaintValue(t.key, t.effect, t.value) for t in spec.taints),
         tuple(
-            NodeCondition(
+            NodeCondition.reported(
                 c.type,
-                c.status or "Unknown",
+                c.status,
                 c.reason,
                 c.message,
                 c.lastTransitionTime,

@@ -8,7 +8,8 @@ items[3].metadata.annotations: ...``). A write keeps the file's own layout: JSON
 order, indentation (compact stays compact) and final newline; YAML every byte outside
 the changed items (yamlfile.py). Writes behave like an API server's: a stale
 ``resourceVersion`` is a conflict, a real change bumps the version (the newest is kept:
-no scan per write), a no-op does not. ``commit`` replaces the file atomically, through a symlink.
+no scan per write), a no-op does not. ``commit`` replaces the file atomically, through
+a symlink.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 
 from reconciler.adapters import jsonfile, nodewire, yamlfile
 from reconciler.adapters.atomicfile import signals_held, write_atomic
+from reconciler.adapters.nodewire import LIST_KINDS
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError, kind_of
 from reconciler.model.state import NodeState
@@ -34,8 +36,6 @@ from reconciler.ports import (
     NotFoundError,
     StatusWrite,
 )
-
-LIST_KINDS = ("List", "NodeList")
 
 
 class SnapshotError(BackendError):
@@ -189,13 +189,13 @@ class SnapshotBackend:
     def _parse(self, data: bytes) -> dict[str, NodeState]:
         """The states from the parsed file, keeping what a write needs when writable."""
         doc, text, spans = parse(self.path, data)
-        if spans is None:
-            self._layout = jsonfile.Layout.of(data)
-        elif self.writable:
-            self._text, self._spans = text, spans
         nodes = node_items(doc, self.path)
         if self.writable:  # read-only, the raw objects are let go: a plan needs states only
             self._doc, self._nodes = doc, nodes
+            if spans is None:
+                self._layout = jsonfile.Layout.of(data)
+            else:
+                self._text, self._spans = text, spans
         return node_states(nodes, self.path)
 
     def list_nodes(self) -> list[NodeState]:

@@ -49,6 +49,13 @@ class NodeCondition:
     last_transition_time: str = ""
     last_heartbeat_time: str = ""
 
+    @classmethod
+    def reported(
+        cls, type: str, status: str, reason: str, message: str, since: str, heartbeat: str
+    ) -> NodeCondition:
+        """A condition as a Node reports it: an absent status reads as Unknown."""
+        return cls(type, status or "Unknown", reason, message, since, heartbeat)
+
     def as_dict(self) -> dict[str, str]:
         """The JSON Kubernetes expects in ``status.conditions`` (empty fields left out)."""
         out = {"type": self.type, "status": self.status}
@@ -157,9 +164,9 @@ class NodeState:
 
 
 def _condition(raw: Mapping[str, Any], field: str) -> NodeCondition:
-    return NodeCondition(
+    return NodeCondition.reported(
         shape.text(raw, "type", field),
-        shape.text(raw, "status", field) or "Unknown",
+        shape.text(raw, "status", field),
         shape.text(raw, "reason", field),
         shape.text(raw, "message", field),
         shape.text(raw, "lastTransitionTime", field),

@@ -13,7 +13,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+import msgspec
 
 from reconciler.core.fingerprint import only_heartbeat
 from reconciler.core.plan import NodeDeletion, NodePlan, Plan
@@ -167,7 +169,7 @@ def _apply_node(
             if only_heartbeat(live, fresh):
                 # Only what the planner does not read moved (Kilo's last-seen heartbeat):
                 # the same write, under the new resourceVersion; no re-plan.
-                current = replace(current, resource_version=fresh.resource_version)
+                current = msgspec.structs.replace(current, resource_version=fresh.resource_version)
             else:
                 current = replan(fresh)
             live = fresh

@@ -9,8 +9,9 @@ to the InternalIP of the leader Kilo is predicted to pick once the plan is appli
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from reconciler.core.membership import Member
 from reconciler.model import keys
@@ -24,8 +25,7 @@ from reconciler.model.types import parse_endpoint
 AGENT_ANNOTATION_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class DesiredNode:
+class DesiredNode(msgspec.Struct, frozen=True):
     """Everything topoctl declares for one member node (before ownership is considered)."""
 
     name: str

@@ -6,8 +6,9 @@ import base64
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+
+import msgspec
 
 from reconciler.model import keys
 from reconciler.model.state import NodeState
@@ -57,8 +58,7 @@ def kilo_location(node: NodeState) -> str:
     return location if location is not None else node.labels.get(REGION_LABEL, "")
 
 
-@dataclass(frozen=True, slots=True)
-class KiloNode:
+class KiloNode(msgspec.Struct, frozen=True):
     """A node as Kilo's leader election sees it (pkg/k8s/backend.go translateNode)."""
 
     name: str

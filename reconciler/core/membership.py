@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+import msgspec
 
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Pool, Site, SiteNode
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(msgspec.Struct, frozen=True):
     """A live node claimed by a site: as a named node, through a pool, or both."""
 
     node: NodeState
@@ -28,8 +28,7 @@ def selects(pool: Pool, node: NodeState) -> bool:
     return all(node.labels.get(k) == v for k, v in selector.match_labels.items())
 
 
-@dataclass(frozen=True, slots=True)
-class Claims:
+class Claims(msgspec.Struct, frozen=True):
     """Which sites claim one node. A node's claims depend on the node alone."""
 
     members: tuple[Member, ...] = ()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+import msgspec
+
 from reconciler.model import keys
 from reconciler.model.state import TaintValue
 
@@ -47,8 +49,7 @@ class Reason(enum.Enum):
 Verb = Literal["set", "update", "adopt", "remove", "remove-mirror", "conflict"]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(msgspec.Struct, frozen=True):
     """One key on one node. ``before``/``after`` are None where the key is absent; for
     taints the key is ``key:effect`` and the values are ``key=value:effect``."""
 
@@ -117,8 +118,7 @@ _WHY = {
 }
 
 
-@dataclass(frozen=True)
-class NodePlan:
+class NodePlan(msgspec.Struct, frozen=True, dict=True):
     """The changes to one node, and the version of the node they were computed against."""
 
     node: str
@@ -276,9 +276,14 @@ def as_data(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, _VALUES):
-        return {f: as_data(getattr(value, f)) for f in value.__dataclass_fields__}
+        return {f: as_data(getattr(value, f)) for f in _fields(value)}
     if isinstance(value, Mapping):
         return {k: as_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [as_data(v) for v in value]
     return value
+
+
+def _fields(value: Any) -> tuple[str, ...]:
+    struct_fields: tuple[str, ...] | None = getattr(value, "__struct_fields__", None)
+    return struct_fields if struct_fields is not None else tuple(value.__dataclass_fields__)

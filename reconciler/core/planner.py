@@ -17,7 +17,9 @@ settings, with ``via: leader`` resolved to that leader, complete each member's p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+import msgspec
 
 from reconciler.core.desired import (
     AGENT_ANNOTATION_LIMIT,
@@ -243,7 +245,9 @@ class Planner:
         for site in self.topology.sites:
             self.plan_site(site.name, memo)
         return {
-            name: replace(desired, annotations={**desired.annotations, keys.TOPOCTL_AGENT: agent})
+            name: msgspec.structs.replace(
+                desired, annotations={**desired.annotations, keys.TOPOCTL_AGENT: agent}
+            )
             for name, (desired, _plan, _projected) in sorted(memo.base.items())
             if (agent := memo.agent.get(name)) is not None
         }

@@ -11,14 +11,15 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal
 
+import msgspec
+
 from reconciler.model import keys, shape
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _NOTHING: Mapping[str, str | None] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class TaintValue:
+class TaintValue(msgspec.Struct, frozen=True, order=True):
     """A taint as Kubernetes stores it; identity is (key, effect)."""
 
     key: str
@@ -38,8 +39,7 @@ class TaintValue:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class NodeCondition:
+class NodeCondition(msgspec.Struct, frozen=True):
     """One entry of ``status.conditions``, as the API stores it."""
 
     type: str
@@ -70,15 +70,14 @@ class NodeCondition:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class NodeState:
+class NodeState(msgspec.Struct, frozen=True):
     """What topoctl reads of one live Node."""
 
     name: str
     uid: str = ""
     resource_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    labels: Mapping[str, str] = msgspec.field(default_factory=lambda: _EMPTY)
+    annotations: Mapping[str, str] = msgspec.field(default_factory=lambda: _EMPTY)
     taints: tuple[TaintValue, ...] = ()
     conditions: tuple[NodeCondition, ...] = ()
     addresses: tuple[tuple[str, str], ...] = ()  # (type, address)

@@ -4,11 +4,11 @@ before the Event before the DELETE, only on the lease holder, never past the bud
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from kubernetes import client
+from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from reconciler.controller.cache import NodeCache
 from reconciler.controller.queue import SiteQueue

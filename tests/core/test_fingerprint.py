@@ -8,11 +8,12 @@ not read - and the plan must stay the same but for the versions writes are guard
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from reconciler.core.fingerprint import fingerprint, fresh_until, is_fresh, last_seen
 from reconciler.core.load import Topology
@@ -52,7 +53,7 @@ def _unread_change(node: NodeState, step: int) -> NodeState:
 
 
 def _without_versions(plan: Plan) -> Plan:
-    return replace(
+    return dataclasses.replace(
         plan,
         nodes=tuple(replace(n, resource_version="") for n in plan.nodes),
         observed={name: (uid, "") for name, (uid, _rv) in plan.observed.items()},

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from bench import nodegen
+from bench.installed import compile_package
 
 TOPOCTL = Path(sys.executable).with_name("topoctl")
 
@@ -65,6 +66,7 @@ def write_yaml(snapshot: Path) -> Path:
 
 def main(sizes: Sequence[int], sites: int, formats: Sequence[str]) -> None:
     """One table row per size and format; ratios are against the smallest size."""
+    compile_package()
     print(f"snapshot files, {TOPOCTL} per run (every node differs; wall time, peak RSS)")
     print(
         f"{'nodes':>6} {'fmt':>4} {'MB':>6} {'plan':>8} {'RSS':>7} {'apply':>8} {'RSS':>7}"

@@ -461,3 +461,47 @@ def test_entry_point_reports_errors_without_a_traceback(
     assert "Traceback" not in run.stderr + run.stdout
     assert "internal error" not in run.stderr
     assert run.stderr.startswith("topoctl: error: ")
+
+
+def entry_point(
+    *argv: str | Path, stdout: Any = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """The installed entry point in a child process: plan and apply end it through
+    ``leave``, without the heap's teardown."""
+    return subprocess.run(
+        [sys.executable, "-c", "from reconciler.cli import run; run()", *map(str, argv)],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_one_shot_exit_keeps_every_byte_and_the_status(
+    sites: Path, json_snapshot: Path, tmp_path: Path
+) -> None:
+    planned = entry_point(
+        "plan", sites, "--cluster", json_snapshot, "--format", "json", "--detailed-exitcode"
+    )
+    assert planned.returncode == 2, planned.stderr  # changes
+    in_process = topoctl("plan", sites, "--cluster", json_snapshot, "--format", "json")
+    assert planned.stdout == in_process.stdout
+    saved = tmp_path / "plan.json"
+    kept = entry_point("plan", sites, "--cluster", json_snapshot, "--out", saved)
+    assert kept.returncode == 0, kept.stderr
+    applied = entry_point("apply", saved, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.rstrip().endswith("written, 0 failed.")
+    again = entry_point(
+        "plan", sites, "--cluster", json_snapshot, "--format", "json", "--detailed-exitcode"
+    )
+    assert again.returncode == 0, again.stderr  # the snapshot was written whole
+    assert json.loads(again.stdout)["summary"]["has_changes"] is False
+
+
+def test_a_one_shot_exit_reports_output_it_cannot_flush(sites: Path, json_snapshot: Path) -> None:
+    with open("/dev/full", "w") as full:
+        run = entry_point("plan", sites, "--cluster", json_snapshot, stdout=full)
+    assert run.returncode == 1
+    assert run.stderr.strip() == "topoctl: error: writing the output: No space left on device"

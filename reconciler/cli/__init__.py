@@ -11,7 +11,7 @@ import sys
 import click
 
 from reconciler import __version__
-from reconciler.cli.common import AS_PROGRAM, EXIT_INVALID, stderr_line
+from reconciler.cli.common import AS_PROGRAM, EXIT_INVALID, ONE_SHOT, leave, stderr_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -40,6 +40,15 @@ def main() -> None:
 def run() -> None:
     """Entry point that keeps tracebacks away from users unless TOPOCTL_DEBUG is set."""
     AS_PROGRAM.append(True)
+    try:
+        _run()
+    except SystemExit as done:  # click's standalone mode always ends so
+        if ONE_SHOT:
+            leave(done.code)
+        raise
+
+
+def _run() -> None:
     try:
         main(standalone_mode=True)
     except OSError as err:  # output that cannot be written (a full disk, a closed pipe)

@@ -50,9 +50,11 @@ from reconciler.model.topology import Site
 @dataclass
 class _Memo:
     """Per-call cache: each member's desired state, its diff without agent settings and
-    its projection; and the agent settings each member got."""
+    its projection; how Kilo reads each node once the plan is applied; and the agent
+    settings each member got."""
 
     base: dict[str, tuple[DesiredNode, NodePlan, NodeState]] = field(default_factory=dict)
+    kilo: dict[str, KiloNode] = field(default_factory=dict)
     agent: dict[str, str] = field(default_factory=dict)
 
 
@@ -289,9 +291,13 @@ class Planner:
             member = self._claims[name].member
             projected = self._base(member, memo)[2] if member is not None else live
             if name in here:
-                now.append(kilo_node(live, self._reference))
+                now.append(
+                    self._kilo(name, live, memo)
+                    if projected is live
+                    else kilo_node(live, self._reference)
+                )
             if kilo_location(projected) == site.name:  # unless Talos pins another
-                after.append(kilo_node(projected, self._reference))
+                after.append(self._kilo(name, projected, memo))
         current, predicted = find_leader(now), find_leader(after)
         return LeaderPrediction(
             site=site.name,
@@ -299,6 +305,13 @@ class Planner:
             predicted=predicted.name if predicted else None,
             predicted_internal_ip=predicted.internal_ip if predicted else None,
         )
+
+    def _kilo(self, name: str, projected: NodeState, memo: _Memo) -> KiloNode:
+        """How Kilo reads the node once the plan is applied (``projected``), once a call."""
+        found = memo.kilo.get(name)
+        if found is None:
+            found = memo.kilo[name] = kilo_node(projected, self._reference)
+        return found
 
     def _own_segments(self, site: Site, members: list[Member], memo: _Memo) -> list[str]:
         """Members without an internal IP are segments of their own under ``location``
@@ -312,7 +325,7 @@ class Planner:
         alone = [
             m.node.name
             for m in members
-            if kilo_node(memo.base[m.node.name][2], self._reference).internal_ip is None
+            if self._kilo(m.node.name, memo.base[m.node.name][2], memo).internal_ip is None
         ]
         if not alone:
             return []

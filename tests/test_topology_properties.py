@@ -19,17 +19,15 @@ from ruamel.yaml import YAML
 
 from reconciler.core.load import SourceFile, load
 from reconciler.model import topology as t
-from reconciler.model.routerules import RESERVED_TABLES, slot
-from reconciler.model.types import (
-    MIN_LIFECYCLE_AFTER,
+from reconciler.model.addresses import (
     canonical_cidr,
     canonical_endpoint,
-    duration,
-    duration_seconds,
     host_cidr,
     ip_address,
     parse_endpoint,
 )
+from reconciler.model.routerules import RESERVED_TABLES, slot
+from reconciler.model.types import MIN_LIFECYCLE_AFTER, duration, duration_seconds
 
 # `make test` runs the "ci" profile (tests/conftest.py): fixed seeds, these bounded counts.
 # `make fuzz` runs the "fuzz" profile: random seeds, the profile's (much larger) count.

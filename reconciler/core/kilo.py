@@ -11,8 +11,8 @@ from functools import lru_cache
 import msgspec
 
 from reconciler.model import keys
+from reconciler.model.addresses import parse_endpoint
 from reconciler.model.state import NodeState
-from reconciler.model.types import parse_endpoint
 
 # Dotted-quad IPv4, the common case, read without the ipaddress module (which costs
 # ~10 us a call: too much for thousands of nodes). Anything else takes the full path.

@@ -10,7 +10,8 @@ from reconciler.core.kilo import is_public
 from reconciler.core.yamldoc import YamlDocument
 from reconciler.model import routerules
 from reconciler.model import topology as t
-from reconciler.model.types import MAX_ANNOTATIONS_BYTES, annotations_bytes, parse_endpoint
+from reconciler.model.addresses import parse_endpoint
+from reconciler.model.names import MAX_ANNOTATIONS_BYTES, annotations_bytes
 
 Located = tuple[t.Site, YamlDocument]
 

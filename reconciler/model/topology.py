@@ -29,6 +29,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from reconciler.model import keys, routerules
+from reconciler.model.invalid import fail
+from reconciler.model.names import annotations_size, label_key
 from reconciler.model.types import (
     AnnotationKey,
     AnnotationValue,
@@ -44,10 +46,7 @@ from reconciler.model.types import (
     NodeName,
     Port,
     TaintKey,
-    annotations_size,
     duration_seconds,
-    fail,
-    label_key,
 )
 
 API_VERSION = "topoctl.io/v1alpha1"

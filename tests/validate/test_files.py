@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.adapters.files import read_directory
 from reconciler.core.load import load
-from reconciler.model.types import parse_endpoint
+from reconciler.model.addresses import parse_endpoint
 from tests.validate.support import (
     CLUSTER,
     EXIT_INVALID,

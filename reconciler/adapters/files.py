@@ -16,7 +16,8 @@ from pathlib import Path
 
 from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.load import SourceFile
-from reconciler.core.yamldoc import MAX_FILE_BYTES, too_large
+from reconciler.core.yamlerrors import too_large
+from reconciler.core.yamlstrict import MAX_FILE_BYTES
 
 SUFFIXES = (".yaml", ".yml")
 MAX_FILES = 5000

@@ -1,9 +1,10 @@
 """YAML text -> plain Python documents, with the line and column of every key and value.
 
-Parsing is ruamel.yaml's (round-trip mode keeps positions, YAML 1.2); this module adds
-the limits that keep hostile input cheap: file size, document count, nesting depth and
-the number of nodes after alias expansion (the "billion laughs" bomb is cut off, not
-expanded).
+Parsing is ruamel.yaml's (round-trip mode keeps positions, YAML 1.2), under the limits
+that keep hostile input cheap (:mod:`reconciler.core.yamlstrict`): file size, document
+count, nesting depth and the number of nodes after alias expansion (the "billion
+laughs" bomb is cut off, not expanded). What cannot be read becomes a diagnostic
+(:mod:`reconciler.core.yamlerrors`).
 
 Round-trip parsing is slow (pure Python), and positions are only needed to report a
 diagnostic. So a file is first read by libyaml (PyYAML's C parser) into plain data,
@@ -20,32 +21,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.scanner import RoundTripScanner
 
 from reconciler.core.diagnostics import Diagnostic, Path, format_path
+from reconciler.core.yamlerrors import bad_character, file_error, not_utf8, too_large, yaml_error
 from reconciler.core.yamlfast import fast_documents
-from reconciler.model.shown import clip, describe_character
-
-MAX_FILE_BYTES = 1024 * 1024
-MAX_DOCUMENTS_PER_FILE = 1000
-MAX_NODES_PER_DOCUMENT = 100_000
-MAX_DEPTH = 64
-
-Position = tuple[int, int]  # 1-based line, column
-
-
-class LimitExceededError(Exception):
-    """A document is larger or deeper than topoctl reads."""
-
-    def __init__(self, message: str, position: Position) -> None:
-        super().__init__(message)
-        self.position = position
+from reconciler.core.yamlstrict import (
+    MAX_DEPTH,
+    MAX_DOCUMENTS_PER_FILE,
+    MAX_FILE_BYTES,
+    MAX_NODES_PER_DOCUMENT,
+    LimitExceededError,
+    Position,
+    strict_yaml,
+)
+from reconciler.model.shown import clip
 
 
 @dataclass(frozen=True)
@@ -101,128 +94,6 @@ class YamlDocument:
         )
 
 
-# The YAML 1.2 core-schema tags, which only say what plain YAML already says. topoctl
-# defines no tags of its own; every other tag (``!Ref``, ``!!binary``, ``!!set``,
-# ``!!python/...``) is refused rather than silently dropped or turned into an object.
-CORE_TAGS = frozenset({"str", "int", "float", "bool", "null", "map", "seq"})
-_CORE_PREFIX = "tag:yaml.org,2002:"
-
-
-class RefusedError(MarkedYAMLError):
-    """YAML that parses but that topoctl does not read: a tag or a directive."""
-
-
-def _refused(problem: str, mark: Any) -> RefusedError:
-    return RefusedError(None, None, problem, mark)
-
-
-def _core_tag(handle: str | None, suffix: str) -> bool:
-    if handle == "!!":
-        return suffix in CORE_TAGS
-    return (
-        handle is None
-        and suffix.removeprefix(_CORE_PREFIX) in CORE_TAGS
-        and (suffix.startswith(_CORE_PREFIX))
-    )
-
-
-class _DepthLimitedScanner(RoundTripScanner):
-    """Refuses collections nested deeper than :data:`MAX_DEPTH` as soon as it reads them.
-
-    The scanner's cost grows with the square of the flow depth (a file of ``[[[[...``
-    would take seconds to scan), and deep block nesting would exhaust Python's stack in
-    the composer, before the depth check on the parsed data could point at the place.
-    Open block collections are counted by indentation level, flow ones by bracket.
-    """
-
-    def _too_deep(self, column: int | None = None) -> LimitExceededError:
-        mark = self.reader.get_mark()
-        col = mark.column if column is None else column
-        return LimitExceededError(
-            f"nesting deeper than {MAX_DEPTH} levels", (mark.line + 1, col + 1)
-        )
-
-    def scan_tag(self) -> Any:
-        token = super().scan_tag()
-        handle, suffix = token.value
-        if not _core_tag(handle, suffix):
-            written = f"{handle}{suffix}" if handle else suffix
-            if handle is None and suffix not in ("!", "!!"):
-                written = f"!<{suffix}>"  # a verbatim tag
-            raise _refused(
-                f"unknown YAML tag {clip(written, 40)!r}: topoctl defines no tags - remove it "
-                "and write the value itself (only the core tags !!str, !!int, !!float, "
-                "!!bool, !!null, !!map and !!seq are read, as plain YAML would read them)",
-                token.start_mark,
-            )
-        return token
-
-    def scan_directive(self) -> Any:
-        token = super().scan_directive()
-        if token.name == "YAML" and tuple(token.value or ()) == (1, 2):
-            return token
-        written = f"%{token.name}" + (
-            " " + ".".join(map(str, token.value)) if token.name == "YAML" and token.value else ""
-        )
-        raise _refused(
-            f"the {clip(written, 40)!r} directive is refused: topoctl reads every file as "
-            "YAML 1.2 and defines no tags - remove the directive",
-            token.start_mark,
-        )
-
-    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803
-        if self.flow_level + len(self.indents) >= MAX_DEPTH:
-            raise self._too_deep()
-        super().fetch_flow_collection_start(TokenClass, to_push)
-
-    def add_indent(self, column: int) -> bool:
-        added: bool = super().add_indent(column)
-        if added and self.flow_level + len(self.indents) > MAX_DEPTH:
-            raise self._too_deep(column)  # where the collection starts, on this line
-        return added
-
-
-class _Constructor(RoundTripConstructor):
-    """Reports a value ruamel cannot convert as a positioned YAML error, not a crash.
-
-    Such as ``2024-13-45`` (a timestamp), an integer of 5000 digits, ``!!bool maybe``.
-    """
-
-    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
-        try:
-            return super().construct_non_recursive_object(node, tag)
-        except (YAMLError, LimitExceededError, RecursionError):
-            raise
-        except Exception as err:  # ruamel's own constructors raise anything
-            kind = str(node.tag).replace("tag:yaml.org,2002:", "!!")
-            value = node.value if isinstance(node.value, str) else "this value"
-            raise ConstructorError(
-                None, None, f"cannot read {value[:80]!r} as {kind} ({err})", node.start_mark
-            ) from None
-
-
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.Scanner = _DepthLimitedScanner
-    yaml.Constructor = _Constructor
-    yaml.allow_duplicate_keys = False
-    return yaml
-
-
-def too_large(file: str, size: int) -> Diagnostic:
-    """The error for a file over :data:`MAX_FILE_BYTES` (refused without parsing it)."""
-    return Diagnostic(
-        file,
-        0,
-        0,
-        "error",
-        "",
-        f"file is {size} bytes; topoctl reads files of "
-        f"at most {MAX_FILE_BYTES} bytes (1 MiB) - split it",
-        "file-size",
-    )
-
-
 def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagnostic]]:
     """Parse every document of one file; never raises for bad input."""
     size = len(text.encode() if isinstance(text, str) else text)
@@ -233,7 +104,7 @@ def parse(file: str, text: str | bytes) -> tuple[list[YamlDocument], list[Diagno
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            return [], [_not_utf8(file, raw, err)]
+            return [], [not_utf8(file, raw, err)]
     fast = _fast_documents(text)
     if fast is not None:
         lazy = _LazyPositions(file, text)
@@ -249,10 +120,10 @@ def _full_parse(file: str, text: str) -> tuple[list[YamlDocument], list[Diagnost
     """The round-trip reader: exact positions, ruamel's error messages, every limit."""
     documents: list[YamlDocument] = []
     try:
-        for index, raw in enumerate(_yaml().load_all(text)):
+        for index, raw in enumerate(strict_yaml().load_all(text)):
             if index >= MAX_DOCUMENTS_PER_FILE:
                 return documents, [
-                    _file_error(
+                    file_error(
                         file, f"more than {MAX_DOCUMENTS_PER_FILE} documents in one file", "limits"
                     )
                 ]
@@ -260,81 +131,19 @@ def _full_parse(file: str, text: str) -> tuple[list[YamlDocument], list[Diagnost
                 continue
             documents.append(_document(file, index, raw))
     except MarkedYAMLError as err:
-        return documents, [_yaml_error(file, err)]
+        return documents, [yaml_error(file, err)]
     except LimitExceededError as err:
         line, col = err.position
         return documents, [Diagnostic(file, line, col, "error", "", str(err), "limits")]
     except ReaderError as err:
-        return documents, [_bad_character(file, text, err)]
+        return documents, [bad_character(file, text, err)]
     except YAMLError as err:
-        return documents, [_file_error(file, f"YAML error: {clip(str(err), 200)}", "yaml")]
+        return documents, [file_error(file, f"YAML error: {clip(str(err), 200)}", "yaml")]
     except RecursionError:
-        return documents, [_file_error(file, f"nesting deeper than {MAX_DEPTH} levels", "limits")]
+        return documents, [file_error(file, f"nesting deeper than {MAX_DEPTH} levels", "limits")]
     except Exception as err:  # a reader bug must still name the file
-        return documents, [_file_error(file, f"cannot read this YAML ({err!r})", "yaml")]
+        return documents, [file_error(file, f"cannot read this YAML ({err!r})", "yaml")]
     return documents, []
-
-
-def _file_error(file: str, message: str, code: str) -> Diagnostic:
-    return Diagnostic(file, 0, 0, "error", "", message, code)
-
-
-def _line_col(text: str, offset: int) -> Position:
-    """1-based line and column of the character at ``offset`` in ``text``."""
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def _not_utf8(file: str, content: bytes, err: UnicodeDecodeError) -> Diagnostic:
-    # Everything before the first bad byte is valid UTF-8: count lines and columns in it.
-    before = content[: err.start].decode("utf-8")
-    line, col = _line_col(before, len(before))
-    return Diagnostic(
-        file,
-        line,
-        col,
-        "error",
-        "",
-        f"not UTF-8 text: byte 0x{content[err.start]:02x} ({err.reason}, byte offset "
-        f"{err.start}) - save the file as UTF-8",
-        "encoding",
-    )
-
-
-def _bad_character(file: str, text: str, err: ReaderError) -> Diagnostic:
-    offset = err.position if isinstance(err.position, int) else 0
-    line, col = _line_col(text, min(offset, len(text)))
-    char = chr(err.character) if isinstance(err.character, int) else "?"
-    return Diagnostic(
-        file,
-        line,
-        col,
-        "error",
-        "",
-        f"{describe_character(char)} is not allowed in YAML text - remove it",
-        "encoding",
-    )
-
-
-def _yaml_error(file: str, err: MarkedYAMLError) -> Diagnostic:
-    mark = err.problem_mark or err.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-    problem = clip(err.problem or "invalid YAML", 300)
-    if isinstance(err, RefusedError):
-        return Diagnostic(file, line, col, "error", "", problem, "yaml-refused")
-    if "duplicate key" in problem:
-        return Diagnostic(
-            file,
-            line,
-            col,
-            "error",
-            "",
-            f"{problem}: each key may appear once "
-            "in a mapping (a typo would otherwise pass silently)",
-            "duplicate-key",
-        )
-    context = f" ({clip(err.context, 100)})" if err.context else ""
-    return Diagnostic(file, line, col, "error", "", f"YAML syntax: {problem}{context}", "yaml")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from reconciler.core.reference import ordered_models, reference_markdown
 from reconciler.model import topology as t
+from reconciler.model.route import Route
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "topology-reference.md"
 TEXT = reference_markdown()
@@ -34,7 +35,7 @@ def section(name: str) -> str:
 def test_every_model_reachable_from_the_documents_has_a_section() -> None:
     names = [m.__name__ for m in ordered_models()]
     assert names[0] == "Cluster" and "Site" in names and len(names) == len(set(names))
-    for expected in (t.Route, t.Pool, t.PoolSelector, t.Taint, t.SiteLifecycle, t.Protect):
+    for expected in (Route, t.Pool, t.PoolSelector, t.Taint, t.SiteLifecycle, t.Protect):
         assert expected.__name__ in names
     for name in names:
         assert f"](#{name.lower()})" in TEXT  # linked from the contents

@@ -16,9 +16,10 @@ import msgspec
 from reconciler.core.membership import Member
 from reconciler.model import keys
 from reconciler.model.addresses import parse_endpoint
+from reconciler.model.route import Route
 from reconciler.model.settings import AgentRoute, AgentSettings
 from reconciler.model.state import TaintValue
-from reconciler.model.topology import Cluster, Route, Site, Taint
+from reconciler.model.topology import Cluster, Site, Taint
 
 # Kubernetes caps all annotations of an object at 256 KiB together; the agent's share
 # is kept to a quarter so labels, Kilo's and others' annotations always fit beside it.

@@ -12,6 +12,7 @@ from reconciler.model import routerules
 from reconciler.model import topology as t
 from reconciler.model.addresses import parse_endpoint
 from reconciler.model.names import MAX_ANNOTATIONS_BYTES, annotations_bytes
+from reconciler.model.route import Route
 
 Located = tuple[t.Site, YamlDocument]
 
@@ -235,7 +236,7 @@ def _routes_kilo_already_routes(sites: Sequence[Located]) -> Iterator[Diagnostic
 
 def _routes_sharing_a_slot(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:
     """Two routes for one kernel slot on one node: the agent could keep neither."""
-    seen: dict[tuple[int, str, int], list[tuple[int, t.Route]]] = {}
+    seen: dict[tuple[int, str, int], list[tuple[int, Route]]] = {}
     for i, route in enumerate(site.spec.routes):
         slot = routerules.slot(route.to, route.table_id, route.metric)
         for j, other in seen.get(slot, ()):
@@ -255,7 +256,7 @@ def _routes_sharing_a_slot(site: t.Site, doc: YamlDocument) -> Iterator[Diagnost
         seen.setdefault(slot, []).append((i, route))
 
 
-def _route_holders(route: t.Route) -> frozenset[str]:
+def _route_holders(route: Route) -> frozenset[str]:
     """Which of a site's nodes get the route: the leader, the others, or both."""
     if route.on != "all":
         return frozenset({route.on})

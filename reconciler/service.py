@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler import apply as executor
+from reconciler.core.deltas import desired_changes
 from reconciler.core.lifecycle import Observations
 from reconciler.core.lifecycle_plan import lifecycle_plan
 from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
 from reconciler.core.lifecycle_record import DeletionRecord
 from reconciler.core.load import Topology
 from reconciler.core.plan import DesiredDelta, Plan
-from reconciler.core.planner import Planner, desired_changes
+from reconciler.core.planner import Planner
 from reconciler.leaseport import Clock
 from reconciler.model.probe import Prober
 from reconciler.model.state import NodeState

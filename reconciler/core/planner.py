@@ -29,7 +29,7 @@ from reconciler.core.desired import (
     location_ips_anchor,
     routes_for,
 )
-from reconciler.core.diff import diff_node, taint_text, with_agent
+from reconciler.core.diff import diff_node, with_agent
 from reconciler.core.kilo import (
     PER_NODE,
     KiloNode,
@@ -40,7 +40,7 @@ from reconciler.core.kilo import (
 )
 from reconciler.core.load import Topology
 from reconciler.core.membership import ClaimIndex, Claims, Member, claims_of
-from reconciler.core.plan import DesiredDelta, LeaderPrediction, NodePlan, Plan, SitePlan
+from reconciler.core.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.project import project
 from reconciler.model import keys
 from reconciler.model.state import NodeState
@@ -393,32 +393,3 @@ def _some(names: Iterable[str], shown: int = 10) -> str:
     items = list(names)
     rest = len(items) - shown
     return ", ".join(items[:shown]) + (f" ... and {rest} more" if rest > 0 else "")
-
-
-def desired_changes(
-    base: Topology, head: Topology, nodes: Iterable[NodeState]
-) -> list[DesiredDelta]:
-    """Per node and key: desired at the base revision vs desired at the head."""
-    states = list(nodes)
-    before, after = Planner(base, states).desired(), Planner(head, states).desired()
-    out: list[DesiredDelta] = []
-    for name in sorted(set(before) | set(after)):
-        b, a = before.get(name), after.get(name)
-        for kind, get in (("annotation", _annotations), ("label", _labels), ("taint", _taints)):
-            old, new = get(b), get(a)
-            for key in sorted(set(old) | set(new)):
-                if old.get(key) != new.get(key):
-                    out.append(DesiredDelta(name, kind, key, old.get(key), new.get(key)))
-    return out
-
-
-def _annotations(d: DesiredNode | None) -> Mapping[str, str]:
-    return d.annotations if d else {}
-
-
-def _labels(d: DesiredNode | None) -> Mapping[str, str]:
-    return d.labels if d else {}
-
-
-def _taints(d: DesiredNode | None) -> Mapping[str, str]:
-    return {k: taint_text(t) or "" for k, t in d.taints.items()} if d else {}

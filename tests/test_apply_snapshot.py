@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -464,7 +465,7 @@ def test_entry_point_reports_errors_without_a_traceback(
 
 
 def entry_point(
-    *argv: str | Path, stdout: Any = subprocess.PIPE
+    *argv: str | Path, stdout: Any = subprocess.PIPE, preexec: Any = None
 ) -> subprocess.CompletedProcess[str]:
     """The installed entry point in a child process: plan and apply end it through
     ``leave``, without the heap's teardown."""
@@ -475,6 +476,7 @@ def entry_point(
         text=True,
         timeout=60,
         check=False,
+        preexec_fn=preexec,
     )
 
 
@@ -505,3 +507,21 @@ def test_a_one_shot_exit_reports_output_it_cannot_flush(sites: Path, json_snapsh
         run = entry_point("plan", sites, "--cluster", json_snapshot, stdout=full)
     assert run.returncode == 1
     assert run.stderr.strip() == "topoctl: error: writing the output: No space left on device"
+
+
+def test_a_one_shot_exit_without_a_stdout_is_quiet(sites: Path, json_snapshot: Path) -> None:
+    """Started with its stdout closed (``>&-``), the plan has nowhere to go: as before,
+    nothing is printed and the status stands."""
+    for fmt in ("text", "json"):
+        run = entry_point(
+            "plan",
+            sites,
+            "--cluster",
+            json_snapshot,
+            "--format",
+            fmt,
+            stdout=None,
+            preexec=lambda: os.close(1),
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stderr == ""

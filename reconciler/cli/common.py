@@ -241,11 +241,13 @@ def leave(code: object) -> NoReturn:
     if isinstance(code, str):
         stderr_line(code)
     try:
-        sys.stdout.flush()
-    except OSError as err:  # a full disk, a closed pipe
-        stderr_line(f"topoctl: error: writing the output: {err.strerror or err}")
+        if sys.stdout is not None:  # None: started without a stdout at all
+            sys.stdout.flush()
+    except (OSError, ValueError) as err:  # a full disk, a closed pipe, a closed file
+        problem = getattr(err, "strerror", None) or err
+        stderr_line(f"topoctl: error: writing the output: {problem}")
         status = EXIT_INVALID
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
     os._exit(status)
 
@@ -253,6 +255,8 @@ def leave(code: object) -> NoReturn:
 def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
     from reconciler.core import render
 
+    if sys.stdout is None:  # started without a stdout (``>&-``): nowhere to print
+        return
     if fmt == "json":
         click.echo(render.as_json(plan, deltas), nl=False)
     elif fmt == "markdown":

@@ -465,7 +465,10 @@ def test_entry_point_reports_errors_without_a_traceback(
 
 
 def entry_point(
-    *argv: str | Path, stdout: Any = subprocess.PIPE, preexec: Any = None
+    *argv: str | Path,
+    stdout: Any = subprocess.PIPE,
+    preexec: Any = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The installed entry point in a child process: plan and apply end it through
     ``leave``, without the heap's teardown."""
@@ -477,6 +480,7 @@ def entry_point(
         timeout=60,
         check=False,
         preexec_fn=preexec,
+        env=env,
     )
 
 
@@ -525,3 +529,34 @@ def test_a_one_shot_exit_without_a_stdout_is_quiet(sites: Path, json_snapshot: P
         )
         assert run.returncode == 0, run.stderr
         assert run.stderr == ""
+
+
+EMBEDDED_KEYS_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1", certificate-authority-data: bm90LWEtY2E=}
+users:
+- name: u
+  user: {client-certificate-data: bm90LWEtY2VydA==, client-key-data: bm90LWEta2V5}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+"""
+
+
+def test_a_one_shot_exit_still_deletes_the_credential_files(sites: Path, tmp_path: Path) -> None:
+    """The kubernetes client writes a kubeconfig's embedded keys to temporary files and
+    deletes them in an exit hook: the quick exit runs the hooks."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(EMBEDDED_KEYS_KUBECONFIG)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = entry_point(
+        "plan", sites, "--kubeconfig", kubeconfig, env={**os.environ, "TMPDIR": str(scratch)}
+    )
+    assert run.returncode == 1, run.stderr  # nothing listens there
+    assert run.stderr.startswith("topoctl: error: "), run.stderr
+    assert list(scratch.iterdir()) == []

@@ -3,6 +3,7 @@ opening a cluster, printing plans."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import os
@@ -234,10 +235,13 @@ def leave(code: object) -> NoReturn:
 
     Tearing down the heap of a 5,000-node plan takes about 60 ms, a tenth of the plan,
     and does nothing the end of the process does not. So the output is flushed here and
-    the process ends without it: a one-shot command holds no open file, thread or
-    pending write by then (saved plans and snapshots are written whole before it
-    returns). Output that cannot be flushed fails the command, as any write does."""
+    the process ends without it, once the exit hooks have run (a one-shot command's
+    saved plans and snapshots are written whole before it returns). Output that cannot
+    be flushed fails the command, as any write does."""
     status = code if isinstance(code, int) else 0 if code is None else EXIT_INVALID
+    # The exit hooks still run: the kubernetes client deletes the credential files it
+    # wrote from a kubeconfig's embedded keys there, and logging flushes its handlers.
+    atexit._run_exitfuncs()
     if isinstance(code, str):
         stderr_line(code)
     try:

@@ -451,13 +451,7 @@ def test_entry_point_reports_errors_without_a_traceback(
     (tmp_path / "garbage.yaml").write_text("items: {not: [a, list]}\n")
     (tmp_path / "garbage.json").write_text("{not json")
     argv = [a.format(sites=sites, tmp=tmp_path) for a in args]
-    run = subprocess.run(
-        [sys.executable, "-c", "from reconciler.cli import run; run()", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = entry_point(*argv)
     assert run.returncode in (1, 2), run
     assert "Traceback" not in run.stderr + run.stdout
     assert "internal error" not in run.stderr
@@ -470,8 +464,8 @@ def entry_point(
     preexec: Any = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The installed entry point in a child process: plan and apply end it through
-    ``leave``, without the heap's teardown."""
+    """The installed entry point in a child process (plan and apply end it through
+    ``leave``, without the heap's teardown)."""
     return subprocess.run(
         [sys.executable, "-c", "from reconciler.cli import run; run()", *map(str, argv)],
         stdout=stdout,

@@ -11,7 +11,7 @@ import sys
 import click
 
 from reconciler import __version__
-from reconciler.cli.common import AS_PROGRAM, EXIT_INVALID, ONE_SHOT, leave, stderr_line
+from reconciler.cli.common import AS_PROGRAM, EXIT_INVALID, ONE_SHOT, leave, output_failed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -54,8 +54,7 @@ def _run() -> None:
     except OSError as err:  # output that cannot be written (a full disk, a closed pipe)
         if os.environ.get("TOPOCTL_DEBUG"):
             raise
-        where = f"{err.filename}: " if err.filename else "writing the output: "
-        stderr_line(f"topoctl: error: {where}{err.strerror or err}")
+        output_failed(err)
         sys.exit(EXIT_INVALID)
     except Exception as err:  # pragma: no cover - last resort
         if os.environ.get("TOPOCTL_DEBUG"):

@@ -248,8 +248,7 @@ def leave(code: object) -> NoReturn:
         if sys.stdout is not None:  # None: started without a stdout at all
             sys.stdout.flush()
     except (OSError, ValueError) as err:  # a full disk, a closed pipe, a closed file
-        problem = getattr(err, "strerror", None) or err
-        stderr_line(f"topoctl: error: writing the output: {problem}")
+        output_failed(err)
         status = EXIT_INVALID
     with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
@@ -278,6 +277,13 @@ def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
 
 AS_PROGRAM: list[bool] = []  # run() fills it: the process ends with the command
 ONE_SHOT: list[bool] = []  # one_shot() fills it: the process ends through leave()
+
+
+def output_failed(err: OSError | ValueError) -> None:
+    """Say that output could not be written: the file it went to, or "the output"."""
+    filename = getattr(err, "filename", None)
+    where = f"{filename}: " if filename else "writing the output: "
+    stderr_line(f"topoctl: error: {where}{getattr(err, 'strerror', None) or err}")
 
 
 def stderr_line(line: str) -> None:

@@ -13,12 +13,21 @@ from collections.abc import Mapping
 
 from reconciler.core.desired import DesiredNode
 from reconciler.core.owned import empty_record, owned_record, render_owned
-from reconciler.core.plan import Action, Change, Kind, NodePlan, Reason
+from reconciler.core.plan import (
+    ADOPTED,
+    DECLARED,
+    DELETE,
+    NONE,
+    PUT,
+    TALOS_CONFLICT,
+    Action,
+    Change,
+    Kind,
+    NodePlan,
+    Reason,
+)
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
-
-_PUT, _DELETE, _NONE = Action.PUT, Action.DELETE, Action.NONE  # globals: cheaper in loops
-_DECLARED, _ADOPTED, _TALOS = Reason.DECLARED, Reason.ADOPTED, Reason.TALOS_CONFLICT
 
 
 def diff_node(desired: DesiredNode, live: NodeState) -> NodePlan:
@@ -37,7 +46,7 @@ def diff_node(desired: DesiredNode, live: NodeState) -> NodePlan:
     record = render_owned(new_owned)
     before = live.annotations.get(keys.TOPOCTL_OWNED)
     if record != before:
-        differ.add("annotation", keys.TOPOCTL_OWNED, _PUT, Reason.OWNERSHIP, before, record)
+        differ.add("annotation", keys.TOPOCTL_OWNED, PUT, Reason.OWNERSHIP, before, record)
     return NodePlan(desired.name, desired.site, live.uid, live.resource_version, differ.out)
 
 
@@ -47,9 +56,9 @@ def with_agent(plan: NodePlan, live: NodeState, agent: str | None) -> NodePlan:
     if agent is None or current == agent:
         return plan
     if keys.TOPOCTL_AGENT in live.talos_owned("annotation"):
-        action, reason = _NONE, Reason.TALOS_CONFLICT
+        action, reason = NONE, TALOS_CONFLICT
     else:
-        action, reason = _PUT, Reason.DECLARED
+        action, reason = PUT, DECLARED
     change = Change(
         plan.node, plan.site, "annotation", keys.TOPOCTL_AGENT, action, reason, current, agent
     )
@@ -111,17 +120,17 @@ class _Differ:
             if current == value:
                 new_owned.add(key)
             elif current is not None and key in talos:
-                self.add(kind, key, _NONE, _TALOS, current, value)
+                self.add(kind, key, NONE, TALOS_CONFLICT, current, value)
             elif current is None or key in owned or key.startswith(keys.TOPOCTL):
                 # topoctl.io/* keys are topoctl's own, recorded as owned or not.
                 new_owned.add(key)
-                self.add(kind, key, _PUT, _DECLARED, current, value)
+                self.add(kind, key, PUT, DECLARED, current, value)
             else:
                 new_owned.add(key)
-                self.add(kind, key, _PUT, _ADOPTED, current, value)
+                self.add(kind, key, PUT, ADOPTED, current, value)
         for key in sorted(owned - set(wanted)):
             if key in live and key not in talos and not key.startswith(keys.TOPOCTL):
-                self.add(kind, key, _DELETE, Reason.NO_LONGER_DECLARED, live[key], None)
+                self.add(kind, key, DELETE, Reason.NO_LONGER_DECLARED, live[key], None)
                 self._mirror(key)
         return new_owned
 
@@ -133,16 +142,16 @@ class _Differ:
             if current is None:
                 continue
             if key in talos:
-                self.add("annotation", key, _NONE, _TALOS, current, None)
+                self.add("annotation", key, NONE, TALOS_CONFLICT, current, None)
                 continue
-            self.add("annotation", key, _DELETE, Reason.UNDECLARED_KILO, current, None)
+            self.add("annotation", key, DELETE, Reason.UNDECLARED_KILO, current, None)
             self._mirror(key)
 
     def _mirror(self, key: str) -> None:
         mirror = keys.KILO_MIRRORS.get(key)
         if mirror and mirror in self.live.annotations:
             before = self.live.annotations[mirror]
-            self.add("annotation", mirror, _DELETE, Reason.KILO_MIRROR, before, None)
+            self.add("annotation", mirror, DELETE, Reason.KILO_MIRROR, before, None)
 
     def taints(self, owned: set[str]) -> set[str]:
         """Diff taints by (key, effect); return the new owned set."""
@@ -157,16 +166,16 @@ class _Differ:
                 continue
             before = taint_text(current)
             if current is not None and want.key in talos:
-                self.add("taint", ident, _NONE, _TALOS, before, taint_text(want))
+                self.add("taint", ident, NONE, TALOS_CONFLICT, before, taint_text(want))
                 continue
-            reason = _DECLARED if current is None or ident in owned else _ADOPTED
-            self.add("taint", ident, _PUT, reason, before, taint_text(want), want)
+            reason = DECLARED if current is None or ident in owned else ADOPTED
+            self.add("taint", ident, PUT, reason, before, taint_text(want), want)
             new_owned.add(ident)
         for ident in sorted(owned - set(wanted)):
             current = live.get(ident)
             if current is not None and current.key not in talos:
                 reason = Reason.NO_LONGER_DECLARED
-                self.add("taint", ident, _DELETE, reason, taint_text(current), None)
+                self.add("taint", ident, DELETE, reason, taint_text(current), None)
         return new_owned
 
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from reconciler.core.plan import Action, Change, NodePlan
+from reconciler.core.plan import DELETE, PUT, Change, NodePlan
 from reconciler.model.state import NodeState, NodeWrite, TaintValue
-
-_PUT, _DELETE = Action.PUT, Action.DELETE  # globals: an enum member via its class is slow
 
 
 def project(live: NodeState, plan: NodePlan) -> NodeState:
@@ -25,7 +23,7 @@ def project(live: NodeState, plan: NodePlan) -> NodeState:
             taint_writes.append(change)
             continue
         target = annotations if change.kind == "annotation" else labels
-        if change.action is _PUT and change.after is not None:
+        if change.action is PUT and change.after is not None:
             target[change.key] = change.after
         else:
             target.pop(change.key, None)
@@ -45,8 +43,8 @@ def project(live: NodeState, plan: NodePlan) -> NodeState:
 
 def _taints(live: tuple[TaintValue, ...], writes: list[Change]) -> tuple[TaintValue, ...]:
     """Live order kept, a replaced taint in its place, new ones after in plan order."""
-    put = {c.key: c.taint for c in writes if c.action is _PUT and c.taint is not None}
-    gone = {c.key for c in writes if c.action is _DELETE}
+    put = {c.key: c.taint for c in writes if c.action is PUT and c.taint is not None}
+    gone = {c.key for c in writes if c.action is DELETE}
     out = [put.pop(t.ident, t) for t in live if t.ident not in gone]
     return (*out, *put.values())
 
@@ -62,7 +60,7 @@ def node_write(live: NodeState, plan: NodePlan) -> NodeWrite:
         if change.kind == "taint":
             taints = True
         else:
-            value = change.after if change.action is _PUT else None
+            value = change.after if change.action is PUT else None
             (annotations if change.kind == "annotation" else labels)[change.key] = value
     after = project(live, plan).taints if taints else None
     return NodeWrite(plan.node, plan.resource_version, annotations, labels, after)

@@ -22,7 +22,7 @@ from reconciler.model import topology as t
 HEADER = """\
 # Topology reference
 
-<!-- Generated from reconciler/model/topology.py by `make docs`: do not edit by hand. -->
+<!-- Generated from reconciler/model (topology.py, route.py) by `make docs`: do not edit. -->
 
 Every field of the two kinds of document a `sites/*.yaml` file holds, `Cluster` (at
 most one in the whole tree) and `Site` (one per Kilo location), as the loader reads

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from reconciler import apply as executor
 from reconciler.core.deltas import desired_changes
@@ -23,14 +23,8 @@ from reconciler.core.lifecycle_record import DeletionRecord
 from reconciler.core.load import Topology
 from reconciler.core.plan import DesiredDelta, Plan
 from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
-from reconciler.model.probe import Prober
 from reconciler.model.state import NodeState
-from reconciler.ports import ClusterReader, ClusterWriter, NodeDeleter, NodeExporter
-
-
-class Cluster(ClusterReader, ClusterWriter, Protocol):
-    """A cluster that is read and written through one backend."""
+from reconciler.ports import Clock, ClusterBackend, ClusterReader, NodeDeleter, NodeExporter, Prober
 
 
 @dataclass(frozen=True)
@@ -123,7 +117,7 @@ class Deletion:
 
 def apply_once(
     topology: Topology,
-    cluster: Cluster,
+    cluster: ClusterBackend,
     confirm: Confirm,
     parallel: int = 4,
     eyes: Eyes | None = None,
@@ -150,7 +144,7 @@ def apply_once(
 
 def apply_saved(
     plan: Plan,
-    cluster: Cluster,
+    cluster: ClusterBackend,
     confirm: Confirm,
     parallel: int = 4,
     deletion: Deletion | None = None,

@@ -30,7 +30,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from reconciler.core.lease import LeaseObject, LeaseSpec, default_namespace
-from reconciler.leaseport import LeaseConflictError, LeaseError
+from reconciler.ports import LeaseConflictError, LeaseError
 
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from reconciler.core.lease import JITTER_FACTOR, WRITES, Action, Decision, Elector, Timing
-from reconciler.leaseport import Clock, LeaseConflictError, LeaseError, LeasePort
+from reconciler.ports import Clock, LeaseConflictError, LeaseError, LeasePort
 
 log = logging.getLogger("topoctl.leader")
 MIN_TIMEOUT = 0.05  # seconds: below this a request cannot succeed anyway

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
 
 from reconciler.apply import ApplyReport, delete_dead
 from reconciler.controller.metrics import Metrics
@@ -29,25 +28,19 @@ from reconciler.core.lifecycle_record import Deletion, DeletionRecord
 from reconciler.core.load import Topology
 from reconciler.core.plan import LifecyclePlan, NodeDeletion
 from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
-from reconciler.model.probe import Prober
 from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
-from reconciler.ports import BackendError, ConflictError, NodeDeleter, StatusStore
+from reconciler.ports import (
+    BackendError,
+    Clock,
+    ConflictError,
+    NodeDeleter,
+    Prober,
+    RecordStore,
+    StatusStore,
+)
 
 log = logging.getLogger("topoctl.lifecycle")
-
-
-class RecordStore(Protocol):
-    """Where the deletion record lives (the status ConfigMap)."""
-
-    def load_record(self) -> DeletionRecord:
-        """The record as stored; unreadable text gives an unreadable record."""
-        ...
-
-    def save_record(self, record: DeletionRecord) -> None:
-        """Store the record; raises BackendError when it could not be written."""
-        ...
 
 
 RECORD_KEY = "deletions"  # the status ConfigMap's key for the deletion record

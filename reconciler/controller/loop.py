@@ -18,7 +18,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from reconciler.apply import apply_plan, replanner
 from reconciler.controller.cache import Delta, NodeCache
@@ -29,10 +28,7 @@ from reconciler.controller.queue import SiteQueue
 from reconciler.core.load import Topology
 from reconciler.core.plan import Plan, SitePlan
 from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
-from reconciler.model.state import NodeWrite
-from reconciler.ports import ClusterWatcher
-from reconciler.service import Cluster
+from reconciler.ports import Clock, ClusterBackend, ClusterWatcher, Observer
 
 log = logging.getLogger("topoctl.controller")
 EVERYTHING = "\x00all"  # the queue key of a full pass (no site has this name)
@@ -82,33 +78,13 @@ class LoopStats:
             self.observe(result, seconds)
 
 
-class Observer(Protocol):
-    """What the status module hears (every call from the worker, but node_written)."""
-
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site was planned (and, unless ``error``, applied)."""
-        ...
-
-    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
-        """Everything was planned for ``revision``."""
-        ...
-
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """A write was sent (from an apply thread)."""
-        ...
-
-    def idle(self) -> None:
-        """Between reconciles (and while there are none): publish what is due."""
-        ...
-
-
 class ReconcileLoop:
     """The controller's loop; ``run`` blocks until stopped."""
 
     def __init__(
         self,
         watcher: ClusterWatcher,
-        cluster: Cluster,
+        cluster: ClusterBackend,
         *,
         may_write: Callable[[], bool] = lambda: True,
         clock: Clock | None = None,

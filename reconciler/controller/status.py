@@ -26,10 +26,9 @@ from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
 from reconciler.core.plan import Plan, SitePlan
 from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
-from reconciler.ports import BackendError, ConflictError, StatusStore
+from reconciler.ports import BackendError, Clock, ConflictError, StatusStore
 
 log = logging.getLogger("topoctl.status")
 STATUS_NAME = "topoctl-status"

@@ -18,7 +18,7 @@ from kubernetes import client
 from reconciler.adapters.kubelease import KubeLease, discover_namespace
 from reconciler.controller.leader import LeaderElector
 from reconciler.core.lease import Action, LeaseSpec, Timing
-from reconciler.leaseport import LeaseConflictError, LeaseError
+from reconciler.ports import LeaseConflictError, LeaseError
 from tests.apiserver import ApiServer, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig
 from tests.controller.fakeclock import FakeClock, TimeBase

@@ -25,7 +25,7 @@ from tenacity import (
 )
 
 from reconciler.core import nodeagent as logic
-from reconciler.core.routes import ApplyResult, DuplicateRouteKeyError, RouteDiff, diff_routes
+from reconciler.core.routes import DuplicateRouteKeyError, RouteApplyResult, RouteDiff, diff_routes
 from reconciler.model import keys
 from reconciler.ports import (
     BackendError,
@@ -146,7 +146,7 @@ class Agent:
 
     def _routes(
         self, published: logic.Published, unusable: list[str], errors: list[str]
-    ) -> tuple[RouteDiff | None, ApplyResult | None, int]:
+    ) -> tuple[RouteDiff | None, RouteApplyResult | None, int]:
         try:
             snapshot = self.routes.snapshot(published.protocol)
             diff = diff_routes(published.routes, snapshot.owned, snapshot.foreign_keys)

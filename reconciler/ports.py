@@ -24,7 +24,7 @@ from reconciler.core.lifecycle_record import DeletionRecord
 from reconciler.core.load import SourceFile
 from reconciler.core.plan import Plan, SitePlan
 from reconciler.core.planner import Planner
-from reconciler.core.routes import ApplyResult, RouteDiff, RouteSnapshot
+from reconciler.core.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.model.probe import ProbeRound
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
@@ -166,7 +166,7 @@ class RouteTable(Protocol):
         refuses the read."""
         ...
 
-    def apply(self, diff: RouteDiff) -> ApplyResult:
+    def apply(self, diff: RouteDiff) -> RouteApplyResult:
         """Write the diff (adds before deletes); per-route failures in the result."""
         ...
 

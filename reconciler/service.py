@@ -108,7 +108,7 @@ def plan_once(
 
 
 @dataclass(frozen=True)
-class Deletion:
+class DeletionPorts:
     """How an apply deletes the dead nodes its plan names."""
 
     deleter: NodeDeleter
@@ -121,7 +121,7 @@ def apply_once(
     confirm: Confirm,
     parallel: int = 4,
     eyes: Eyes | None = None,
-    deletion: Deletion | None = None,
+    deletion: DeletionPorts | None = None,
 ) -> ApplyResult:
     """Plan and apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
     ``deletion``, dead nodes the plan names are deleted too."""
@@ -147,7 +147,7 @@ def apply_saved(
     cluster: ClusterBackend,
     confirm: Confirm,
     parallel: int = 4,
-    deletion: Deletion | None = None,
+    deletion: DeletionPorts | None = None,
 ) -> ApplyResult:
     """Apply a saved plan exactly; raises StalePlanError once its state has moved."""
     nodes = cluster.list_nodes()
@@ -169,7 +169,7 @@ def _sparing(plan: Plan) -> Plan:
 
 
 def _delete(
-    plan: Plan, deletion: Deletion | None, report: executor.ApplyReport
+    plan: Plan, deletion: DeletionPorts | None, report: executor.ApplyReport
 ) -> executor.ApplyReport:
     """The plan's deletions, after its writes; without a deleter they are reported kept."""
     if deletion is None:

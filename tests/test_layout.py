@@ -1,5 +1,5 @@
-"""The layout keeps the promises docs/architecture.md makes: every port is declared in
-``reconciler/ports.py``, and no class name is defined twice in the package."""
+"""Two promises of the layout: every port is declared in ``reconciler/ports.py``, and no
+class name is defined twice in the package (a reader never has to ask which one)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,10 @@ def test_every_port_is_declared_in_ports_py() -> None:
     elsewhere = sorted(p for p in protocols if not p.startswith("reconciler/ports.py:"))
     assert elsewhere == []
     assert "reconciler/ports.py:ClusterReader" in protocols  # the scan sees them at all
+
+
+def test_no_class_name_is_defined_twice() -> None:
+    where: dict[str, list[str]] = defaultdict(list)
+    for path, node in classes():
+        where[node.name].append(path)
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

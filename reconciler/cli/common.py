@@ -185,7 +185,7 @@ def deletion_for(backend: Any) -> Any:
         records.save_record(record)
         events.create(node_deleted(deletion, now))
 
-    return service.Deletion(backend, before)
+    return service.DeletionPorts(backend, before)
 
 
 def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from reconciler.core.lease import JITTER_FACTOR, WRITES, Action, Decision, Elector, Timing
+from reconciler.core.lease import JITTER_FACTOR, WRITES, Decision, Elector, LeaseAction, Timing
 from reconciler.ports import Clock, LeaseConflictError, LeaseError, LeasePort
 
 log = logging.getLogger("topoctl.leader")
@@ -117,7 +117,7 @@ class LeaderElector:
 
     def _settle(self, state: Elector, decision: Decision) -> Decision:
         self._state = state
-        if decision.action is Action.LOST and not self._lost_reported:
+        if decision.action is LeaseAction.LOST and not self._lost_reported:
             self._lost_reported = True
             self._notify_lost = True
             log.warning("lost the lease: %s", decision.reason)
@@ -139,7 +139,7 @@ class LeaderElector:
         if lost is not None:
             return self._settle(state, lost)
         if state.released:
-            return Decision(Action.WAIT, state.timing.retry_period, reason="released")
+            return Decision(LeaseAction.WAIT, state.timing.retry_period, reason="released")
         try:
             lease = self.port.get(self._timeout(clock.monotonic()))
         except LeaseError as err:
@@ -182,7 +182,7 @@ class LeaderElector:
         """Step until lost or stopped (``release``)."""
         while not self._stop.is_set():
             decision = self.step()
-            if decision.action is Action.LOST:
+            if decision.action is LeaseAction.LOST:
                 return
             self.clock.wait(self._stop, self._pause(decision))
 
@@ -208,7 +208,7 @@ class LeaderElector:
                 budget = self._state.write_deadline(clock.monotonic())
                 state, decision = self._state.release(clock.wall())
                 self._state = state
-                if decision.action is not Action.RELEASE or decision.write is None:
+                if decision.action is not LeaseAction.RELEASE or decision.write is None:
                     return True
                 sent = clock.monotonic()
                 try:

@@ -34,7 +34,7 @@ from datetime import datetime
 JITTER_FACTOR = 1.2  # client-go's leaderelection.JitterFactor
 
 
-class Action(enum.Enum):
+class LeaseAction(enum.Enum):
     """What the elector should do next."""
 
     CREATE = "create"  # no Lease yet: create it, holding it
@@ -45,7 +45,9 @@ class Action(enum.Enum):
     LOST = "lost"  # was leading and no longer is: stop writing, exit
 
 
-WRITES = frozenset({Action.CREATE, Action.ACQUIRE, Action.RENEW, Action.RELEASE})
+WRITES = frozenset(
+    {LeaseAction.CREATE, LeaseAction.ACQUIRE, LeaseAction.RENEW, LeaseAction.RELEASE}
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class LeaseObject:
 class Decision:
     """One step's outcome: the action, the record to write (if any) and when to step again."""
 
-    action: Action
+    action: LeaseAction
     retry_in: float
     write: LeaseSpec | None = None
     resource_version: str | None = None  # the replace is guarded by it (None: create)
@@ -146,7 +148,7 @@ class Elector:
 
     def _lose(self, reason: str) -> tuple[Elector, Decision]:
         state = replace(self, leader=False, lost=True)
-        return state, Decision(Action.LOST, 0.0, reason=reason)
+        return state, Decision(LeaseAction.LOST, 0.0, reason=reason)
 
     def _retry_in(self, now: float) -> float:
         deadline = self.renew_deadline_at()
@@ -157,7 +159,7 @@ class Elector:
     def check(self, now: float) -> tuple[Elector, Decision | None]:
         """Lose the lease if the renew deadline has passed (also when nothing could be read)."""
         if self.lost:
-            return self, Decision(Action.LOST, 0.0, reason="already lost")
+            return self, Decision(LeaseAction.LOST, 0.0, reason="already lost")
         deadline = self.renew_deadline_at()
         if deadline is not None and now >= deadline:
             return self._lose(
@@ -173,11 +175,11 @@ class Elector:
         if lost is not None:
             return state, lost
         if state.released:
-            return state, Decision(Action.WAIT, self.timing.retry_period, reason="released")
+            return state, Decision(LeaseAction.WAIT, self.timing.retry_period, reason="released")
         if lease is None:
             spec = LeaseSpec(self.identity, self.timing.duration_seconds, wall, wall, 0)
             return state, Decision(
-                Action.CREATE, self.timing.retry_period, spec, None, "no lease yet"
+                LeaseAction.CREATE, self.timing.retry_period, spec, None, "no lease yet"
             )
         record = lease.spec
         state = replace(state, resource_version=lease.resource_version)
@@ -190,7 +192,7 @@ class Elector:
             assert expiry is not None
             if now < expiry:
                 return state, Decision(
-                    Action.WAIT,
+                    LeaseAction.WAIT,
                     self.timing.retry_period,
                     reason=f"held by {record.holder}, expires in {expiry - now:.1f}s",
                 )
@@ -198,7 +200,7 @@ class Elector:
         elif record.holder == self.identity:
             spec = replace(record, duration_seconds=self.timing.duration_seconds, renew_time=wall)
             return state, Decision(
-                Action.RENEW, state._retry_in(now), spec, lease.resource_version, "ours"
+                LeaseAction.RENEW, state._retry_in(now), spec, lease.resource_version, "ours"
             )
         else:
             reason = "released"
@@ -206,7 +208,7 @@ class Elector:
             self.identity, self.timing.duration_seconds, wall, wall, record.transitions + 1
         )
         return state, Decision(
-            Action.ACQUIRE, self.timing.retry_period, spec, lease.resource_version, reason
+            LeaseAction.ACQUIRE, self.timing.retry_period, spec, lease.resource_version, reason
         )
 
     def succeeded(
@@ -216,7 +218,7 @@ class Elector:
         state = replace(
             self, observed=result.spec, observed_at=now, resource_version=result.resource_version
         )
-        if decision.action is Action.RELEASE:
+        if decision.action is LeaseAction.RELEASE:
             return replace(state, leader=False, renewed_at=None, released=True)
         if self.lost:
             return state
@@ -227,17 +229,19 @@ class Elector:
         state, lost = self.check(now)
         if lost is not None:
             return state, lost
-        return state, Decision(Action.WAIT, state._retry_in(now), reason="retrying")
+        return state, Decision(LeaseAction.WAIT, state._retry_in(now), reason="retrying")
 
     def release(self, wall: datetime) -> tuple[Elector, Decision]:
         """On shutdown: the write that gives the lease up (WAIT when not holding it)."""
         if not self.leader or self.observed is None or self.observed.holder != self.identity:
             return replace(self, released=True), Decision(
-                Action.WAIT, 0.0, reason="not holding the lease"
+                LeaseAction.WAIT, 0.0, reason="not holding the lease"
             )
         spec = LeaseSpec("", 1, wall, wall, self.observed.transitions)
         state = replace(self, released=True)
-        return state, Decision(Action.RELEASE, 0.0, spec, self.resource_version, "shutting down")
+        return state, Decision(
+            LeaseAction.RELEASE, 0.0, spec, self.resource_version, "shutting down"
+        )
 
 
 def default_namespace(service_account_namespace: str | None, context_namespace: str | None) -> str:

@@ -25,9 +25,9 @@ from types import MappingProxyType
 
 from reconciler.core.lifecycle_guards import (
     Guard,
-    Member,
-    Reason,
+    MemberFacts,
     SiteFacts,
+    WithheldReason,
     cluster_guard,
     site_guard,
     vantage_guard,
@@ -46,10 +46,10 @@ __all__ = [
     "Decisions",
     "Delete",
     "Guard",
-    "Member",
+    "MemberFacts",
     "Observations",
-    "Reason",
     "SiteFacts",
+    "WithheldReason",
     "Withhold",
     "decide",
 ]
@@ -101,7 +101,7 @@ class Withhold:
 
     node: str
     site: str
-    reason: Reason
+    reason: WithheldReason
     text: str
 
 
@@ -180,52 +180,54 @@ def decide(sites: Sequence[SiteFacts], rails: ClusterLifecycle, seen: Observatio
 
 
 def _node_decision(
-    site: SiteFacts, member: Member, rails: ClusterLifecycle, seen: Observations
+    site: SiteFacts, member: MemberFacts, rails: ClusterLifecycle, seen: Observations
 ) -> NodeDecision:
     """The node's own rules, before the site, cluster and budget guards."""
     node = member.node
 
-    def keep(reason: Reason, text: str) -> Withhold:
+    def keep(reason: WithheldReason, text: str) -> Withhold:
         return Withhold(node.name, site.name, reason, f"kept {node.name}: {text}")
 
     if node.is_control_plane:
-        return keep(Reason.CONTROL_PLANE, "a control-plane node")
+        return keep(WithheldReason.CONTROL_PLANE, "a control-plane node")
     if keys.LABEL_EXCLUDE_LIFECYCLE in node.labels:
-        return keep(Reason.PROTECTED, f"labelled {keys.LABEL_EXCLUDE_LIFECYCLE}")
+        return keep(WithheldReason.PROTECTED, f"labelled {keys.LABEL_EXCLUDE_LIFECYCLE}")
     selector = rails.protect.match_labels
     if selector and all(node.labels.get(k) == v for k, v in selector.items()):
-        return keep(Reason.PROTECTED, "matches the cluster's protect selector")
+        return keep(WithheldReason.PROTECTED, "matches the cluster's protect selector")
     if node.name == site.leader:
-        return keep(Reason.LEADER, f"the predicted Kilo leader of {site.name}")
+        return keep(WithheldReason.LEADER, f"the predicted Kilo leader of {site.name}")
     if node.name in site.pinned:
-        return keep(Reason.LEADER, f"a pinned leader candidate of {site.name}")
+        return keep(WithheldReason.LEADER, f"a pinned leader candidate of {site.name}")
     if not site.in_scope(member):
-        return keep(Reason.OUT_OF_SCOPE, "listed by name, and the site's scope is pools")
+        return keep(WithheldReason.OUT_OF_SCOPE, "listed by name, and the site's scope is pools")
     life = _sign_of_life(node, seen)
     if life:
-        return keep(Reason.SIGNS_OF_LIFE, life)
+        return keep(WithheldReason.SIGNS_OF_LIFE, life)
     since = _parse_time(node.ready_since)
     if since is None:
-        return keep(Reason.NOT_READY_TOO_BRIEFLY, "NotReady since an unknown time")
+        return keep(WithheldReason.NOT_READY_TOO_BRIEFLY, "NotReady since an unknown time")
     after = timedelta(seconds=site.policy.after_seconds)
     down_for = seen.now - since
     if down_for < after:
         return keep(
-            Reason.NOT_READY_TOO_BRIEFLY,
+            WithheldReason.NOT_READY_TOO_BRIEFLY,
             f"NotReady {human_duration(down_for)} < {human_duration(after)}",
         )
     probe = seen.probes.get(node.name, NOT_PROBED)
     if probe.verdict is ProbeVerdict.ANSWERED:
-        return keep(Reason.ANSWERS_PING, f"answers ping (NotReady {human_duration(down_for)})")
+        return keep(
+            WithheldReason.ANSWERS_PING, f"answers ping (NotReady {human_duration(down_for)})"
+        )
     if probe.verdict is ProbeVerdict.UNKNOWN:
-        return keep(Reason.PROBE_FAILED, f"probe failed: {probe.error or 'unknown error'}")
+        return keep(WithheldReason.PROBE_FAILED, f"probe failed: {probe.error or 'unknown error'}")
     if probe.verdict is ProbeVerdict.PENDING:
         detail = (
             f"silent over {probe.silent_probes} probes in {human_duration(probe.span)} so far"
             if probe.latest is not None
             else "not probed"
         )
-        return keep(Reason.PROBING, detail)
+        return keep(WithheldReason.PROBING, detail)
     return Delete(
         node=node.name,
         site=site.name,
@@ -260,13 +262,13 @@ def _over_budget(decision: Delete, record: DeletionRecord, rails: ClusterLifecyc
         return Withhold(
             decision.node,
             decision.site,
-            Reason.BUDGET_UNREADABLE,
+            WithheldReason.BUDGET_UNREADABLE,
             f"withheld {decision.node}: the deletion record cannot be read ({record.problem})",
         )
     return Withhold(
         decision.node,
         decision.site,
-        Reason.BUDGET_SPENT,
+        WithheldReason.BUDGET_SPENT,
         f"withheld {decision.node}: {rails.max_deletions_per_hour} deletions per hour spent",
     )
 

@@ -24,7 +24,7 @@ from reconciler.model.topology import SiteLifecycle
 MIN_DISRUPTION_MEMBERS = 3  # Kubernetes: a zone of more than 2 nodes
 
 
-class Reason(StrEnum):
+class WithheldReason(StrEnum):
     """Why a deletion was withheld; a small set, usable as a metric label."""
 
     CONTROL_PLANE = "control-plane"
@@ -52,19 +52,19 @@ class Reason(StrEnum):
 
 _GUARD_RAILS = frozenset(
     {
-        Reason.SITE_ALL_DOWN,
-        Reason.SITE_LEADER_DOWN,
-        Reason.SITE_DISRUPTED,
-        Reason.CLUSTER_DISRUPTED,
-        Reason.VANTAGE_CUT_OFF,
-        Reason.BUDGET_SPENT,
-        Reason.BUDGET_UNREADABLE,
+        WithheldReason.SITE_ALL_DOWN,
+        WithheldReason.SITE_LEADER_DOWN,
+        WithheldReason.SITE_DISRUPTED,
+        WithheldReason.CLUSTER_DISRUPTED,
+        WithheldReason.VANTAGE_CUT_OFF,
+        WithheldReason.BUDGET_SPENT,
+        WithheldReason.BUDGET_UNREADABLE,
     }
 )
 
 
 @dataclass(frozen=True, slots=True)
-class Member:
+class MemberFacts:
     """A site member: its live state, and whether the site lists it by name."""
 
     node: NodeState
@@ -77,12 +77,12 @@ class SiteFacts:
 
     name: str
     policy: SiteLifecycle
-    members: tuple[Member, ...]
+    members: tuple[MemberFacts, ...]
     leader: str | None  # the predicted Kilo leader; None: no leader can be predicted
     pinned: tuple[str, ...] = ()  # spec.leader: pinned leader candidates
     per_node: bool = False  # granularity full/cross: every node leads a segment of its own
 
-    def in_scope(self, member: Member) -> bool:
+    def in_scope(self, member: MemberFacts) -> bool:
         """``pools``: pool members only; ``all``: named members too."""
         return self.policy.scope == "all" or not member.named
 
@@ -91,7 +91,7 @@ class SiteFacts:
 class Guard:
     """A guard rail that tripped: its reason, a text, and the counts behind it."""
 
-    reason: Reason
+    reason: WithheldReason
     text: str
     impaired: int = 0
     members: int = 0
@@ -113,7 +113,7 @@ def site_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], limit: float) -
     where = f"withheld in {site.name}"
     if len(down) == len(members):
         return Guard(
-            Reason.SITE_ALL_DOWN,
+            WithheldReason.SITE_ALL_DOWN,
             f"{where}: all {len(members)} members NotReady or silent (a cut-off location?)",
             len(down),
             len(members),
@@ -121,7 +121,7 @@ def site_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], limit: float) -
     scoped = [m for m in members if site.in_scope(m)]
     if scoped and all(m in down for m in scoped):
         return Guard(
-            Reason.SITE_ALL_DOWN,
+            WithheldReason.SITE_ALL_DOWN,
             f"{where}: all {len(scoped)} in-scope members NotReady or silent",
             len(down),
             len(members),
@@ -131,7 +131,7 @@ def site_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], limit: float) -
         return Guard(leader_guard.reason, leader_guard.text, len(down), len(members))
     if len(members) >= MIN_DISRUPTION_MEMBERS and down and len(down) / len(members) >= limit:
         text = site_disrupted_text(site.name, len(down), len(members), limit, silent)
-        return Guard(Reason.SITE_DISRUPTED, text, len(down), len(members))
+        return Guard(WithheldReason.SITE_DISRUPTED, text, len(down), len(members))
     return None
 
 
@@ -142,11 +142,13 @@ def _leader_guard(site: SiteFacts, probes: Mapping[str, NodeProbe], where: str) 
     leader = by_name.get(site.leader) if site.leader is not None else None
     if leader is None:
         return Guard(
-            Reason.SITE_LEADER_DOWN, f"{where}: no Kilo leader can be predicted among its members"
+            WithheldReason.SITE_LEADER_DOWN,
+            f"{where}: no Kilo leader can be predicted among its members",
         )
     if impaired(leader, probes):
         return Guard(
-            Reason.SITE_LEADER_DOWN, f"{where}: its Kilo leader {leader.name} is NotReady or silent"
+            WithheldReason.SITE_LEADER_DOWN,
+            f"{where}: its Kilo leader {leader.name} is NotReady or silent",
         )
     return None
 
@@ -159,13 +161,13 @@ def vantage_guard(
     probed = [p for n in ready if (p := probes.get(n.name)) is not None and p.latest is not None]
     if not probed:
         return Guard(
-            Reason.VANTAGE_CUT_OFF,
+            WithheldReason.VANTAGE_CUT_OFF,
             "withheld everywhere: no Ready node was probed, so this vantage point is unchecked",
         )
     lost = sum(1 for p in probed if p.latest is not ProbeOutcome.ANSWERED)
     if lost and lost / len(probed) >= limit:
         return Guard(
-            Reason.VANTAGE_CUT_OFF,
+            WithheldReason.VANTAGE_CUT_OFF,
             f"withheld everywhere: {lost} of {len(probed)} Ready nodes do not answer from here "
             f"({ratio_text(lost / len(probed), limit)}): this vantage point is cut off",
             lost,
@@ -179,7 +181,7 @@ def cluster_guard(sites: Sequence[SiteFacts], site_guards: Mapping[str, Guard]) 
     populated = [s.name for s in sites if s.members]
     if populated and all(name in site_guards for name in populated):
         return Guard(
-            Reason.CLUSTER_DISRUPTED,
+            WithheldReason.CLUSTER_DISRUPTED,
             f"withheld everywhere: all {len(populated)} sites with members are disrupted "
             "(the fault is likely on this side)",
             len(populated),

@@ -13,8 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.core.kilo import PER_NODE
-from reconciler.core.lifecycle import Decisions, Delete, Member, Observations, SiteFacts, decide
-from reconciler.core.lifecycle_guards import Reason
+from reconciler.core.lifecycle import (
+    Decisions,
+    Delete,
+    MemberFacts,
+    Observations,
+    SiteFacts,
+    decide,
+)
+from reconciler.core.lifecycle_guards import WithheldReason
 from reconciler.core.load import Topology
 from reconciler.core.plan import LifecyclePlan, NodeDeletion, Plan, Withheld
 from reconciler.model.state import NodeState
@@ -31,7 +38,7 @@ def site_facts(topology: Topology, plan: Plan, nodes: Mapping[str, NodeState]) -
         listed = {n.name for n in site.spec.nodes}
         prediction = leaders.get(site.name)
         members = tuple(
-            Member(nodes[name], named=name in listed)
+            MemberFacts(nodes[name], named=name in listed)
             for name in sorted(by_site.get(site.name, ()))
             if name in nodes
         )
@@ -72,7 +79,7 @@ def as_plan(decisions: Decisions, *, probed: bool) -> LifecyclePlan:
     )
     withheld: list[Withheld] = []
     cluster = decisions.cluster
-    if cluster is not None and (probed or cluster.reason is not Reason.VANTAGE_CUT_OFF):
+    if cluster is not None and (probed or cluster.reason is not WithheldReason.VANTAGE_CUT_OFF):
         withheld.append(Withheld("", "", cluster.reason.value, cluster.text))
     for site, guard in sorted(decisions.sites.items()):
         withheld.append(Withheld("", site, guard.reason.value, guard.text))

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reconciler.core.routes import ApplyResult, InvalidRouteError, Route, RouteConflict
+from reconciler.core.routes import InvalidRouteError, KernelRoute, RouteApplyResult, RouteConflict
 from reconciler.model import keys
 from reconciler.model.settings import AgentSettings, SettingsFormatError
 from reconciler.model.state import NodeCondition, TaintValue
@@ -33,7 +33,7 @@ class Published:
     """
 
     settings: AgentSettings
-    routes: tuple[Route, ...]
+    routes: tuple[KernelRoute, ...]
     invalid_routes: tuple[str, ...] = ()
 
     @property
@@ -49,12 +49,12 @@ def parse_settings(annotations: Mapping[str, str]) -> Published:
     or not agent settings.
     """
     settings, invalid = AgentSettings.from_annotation(annotations.get(keys.TOPOCTL_AGENT))
-    routes: list[Route] = []
+    routes: list[KernelRoute] = []
     problems = list(invalid)
     for entry in settings.routes:
         try:
             routes.append(
-                Route.build(
+                KernelRoute.build(
                     entry.to,
                     gateway=entry.via,
                     dev=entry.dev,
@@ -132,7 +132,7 @@ def judge(
     settings: Published | None,
     problems: Sequence[str],
     conflicts: Sequence[RouteConflict],
-    result: ApplyResult | None,
+    result: RouteApplyResult | None,
     routes_in_place: int,
     *,
     route_errors: Sequence[str] = (),

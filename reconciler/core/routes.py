@@ -25,7 +25,7 @@ Action = Literal["replace", "delete"]
 
 
 class InvalidRouteError(ValueError):
-    """A route given to `Route.build` that the kernel could not hold as written."""
+    """A route given to `KernelRoute.build` that the kernel could not hold as written."""
 
 
 class RouteKey(NamedTuple):
@@ -40,10 +40,10 @@ _new_key = tuple.__new__  # RouteKey(...) costs 3x more; keys are made per route
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class KernelRoute:
     """One unicast route; every field is part of its identity.
 
-    Build it with `Route.build` from loose input. The adapter constructs it
+    Build it with `KernelRoute.build` from loose input. The adapter constructs it
     directly from kernel data, whose fields are canonical already.
     """
 
@@ -66,7 +66,7 @@ class Route:
         metric: int = 0,
         onlink: bool = False,
         protocol: int = DEFAULT_ROUTE_PROTOCOL,
-    ) -> Route:
+    ) -> KernelRoute:
         """Validate loose input and return the canonical route.
 
         The rules are reconciler.model.routerules, the ones `topoctl validate`
@@ -100,7 +100,7 @@ class Route:
         """The slot this route occupies."""
         return _new_key(RouteKey, (self.table, self.dst, self.metric))
 
-    def satisfied_by(self, actual: Route) -> bool:
+    def satisfied_by(self, actual: KernelRoute) -> bool:
         """Whether `actual` (read from the kernel) is this desired route.
 
         A desired route without a device leaves the device to the kernel,
@@ -135,7 +135,7 @@ class Route:
 class RouteConflict:
     """A desired route whose slot a foreign protocol holds: reported, never written."""
 
-    route: Route
+    route: KernelRoute
     holder_protocol: int
 
 
@@ -143,7 +143,7 @@ class RouteConflict:
 class RouteSnapshot:
     """What the kernel holds: our routes, and the slots of everyone else's."""
 
-    owned: tuple[Route, ...]
+    owned: tuple[KernelRoute, ...]
     foreign_keys: Mapping[RouteKey, int]
 
 
@@ -157,8 +157,8 @@ class RouteDiff:
     overwritten.
     """
 
-    replace: tuple[Route, ...] = ()
-    delete: tuple[Route, ...] = ()
+    replace: tuple[KernelRoute, ...] = ()
+    delete: tuple[KernelRoute, ...] = ()
     conflicts: tuple[RouteConflict, ...] = ()
     vacant_slots: frozenset[RouteKey] = field(default_factory=frozenset)
 
@@ -177,18 +177,18 @@ class RouteDiff:
 class RouteFailure:
     """One route write that did not happen, with a reason a person can act on."""
 
-    route: Route
+    route: KernelRoute
     action: Action
     reason: str
     errno: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class ApplyResult:
+class RouteApplyResult:
     """Outcome of applying a RouteDiff; `messages_sent` counts write messages."""
 
-    replaced: tuple[Route, ...] = ()
-    deleted: tuple[Route, ...] = ()
+    replaced: tuple[KernelRoute, ...] = ()
+    deleted: tuple[KernelRoute, ...] = ()
     failed: tuple[RouteFailure, ...] = ()
     messages_sent: int = 0
 
@@ -203,8 +203,8 @@ class DuplicateRouteKeyError(ValueError):
 
 
 def diff_routes(
-    desired: Iterable[Route],
-    owned: Iterable[Route],
+    desired: Iterable[KernelRoute],
+    owned: Iterable[KernelRoute],
     foreign_keys: Mapping[RouteKey, int],
 ) -> RouteDiff:
     """Compute the writes that turn `owned` into `desired` without touching foreign slots.
@@ -222,10 +222,10 @@ def diff_routes(
     wanted = _by_unique_key(desired)
     held, surplus = _by_key(owned)
     foreign = cast(Mapping[_Slot, int], foreign_keys)  # RouteKey is a tuple: same hash
-    replace: list[Route] = []
-    delete: list[Route] = []
+    replace: list[KernelRoute] = []
+    delete: list[KernelRoute] = []
     conflicts: list[RouteConflict] = []
-    vacant: list[Route] = []
+    vacant: list[KernelRoute] = []
     for key, route in wanted.items():
         holder = foreign.get(key)
         if holder is not None:
@@ -257,7 +257,7 @@ def diff_routes(
     )
 
 
-def route_order(route: Route) -> tuple[int, str, int, str, str, bool, int]:
+def route_order(route: KernelRoute) -> tuple[int, str, int, str, str, bool, int]:
     """Deterministic sort key: slot first, then the remaining fields."""
     return (
         route.table,
@@ -279,8 +279,8 @@ _Slot = tuple[int, str, int]
 """A RouteKey's fields as a plain tuple: equal to it, and made without a call."""
 
 
-def _by_unique_key(routes: Iterable[Route]) -> dict[_Slot, Route]:
-    wanted: dict[_Slot, Route] = {}
+def _by_unique_key(routes: Iterable[KernelRoute]) -> dict[_Slot, KernelRoute]:
+    wanted: dict[_Slot, KernelRoute] = {}
     clashes: list[str] = []
     for route in routes:
         previous = wanted.setdefault((route.table, route.dst, route.metric), route)
@@ -291,10 +291,12 @@ def _by_unique_key(routes: Iterable[Route]) -> dict[_Slot, Route]:
     return wanted
 
 
-def _by_key(routes: Iterable[Route]) -> tuple[dict[_Slot, Route], dict[_Slot, list[Route]]]:
+def _by_key(
+    routes: Iterable[KernelRoute],
+) -> tuple[dict[_Slot, KernelRoute], dict[_Slot, list[KernelRoute]]]:
     """The first route held in each slot, and the rest (only a manual append makes them)."""
-    first: dict[_Slot, Route] = {}
-    rest: dict[_Slot, list[Route]] = {}
+    first: dict[_Slot, KernelRoute] = {}
+    rest: dict[_Slot, list[KernelRoute]] = {}
     for route in routes:
         key = (route.table, route.dst, route.metric)
         if first.setdefault(key, route) is not route:

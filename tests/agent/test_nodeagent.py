@@ -24,7 +24,7 @@ from reconciler.core.nodeagent import (
     parse_settings,
     without_uninitialized,
 )
-from reconciler.core.routes import ApplyResult, Route, RouteConflict, RouteFailure
+from reconciler.core.routes import KernelRoute, RouteApplyResult, RouteConflict, RouteFailure
 from reconciler.model import keys
 from reconciler.model.settings import AgentRoute, AgentSettings
 from reconciler.model.state import NodeCondition, TaintValue
@@ -205,8 +205,8 @@ def test_parse_settings_reads_targets_protocol_and_routes() -> None:
     assert settings.settings.removes_uninitialized_taint
     assert settings.protocol == 200
     assert settings.routes == (
-        Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
-        Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
+        KernelRoute("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
+        KernelRoute("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
     )
     assert settings.invalid_routes == ()
 
@@ -331,15 +331,15 @@ def test_the_planner_and_the_agent_share_one_contract() -> None:
     assert read.to_annotation() == raw
     assert json.loads(raw)["v"] == 1
     assert parse_settings({keys.TOPOCTL_AGENT: raw}).routes == (
-        Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
-        Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
+        KernelRoute("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
+        KernelRoute("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
     )
 
 
 # --- judge ---------------------------------------------------------------------------------
 
-ROUTE_A = Route.build("10.1.0.0/16", gateway="192.0.2.1")
-ROUTE_B = Route.build("172.31.0.0/16", gateway="10.10.0.2", dev="cilium_tunl", onlink=True)
+ROUTE_A = KernelRoute.build("10.1.0.0/16", gateway="192.0.2.1")
+ROUTE_B = KernelRoute.build("172.31.0.0/16", gateway="10.10.0.2", dev="cilium_tunl", onlink=True)
 
 
 def settings_with(*, invalid: Sequence[str] = ()) -> Published:
@@ -350,9 +350,9 @@ def settings_with(*, invalid: Sequence[str] = ()) -> Published:
     )
 
 
-def failed(route: Route, reason: str, code: int) -> ApplyResult:
+def failed(route: KernelRoute, reason: str, code: int) -> RouteApplyResult:
     """A failed write as the netlink adapter reports it: reason text and errno."""
-    return ApplyResult(failed=(RouteFailure(route, "replace", reason, code),), messages_sent=1)
+    return RouteApplyResult(failed=(RouteFailure(route, "replace", reason, code),), messages_sent=1)
 
 
 @dataclass(frozen=True)
@@ -360,7 +360,7 @@ class JudgeCase:
     settings: Published | None
     problems: tuple[str, ...] = ()
     conflicts: tuple[RouteConflict, ...] = ()
-    result: ApplyResult | None = None
+    result: RouteApplyResult | None = None
     in_place: int = 2
     route_errors: tuple[str, ...] = ()
     expected_status: str = "False"
@@ -371,7 +371,7 @@ class JudgeCase:
 JUDGE_CASES: dict[str, JudgeCase] = {
     "converged": JudgeCase(
         settings_with(),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         expected_status="True",
         expected_reason="Converged",
         message_contains=("2 route(s) in place",),
@@ -385,20 +385,20 @@ JUDGE_CASES: dict[str, JudgeCase] = {
     "address detection failed": JudgeCase(
         settings_with(),
         problems=("ExternalIP: no route to 203.0.113.50, so no source address to use",),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         expected_reason="AddressDetectionFailed",
         message_contains=("no route to 203.0.113.50",),
     ),
     "invalid route": JudgeCase(
         settings_with(invalid=("{'to': '10.2.0.0/33'}: bad prefix",)),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         expected_reason="InvalidRoute",
         message_contains=("invalid route {'to': '10.2.0.0/33'}: bad prefix",),
     ),
     "route conflict": JudgeCase(
         settings_with(),
         conflicts=(RouteConflict(ROUTE_A, 4),),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         in_place=1,
         expected_reason="RouteConflict",
         message_contains=("route 10.1.0.0/16 via 192.0.2.1 not written", "protocol 4"),
@@ -428,7 +428,7 @@ JUDGE_CASES: dict[str, JudgeCase] = {
         settings_with(),
         problems=("ExternalIP: no route to 203.0.113.50, so no source address to use",),
         conflicts=(RouteConflict(ROUTE_A, 2),),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         in_place=1,
         expected_reason="RouteConflict",
         message_contains=("no route to 203.0.113.50", "held by protocol 2"),
@@ -454,10 +454,11 @@ def test_judge(case: JudgeCase) -> None:
 
 def test_judge_clips_long_messages() -> None:
     conflicts = tuple(
-        RouteConflict(Route.build(f"10.{i}.0.0/16", gateway="192.0.2.1"), 4) for i in range(200)
+        RouteConflict(KernelRoute.build(f"10.{i}.0.0/16", gateway="192.0.2.1"), 4)
+        for i in range(200)
     )
 
-    condition = judge(settings_with(), (), conflicts, ApplyResult(), 0)
+    condition = judge(settings_with(), (), conflicts, RouteApplyResult(), 0)
 
     assert len(condition.message) == MAX_MESSAGE
     assert condition.message.endswith("...")

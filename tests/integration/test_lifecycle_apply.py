@@ -56,7 +56,7 @@ def converge(backend: KubeBackend) -> None:
 
 def apply_saved(plan: Plan, backend: KubeBackend) -> service.ApplyResult:
     loaded, _ = savedplan.load(savedplan.dump(plan, {}))
-    return service.apply_saved(loaded, backend, lambda _p: True, 1, service.Deletion(backend))
+    return service.apply_saved(loaded, backend, lambda _p: True, 1, service.DeletionPorts(backend))
 
 
 def test_a_saved_plan_deletes_the_dead_node_with_preconditions(

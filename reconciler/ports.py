@@ -18,13 +18,13 @@ from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.lease import LeaseObject, LeaseSpec
 from reconciler.core.lifecycle_record import DeletionRecord
 from reconciler.core.load import SourceFile
 from reconciler.core.plan import Plan, SitePlan
 from reconciler.core.planner import Planner
 from reconciler.core.routes import RouteApplyResult, RouteDiff, RouteSnapshot
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.probe import ProbeRound
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite

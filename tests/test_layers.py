@@ -67,7 +67,7 @@ def test_a_core_module_doing_io_breaks_the_contracts(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"{PURE} BROKEN" in result.stdout
     assert f"{LAYERS} BROKEN" in result.stdout
-    assert "reconciler.core.diagnostics -> socket" in result.stdout
+    assert "reconciler.model.diagnostics -> socket" in result.stdout
 
 
 ENTRY = "Only entry points import adapters: the rest receives ports"

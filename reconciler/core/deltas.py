@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping
 
 from reconciler.core.desired import DesiredNode
 from reconciler.core.diff import taint_text
-from reconciler.core.load import Topology
 from reconciler.core.plan import DesiredDelta
 from reconciler.core.planner import Planner
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
 
 
 def desired_changes(

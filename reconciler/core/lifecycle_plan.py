@@ -22,9 +22,9 @@ from reconciler.core.lifecycle import (
     decide,
 )
 from reconciler.core.lifecycle_guards import WithheldReason
-from reconciler.core.load import Topology
 from reconciler.core.plan import LifecyclePlan, NodeDeletion, Plan, Withheld
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
 
 
 def site_facts(topology: Topology, plan: Plan, nodes: Mapping[str, NodeState]) -> list[SiteFacts]:

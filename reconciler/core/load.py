@@ -8,17 +8,17 @@ cross-document rules run over the documents that parsed.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from reconciler.core import rules
-from reconciler.core.diagnostics import Diagnostic, Path, errors, ordered, warnings
 from reconciler.core.yamldoc import YamlDocument, parse
 from reconciler.model import topology as t
+from reconciler.model.diagnostics import Diagnostic, Path, errors, ordered, warnings
 from reconciler.model.shown import clip
 
 REFUSED_FILE_CODES = frozenset({"file-size", "read", "symlink-loop"})
@@ -33,20 +33,10 @@ class SourceFile:
 
 
 @dataclass(frozen=True, eq=False)
-class Topology:
-    """The whole validated topology, with the document each site came from."""
-
-    cluster: t.Cluster
-    sites: tuple[t.Site, ...]
-    documents: Mapping[str, YamlDocument] = field(default_factory=dict)
-    warnings: tuple[Diagnostic, ...] = ()  # what validate warned about: plans show it too
-
-
-@dataclass(frozen=True, eq=False)
 class LoadResult:
     """What loading produced: the topology (None when there are errors) and diagnostics."""
 
-    topology: Topology | None
+    topology: t.Topology | None
     diagnostics: list[Diagnostic]
     files: int
 
@@ -78,10 +68,10 @@ def load(files: Iterable[SourceFile], extra: Iterable[Diagnostic] = ()) -> LoadR
     if errors(diagnostics):
         return LoadResult(None, diagnostics, count)
     cluster = clusters[0][0] if clusters else t.Cluster()
-    topology = Topology(
+    topology = t.Topology(
         cluster=cluster,
         sites=tuple(site for site, _ in sites),
-        documents={site.name: doc for site, doc in sites},
+        files={site.name: doc.file for site, doc in sites},
         warnings=tuple(warnings(diagnostics)),
     )
     return LoadResult(topology, diagnostics, count)

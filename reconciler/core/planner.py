@@ -38,13 +38,12 @@ from reconciler.core.kilo import (
     kilo_node,
     newest_check_in,
 )
-from reconciler.core.load import Topology
 from reconciler.core.membership import ClaimIndex, Claims, Member, claims_of
 from reconciler.core.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.project import project
 from reconciler.model import keys
 from reconciler.model.state import NodeState
-from reconciler.model.topology import Site
+from reconciler.model.topology import Site, Topology
 
 
 @dataclass

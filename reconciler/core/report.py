@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.diagnostics import Diagnostic, errors, warnings
-from reconciler.core.load import LoadResult, Topology
-from reconciler.core.yamldoc import YamlDocument
+from reconciler.core.load import LoadResult
+from reconciler.model.diagnostics import Diagnostic, errors, warnings
+from reconciler.model.topology import Topology
 
 VALIDATE_FORMAT_VERSION = 1
 
@@ -32,11 +32,10 @@ def summarize(topology: Topology) -> list[SiteSummary]:
     out = []
     for site in topology.sites:
         spec = site.spec
-        doc: YamlDocument | None = topology.documents.get(site.name)
         out.append(
             SiteSummary(
                 name=site.name,
-                file=doc.file if doc else "",
+                file=topology.files.get(site.name, ""),
                 nodes=tuple(node.name for node in spec.nodes),
                 pools=tuple((p.name, _selector(p.selector)) for p in spec.pools),
                 leaders=spec.leader,

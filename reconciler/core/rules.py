@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator, Sequence
 
-from reconciler.core.diagnostics import Diagnostic
 from reconciler.core.kilo import is_public
 from reconciler.core.yamldoc import YamlDocument
 from reconciler.model import routerules
 from reconciler.model import topology as t
 from reconciler.model.addresses import parse_endpoint
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.names import MAX_ANNOTATIONS_BYTES, annotations_bytes
 from reconciler.model.route import Route
 

@@ -26,7 +26,6 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from reconciler.core.diagnostics import Diagnostic, Path, format_path
 from reconciler.core.yamlerrors import bad_character, file_error, not_utf8, too_large, yaml_error
 from reconciler.core.yamlfast import fast_documents
 from reconciler.core.yamlstrict import (
@@ -38,6 +37,7 @@ from reconciler.core.yamlstrict import (
     Position,
     strict_yaml,
 )
+from reconciler.model.diagnostics import Diagnostic, Path, format_path
 from reconciler.model.shown import clip
 
 

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from reconciler.core.fingerprint import fingerprint, fresh_until, is_fresh, last_seen
-from reconciler.core.load import Topology
 from reconciler.core.plan import Plan
 from reconciler.core.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeCondition, NodeState
+from reconciler.model.topology import Topology
 from tests.core.test_plan import SEEN, live_nodes, state, states_of, topologies
 
 NOW = SEEN + 5

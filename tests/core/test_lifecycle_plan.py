@@ -13,10 +13,10 @@ from msgspec.structs import replace
 from reconciler import service
 from reconciler.core import render, savedplan
 from reconciler.core.lifecycle_probes import ProbeSchedule
-from reconciler.core.load import Topology
 from reconciler.core.plan import Plan
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
 from tests.core.test_plan import site, topology
 from tests.lifecycle_support import NOW, node
 

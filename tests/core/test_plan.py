@@ -30,7 +30,6 @@ from reconciler.core.kilo import (
     kilo_node,
     newest_check_in,
 )
-from reconciler.core.load import Topology
 from reconciler.core.membership import ClaimIndex, claims_of, selects
 from reconciler.core.owned import owned_record, render_owned
 from reconciler.core.plan import Change, NodePlan, Plan
@@ -38,7 +37,7 @@ from reconciler.core.planner import Planner
 from reconciler.core.project import node_write, project
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
-from reconciler.model.topology import Cluster, Site
+from reconciler.model.topology import Cluster, Site, Topology
 
 SEEN = 1_795_683_600
 

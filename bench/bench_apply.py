@@ -42,7 +42,7 @@ from bench import nodegen
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend
 from reconciler.apply import ApplyReport, apply_plan, replanner
-from reconciler.core.load import load
+from reconciler.core.loading.load import load
 from reconciler.core.planner import Planner
 from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer

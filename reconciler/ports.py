@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from reconciler.core.lease import LeaseObject, LeaseSpec
 from reconciler.core.lifecycle_record import DeletionRecord
-from reconciler.core.load import SourceFile
+from reconciler.core.loading.load import SourceFile
 from reconciler.core.plan import Plan, SitePlan
 from reconciler.core.planner import Planner
 from reconciler.core.routes import RouteApplyResult, RouteDiff, RouteSnapshot

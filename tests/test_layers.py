@@ -57,9 +57,9 @@ def test_a_core_module_doing_io_breaks_the_contracts(tmp_path: Path) -> None:
     shutil.copytree(
         REPO / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
     )
-    diagnostics = tmp_path / "reconciler" / "core" / "diagnostics.py"
-    diagnostics.write_text(
-        diagnostics.read_text(encoding="utf-8")
+    module = tmp_path / "reconciler" / "core" / "loading" / "yamlerrors.py"
+    module.write_text(
+        module.read_text(encoding="utf-8")
         + "\nimport socket\nfrom reconciler.adapters import files\n",
         encoding="utf-8",
     )
@@ -67,7 +67,7 @@ def test_a_core_module_doing_io_breaks_the_contracts(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"{PURE} BROKEN" in result.stdout
     assert f"{LAYERS} BROKEN" in result.stdout
-    assert "reconciler.model.diagnostics -> socket" in result.stdout
+    assert "reconciler.core.loading.yamlerrors -> socket" in result.stdout
 
 
 ENTRY = "Only entry points import adapters: the rest receives ports"

@@ -39,7 +39,7 @@ class UsageFailure(Failure):
 def read_topology(directory: Path, rev: str | None) -> Any:
     """Load and validate the topology from a directory or a git revision."""
     from reconciler.adapters.files import SourceError, read_directory
-    from reconciler.core.load import load
+    from reconciler.core.loading.load import load
 
     try:
         if rev:

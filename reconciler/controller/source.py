@@ -22,7 +22,7 @@ from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from reconciler.controller.metrics import Metrics
-from reconciler.core.load import load
+from reconciler.core.loading.load import load
 from reconciler.model.diagnostics import Diagnostic, errors
 from reconciler.model.topology import Topology
 from reconciler.ports import Clock, GitSource, SourceUnavailableError

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.core.load import LoadResult
+from reconciler.core.loading.load import LoadResult
 from reconciler.model.diagnostics import Diagnostic, errors, warnings
 from reconciler.model.topology import Topology
 

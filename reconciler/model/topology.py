@@ -4,7 +4,7 @@ kinds, and :class:`Topology`, the whole tree once loaded and validated.
 Field names are the YAML's (camelCase aliases); every field has a description, which feeds
 the JSON Schema in ``schema/``. Values Kilo reads are canonicalised by the types in
 :mod:`reconciler.model.types`. Rules that span several fields or documents live in
-:mod:`reconciler.core.rules`.
+:mod:`reconciler.core.loading.rules`.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from reconciler.adapters.kube import RetryPolicy
 from reconciler.adapters.patches import node_patch
 from reconciler.apply import apply_plan, replanner
 from reconciler.cli import main
-from reconciler.core.load import load
+from reconciler.core.loading.load import load
 from reconciler.core.plan import Change, NodePlan, Plan
 from reconciler.core.planner import Planner
 from reconciler.core.project import node_write

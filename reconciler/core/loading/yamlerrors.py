@@ -5,7 +5,7 @@ from __future__ import annotations
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-from reconciler.core.yamlstrict import MAX_FILE_BYTES, Position, RefusedError
+from reconciler.core.loading.yamlstrict import MAX_FILE_BYTES, Position, RefusedError
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.shown import clip, describe_character
 

@@ -1,7 +1,7 @@
 """The fast reader: libyaml's C parser, for files it is sure to read as the full one would.
 
 :func:`fast_documents` gives every document of a file as plain data, with YAML 1.2
-scalar resolution, or None - and then the full reader in :mod:`reconciler.core.yamldoc`
+scalar resolution, or None - and then the full reader in :mod:`reconciler.core.loading.yamldoc`
 takes the whole file: a syntax error, a duplicate key, an alias, a written tag, a
 directive, a merge key, a number or date in an unusual spelling, a non-text key, a
 limit. Declining costs time, never correctness.

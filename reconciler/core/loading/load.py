@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from reconciler.core import rules
-from reconciler.core.yamldoc import YamlDocument, parse
+from reconciler.core.loading import rules
+from reconciler.core.loading.yamldoc import YamlDocument, parse
 from reconciler.model import topology as t
 from reconciler.model.diagnostics import Diagnostic, Path, errors, ordered, warnings
 from reconciler.model.shown import clip

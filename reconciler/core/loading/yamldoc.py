@@ -1,10 +1,10 @@
 """YAML text -> plain Python documents, with the line and column of every key and value.
 
 Parsing is ruamel.yaml's (round-trip mode keeps positions, YAML 1.2), under the limits
-that keep hostile input cheap (:mod:`reconciler.core.yamlstrict`): file size, document
+that keep hostile input cheap (:mod:`reconciler.core.loading.yamlstrict`): file size, document
 count, nesting depth and the number of nodes after alias expansion (the "billion
 laughs" bomb is cut off, not expanded). What cannot be read becomes a diagnostic
-(:mod:`reconciler.core.yamlerrors`).
+(:mod:`reconciler.core.loading.yamlerrors`).
 
 Round-trip parsing is slow (pure Python), and positions are only needed to report a
 diagnostic. So a file is first read by libyaml (PyYAML's C parser) into plain data,
@@ -26,9 +26,15 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from reconciler.core.yamlerrors import bad_character, file_error, not_utf8, too_large, yaml_error
-from reconciler.core.yamlfast import fast_documents
-from reconciler.core.yamlstrict import (
+from reconciler.core.loading.yamlerrors import (
+    bad_character,
+    file_error,
+    not_utf8,
+    too_large,
+    yaml_error,
+)
+from reconciler.core.loading.yamlfast import fast_documents
+from reconciler.core.loading.yamlstrict import (
     MAX_DEPTH,
     MAX_DOCUMENTS_PER_FILE,
     MAX_FILE_BYTES,
@@ -265,5 +271,5 @@ class _LazyPositions:
 
 
 def _fast_documents(text: str) -> list[Any] | None:
-    """The fast reader (:mod:`reconciler.core.yamlfast`) under this module's limits."""
+    """The fast reader (:mod:`reconciler.core.loading.yamlfast`) under this module's limits."""
     return fast_documents(text, MAX_DOCUMENTS_PER_FILE, MAX_NODES_PER_DOCUMENT, MAX_DEPTH)

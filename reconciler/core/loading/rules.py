@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterator, Sequence
 
 from reconciler.core.kilo import is_public
-from reconciler.core.yamldoc import YamlDocument
+from reconciler.core.loading.yamldoc import YamlDocument
 from reconciler.model import routerules
 from reconciler.model import topology as t
 from reconciler.model.addresses import parse_endpoint

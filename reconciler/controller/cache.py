@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.core.fingerprint import Fingerprint, fingerprint, fresh_until
+from reconciler.core.fingerprint import Fingerprint, fingerprint
+from reconciler.core.kilo.freshness import fresh_until, is_fresh
 from reconciler.model.state import NodeState
 
 
@@ -46,7 +47,7 @@ class NodeCache:
 
     def _entry(self, node: NodeState, now: int) -> _Entry:
         until = fresh_until(node)
-        fresh = until is not None and now < until
+        fresh = is_fresh(node, now)
         entry = _Entry(node, fingerprint(node), until, fresh)
         if fresh and until is not None:
             heapq.heappush(self._timers, (until, node.name))

@@ -8,14 +8,14 @@ uid, every label (pool selectors, Kilo's region fallback), every annotation but
 ``last-seen`` (declared keys, Kilo's, Talos' ownership lists, topoctl's record), the
 taints, the pod CIDR (Kilo's readiness), and of the conditions Ready (Kilo's readiness
 where Kilo never ran) and TopologyReady (the agents' problems). ``last-seen`` itself
-counts only through its freshness (:func:`fresh_until`).
+counts only through its freshness (:mod:`reconciler.core.kilo.freshness`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 
-from reconciler.core.kilo import KILO_READY_SECONDS
+from reconciler.core.kilo.freshness import KILO_READY_SECONDS, last_seen
 from reconciler.model import keys
 from reconciler.model.state import NodeState
 
@@ -41,28 +41,6 @@ def fingerprint(node: NodeState) -> Fingerprint:
         node.pod_cidr,
         tuple(conditions),
     )
-
-
-def last_seen(node: NodeState) -> int | None:
-    """Kilo's ``last-seen`` (unix seconds), if it is a number."""
-    value = node.annotations.get(keys.KILO_LAST_SEEN)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def fresh_until(node: NodeState) -> int | None:
-    """The unix second from which Kilo no longer counts the node's check-in (None: never
-    checked in). The planner counts it fresh while ``now < fresh_until``."""
-    seen = last_seen(node)
-    return seen + KILO_READY_SECONDS if seen is not None else None
-
-
-def is_fresh(node: NodeState, now: int) -> bool:
-    """Whether Kilo counts the node's check-in as recent at ``now``."""
-    until = fresh_until(node)
-    return until is not None and now < until
 
 
 def only_heartbeat(before: NodeState, after: NodeState) -> bool:

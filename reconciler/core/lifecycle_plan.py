@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reconciler.core.kilo import PER_NODE
+from reconciler.core.kilo.leader import PER_NODE
 from reconciler.core.lifecycle import (
     Decisions,
     Delete,

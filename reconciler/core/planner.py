@@ -30,14 +30,9 @@ from reconciler.core.desired import (
     routes_for,
 )
 from reconciler.core.diff import diff_node, with_agent
-from reconciler.core.kilo import (
-    PER_NODE,
-    KiloNode,
-    find_leader,
-    kilo_location,
-    kilo_node,
-    newest_check_in,
-)
+from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.leader import PER_NODE, find_leader
+from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
 from reconciler.core.membership import ClaimIndex, Claims, Member, claims_of
 from reconciler.core.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.project import project

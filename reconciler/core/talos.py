@@ -34,7 +34,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from reconciler.core.desired import desired_node, location_ips_anchor
-from reconciler.core.kilo import PER_NODE
+from reconciler.core.kilo.leader import PER_NODE
 from reconciler.core.membership import ClaimIndex, Member, claims_of
 from reconciler.model.state import NodeState, TaintValue
 from reconciler.model.topology import Cluster, Site

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from reconciler.core.fingerprint import fingerprint, fresh_until, is_fresh, last_seen
+from reconciler.core.fingerprint import fingerprint
+from reconciler.core.kilo.freshness import fresh_until, is_fresh, last_seen
 from reconciler.core.plan import Plan
 from reconciler.core.planner import Planner
 from reconciler.model import keys

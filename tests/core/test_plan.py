@@ -22,14 +22,9 @@ from reconciler.adapters.snapshot import merge_patch
 from reconciler.core import render
 from reconciler.core.desired import DesiredNode
 from reconciler.core.diff import diff_node, with_agent
-from reconciler.core.kilo import (
-    KiloNode,
-    find_leader,
-    is_public,
-    kilo_location,
-    kilo_node,
-    newest_check_in,
-)
+from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.leader import find_leader
+from reconciler.core.kilo.node import KiloNode, is_public, kilo_location, kilo_node
 from reconciler.core.membership import ClaimIndex, claims_of, selects
 from reconciler.core.owned import owned_record, render_owned
 from reconciler.core.plan import Change, NodePlan, Plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator, Sequence
 
-from reconciler.core.kilo import is_public
+from reconciler.core.kilo.node import is_public
 from reconciler.core.loading.yamldoc import YamlDocument
 from reconciler.model import routerules
 from reconciler.model import topology as t

@@ -1,15 +1,16 @@
-"""Kilo's own reading of node data, reproduced exactly (squat/kilo pkg/mesh)."""
+"""How Kilo reads a Node, reproduced exactly (squat/kilo pkg/k8s/backend.go translateNode,
+pkg/mesh/ip.go): its location, endpoint, internal IP, key and readiness."""
 
 from __future__ import annotations
 
 import base64
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import msgspec
 
+from reconciler.core.kilo.freshness import is_fresh
 from reconciler.model import keys
 from reconciler.model.addresses import parse_endpoint
 from reconciler.model.state import NodeState
@@ -43,11 +44,7 @@ def is_public(ip: str) -> bool:
     return not (addr.packed[0] == 0xFD and addr.packed[1] == 0x00)
 
 
-# Granularities under which every node is a segment of its own and leads it (Kilo's
-# ``full``; Cozystack's ``cross``, where nodes of one location are not peers either).
-PER_NODE = frozenset({"full", "cross"})
 WIREGUARD_KEY_BYTES = 32
-KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
 REGION_LABEL = "topology.kubernetes.io/region"  # Kilo's location when the annotation is absent
 
 
@@ -96,13 +93,11 @@ def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
     if reference is None:
         ready = node.ready == "True"
     else:
-        seen = _int(annotations.get(keys.KILO_LAST_SEEN))
         ready = (
             endpoint is not None
             and is_wireguard_key(annotations.get(keys.KILO_KEY))
             and bool(node.pod_cidr)
-            and seen is not None
-            and reference - seen < KILO_READY_SECONDS
+            and is_fresh(node, reference)
         )
     return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
 
@@ -117,36 +112,6 @@ def is_wireguard_key(value: str | None) -> bool:
         return len(base64.b64decode(value, validate=True)) == WIREGUARD_KEY_BYTES
     except ValueError:
         return False
-
-
-def newest_check_in(nodes: Iterable[NodeState]) -> int | None:
-    """The newest Kilo ``last-seen`` among the nodes, or None where Kilo never ran."""
-    seen = [s for n in nodes if (s := _int(n.annotations.get(keys.KILO_LAST_SEEN))) is not None]
-    return max(seen) if seen else None
-
-
-def find_leader(nodes: Sequence[KiloNode]) -> KiloNode | None:
-    """Kilo's ``findLeader`` (pkg/mesh/topology.go) over one segment's Ready nodes.
-
-    In name order: the first leader-annotated node with a public endpoint; else the first
-    leader-annotated node; else the first with a public endpoint; else the first. Nodes
-    without an internal IP form segments of their own under ``location`` granularity
-    (pkg/mesh/topology.go NewTopology), so they never lead the location's segment; under
-    ``full`` and ``cross`` every node is a segment of its own (see :data:`PER_NODE`).
-    """
-    segment = sorted(
-        (n for n in nodes if n.ready and n.internal_ip is not None), key=lambda n: n.name.encode()
-    )
-    if not segment:
-        return None
-    leaders = [n for n in segment if n.leader]
-    for node in leaders:
-        if node.public_endpoint:
-            return node
-    if leaders:
-        return leaders[0]
-    public = [n for n in segment if n.public_endpoint]
-    return public[0] if public else segment[0]
 
 
 @lru_cache(maxsize=65536)
@@ -172,12 +137,5 @@ def _cidr_ip(value: str | None) -> str | None:
         return quad.group(1)
     try:
         return str(ipaddress.ip_interface(value).ip)
-    except ValueError:
-        return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
     except ValueError:
         return None

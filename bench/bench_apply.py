@@ -43,7 +43,7 @@ from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend
 from reconciler.apply import ApplyReport, apply_plan, replanner
 from reconciler.core.loading.load import load
-from reconciler.core.planner import Planner
+from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import WRITE_VERBS, RequestInfo

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from reconciler.core.fingerprint import only_heartbeat
-from reconciler.core.plan import NodeDeletion, NodePlan, Plan
-from reconciler.core.planner import Planner
-from reconciler.core.project import holds, node_write
+from reconciler.core.planning.fingerprint import only_heartbeat
+from reconciler.core.planning.plan import NodeDeletion, NodePlan, Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import holds, node_write
 from reconciler.model.state import NodeState
 from reconciler.ports import (
     BackendError,

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from reconciler.core.lease import LeaseObject, LeaseSpec
 from reconciler.core.lifecycle_record import DeletionRecord
 from reconciler.core.loading.load import SourceFile
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.core.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.probe import ProbeRound

@@ -40,7 +40,7 @@ from reconciler.controller.source import Good, Refused, Source
 from reconciler.controller.status import STATUS_NAME, StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.lease import Timing
-from reconciler.core.plan import NodeDeletion
+from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, GitSource

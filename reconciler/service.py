@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import apply as executor
-from reconciler.core.deltas import desired_changes
 from reconciler.core.lifecycle import Observations
 from reconciler.core.lifecycle_plan import lifecycle_plan
 from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
 from reconciler.core.lifecycle_record import DeletionRecord
-from reconciler.core.plan import DesiredDelta, Plan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.deltas import desired_changes
+from reconciler.core.planning.plan import DesiredDelta, Plan
+from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import Clock, ClusterBackend, ClusterReader, NodeDeleter, NodeExporter, Prober

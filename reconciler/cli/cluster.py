@@ -102,7 +102,7 @@ def plan(
     the_plan = result.plan
     print_plan(the_plan, fmt, result.deltas)
     if out is not None:
-        from reconciler.core import savedplan
+        from reconciler.core.planning import savedplan
 
         _save(out, savedplan.dump(the_plan, cluster_source(snapshot, kubeconfig, context)))
         click.echo(f"plan saved to {out}: apply it with `topoctl apply {out}`", err=True)
@@ -123,7 +123,7 @@ def _save(out: Path, text: str) -> None:
 
 def _read_saved(target: Path) -> str | None:
     """The text of TARGET when it is a saved plan (known by content, not by name)."""
-    from reconciler.core import savedplan
+    from reconciler.core.planning import savedplan
 
     if not target.is_file():
         return None
@@ -219,7 +219,7 @@ def apply(
     """
     from reconciler import apply as executor
     from reconciler import service
-    from reconciler.core import savedplan
+    from reconciler.core.planning import savedplan
 
     one_shot()
 

@@ -25,8 +25,8 @@ from reconciler.core.lifecycle import Observations
 from reconciler.core.lifecycle_plan import lifecycle_plan
 from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
 from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.plan import LifecyclePlan, NodeDeletion
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion
+from reconciler.core.planning.planner import Planner
 from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology

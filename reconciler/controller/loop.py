@@ -25,8 +25,8 @@ from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
 from reconciler.controller.leader import SystemClock
 from reconciler.controller.queue import SiteQueue
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
 from reconciler.ports import Clock, ClusterBackend, ClusterWatcher, Observer
 

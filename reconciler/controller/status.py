@@ -24,8 +24,8 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
 from reconciler.ports import BackendError, Clock, ConflictError, StatusStore

@@ -22,7 +22,7 @@ from reconciler.core.lifecycle import (
     decide,
 )
 from reconciler.core.lifecycle_guards import WithheldReason
-from reconciler.core.plan import LifecyclePlan, NodeDeletion, Plan, Withheld
+from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion, Plan, Withheld
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from reconciler.core import render_lifecycle
-from reconciler.core.plan import (
+from reconciler.core.planning.plan import (
     PLAN_FORMAT_VERSION,
     Change,
     DesiredDelta,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.core.plan import LifecyclePlan
+from reconciler.core.planning.plan import LifecyclePlan
 
 NOT_PROBED_HINT = "plan with --probe to probe them from here; it takes about a minute"
 

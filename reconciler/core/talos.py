@@ -4,7 +4,7 @@ Pure. A patch carries, for one node (or one pool, whose members have no name yet
 
 - ``machine.nodeAnnotations``: every annotation topoctl writes on the node (the Kilo keys
   and the topology's own), with exactly the values ``topoctl apply`` writes: both come
-  from :func:`reconciler.core.desired.desired_node`. topoctl's bookkeeping keys
+  from :func:`reconciler.core.planning.desired.desired_node`. topoctl's bookkeeping keys
   (``topoctl.io/owned``, ``topoctl.io/agent``) stay with the controller: the agent
   settings follow the predicted leader, which only the live cluster knows;
 - ``machine.nodeLabels``: only the labels a kubelet may set on its own Node under the
@@ -33,9 +33,9 @@ from typing import Any, Literal
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from reconciler.core.desired import desired_node, location_ips_anchor
 from reconciler.core.kilo.leader import PER_NODE
-from reconciler.core.membership import ClaimIndex, Member, claims_of
+from reconciler.core.planning.desired import desired_node, location_ips_anchor
+from reconciler.core.planning.membership import ClaimIndex, Member, claims_of
 from reconciler.model.state import NodeState, TaintValue
 from reconciler.model.topology import Cluster, Site
 

@@ -24,7 +24,7 @@ from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.informer import InformerSettings
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.core.loading.load import load
-from reconciler.core.planner import Planner
+from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import Observer

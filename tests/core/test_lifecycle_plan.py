@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from msgspec.structs import replace
 
 from reconciler import service
-from reconciler.core import render, savedplan
+from reconciler.core import render
 from reconciler.core.lifecycle_probes import ProbeSchedule
-from reconciler.core.plan import Plan
+from reconciler.core.planning import savedplan
+from reconciler.core.planning.plan import Plan
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology

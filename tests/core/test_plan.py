@@ -20,16 +20,16 @@ from hypothesis import strategies as st
 from reconciler.adapters.patches import node_patch as write_patch
 from reconciler.adapters.snapshot import merge_patch
 from reconciler.core import render
-from reconciler.core.desired import DesiredNode
-from reconciler.core.diff import diff_node, with_agent
 from reconciler.core.kilo.freshness import newest_check_in
 from reconciler.core.kilo.leader import find_leader
 from reconciler.core.kilo.node import KiloNode, is_public, kilo_location, kilo_node
-from reconciler.core.membership import ClaimIndex, claims_of, selects
-from reconciler.core.owned import owned_record, render_owned
-from reconciler.core.plan import Change, NodePlan, Plan
-from reconciler.core.planner import Planner
-from reconciler.core.project import node_write, project
+from reconciler.core.planning.desired import DesiredNode
+from reconciler.core.planning.diff import diff_node, with_agent
+from reconciler.core.planning.membership import ClaimIndex, claims_of, selects
+from reconciler.core.planning.owned import owned_record, render_owned
+from reconciler.core.planning.plan import Change, NodePlan, Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import node_write, project
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
 from reconciler.model.topology import Cluster, Site, Topology

@@ -27,9 +27,9 @@ from reconciler.adapters.patches import node_patch
 from reconciler.apply import apply_plan, replanner
 from reconciler.cli import main
 from reconciler.core.loading.load import load
-from reconciler.core.plan import Change, NodePlan, Plan
-from reconciler.core.planner import Planner
-from reconciler.core.project import node_write
+from reconciler.core.planning.plan import Change, NodePlan, Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import node_write
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer

@@ -12,8 +12,8 @@ import pytest
 from reconciler import service
 from reconciler.adapters.kube import KubeBackend
 from reconciler.apply import StalePlanError
-from reconciler.core import savedplan
-from reconciler.core.plan import Plan
+from reconciler.core.planning import savedplan
+from reconciler.core.planning.plan import Plan
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, fsn1
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from reconciler.core.plan import DELETE, PUT, Change, NodePlan
+from reconciler.core.planning.plan import DELETE, PUT, Change, NodePlan
 from reconciler.model.state import NodeState, NodeWrite, TaintValue
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.core.plan import (
+from reconciler.core.planning.plan import (
     Action,
     Change,
     LeaderPrediction,

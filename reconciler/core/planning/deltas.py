@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from reconciler.core.desired import DesiredNode
-from reconciler.core.diff import taint_text
-from reconciler.core.plan import DesiredDelta
-from reconciler.core.planner import Planner
+from reconciler.core.planning.desired import DesiredNode
+from reconciler.core.planning.diff import taint_text
+from reconciler.core.planning.plan import DesiredDelta
+from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reconciler.core.desired import DesiredNode
-from reconciler.core.owned import empty_record, owned_record, render_owned
-from reconciler.core.plan import (
+from reconciler.core.planning.desired import DesiredNode
+from reconciler.core.planning.owned import empty_record, owned_record, render_owned
+from reconciler.core.planning.plan import (
     ADOPTED,
     DECLARED,
     DELETE,

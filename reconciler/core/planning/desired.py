@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from reconciler.core.membership import Member
+from reconciler.core.planning.membership import Member
 from reconciler.model import keys
 from reconciler.model.addresses import parse_endpoint
 from reconciler.model.route import Route

@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from reconciler.core.desired import (
+from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.leader import PER_NODE, find_leader
+from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
+from reconciler.core.planning.desired import (
     AGENT_ANNOTATION_LIMIT,
     DesiredNode,
     agent_annotation,
@@ -29,13 +32,10 @@ from reconciler.core.desired import (
     location_ips_anchor,
     routes_for,
 )
-from reconciler.core.diff import diff_node, with_agent
-from reconciler.core.kilo.freshness import newest_check_in
-from reconciler.core.kilo.leader import PER_NODE, find_leader
-from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
-from reconciler.core.membership import ClaimIndex, Claims, Member, claims_of
-from reconciler.core.plan import LeaderPrediction, NodePlan, Plan, SitePlan
-from reconciler.core.project import project
+from reconciler.core.planning.diff import diff_node, with_agent
+from reconciler.core.planning.membership import ClaimIndex, Claims, Member, claims_of
+from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
+from reconciler.core.planning.project import project
 from reconciler.model import keys
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Site, Topology

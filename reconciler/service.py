@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import apply as executor
-from reconciler.core.lifecycle import Observations
-from reconciler.core.lifecycle_plan import lifecycle_plan
-from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
-from reconciler.core.lifecycle_record import DeletionRecord
+from reconciler.core.lifecycle.planned import lifecycle_plan
+from reconciler.core.lifecycle.probes import ProbeHistory, ProbeSchedule, addresses_to_probe
+from reconciler.core.lifecycle.record import DeletionRecord
+from reconciler.core.lifecycle.rules import Observations
 from reconciler.core.planning.deltas import desired_changes
 from reconciler.core.planning.plan import DesiredDelta, Plan
 from reconciler.core.planning.planner import Planner

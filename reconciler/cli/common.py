@@ -178,7 +178,7 @@ def deletion_for(backend: Any) -> Any:
 
     def before(deletion: Any) -> None:
         from reconciler.controller.lifecycle import node_deleted
-        from reconciler.core.lifecycle_record import Deletion
+        from reconciler.core.lifecycle.record import Deletion
 
         now = datetime.now(UTC)
         record = records.load_record().with_deletions([Deletion(now, deletion.node)], now)

@@ -4,7 +4,7 @@ On the lease holder only, every probe interval (or sooner when a node changes, e
 its Ready condition, but never more than one round per interval): one ICMP round over the members'
 addresses joins the history kept in memory (a restart only restarts the minute of
 probes: the NotReady clock is the Ready condition's ``lastTransitionTime``), the core
-decides (:mod:`reconciler.core.lifecycle`), and each deletion is first written into the
+decides (:mod:`reconciler.core.lifecycle.rules`), and each deletion is first written into the
 deletion record (so the hourly budget survives a restart or failover), then announced
 by an Event on the Node, then sent as a DELETE with uid and resourceVersion
 preconditions. ``--dry-run`` logs and counts what would be deleted. A pass costs no
@@ -21,10 +21,10 @@ from datetime import datetime
 
 from reconciler.apply import ApplyReport, delete_dead
 from reconciler.controller.metrics import Metrics
-from reconciler.core.lifecycle import Observations
-from reconciler.core.lifecycle_plan import lifecycle_plan
-from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.planned import lifecycle_plan
+from reconciler.core.lifecycle.probes import ProbeHistory, ProbeSchedule, addresses_to_probe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Observations
 from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion
 from reconciler.core.planning.planner import Planner
 from reconciler.model.records import EventRecord

@@ -12,7 +12,7 @@ from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
 from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology

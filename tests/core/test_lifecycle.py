@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from reconciler.core.lifecycle import (
+from reconciler.core.lifecycle.probes import NodeProbe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import (
     Decisions,
     Delete,
     MemberFacts,
@@ -17,8 +19,6 @@ from reconciler.core.lifecycle import (
     Withhold,
     decide,
 )
-from reconciler.core.lifecycle_probes import NodeProbe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
 from reconciler.model import keys
 from reconciler.model.state import NodeCondition, NodeState
 from reconciler.model.topology import ClusterLifecycle, SiteLifecycle

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.core.lifecycle import (
+from reconciler.core.lifecycle.guards import SiteFacts
+from reconciler.core.lifecycle.probes import NodeProbe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import (
     Decisions,
     Delete,
     MemberFacts,
@@ -12,10 +15,7 @@ from reconciler.core.lifecycle import (
     WithheldReason,
     decide,
 )
-from reconciler.core.lifecycle_guards import SiteFacts
-from reconciler.core.lifecycle_probes import NodeProbe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.lifecycle_text import human_duration, percent, ratio_text
+from reconciler.core.lifecycle.text import human_duration, percent, ratio_text
 from reconciler.model.state import NodeState
 from reconciler.model.topology import ClusterLifecycle
 from tests.lifecycle_support import NOW, answered, node, policy, rails, silent, site, unknown

@@ -12,7 +12,7 @@ from msgspec.structs import replace
 
 from reconciler import service
 from reconciler.core import render
-from reconciler.core.lifecycle_probes import ProbeSchedule
+from reconciler.core.lifecycle.probes import ProbeSchedule
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
 from reconciler.model.probe import ProbeOutcome, ProbeRound

@@ -7,9 +7,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.lifecycle import Decisions, MemberFacts, Observations, SiteFacts, decide
-from reconciler.core.lifecycle_probes import NodeProbe, ProbeVerdict
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Decisions, MemberFacts, Observations, SiteFacts, decide
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.topology import ClusterLifecycle

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reconciler.core.lifecycle_probes import NodeProbe
-from reconciler.core.lifecycle_text import ratio_text, site_disrupted_text
+from reconciler.core.lifecycle.probes import NodeProbe
+from reconciler.core.lifecycle.text import ratio_text, site_disrupted_text
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.state import NodeState
 from reconciler.model.topology import SiteLifecycle

@@ -10,7 +10,7 @@ times, the deletion record and ``now``. A NotReady member of a site with
 - not protected: control-plane, the ``protect`` selector, the exclude-from-lifecycle
   label, the predicted Kilo leader and the pinned leader candidates;
 - no sign of life: a ``kilo.squat.ai/last-seen`` or a node Lease renewed within 60 s;
-- neither its site nor the cluster is disrupted (:mod:`.lifecycle_guards`);
+- neither its site nor the cluster is disrupted (:mod:`.guards`);
 - the hourly budget is not spent, counting this round's own deletions.
 
 Ready members get no decision: they are probed only to check the prober's vantage point.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from reconciler.core.lifecycle_guards import (
+from reconciler.core.lifecycle.guards import (
     Guard,
     MemberFacts,
     SiteFacts,
@@ -32,9 +32,9 @@ from reconciler.core.lifecycle_guards import (
     site_guard,
     vantage_guard,
 )
-from reconciler.core.lifecycle_probes import NOT_PROBED, NodeProbe, ProbeVerdict
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.lifecycle_text import deletion_text, human_duration
+from reconciler.core.lifecycle.probes import NOT_PROBED, NodeProbe, ProbeVerdict
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.text import deletion_text, human_duration
 from reconciler.model import keys
 from reconciler.model.state import NodeState
 from reconciler.model.topology import ClusterLifecycle

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.core.kilo.leader import PER_NODE
-from reconciler.core.lifecycle import (
+from reconciler.core.lifecycle.guards import WithheldReason
+from reconciler.core.lifecycle.rules import (
     Decisions,
     Delete,
     MemberFacts,
@@ -21,7 +22,6 @@ from reconciler.core.lifecycle import (
     SiteFacts,
     decide,
 )
-from reconciler.core.lifecycle_guards import WithheldReason
 from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion, Plan, Withheld
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology

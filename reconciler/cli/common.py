@@ -210,12 +210,14 @@ def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:
 
 def topology_or_fail(directory: Path, rev: str | None) -> Any:
     """The valid topology (its warnings ride along into the plan), or a clear failure."""
-    from reconciler.core import report
+    from reconciler.core.rendering import validation
 
     result, sources = read_topology(directory, rev)
     if not result.ok:
-        click.echo(report.text(result.diagnostics, sources), err=True)
-        raise Failure(f"{directory}: {report.verdict(result)} - run `topoctl validate` for details")
+        click.echo(validation.text(result.diagnostics, sources), err=True)
+        raise Failure(
+            f"{directory}: {validation.verdict(result)} - run `topoctl validate` for details"
+        )
     return result.topology
 
 
@@ -256,23 +258,23 @@ def leave(code: object) -> NoReturn:
 
 
 def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
-    from reconciler.core import render
+    from reconciler.core.rendering import plans
 
     if sys.stdout is None:  # started without a stdout (``>&-``): nowhere to print
         return
     if fmt == "json":
-        click.echo(render.as_json(plan, deltas), nl=False)
+        click.echo(plans.as_json(plan, deltas), nl=False)
     elif fmt == "markdown":
-        click.echo(render.markdown(plan, deltas), nl=False)
+        click.echo(plans.markdown(plan, deltas), nl=False)
     else:
         from rich.console import Console
 
         # One change, one line: CI logs, grep and diffs of saved output need them unbroken.
         console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
         if console.is_terminal:  # colours: rich parses the markup
-            console.print(render.text(plan, deltas), soft_wrap=True)
+            console.print(plans.text(plan, deltas), soft_wrap=True)
         else:  # the same text, without rich's markup parsing (seconds for a large plan)
-            click.echo(render.text(plan, deltas, markup=False))
+            click.echo(plans.text(plan, deltas, markup=False))
 
 
 AS_PROGRAM: list[bool] = []  # run() fills it: the process ends with the command

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from reconciler.core import render_lifecycle
 from reconciler.core.planning.plan import (
     PLAN_FORMAT_VERSION,
     Change,
@@ -21,6 +20,7 @@ from reconciler.core.planning.plan import (
     NodePlan,
     Plan,
 )
+from reconciler.core.rendering import lifecycle as lifecycle_lines
 from reconciler.model import keys
 
 
@@ -131,7 +131,7 @@ def summary_line(plan: Plan) -> str:
         extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
     if plan.errors:
         extra.append(f"{len(plan.errors)} error{'s' * (len(plan.errors) != 1)}")
-    if deleting := render_lifecycle.summary(plan.lifecycle):
+    if deleting := lifecycle_lines.summary(plan.lifecycle):
         extra.insert(0, deleting)
     if not plan.has_changes and not plan.conflicts and not plan.errors:
         return "No changes. The cluster matches the topology."
@@ -180,7 +180,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
                 if change.verb not in ("set", "update") and change.why:
                     out.append("          " + styled("dim", f"# {change.why}"))
         out.append("")
-    decided = render_lifecycle.lines(plan.lifecycle)
+    decided = lifecycle_lines.lines(plan.lifecycle)
     if decided:
         out.append(styled("bold", "lifecycle") + " (sites that delete unreachable nodes)")
         out += [f"  {esc(line)}" for line in decided]
@@ -294,7 +294,7 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
                 if change.verb not in ("set", "update") and change.why:
                     out.append(f"#   {change.why}")
         out += ["```", "", "</details>", ""]
-    decided = render_lifecycle.lines(plan.lifecycle)
+    decided = lifecycle_lines.lines(plan.lifecycle)
     if decided:
         out += ["**Lifecycle** (sites that delete unreachable nodes)", ""]
         out += [f"- {line}" for line in decided]
@@ -344,7 +344,7 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:
         ],
     }
     if plan.lifecycle is not None:
-        payload["lifecycle"] = render_lifecycle.as_data(plan.lifecycle)
+        payload["lifecycle"] = lifecycle_lines.as_data(plan.lifecycle)
         payload["summary"]["deletions"] = len(plan.lifecycle.deletions)
     return orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from reconciler.core.schema import topology_schema
+from reconciler.core.rendering.schema import topology_schema
 from reconciler.model import topology as t
 
 HEADER = """\

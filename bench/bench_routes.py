@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from reconciler.adapters.netlink import NetlinkAdapter
-from reconciler.core.routes import KernelRoute, RouteDiff, diff_routes
+from reconciler.core.agent.routes import KernelRoute, RouteDiff, diff_routes
 
 PROTOCOL = 193
 GATEWAY = "192.0.2.2"

@@ -18,12 +18,12 @@ from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.core.lease import LeaseObject, LeaseSpec
 from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.loading.load import SourceFile
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
-from reconciler.core.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.probe import ProbeRound
 from reconciler.model.records import EventRecord, StatusRecord

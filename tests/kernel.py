@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.core.routes import KernelRoute
+from reconciler.core.agent.routes import KernelRoute
 
 
 def ip(netns: str, *args: str) -> str:

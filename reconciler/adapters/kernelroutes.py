@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-from reconciler.core.routes import RouteApplyResult, RouteDiff, RouteSnapshot
+from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.ports import RouteTableError
 
 

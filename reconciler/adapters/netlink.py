@@ -14,7 +14,7 @@ in reconciler.adapters.netlink_msg (why by hand: see there).
   blocking.
 
 pyroute2 opens sockets inside a named network namespace and answers route
-lookups (`source_address`). Decisions live in reconciler.core.routes; this
+lookups (`source_address`). Decisions live in reconciler.core.agent.routes; this
 module only moves bytes. Not thread-safe: one adapter per thread.
 """
 
@@ -34,7 +34,7 @@ from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from reconciler.adapters import netlink_msg as msg
-from reconciler.core.routes import (
+from reconciler.core.agent.routes import (
     Action,
     KernelRoute,
     RouteApplyResult,

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Final, NamedTuple
 
-from reconciler.core.routes import KernelRoute, RouteKey
+from reconciler.core.agent.routes import KernelRoute, RouteKey
 
 NLMSG_ERROR: Final = 2
 NLMSG_DONE: Final = 3

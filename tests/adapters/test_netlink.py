@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-from reconciler.core.routes import (
+from reconciler.core.agent.routes import (
     KernelRoute,
     RouteApplyResult,
     RouteConflict,

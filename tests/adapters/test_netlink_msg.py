@@ -20,7 +20,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from reconciler.adapters import netlink_msg as msg
-from reconciler.core.routes import KernelRoute
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model.routerules import RESERVED_PROTOCOLS
 
 OURS = 193

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.core.routes import KernelRoute
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from tests.kernel import ip, route_entries, route_from_ip
 

@@ -16,7 +16,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from reconciler.core.routes import (
+from reconciler.core.agent.routes import (
     KernelRoute,
     RouteApplyResult,
     RouteDiff,

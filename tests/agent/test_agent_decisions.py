@@ -18,7 +18,7 @@ import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
 from reconciler.agent import Agent, PassReport
-from reconciler.core.routes import KernelRoute
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
 from tests.agent.conftest import (

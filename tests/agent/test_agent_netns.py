@@ -19,7 +19,7 @@ from reconciler.adapters.kernelroutes import KernelRouteTable
 from reconciler.adapters.netlink import NetlinkAdapter
 from reconciler.adapters.snapshot import SnapshotBackend
 from reconciler.agent import Agent, PassReport
-from reconciler.core.routes import KernelRoute
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from tests.agent.conftest import (
     EXTERNAL_TARGET,

@@ -12,21 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.nodeagent import (
-    MAX_MESSAGE,
-    Condition,
-    Published,
-    SettingsError,
-    addresses_ready,
-    judge,
-    merge_addresses,
-    merge_condition,
-    parse_settings,
-    without_uninitialized,
-)
-from reconciler.core.routes import KernelRoute, RouteApplyResult, RouteConflict, RouteFailure
+from reconciler.core.agent.addresses import addresses_ready, merge_addresses, without_uninitialized
+from reconciler.core.agent.condition import MAX_MESSAGE, Condition, judge, merge_condition
+from reconciler.core.agent.published import Published, parse_settings
+from reconciler.core.agent.routes import KernelRoute, RouteApplyResult, RouteConflict, RouteFailure
 from reconciler.model import keys
-from reconciler.model.settings import AgentRoute, AgentSettings
+from reconciler.model.settings import AgentRoute, AgentSettings, SettingsFormatError
 from reconciler.model.state import NodeCondition, TaintValue
 
 Address = tuple[str, str]
@@ -231,7 +222,9 @@ def test_parse_settings_keeps_the_taint_when_told_to() -> None:
 
 
 def test_parse_settings_without_the_annotation_says_what_to_run() -> None:
-    with pytest.raises(SettingsError, match=r"no topoctl\.io/agent annotation.*topoctl apply"):
+    with pytest.raises(
+        SettingsFormatError, match=r"no topoctl\.io/agent annotation.*topoctl apply"
+    ):
         parse_settings({"kilo.squat.ai/location": "fsn1"})
 
 
@@ -264,7 +257,7 @@ def test_parse_settings_without_the_annotation_says_what_to_run() -> None:
 )
 def test_parse_settings_unreadable_annotation_is_a_settings_error(raw: str, names: str) -> None:
     with pytest.raises(
-        SettingsError, match=r"topoctl\.io/agent is not valid agent settings"
+        SettingsFormatError, match=r"topoctl\.io/agent is not valid agent settings"
     ) as err:
         parse_settings({keys.TOPOCTL_AGENT: raw})
 
@@ -277,7 +270,7 @@ def test_parse_settings_unknown_format_version_is_named(version: Any, shown: str
     if version is not None:
         payload["v"] = version
 
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(SettingsFormatError) as err:
         parse_settings({keys.TOPOCTL_AGENT: json.dumps(payload)})
 
     assert str(err.value) == (

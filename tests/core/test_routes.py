@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.routes import (
+from reconciler.core.agent.routes import (
     InvalidRouteError,
     KernelRoute,
     RouteConflict,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core.routes import InvalidRouteError, KernelRoute
+from reconciler.core.agent.routes import InvalidRouteError, KernelRoute
 from tests.validate.support import (
     CLUSTER,
     E,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
-from reconciler.core.lease import LeaseObject, LeaseSpec
+from reconciler.core.election.lease import LeaseObject, LeaseSpec
 from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.loading.load import SourceFile
 from reconciler.core.planning.plan import Plan, SitePlan

@@ -39,7 +39,7 @@ from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObser
 from reconciler.controller.source import Good, Refused, Source
 from reconciler.controller.status import STATUS_NAME, StatusReporter
 from reconciler.controller.webhook import read_secret
-from reconciler.core.lease import Timing
+from reconciler.core.election.lease import Timing
 from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology

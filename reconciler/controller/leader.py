@@ -1,4 +1,4 @@
-"""The leader-election loop: drives ``reconciler.core.lease`` over a LeasePort with a Clock.
+"""The leader-election loop: drives ``reconciler.core.election`` over a LeasePort with a Clock.
 
 Hand-written rather than the client's ``kubernetes.leaderelection``, because that one
 refuses retry periods (and deadlines) under 1 s, calls ``sys.exit`` on bad config,
@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from reconciler.core.lease import JITTER_FACTOR, WRITES, Decision, Elector, LeaseAction, Timing
+from reconciler.core.election.elector import WRITES, Decision, Elector, LeaseAction
+from reconciler.core.election.lease import JITTER_FACTOR, Timing
 from reconciler.ports import Clock, LeaseConflictError, LeaseError, LeasePort
 
 log = logging.getLogger("topoctl.leader")

@@ -17,7 +17,8 @@ from kubernetes import client
 
 from reconciler.adapters.kubelease import KubeLease, discover_namespace
 from reconciler.controller.leader import LeaderElector
-from reconciler.core.lease import LeaseAction, LeaseSpec, Timing
+from reconciler.core.election.elector import LeaseAction
+from reconciler.core.election.lease import LeaseSpec, Timing
 from reconciler.ports import LeaseConflictError, LeaseError
 from tests.apiserver import ApiServer, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig

@@ -13,15 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.lease import (
-    Decision,
-    Elector,
-    LeaseAction,
-    LeaseObject,
-    LeaseSpec,
-    Timing,
-    default_namespace,
-)
+from reconciler.core.election.elector import Decision, Elector, LeaseAction
+from reconciler.core.election.lease import LeaseObject, LeaseSpec, Timing, default_namespace
 
 WALL = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -27,11 +27,10 @@ reports the outcome back.
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-JITTER_FACTOR = 1.2  # client-go's leaderelection.JitterFactor
+from reconciler.core.election.lease import LeaseObject, LeaseSpec, Timing
 
 
 class LeaseAction(enum.Enum):
@@ -51,49 +50,6 @@ WRITES = frozenset(
 
 
 @dataclass(frozen=True)
-class Timing:
-    """Seconds; validated as client-go validates its config (except the 1 s floors)."""
-
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not self.lease_duration > self.renew_deadline:
-            raise ValueError("the lease duration must be greater than the renew deadline")
-        if not self.renew_deadline > JITTER_FACTOR * self.retry_period:
-            raise ValueError(
-                f"the renew deadline must be greater than {JITTER_FACTOR} x the retry period"
-            )
-        if not self.retry_period > 0:
-            raise ValueError("the retry period must be positive")
-
-    @property
-    def duration_seconds(self) -> int:
-        """``leaseDurationSeconds`` as written (an integer, at least 1)."""
-        return max(1, math.ceil(self.lease_duration))
-
-
-@dataclass(frozen=True)
-class LeaseSpec:
-    """The election record: a Lease's spec. ``holder`` is "" when nobody holds it."""
-
-    holder: str = ""
-    duration_seconds: int | None = None
-    acquire_time: datetime | None = None
-    renew_time: datetime | None = None
-    transitions: int = 0
-
-
-@dataclass(frozen=True)
-class LeaseObject:
-    """A Lease as read from (or returned by) the API: its record and resourceVersion."""
-
-    spec: LeaseSpec
-    resource_version: str
-
-
-@dataclass(frozen=True)
 class Decision:
     """One step's outcome: the action, the record to write (if any) and when to step again."""
 
@@ -109,7 +65,7 @@ class Elector:
     """One candidate's view of the election; every transition returns a new value."""
 
     identity: str
-    timing: Timing = Timing()
+    timing: Timing = field(default_factory=Timing)
     observed: LeaseSpec | None = None  # the record as last seen
     observed_at: float | None = None  # our monotonic time when it last changed
     resource_version: str | None = None  # of the Lease as last read or written
@@ -242,12 +198,3 @@ class Elector:
         return state, Decision(
             LeaseAction.RELEASE, 0.0, spec, self.resource_version, "shutting down"
         )
-
-
-def default_namespace(service_account_namespace: str | None, context_namespace: str | None) -> str:
-    """``--lease-namespace`` by default: the pod's namespace (the service-account file's
-    content), else the kubeconfig context's namespace, else ``default``."""
-    for candidate in (service_account_namespace, context_namespace):
-        if candidate is not None and candidate.strip():
-            return candidate.strip()
-    return "default"

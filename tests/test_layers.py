@@ -78,7 +78,7 @@ def test_a_use_case_importing_an_adapter_breaks_the_entry_point_contract(tmp_pat
     shutil.copytree(
         REPO / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
     )
-    service = tmp_path / "reconciler" / "service.py"
+    service = tmp_path / "reconciler" / "usecases" / "plan.py"
     service.write_text(
         service.read_text(encoding="utf-8") + "\nfrom reconciler.adapters import snapshot\n",
         encoding="utf-8",
@@ -87,4 +87,4 @@ def test_a_use_case_importing_an_adapter_breaks_the_entry_point_contract(tmp_pat
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert f"{ENTRY} BROKEN" in result.stdout
-    assert "reconciler.service -> reconciler.adapters.snapshot" in result.stdout
+    assert "reconciler.usecases.plan -> reconciler.adapters.snapshot" in result.stdout

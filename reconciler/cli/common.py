@@ -151,25 +151,25 @@ def eyes_for(probe: bool, backend: Any = None) -> Any:
     """The clock, and with --probe an ICMP prober: how a plan looks at dead nodes. On a
     live cluster the controller's deletion record (the hourly budget) and the node
     Leases (signs of life) are read too, so the CLI judges as the controller does."""
-    from reconciler import service
     from reconciler.controller.leader import SystemClock
+    from reconciler.usecases.plan import Eyes
 
     clock = SystemClock()
     if not probe:
-        return service.Eyes(clock)
+        return Eyes(clock)
     from reconciler.adapters.icmp import IcmpProber
 
     live = _live_parts(backend)
     if live is None:
-        return service.Eyes(clock, IcmpProber())
+        return Eyes(clock, IcmpProber())
     records, leases, _events = live
-    return service.Eyes(clock, IcmpProber(), record=records.load_record, leases=leases)
+    return Eyes(clock, IcmpProber(), record=records.load_record, leases=leases)
 
 
 def deletion_for(backend: Any) -> Any:
     """Deletion through a live cluster: each one recorded in the controller's deletion
     record (the hourly budget both share), then announced by a NodeDeleted Event."""
-    from reconciler import service
+    from reconciler.usecases.apply import DeletionPorts
 
     live = _live_parts(backend)
     if live is None:
@@ -185,7 +185,7 @@ def deletion_for(backend: Any) -> Any:
         records.save_record(record)
         events.create(node_deleted(deletion, now))
 
-    return service.DeletionPorts(backend, before)
+    return DeletionPorts(backend, before)
 
 
 def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:

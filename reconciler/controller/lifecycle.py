@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from reconciler.apply import ApplyReport, delete_dead
 from reconciler.controller.metrics import Metrics
 from reconciler.core.lifecycle.planned import lifecycle_plan
 from reconciler.core.lifecycle.probes import ProbeHistory, ProbeSchedule, addresses_to_probe
@@ -39,6 +38,7 @@ from reconciler.ports import (
     RecordStore,
     StatusStore,
 )
+from reconciler.usecases.executor import ApplyReport, delete_dead
 
 log = logging.getLogger("topoctl.lifecycle")
 

@@ -4,7 +4,7 @@ An :class:`~reconciler.controller.informer.Informer` keeps the node cache; every
 that matters to the planner queues the sites it touches (both, for a node moving
 between sites); a heartbeat queues nothing. One worker takes a site at a time, plans
 it alone through the one Planner (kept up to date by re-indexing only the nodes that
-moved) and writes through the executor (``reconciler.apply``: resourceVersion guard,
+moved) and writes through the executor (``reconciler.usecases.executor``: resourceVersion guard,
 409 re-plan). A new revision, the lease won and every ``resync`` plan everything. A
 site whose plan has errors is held back alone, and one whose writes failed is retried
 with backoff. Kilo's freshness flips with no event when a node stops checking in: the
@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.apply import apply_plan, replanner
 from reconciler.controller.cache import Delta, NodeCache
 from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
@@ -29,6 +28,7 @@ from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
 from reconciler.ports import Clock, ClusterBackend, ClusterWatcher, Observer
+from reconciler.usecases.executor import apply_plan, replanner
 
 log = logging.getLogger("topoctl.controller")
 EVERYTHING = "\x00all"  # the queue key of a full pass (no site has this name)

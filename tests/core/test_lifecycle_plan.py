@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from reconciler import service
 from reconciler.core.lifecycle.probes import ProbeSchedule
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
@@ -18,6 +17,7 @@ from reconciler.core.rendering import plans
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
+from reconciler.usecases.plan import Eyes, plan_once
 from tests.core.test_plan import site, topology
 from tests.lifecycle_support import NOW, node
 
@@ -100,8 +100,8 @@ def plan(
 ) -> tuple[Plan, FakeProber | None, FakeClock]:
     clock = FakeClock()
     prober = FakeProber(clock, silent) if silent is not None else None
-    eyes = service.Eyes(clock, prober)
-    return service.plan_once(topo, Reader(nodes), eyes=eyes).plan, prober, clock
+    eyes = Eyes(clock, prober)
+    return plan_once(topo, Reader(nodes), eyes=eyes).plan, prober, clock
 
 
 def test_without_probes_candidates_are_named_and_nothing_is_deleted() -> None:
@@ -192,8 +192,8 @@ def test_a_saved_plan_keeps_its_deletions() -> None:
 def test_probing_stops_when_asked() -> None:
     clock = FakeClock()
     prober = FakeProber(clock, {"10.0.1.2"})
-    eyes = service.Eyes(clock, prober, ProbeSchedule())
+    eyes = Eyes(clock, prober, ProbeSchedule())
     eyes.stop.set()  # SIGINT during a plan --probe: no more rounds, and no verdict
-    the_plan = service.plan_once(fsn1(), Reader(cluster(["w-2"])), eyes=eyes).plan
+    the_plan = plan_once(fsn1(), Reader(cluster(["w-2"])), eyes=eyes).plan
     assert prober.rounds == 0
     assert the_plan.deletions == ()

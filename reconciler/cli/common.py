@@ -151,7 +151,7 @@ def eyes_for(probe: bool, backend: Any = None) -> Any:
     """The clock, and with --probe an ICMP prober: how a plan looks at dead nodes. On a
     live cluster the controller's deletion record (the hourly budget) and the node
     Leases (signs of life) are read too, so the CLI judges as the controller does."""
-    from reconciler.controller.leader import SystemClock
+    from reconciler.adapters.clock import SystemClock
     from reconciler.usecases.plan import Eyes
 
     clock = SystemClock()

@@ -11,7 +11,7 @@ same (a test cross-checks them against its LeaseLock on the API-server double).
 
 Use::
 
-    elector = LeaderElector(KubeLease(api, "topoctl", ns), identity, on_lost=exit_1)
+    elector = LeaderElector(KubeLease(api, "topoctl", ns), identity, clock, on_lost=exit_1)
     elector.start()                  # a daemon thread stepping every retry period
     if elector.may_write(): ...      # before every guarded write, with
     timeout = elector.write_deadline()  # as the upper bound of its timeout
@@ -27,9 +27,7 @@ import dataclasses
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from reconciler.core.election.elector import WRITES, Decision, Elector, LeaseAction
 from reconciler.core.election.lease import JITTER_FACTOR, Timing
@@ -39,22 +37,6 @@ log = logging.getLogger("topoctl.leader")
 MIN_TIMEOUT = 0.05  # seconds: below this a request cannot succeed anyway
 
 
-class SystemClock:
-    """The real clocks: ``time.monotonic`` and UTC wall time."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic()``."""
-        return time.monotonic()
-
-    def wall(self) -> datetime:
-        """Now in UTC."""
-        return datetime.now(UTC)
-
-    def wait(self, stop: threading.Event, seconds: float) -> None:
-        """``stop.wait(seconds)``."""
-        stop.wait(max(0.0, seconds))
-
-
 class LeaderElector:
     """One candidate for one Lease."""
 
@@ -62,9 +44,9 @@ class LeaderElector:
         self,
         port: LeasePort,
         identity: str,
+        clock: Clock,
         *,
         timing: Timing | None = None,
-        clock: Clock | None = None,
         on_lost: Callable[[], None] | None = None,
         on_started: Callable[[], None] | None = None,
         jitter: float = JITTER_FACTOR,
@@ -72,7 +54,7 @@ class LeaderElector:
         if not identity:
             raise ValueError("the identity must not be empty")
         self.port = port
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
         self.on_lost = on_lost
         self.on_started = on_started
         self.jitter = jitter

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from reconciler.controller.cache import Delta, NodeCache
 from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
-from reconciler.controller.leader import SystemClock
 from reconciler.controller.queue import SiteQueue
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
@@ -87,13 +86,13 @@ class ReconcileLoop:
         cluster: ClusterBackend,
         *,
         may_write: Callable[[], bool] = lambda: True,
-        clock: Clock | None = None,
+        clock: Clock,
         settings: LoopSettings | None = None,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings or LoopSettings()
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
         self.cluster = cluster
         self.watcher = watcher
         self.may_write = may_write

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.dirsource import DirectorySource
 from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
@@ -31,7 +32,7 @@ from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.http import Hook, HttpServer
-from reconciler.controller.leader import LeaderElector, SystemClock
+from reconciler.controller.leader import LeaderElector
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass, node_deleted
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.controller.metrics import Metrics
@@ -121,6 +122,7 @@ class Controller:
         self.elector = LeaderElector(
             KubeLease(api, settings.lease_name, namespace),
             identity,
+            self.clock,
             timing=lease,
             on_lost=self._lost,
             on_started=lambda: self.metrics.leader.set(1),

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts
 from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
-from reconciler.core.lifecycle.rules import MemberFacts, SiteFacts
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.state import NodeCondition, NodeState

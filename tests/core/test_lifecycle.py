@@ -7,18 +7,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
 from reconciler.core.lifecycle.probes import NodeProbe
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
-from reconciler.core.lifecycle.rules import (
-    Decisions,
-    Delete,
-    MemberFacts,
-    Observations,
-    SiteFacts,
-    WithheldReason,
-    Withhold,
-    decide,
-)
+from reconciler.core.lifecycle.rules import Decisions, Delete, Observations, Withhold, decide
 from reconciler.model import keys
 from reconciler.model.state import NodeCondition, NodeState
 from reconciler.model.topology import ClusterLifecycle, SiteLifecycle

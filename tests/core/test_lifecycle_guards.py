@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.core.lifecycle.guards import SiteFacts
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
 from reconciler.core.lifecycle.probes import NodeProbe
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
-from reconciler.core.lifecycle.rules import (
-    Decisions,
-    Delete,
-    MemberFacts,
-    Observations,
-    WithheldReason,
-    decide,
-)
+from reconciler.core.lifecycle.rules import Decisions, Delete, Observations, decide
 from reconciler.core.lifecycle.text import human_duration, percent, ratio_text
 from reconciler.model.state import NodeState
 from reconciler.model.topology import ClusterLifecycle

@@ -7,9 +7,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts
 from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
-from reconciler.core.lifecycle.rules import Decisions, MemberFacts, Observations, SiteFacts, decide
+from reconciler.core.lifecycle.rules import Decisions, Observations, decide
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.topology import ClusterLifecycle

@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 
 from reconciler.adapters.icmp import IcmpProber
+from reconciler.core.lifecycle.guards import WithheldReason
 from reconciler.core.lifecycle.probes import NodeProbe, ProbeHistory, addresses_to_probe
 from reconciler.core.lifecycle.record import DeletionRecord
-from reconciler.core.lifecycle.rules import Decisions, Observations, WithheldReason, decide
+from reconciler.core.lifecycle.rules import Decisions, Observations, decide
 from reconciler.model.state import NodeState
 from tests.conftest import needs_root
 from tests.icmp_lab import Lab, inside, lab

@@ -13,15 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.core.kilo.leader import PER_NODE
-from reconciler.core.lifecycle.guards import WithheldReason
-from reconciler.core.lifecycle.rules import (
-    Decisions,
-    Delete,
-    MemberFacts,
-    Observations,
-    SiteFacts,
-    decide,
-)
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
+from reconciler.core.lifecycle.rules import Decisions, Delete, Observations, decide
 from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion, Plan, Withheld
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology

@@ -41,18 +41,6 @@ from reconciler.model.topology import ClusterLifecycle
 
 LIVENESS_WINDOW = timedelta(seconds=60)  # Kilo's check-in freshness; a kubelet renews in 10 s
 
-__all__ = [
-    "LIVENESS_WINDOW",
-    "Decisions",
-    "Delete",
-    "Guard",
-    "MemberFacts",
-    "Observations",
-    "SiteFacts",
-    "WithheldReason",
-    "Withhold",
-    "decide",
-]
 
 _NO_LEASES: Mapping[str, datetime] = MappingProxyType({})
 _NO_PROBES: Mapping[str, NodeProbe] = MappingProxyType({})

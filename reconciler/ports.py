@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.core.election.lease import LeaseObject, LeaseSpec
-from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.loading.load import SourceFile
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
@@ -251,15 +250,12 @@ class Prober(Protocol):
         ...
 
 
-class RecordStore(Protocol):
-    """Where the deletion record lives (the status ConfigMap)."""
+class NodeLeases(Protocol):
+    """The kubelets' node Leases (``kube-node-lease``): a sign of life beside ICMP."""
 
-    def load_record(self) -> DeletionRecord:
-        """The record as stored; unreadable text gives an unreadable record."""
-        ...
-
-    def save_record(self, record: DeletionRecord) -> None:
-        """Store the record; raises BackendError when it could not be written."""
+    def renewals(self) -> Mapping[str, datetime]:
+        """When each node's Lease was last renewed, by node name; raises LeaseError when
+        they cannot be listed."""
         ...
 
 

@@ -27,29 +27,28 @@ from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
 from reconciler.adapters.icmp import IcmpProber
 from reconciler.adapters.kube import KubeBackend, RetryPolicy
-from reconciler.adapters.kubelease import KubeLease, discover_namespace, node_lease_renewals
+from reconciler.adapters.kubelease import KubeLease, KubeNodeLeases, discover_namespace
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.http import Hook, HttpServer
 from reconciler.controller.leader import LeaderElector
-from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass, node_deleted
+from reconciler.controller.lifecycle import LifecyclePass
 from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObserver
 from reconciler.controller.source import Good, Refused, Source
-from reconciler.controller.status import STATUS_NAME, StatusReporter
+from reconciler.controller.status import StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.election.lease import Timing
-from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, GitSource
+from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.run")
 STUCK_AFTER = 300.0  # seconds without a loop tick before /healthz fails
 STOP_GRACE = 10.0  # seconds a lifecycle pass may take to end on stop
-FETCH_REQUESTED = "fetchRequestedAt"  # a standby's webhook, recorded for the holder
 FETCH_REQUEST_POLL = 2.0  # seconds between the holder's looks at it
 
 
@@ -128,14 +127,14 @@ class Controller:
             on_started=lambda: self.metrics.leader.set(1),
         )
         may_write = self.elector.may_write
-        self.store = KubeStatusStore(api, namespace, STATUS_NAME)
-        self.node_events = KubeEventSink(api, identity)
-        events = EventRecorder(self.node_events, self.clock)
+        self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME))
+        node_events = KubeEventSink(api, identity)
+        events = EventRecorder(node_events, self.clock)
         self.status_events = EventRecorder(
             KubeEventSink(api, identity, namespace=namespace), self.clock
         )
         self.status = StatusReporter(
-            self.store, events, self.clock, may_write=may_write, dry_run=settings.dry_run
+            self.status_map, events, self.clock, may_write=may_write, dry_run=settings.dry_run
         )
         observers = Fanout(self.status)
         self.loop = ReconcileLoop(
@@ -162,11 +161,11 @@ class Controller:
             self._lifecycle_view,
             IcmpProber(),
             writer,
-            ConfigMapRecords(self.store),
+            self.status_map,
             self.clock,
             may_write=may_write,
-            announce=self._announce_deletion,
-            leases=lambda: node_lease_renewals(api),
+            events=node_events,  # NodeDeleted is sent as itself: never merged or dropped
+            leases=KubeNodeLeases(api),
             metrics=self.metrics,
             dry_run=settings.dry_run,
         )
@@ -190,20 +189,13 @@ class Controller:
         last = self.loop.stats.last_tick or self.started
         return self.clock.monotonic() - last <= STUCK_AFTER
 
-    def _announce_deletion(self, deletion: NodeDeletion) -> None:
-        """The NodeDeleted Event, sent as itself (never merged, never rate-limited away):
-        if it cannot be recorded, the node is not deleted."""
-        self.node_events.create(node_deleted(deletion, self.clock.wall()))
-
     def _recorded_revision(self) -> str | None:
         """The revision the status records in force (taken if the newest is refused)."""
         try:
-            current = self.store.read()
+            return self.status_map.revision_in_force()
         except BackendError as err:
             log.warning("the status cannot be read (%s): no recorded revision to fall back on", err)
             return None
-        revision = current.data.get("revision") if current is not None else None
-        return revision or None
 
     def _refused(self, refused: Refused) -> None:
         """Status, and a Warning Event on the status ConfigMap, name the commit and why."""
@@ -240,9 +232,7 @@ class Controller:
             self.source.request_fetch()
             return
         try:
-            current = self.store.read()
-            data = {**(current.data if current else {}), FETCH_REQUESTED: _now(self.clock)}
-            self.store.write(data, current.resource_version if current else None)
+            self.status_map.request_fetch(_now(self.clock))
         except BackendError as err:
             log.warning("webhook on a standby: the request could not be recorded: %s", err)
 
@@ -251,8 +241,7 @@ class Controller:
         while not self.stop_event.is_set():
             if self.elector.may_write():
                 try:
-                    current = self.store.read()
-                    requested = current.data.get(FETCH_REQUESTED, "") if current else ""
+                    requested = self.status_map.fetch_requested()
                 except Exception as err:
                     log.warning("fetch requests: the status cannot be read: %s", err)
                     requested = ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from reconciler.core.planning.fingerprint import only_heartbeat
-from reconciler.core.planning.plan import NodeDeletion, NodePlan, Plan
+from reconciler.core.planning.plan import NodePlan, Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.core.planning.project import holds, node_write
 from reconciler.model.state import NodeState
@@ -27,15 +27,12 @@ from reconciler.ports import (
     ClusterReader,
     ClusterWriter,
     ConflictError,
-    NodeDeleter,
     NotFoundError,
 )
 
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
-# Runs before each DELETE (the budget record, the Event); raising keeps the node.
-BeforeDelete = Callable[[NodeDeletion], None]
 
 
 def replanner(planner: Planner) -> Replan:
@@ -55,7 +52,7 @@ class ApplyReport:
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     conflicts_retried: int = 0
-    deleted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # by the deletion protocol
     kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
 
     @property
@@ -186,30 +183,3 @@ def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
         return holds(reader.get_node(node_plan.node), node_plan)
     except BackendError:
         return False
-
-
-def delete_dead(
-    deletions: Sequence[NodeDeletion],
-    deleter: NodeDeleter,
-    before: BeforeDelete | None = None,
-    report: ApplyReport | None = None,
-) -> ApplyReport:
-    """Delete each node only while it is the very object judged dead (uid and
-    resourceVersion preconditions): one that came back, or re-registered under the same
-    name, answers 409 and is kept, to be judged again."""
-    report = report if report is not None else ApplyReport()
-    for deletion in deletions:
-        name = deletion.node
-        try:
-            if before is not None:
-                before(deletion)
-            deleter.delete_node(name, deletion.uid, deletion.resource_version)
-        except ConflictError:
-            report.kept[name] = "it changed since it was judged dead (kept; judged again)"
-        except NotFoundError:
-            report.kept[name] = "already gone"
-        except BackendError as err:
-            report.kept[name] = f"not deleted: {err}"
-        else:
-            report.deleted.append(name)
-    return report

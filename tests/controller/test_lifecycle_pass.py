@@ -4,6 +4,7 @@ before the Event before the DELETE, only on the lease holder, never past the bud
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 
 import pytest
@@ -11,33 +12,43 @@ from kubernetes import client
 from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
-from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
+from reconciler.controller.lifecycle import LifecyclePass
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
-from reconciler.core.planning.plan import NodeDeletion
+from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, ConflictError
+from reconciler.usecases.statusmap import StatusConfigMap
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
+from tests.fakes import MemoryEvents, MemoryStatusStore
 from tests.lifecycle_support import NOW
 
 DEAD_IP = "10.0.1.2"
 
 
-class Store:
+class Store(MemoryStatusStore):
+    """The status ConfigMap, holding ``record`` (its text, or ``problem`` when unreadable)."""
+
     def __init__(self, record: DeletionRecord | None = None, fail: bool = False) -> None:
-        self.record = record or DeletionRecord()
+        if record is None:
+            super().__init__()
+        else:
+            super().__init__({"deletions": record.render() if record.readable else record.problem})
         self.fail = fail
-        self.saves = 0
 
-    def load_record(self) -> DeletionRecord:
-        return self.record
-
-    def save_record(self, record: DeletionRecord) -> None:
+    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
         if self.fail:
             raise BackendError("configmap topoctl-status: 500")
-        self.saves += 1
-        self.record = record
+        return super().write(data, resource_version)
+
+    @property
+    def saves(self) -> int:
+        return self.writes
+
+    @property
+    def record(self) -> DeletionRecord:
+        return DeletionRecord.parse((self.data or {}).get("deletions"))
 
 
 class Deleter:
@@ -56,6 +67,7 @@ def make(
     topology: Topology | None = None,
     store: Store | None = None,
     holder: bool = True,
+    may_write: Callable[[], bool] | None = None,
     dry_run: bool = False,
     conflict: bool = False,
 ) -> tuple[LifecyclePass, FakeClock, FakeProber, list[str], Store]:
@@ -65,17 +77,18 @@ def make(
     store = store or Store()
     topo = topology or fsn1()
 
-    def announce(deletion: NodeDeletion) -> None:
-        log.append(f"event {deletion.node} after {store.saves} record saves")
+    def announce(event: EventRecord) -> None:
+        assert event.reason == "NodeDeleted"
+        log.append(f"event {event.node} after {store.saves} record saves")
 
     lifecycle = LifecyclePass(
         lambda: (topo, nodes),
         prober,
         Deleter(log, conflict),
-        store,
+        StatusConfigMap(store),
         clock,
-        may_write=lambda: holder,
-        announce=announce,
+        may_write=may_write or (lambda: holder),
+        events=MemoryEvents(announce),
         dry_run=dry_run,
     )
     return lifecycle, clock, prober, log, store
@@ -171,11 +184,11 @@ def test_the_record_lives_in_the_status_configmap_beside_the_status(
 ) -> None:
     store = KubeStatusStore(kube_api, "default", "topoctl-status")
     store.write({"status.json": "{}", "fetchRequestedAt": "x"}, None)
-    records = ConfigMapRecords(store)
-    assert records.load_record() == DeletionRecord()
+    records = StatusConfigMap(store)
+    assert records.read_record() == DeletionRecord()
     record = DeletionRecord().with_deletions([Deletion(NOW, "w-2")], NOW)
-    records.save_record(record)
-    assert records.load_record() == record
+    records.update_record(lambda _stored: record)
+    assert records.read_record() == record
     current = store.read()
     assert current is not None and current.data["fetchRequestedAt"] == "x"
     assert json.loads(current.data["deletions"])["deletions"] == [["2026-12-02T20:00:00Z", "w-2"]]
@@ -193,12 +206,22 @@ def test_a_nudge_looks_at_once_but_probes_at_most_once_per_interval() -> None:
 
 
 def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
-    holder = iter([True, True, False])  # the pass, before the record, after the Event
-    lifecycle, clock, _, log, store = make(cluster(["w-2"]))
+    lease = Lease()
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]), may_write=lease)
     steps(lifecycle, clock, 3)  # not silent long enough yet
     assert log == []
-    lifecycle.may_write = lambda: next(holder, False)
+    lease.answers = iter([True, True, False])  # the pass, before the record, after the Event
     clock.at += timedelta(seconds=20)
     lifecycle.step()
     assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
     assert store.record.deletions == ()  # the budget slot is given back
+
+
+class Lease:
+    """A lease held until ``answers`` says otherwise (then lost once they run out)."""
+
+    def __init__(self) -> None:
+        self.answers: Iterator[bool] | None = None
+
+    def __call__(self) -> bool:
+        return True if self.answers is None else next(self.answers, False)

@@ -28,8 +28,6 @@ from reconciler.model.probe import ProbeRound
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
 
-__all__ = ["EventRecord", "NodeEvent", "NodeState", "NodeWrite", "StatusRecord", "StatusWrite"]
-
 NodeObject = Mapping[str, Any]  # a Node as the API returns it (only for export)
 
 

@@ -81,8 +81,9 @@ def agent(
 
     from reconciler.adapters.kernelroutes import KernelRouteTable
     from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-    from reconciler.agent import Agent, run_forever
+    from reconciler.agent import run_forever
     from reconciler.ports import BackendError
+    from reconciler.usecases.agent_pass import Agent
 
     logging.basicConfig(
         level=logging.INFO if verbose or not once else logging.WARNING,

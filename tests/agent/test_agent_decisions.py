@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.usecases.agent_pass import Agent, PassReport
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     FIXED_NOW,

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import BACKOFF_CAP, Agent, run_forever
+from reconciler.agent import BACKOFF_CAP, run_forever
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError
+from reconciler.usecases.agent_pass import Agent
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     NODE,

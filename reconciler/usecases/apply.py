@@ -1,6 +1,7 @@
 """The apply use case: plan and write (``topoctl apply DIR``), or write a saved plan exactly
 (``topoctl apply PLAN``); then delete the dead nodes the plan names, through the
-deletion protocol (:mod:`.deletion`)."""
+deletion protocol (:mod:`.deletion`). The controller writes each site's plan through
+:func:`write_plan` too."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from reconciler.core.planning.plan import Plan
+from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
-from reconciler.ports import ClusterBackend
+from reconciler.ports import ClusterBackend, ClusterReader, ClusterWriter
 from reconciler.usecases import executor
 from reconciler.usecases.deletion import DeletionPorts, delete_dead
 from reconciler.usecases.lifecycle import Eyes
@@ -40,9 +42,7 @@ def apply_once(
     planner, plan = plan_nodes(topology, cluster.list_nodes(), eyes=eyes)
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
-    report = executor.apply_plan(
-        _sparing(plan), planner.nodes, cluster, cluster, executor.replanner(planner), parallel
-    )
+    report = write_plan(plan, planner, cluster, cluster, parallel)
     return ApplyResult(plan, _delete(plan, deletion, report))
 
 
@@ -61,6 +61,21 @@ def apply_saved(
     live = {n.name: n for n in nodes}
     report = executor.apply_plan(_sparing(plan), live, cluster, cluster, None, parallel)
     return ApplyResult(plan, _delete(plan, deletion, report))
+
+
+def write_plan(
+    plan: Plan,
+    planner: Planner,
+    reader: ClusterReader,
+    writer: ClusterWriter,
+    parallel: int = 4,
+) -> executor.ApplyReport:
+    """Write ``plan`` against the nodes ``planner`` planned it from: one guarded patch a
+    node, a 409 re-planned through the same planner (``topoctl apply`` and the
+    controller's reconcile of a site alike). Nodes the plan deletes get no writes."""
+    return executor.apply_plan(
+        _sparing(plan), planner.nodes, reader, writer, executor.replanner(planner), parallel
+    )
 
 
 def _sparing(plan: Plan) -> Plan:

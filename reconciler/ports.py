@@ -14,7 +14,7 @@ own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -258,19 +258,26 @@ class NodeLeases(Protocol):
 
 
 class Observer(Protocol):
-    """What the controller's status hears from its reconcile loop (every call from the
-    worker, but node_written)."""
+    """What hears the controller's reconcile loop (the status, the metrics): every call
+    from the loop's worker, after the reconcile it reports on."""
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site was planned (and, unless ``error``, applied)."""
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+    ) -> None:
+        """One site was planned and, unless ``error``, written: ``writes`` were taken."""
         ...
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
-        """Everything was planned for ``revision``."""
+        """Every site of ``revision`` was planned: ``plan`` is their plans put together."""
         ...
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """A write was sent (from an apply thread)."""
+    def reconciled(self, result: str, seconds: float) -> None:
+        """One reconcile ended: ``ok``, ``held`` or ``error``, after ``seconds``."""
         ...
 
     def idle(self) -> None:

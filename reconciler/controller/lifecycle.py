@@ -1,14 +1,15 @@
 """The controller's lifecycle: a round every probe interval, on the lease holder only.
 
-Each round (or sooner when a node changes, e.g. its Ready condition, but never more than
-one probe round per interval): one ICMP round over the nodes' addresses joins the history
-kept in memory (a restart only restarts the minute of probes: the NotReady clock is the
-Ready condition's ``lastTransitionTime``), the lifecycle use case decides
-(:mod:`reconciler.usecases.lifecycle`), and the deletion protocol deletes
-(:mod:`reconciler.usecases.deletion`: record, Event, DELETE with preconditions, the
-budget slot given back when it is not done). ``--dry-run`` logs and counts what would be
-deleted. A round costs no probe and no plan while no member of a deleting site is
-NotReady.
+Each round (or sooner when a site was planned again, e.g. for a node's Ready condition,
+but never more than one probe round per interval) reads the shared planner: the sites'
+latest plans and the cache's nodes (:mod:`reconciler.controller.plans`). One ICMP round
+over the nodes' addresses joins the history kept in memory (a restart only restarts the
+minute of probes: the NotReady clock is the Ready condition's ``lastTransitionTime``),
+the lifecycle use case decides (:mod:`reconciler.usecases.lifecycle`), and the deletion
+protocol deletes (:mod:`reconciler.usecases.deletion`: record, Event, DELETE with
+preconditions, the budget slot given back when it is not done). ``--dry-run`` logs and
+counts what would be deleted. A round plans nothing, and costs no probe while no member
+of a deleting site is NotReady.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.controller.metrics import Metrics
+from reconciler.controller.plans import PlannedView
 from reconciler.core.lifecycle.probes import ProbeSchedule
 from reconciler.core.planning.plan import LifecyclePlan
-from reconciler.core.planning.planner import Planner
-from reconciler.model.state import NodeState
-from reconciler.model.topology import Topology
 from reconciler.ports import Clock, EventSink, NodeDeleter, NodeLeases, Prober
 from reconciler.usecases.deletion import DeletionPorts, delete_dead
 from reconciler.usecases.lifecycle import Eyes, Lifecycle
@@ -31,7 +30,7 @@ from reconciler.usecases.statusmap import StatusConfigMap
 
 log = logging.getLogger("topoctl.lifecycle")
 
-View = Callable[[], tuple[Topology, list[NodeState]] | None]  # revision in force, nodes
+View = Callable[[], PlannedView | None]  # the shared planner's latest, the cache's nodes
 
 
 @dataclass
@@ -62,6 +61,7 @@ class LifecyclePass:
         metrics: Metrics | None = None,
         dry_run: bool = False,
         schedule: ProbeSchedule | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         """``may_write`` is the lease: no round runs, and nothing is recorded or deleted,
         without it."""
@@ -73,7 +73,7 @@ class LifecyclePass:
         self.metrics = metrics
         self.dry_run = dry_run
         self.stats = LifecycleStats()
-        self.wake = threading.Event()
+        self.wake = wake or threading.Event()  # set when a site was planned again
 
     def run(self, stop: threading.Event) -> None:
         """Step every probe interval, or at once on :meth:`nudge`, until ``stop``."""
@@ -98,17 +98,18 @@ class LifecyclePass:
         seen = self.view()
         if seen is None:
             return None
-        topology, nodes = seen
+        topology, nodes = seen.revision.topology, seen.nodes
         deleting = {s.name for s in topology.sites if s.spec.lifecycle.delete_unreachable}
-        if not deleting or all(n.ready == "True" for n in nodes):
+        if not deleting or all(n.ready == "True" for n in nodes.values()):
             return None
         if not self.lifecycle.due(self.lifecycle.eyes.clock.wall()):
             return None
         self.stats.passes += 1
-        self.lifecycle.probe(nodes)
+        self.lifecycle.probe(nodes.values())
         self.stats.probe_rounds += 1
-        planner = Planner(topology, nodes)
-        decided = self.lifecycle.decide(topology, planner.plan_all(), planner.nodes)
+        # The sites' latest plans (members, predicted leaders) and the nodes as the cache
+        # has them now: the freshest signs of life, nothing planned again.
+        decided = self.lifecycle.decide(topology, seen.plan, nodes)
         if decided is None:
             return None
         self.stats.last = decided

@@ -1,8 +1,8 @@
 """What the controller last did, for people and tools: the status document of the
 ``topoctl-status`` ConfigMap, and Node Events.
 
-The :class:`StatusReporter` hears the loop (it is its Observer) and the source (a
-refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
+The :class:`StatusReporter` hears the loop (it is one of its observers) and the source
+(a refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
 and the one it is predicted to have, Talos conflicts, the last error and the agents'
 TopologyReady; and for the cluster the revision in force (full sha) and when it was
 applied, the last refused revision and why. It publishes when idle, at most every
@@ -24,12 +24,13 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
+from reconciler.controller.source import Refused
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
 from reconciler.ports import BackendError, Clock
-from reconciler.usecases.statusmap import StatusConfigMap
+from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.status")
 FORMAT_VERSION = 1
@@ -97,12 +98,14 @@ class StatusReporter:
         events: EventRecorder | None,
         clock: Clock,
         *,
+        status_events: EventRecorder | None = None,
         may_write: Callable[[], bool] = lambda: True,
         dry_run: bool = False,
         min_interval: float = 2.0,
     ) -> None:
         self.status = status
         self.events = events
+        self.status_events = status_events  # about the status ConfigMap, in its namespace
         self.clock = clock
         self.may_write = may_write
         self.dry_run = dry_run
@@ -140,6 +143,23 @@ class StatusReporter:
 
     # --- from the source ---
 
+    def revision_refused(self, refused: Refused) -> None:
+        """A revision was refused: the status says which and why, and a Warning Event on
+        the status ConfigMap names the commit and its first errors."""
+        errors = [d.brief for d in refused.errors]
+        self.refused(refused.revision, errors)
+        events = self.status_events if self._events() is not None else None
+        if events is not None:
+            left = refused.total - len(errors)
+            more = f" (and {left} more)" if left > 0 else ""
+            events.record(
+                STATUS_NAME,
+                "RevisionRefused",
+                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
+                warning=True,
+                kind="ConfigMap",
+            )
+
     def refused(self, revision: str, errors: Sequence[str]) -> None:
         """A revision was not applied, and why (its first errors with file:line)."""
         with self._lock:
@@ -170,8 +190,16 @@ class StatusReporter:
                 del self._doc["sites"][gone]
                 self._dirty = True
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site's picture; Events for a moved leader and changed conflicts."""
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+    ) -> None:
+        """One site's picture; Events for the writes taken, a moved leader and changed
+        conflicts."""
         agents, problems = _agents(plan, planner)
         leader = plan.leader
         with self._lock:
@@ -193,6 +221,13 @@ class StatusReporter:
             before = self._leaders.get(plan.site, leader.current if leader else None)
             self._leaders[plan.site] = predicted = leader.predicted if leader else None
         events = self._events()
+        if events is not None:
+            for write in writes:
+                events.record(
+                    write.name,
+                    "TopologyApplied",
+                    f"revision {short(revision)} applied: {describe(write)}",
+                )
         if events is not None and predicted != before and (predicted or before):
             events.record(
                 predicted or before or "",
@@ -213,15 +248,8 @@ class StatusReporter:
                 )
             self._conflicts[node.node] = now
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """TopologyApplied, naming the revision."""
-        events = self._events()
-        if events is not None:
-            events.record(
-                write.name,
-                "TopologyApplied",
-                f"revision {short(revision)} applied: {describe(write)}",
-            )
+    def reconciled(self, result: str, seconds: float) -> None:
+        """Counted by the metrics; the status shows each site's last error instead."""
 
     def _events(self) -> EventRecorder | None:
         """The recorder, when events may be written now."""

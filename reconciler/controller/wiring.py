@@ -34,15 +34,14 @@ from reconciler.controller.events import EventRecorder
 from reconciler.controller.http import Hook, HttpServer
 from reconciler.controller.leader import LeaderElector
 from reconciler.controller.lifecycle import LifecyclePass
-from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
+from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.metrics import Metrics
-from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObserver
-from reconciler.controller.source import Good, Refused, Source
+from reconciler.controller.observers import Fanout, MetricsObserver
+from reconciler.controller.plans import Revision
+from reconciler.controller.source import Good, Source
 from reconciler.controller.status import StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.election.lease import Timing
-from reconciler.model.state import NodeState
-from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, GitSource
 from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
@@ -129,12 +128,15 @@ class Controller:
         may_write = self.elector.may_write
         self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME))
         node_events = KubeEventSink(api, identity)
-        events = EventRecorder(node_events, self.clock)
-        self.status_events = EventRecorder(
-            KubeEventSink(api, identity, namespace=namespace), self.clock
-        )
         self.status = StatusReporter(
-            self.status_map, events, self.clock, may_write=may_write, dry_run=settings.dry_run
+            self.status_map,
+            EventRecorder(node_events, self.clock),
+            self.clock,
+            status_events=EventRecorder(
+                KubeEventSink(api, identity, namespace=namespace), self.clock
+            ),
+            may_write=may_write,
+            dry_run=settings.dry_run,
         )
         observers = Fanout(self.status)
         self.loop = ReconcileLoop(
@@ -146,8 +148,9 @@ class Controller:
             observer=observers,
             stop=self.stop_event,
         )
-        observers.add(MetricsObserver(self.metrics, self.loop.informer.stats))
-        self.loop.stats.observe = self._reconciled
+        observers.add(
+            MetricsObserver(self.metrics, self.loop.informer.stats, self.loop.writer.stats)
+        )
         self.source = Source(
             source_port(settings),
             self.clock,
@@ -155,10 +158,10 @@ class Controller:
             metrics=self.metrics,
             fallback=self._recorded_revision(),
             on_change=self._new_revision,
-            on_refused=self._refused,
+            on_refused=self.status.revision_refused,
         )
         self.lifecycle = LifecyclePass(
-            self._lifecycle_view,
+            self.loop.plans.view,
             IcmpProber(),
             writer,
             self.status_map,
@@ -168,8 +171,8 @@ class Controller:
             leases=KubeNodeLeases(api),
             metrics=self.metrics,
             dry_run=settings.dry_run,
+            wake=self.loop.plans.changed,
         )
-        observers.add(LifecycleNudge(self.lifecycle.nudge))
         hook = None
         if settings.webhook_secret_file is not None:
             hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
@@ -197,34 +200,8 @@ class Controller:
             log.warning("the status cannot be read (%s): no recorded revision to fall back on", err)
             return None
 
-    def _refused(self, refused: Refused) -> None:
-        """Status, and a Warning Event on the status ConfigMap, name the commit and why."""
-        errors = [d.brief for d in refused.errors]
-        self.status.refused(refused.revision, errors)
-        if self.elector.may_write() and not self.settings.dry_run:
-            more = (
-                f" (and {refused.total - len(errors)} more)" if refused.total > len(errors) else ""
-            )
-            self.status_events.record(
-                STATUS_NAME,
-                "RevisionRefused",
-                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
-                warning=True,
-                kind="ConfigMap",
-            )
-
     def _new_revision(self, good: Good) -> None:
         self.loop.set_revision(Revision(good.revision, good.topology))
-
-    def _reconciled(self, result: str, seconds: float) -> None:
-        self.metrics.reconcile_total.labels("success" if result == "ok" else "error").inc()
-        self.metrics.reconcile_duration.observe(seconds)
-
-    def _lifecycle_view(self) -> tuple[Topology, list[NodeState]] | None:
-        revision = self.loop.revision
-        if revision is None or not self.loop.ready:
-            return None
-        return revision.topology, self.loop.cache.nodes()
 
     def _fetch_requested(self) -> None:
         """A verified webhook: the holder fetches; a standby records it for the holder."""

@@ -13,7 +13,9 @@ from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import LifecyclePass
+from reconciler.controller.plans import PlannedView, Revision
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.planning.planner import Planner
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
@@ -61,6 +63,14 @@ class Deleter:
         self.log.append(f"delete {name} {uid} {resource_version}")
 
 
+def view_of(topology: Topology, nodes: list[NodeState]) -> Callable[[], PlannedView]:
+    """What the shared planner shows the lifecycle: the sites planned, the nodes."""
+    planner = Planner(topology, nodes)
+    plan = planner.plan_all()
+    view = PlannedView(Revision("0" * 40, topology), planner, plan, {n.name: n for n in nodes})
+    return lambda: view
+
+
 def make(
     nodes: list[NodeState],
     *,
@@ -82,7 +92,7 @@ def make(
         log.append(f"event {event.node} after {store.saves} record saves")
 
     lifecycle = LifecyclePass(
-        lambda: (topo, nodes),
+        view_of(topo, nodes),
         prober,
         Deleter(log, conflict),
         StatusConfigMap(store),

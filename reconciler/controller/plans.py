@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from reconciler.controller.cache import Delta, NodeCache
 from reconciler.core.planning.plan import Plan, SitePlan
@@ -33,14 +34,18 @@ class Revision:
 
 @dataclass(frozen=True)
 class PlannedView:
-    """What the lifecycle and the cluster's status read: the revision, the planner of the
-    latest site plans, the cluster's plan assembled from them (nothing planned again),
-    and every node as the cache has it now."""
+    """What the lifecycle and the cluster's status read: the revision, the planner, the
+    sites' latest plans, and every node as the cache has it now."""
 
     revision: Revision
     planner: Planner
-    plan: Plan
+    site_plans: tuple[SitePlan, ...]
     nodes: dict[str, NodeState]
+
+    @cached_property
+    def plan(self) -> Plan:
+        """The cluster's plan, assembled from the sites' (nothing is planned again)."""
+        return self.planner.assemble(self.site_plans)
 
 
 class SharedPlanner:
@@ -157,4 +162,4 @@ class SharedPlanner:
         if revision is None or planner is None or planner.topology is not revision.topology:
             return None
         nodes = {n.name: n for n in self.cache.nodes()}
-        return PlannedView(revision, planner, planner.assemble(plans), nodes)
+        return PlannedView(revision, planner, tuple(plans), nodes)

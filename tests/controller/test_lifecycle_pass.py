@@ -66,8 +66,8 @@ class Deleter:
 def view_of(topology: Topology, nodes: list[NodeState]) -> Callable[[], PlannedView]:
     """What the shared planner shows the lifecycle: the sites planned, the nodes."""
     planner = Planner(topology, nodes)
-    plan = planner.plan_all()
-    view = PlannedView(Revision("0" * 40, topology), planner, plan, {n.name: n for n in nodes})
+    plans = tuple(planner.plan_site(site.name) for site in topology.sites)
+    view = PlannedView(Revision("0" * 40, topology), planner, plans, {n.name: n for n in nodes})
     return lambda: view
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 
 from tenacity import (
     RetryCallState,
@@ -18,7 +16,7 @@ from tenacity import (
     wait_random,
 )
 
-from reconciler.ports import BackendError, NodeWatch, RouteTableError
+from reconciler.ports import BackendError, Clock, NodeWatch, RouteTableError
 from reconciler.usecases.agent_pass import Agent
 
 log = logging.getLogger("topoctl.agent")
@@ -30,58 +28,47 @@ def run_forever(
     agent: Agent,
     interval: float,
     stop: threading.Event,
-    watch: NodeWatch | None = None,
-    *,
-    backoff_cap: float = BACKOFF_CAP,
-    sleep: Callable[[float], object] | None = None,
-    monotonic: Callable[[], float] = time.monotonic,
+    watch: NodeWatch | None,
+    clock: Clock,
 ) -> None:
     """Pass after pass until ``stop`` is set: woken by a change of the Node, else every
     interval. A failed pass or watch is retried after a capped exponential wait plus up
     to one interval of jitter (never sooner than the interval), reset by the next
-    success.
+    success. Every wait is ``clock``'s, ended early by ``stop``."""
 
-    ``sleep`` (default: waiting on ``stop``) and ``monotonic`` are the clock, for tests.
-    """
-    pause: Callable[[float], object] = sleep or stop.wait
-
-    def backoff_sleep(seconds: float) -> None:
-        pause(seconds)
+    def pause(seconds: float) -> None:
+        clock.wait(stop, seconds)
 
     retrying = Retrying(
         retry=retry_if_exception_type(Exception),
         # jitter on top of the cap too: a DaemonSet's agents must not retry in step
-        wait=wait_exponential(multiplier=interval, max=max(interval, backoff_cap))
+        wait=wait_exponential(multiplier=interval, max=max(interval, BACKOFF_CAP))
         + wait_random(0, interval),
         stop=stop_when_event_set(stop),
-        sleep=backoff_sleep,
+        sleep=pause,
         before_sleep=_log_failure,
         reraise=True,
     )
     while not stop.is_set():
         try:
-            retrying(_cycle, agent, interval, watch, pause, monotonic)
+            retrying(_cycle, agent, interval, watch, clock, stop)
         except Exception:  # stopped while failing: the failure is logged already
             return
 
 
 def _cycle(
-    agent: Agent,
-    interval: float,
-    watch: NodeWatch | None,
-    pause: Callable[[float], object],
-    monotonic: Callable[[], float],
+    agent: Agent, interval: float, watch: NodeWatch | None, clock: Clock, stop: threading.Event
 ) -> None:
     """One pass, then the wait for a change of the Node (at most the interval)."""
     report = agent.run_once()
     condition = report.condition
     log.info("pass: %s (%s) %s", condition.status, condition.reason, condition.message)
-    started = monotonic()
+    started = clock.monotonic()
     if watch is not None and watch.wait_for_change(agent.node, agent.last_version, interval):
         return
-    rest = interval - (monotonic() - started)  # a watch that ends early never shortens it
+    rest = interval - (clock.monotonic() - started)  # a watch that ends early never shortens it
     if rest > 0:
-        pause(rest)
+        clock.wait(stop, rest)
 
 
 def _log_failure(state: RetryCallState) -> None:

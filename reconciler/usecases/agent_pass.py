@@ -10,9 +10,8 @@ when they change - each write guarded by the resourceVersion it was computed fro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 
 from reconciler.core.agent.addresses import addresses_ready, merge_addresses, without_uninitialized
 from reconciler.core.agent.condition import Condition, judge, merge_condition
@@ -27,6 +26,7 @@ from reconciler.model import keys
 from reconciler.model.settings import SettingsFormatError
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite
 from reconciler.ports import (
+    Clock,
     ClusterReader,
     ClusterWriter,
     ConflictError,
@@ -54,10 +54,6 @@ class PassReport:
         return self.condition.status == "True"
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Agent:
     """Converges one node; call :meth:`run_once` per pass."""
 
@@ -67,7 +63,7 @@ class Agent:
         reader: ClusterReader,
         writer: ClusterWriter,
         routes: RouteTable,
-        clock: Callable[[], str] = _now,
+        clock: Clock,
     ) -> None:
         self.node = node
         self.reader = reader
@@ -170,7 +166,8 @@ class Agent:
             if detected is not None:
                 merged = merge_addresses(node.addresses, *detected)
                 addresses = merged if merged != node.addresses else None
-            conditions = merge_condition(node.conditions, report.condition, self.clock())
+            now = self.clock.wall().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            conditions = merge_condition(node.conditions, report.condition, now)
             if addresses is None and conditions is None:
                 return node
             write = StatusWrite(self.node, node.resource_version, addresses, conditions)

@@ -6,12 +6,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
 from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.state import NodeCondition, NodeState
 from reconciler.model.topology import ClusterLifecycle, SiteLifecycle
+
+# The partition and rate guards (docs/lifecycle.md: "the last seven"): the other reasons
+# say the node is not dead.
+GUARD_RAILS = frozenset(list(WithheldReason)[-7:])
 
 NOW = datetime(2026, 12, 2, 20, 0, 0, tzinfo=UTC)
 

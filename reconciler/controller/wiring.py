@@ -269,12 +269,11 @@ def _now(clock: SystemClock) -> str:
     return clock.wall().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def run(settings: RunSettings, install_signals: bool = True) -> int:
+def run(settings: RunSettings) -> int:
     """Connect, wire, run; the exit status."""
     backend = KubeBackend.connect(settings.kubeconfig, settings.context)
     controller = Controller(settings, backend)
-    if install_signals:
-        _on_signals(controller.stop)
+    _on_signals(controller.stop)
     started = time.monotonic()
     try:
         return controller.run()

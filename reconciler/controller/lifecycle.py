@@ -4,7 +4,7 @@ On the lease holder only, every probe interval (or sooner when a node changes, e
 its Ready condition, but never more than one round per interval): one ICMP round over the members'
 addresses joins the history kept in memory (a restart only restarts the minute of
 probes: the NotReady clock is the Ready condition's ``lastTransitionTime``), the core
-decides (:mod:`reconciler.core.lifecycle`), and each deletion is first written into the
+decides (:mod:`reconciler.core.lifecycle.rules`), and each deletion is first written into the
 deletion record (so the hourly budget survives a restart or failover), then announced
 by an Event on the Node, then sent as a DELETE with uid and resourceVersion
 preconditions. ``--dry-run`` logs and counts what would be deleted. A pass costs no
@@ -18,36 +18,29 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
 
-from reconciler.apply import ApplyReport, delete_dead
 from reconciler.controller.metrics import Metrics
-from reconciler.core.lifecycle import Observations
-from reconciler.core.lifecycle_plan import lifecycle_plan
-from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.load import Topology
-from reconciler.core.plan import LifecyclePlan, NodeDeletion
-from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
-from reconciler.model.probe import Prober
+from reconciler.core.lifecycle.planned import lifecycle_plan
+from reconciler.core.lifecycle.probes import ProbeHistory, ProbeSchedule, addresses_to_probe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Observations
+from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion
+from reconciler.core.planning.planner import Planner
 from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
-from reconciler.ports import BackendError, ConflictError, NodeDeleter, StatusStore
+from reconciler.model.topology import Topology
+from reconciler.ports import (
+    BackendError,
+    Clock,
+    ConflictError,
+    NodeDeleter,
+    Prober,
+    RecordStore,
+    StatusStore,
+)
+from reconciler.usecases.executor import ApplyReport, delete_dead
 
 log = logging.getLogger("topoctl.lifecycle")
-
-
-class RecordStore(Protocol):
-    """Where the deletion record lives (the status ConfigMap)."""
-
-    def load_record(self) -> DeletionRecord:
-        """The record as stored; unreadable text gives an unreadable record."""
-        ...
-
-    def save_record(self, record: DeletionRecord) -> None:
-        """Store the record; raises BackendError when it could not be written."""
-        ...
 
 
 RECORD_KEY = "deletions"  # the status ConfigMap's key for the deletion record

@@ -24,12 +24,11 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
-from reconciler.ports import BackendError, ConflictError, StatusStore
+from reconciler.ports import BackendError, Clock, ConflictError, StatusStore
 
 log = logging.getLogger("topoctl.status")
 STATUS_NAME = "topoctl-status"

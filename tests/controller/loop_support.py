@@ -22,10 +22,12 @@ from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend, RetryPolicy
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.informer import InformerSettings
-from reconciler.controller.loop import LoopSettings, Observer, ReconcileLoop, Revision
-from reconciler.core.load import Topology, load
-from reconciler.core.planner import Planner
+from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
+from reconciler.core.loading.load import load
+from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
+from reconciler.ports import Observer
 from tests.apiserver import ApiServer
 
 REPO = Path(__file__).resolve().parents[2]

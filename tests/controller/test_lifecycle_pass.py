@@ -12,10 +12,10 @@ from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.load import Topology
-from reconciler.core.plan import NodeDeletion
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, ConflictError
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1

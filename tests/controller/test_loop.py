@@ -16,11 +16,11 @@ from reconciler.adapters.kubestatus import KubeEventSink
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.loop import ReconcileLoop
 from reconciler.controller.status import StatusReporter
-from reconciler.core.load import Topology
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer, RequestInfo
 from tests.controller.loop_support import (
     EXAMPLE_SEEN,

@@ -22,7 +22,7 @@ from reconciler.controller.status import (
     listing,
     render,
 )
-from reconciler.core.load import Topology
+from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer
 from tests.controller.fakeclock import FakeClock, TimeBase
 from tests.controller.loop_support import (

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.apiserver import errors, resources, schema
+from tests.apiserver import errors, rbac, resources, schema
 from tests.apiserver.errors import ApiError
 from tests.apiserver.faults import Decision, Faults, LoggedRequest, RequestInfo, RequestLog
 from tests.apiserver.resources import NODES, ResourceType
@@ -189,6 +189,13 @@ class _Handler(BaseHTTPRequestHandler):
             namespace=route.namespace,
             subresource=route.subresource,
         )
+        headers_in = dict(self.headers.items())
+        try:
+            api.access.check(method, path, query, headers_in)
+        except ApiError as exc:  # 401 or 403: before any fault, as authn/authz come first
+            api._log(info, exc.code, headers_in)
+            self._send_json(exc.code, exc.status())
+            return
         decision = api.faults.decide(info)
         if decision.latency > 0:
             time.sleep(min(decision.latency, 30.0))
@@ -204,7 +211,6 @@ class _Handler(BaseHTTPRequestHandler):
                     reset_after=False,
                 )
                 break
-        headers_in = dict(self.headers.items())
         if decision.reset:
             api._log(info, 0, headers_in)
             self._reset()
@@ -383,6 +389,7 @@ class ApiServer:
         kube_version: tuple[int, int, int] = (1, 32, 4),
     ) -> None:
         self.store = Store(history_limit=history_limit)
+        self.access = rbac.Access(self.store)
         self.faults = Faults()
         self.log = RequestLog()
         self.bookmark_interval = bookmark_interval
@@ -529,7 +536,9 @@ class ApiServer:
             raise ApiError(404, "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub is not None and (sub != "status" or not rt.status_subresource):
+        if sub is not None and not (
+            (sub == "status" and rt.status_subresource) or (sub == "token" and rt.token_subresource)
+        ):
             raise ApiError(404, "the server could not find the requested resource")
         if name is not None and rt.namespaced and namespace is None:
             raise ApiError(404, "the server could not find the requested resource")
@@ -541,7 +550,11 @@ class ApiServer:
             ("POST", False): "create",
             ("DELETE", False): "deletecollection",
         }
-        if method == "GET" and name is None:
+        if sub == "token":
+            if method != "POST":
+                raise errors.method_not_allowed(method)
+            verb = "create"
+        elif method == "GET" and name is None:
             verb = "watch" if _bool(query, "watch") else "list"
         else:
             found = verbs.get((method, name is not None))
@@ -608,6 +621,9 @@ class ApiServer:
             result = (
                 resources.table(rt, listed["items"], listed["metadata"]) if wants_table else listed
             )
+        elif route.subresource == "token":
+            result = self.access.token_request(ns or "", route.name or "", parsed_body())
+            status = 201
         elif route.verb == "create":
             result = store.create(
                 rt, ns, parsed_body(), dry_run=dry_run, strict=strict, warnings=warnings
@@ -719,6 +735,17 @@ class ApiServer:
             ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
             out.append(schema.clone(self.store.create(rt, ns, obj)))
         return out
+
+    def token(
+        self, namespace: str, name: str, *, node: str | None = None, seconds: int = 3600
+    ) -> str:
+        """A token for ServiceAccount namespace/name, minted as TokenRequest mints it (bound
+        to Node `node`, whose name admission then sees, as for a pod on that node)."""
+        spec: JSON = {"expirationSeconds": seconds}
+        if node is not None:
+            spec["boundObjectRef"] = {"kind": "Node", "apiVersion": "v1", "name": node}
+        issued = self.access.token_request(namespace, name, {"spec": spec})
+        return str(issued["status"]["token"])
 
     def seed_node(self, node: JSON | str, **kwargs: Any) -> JSON:
         """Create one Node: a full object, or a name plus `make_node` keyword arguments."""

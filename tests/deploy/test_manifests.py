@@ -93,8 +93,18 @@ def test_everything_lives_in_the_one_privileged_namespace(path: Path) -> None:
     assert [n["metadata"]["name"] for n in namespaces] == ["topoctl-system"]
     labels = namespaces[0]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
-    namespaced = {o.get("metadata", {}).get("namespace") for o in objects} - {None}
-    assert namespaced == {"topoctl-system"}
+    elsewhere = {
+        (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in objects
+        if o["metadata"].get("namespace") not in (None, "topoctl-system")
+    }
+    # only grants where the controller's requests go: Node Events in default, the
+    # kubelets' node Leases in kube-node-lease
+    assert elsewhere == {
+        ("RoleBinding", "default", "topoctl-events"),
+        ("Role", "kube-node-lease", "topoctl-node-leases"),
+        ("RoleBinding", "kube-node-lease", "topoctl-node-leases"),
+    }
 
 
 # --- the controller ---------------------------------------------------------------------

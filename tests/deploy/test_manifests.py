@@ -82,8 +82,12 @@ def test_the_example_uses_every_component() -> None:
     for component in COMPONENTS:
         assert f"../../components/{component.name}" in kustomization
     kinds = {o["kind"] for o in EXAMPLE_OBJECTS}
-    assert {"ServiceMonitor", "ValidatingAdmissionPolicy"} <= kinds
-    assert not {"ServiceMonitor", "ValidatingAdmissionPolicy"} & {o["kind"] for o in render(BASE)}
+    assert "ServiceMonitor" in kinds and "ServiceMonitor" not in {o["kind"] for o in render(BASE)}
+
+
+def test_the_agent_own_node_policy_is_on_by_default() -> None:
+    base = {o["kind"] for o in render(BASE)}
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= base
 
 
 @pytest.mark.parametrize("path", [BASE, EXAMPLE], ids=["base", "example"])

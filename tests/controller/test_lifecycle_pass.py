@@ -7,15 +7,13 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 from msgspec.structs import replace
 
-from reconciler.adapters.kube import KubeBackend
 from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
 from reconciler.controller.status import status_text
@@ -24,8 +22,8 @@ from reconciler.core.load import Topology
 from reconciler.core.plan import NodeDeletion
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError, ConflictError
-from reconciler.runner import Controller, RunSettings
 from tests.apiserver import ApiServer
+from tests.controller.deployed import Deployed, deployed_controller
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
 from tests.lifecycle_support import NOW
 from tests.shipped_rbac import NAMESPACE, Shipped, rbac_objects
@@ -217,52 +215,16 @@ def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
 
 
 @pytest.fixture
-def deployed(shipped: Shipped, controller_kubeconfig: Path, tmp_path: Path) -> Iterator[Deployed]:
-    """`topoctl run`'s own wiring (runner.Controller) as the controller's service account,
-    on the double holding deploy/'s RBAC; only what a test cannot have for real is
-    swapped: the probes (w-2 is silent), the clock (an hour after w-2 went NotReady),
-    the revision in force, and the lease (held)."""
-    apiserver = shipped.apiserver
-    apiserver.seed_node("gw-1", internal_ip="10.0.0.1", pod_cidr="10.244.0.0/24")
-    for i in range(1, 6):
-        ready = None if i == 2 else True
-        apiserver.seed_node(
-            f"w-{i}", internal_ip=f"10.0.1.{i}", pod_cidr="10.244.1.0/24", ready=ready
-        )
-    settings = RunSettings(
-        source_dir=tmp_path,
-        kubeconfig=controller_kubeconfig,
-        lease_namespace=NAMESPACE,
-        identity="topoctl-0",
-        listen="127.0.0.1:0",
-    )
-    backend = KubeBackend.connect(controller_kubeconfig)
-    controller = Controller(settings, backend)
-    controller.http.start()  # bound already: started, so that it can be stopped
-    clock = FakeClock(datetime.now(UTC) + timedelta(hours=1))
-    lifecycle = controller.lifecycle
-    lifecycle.prober = FakeProber(clock, {DEAD_IP})
-    lifecycle.clock = clock
-    lifecycle.may_write = lambda: True
-    topology = fsn1()
-    lifecycle.view = lambda: (topology, [NodeState.from_object(n) for n in apiserver.nodes()])
-    try:
-        yield Deployed(apiserver, controller, clock)
-    finally:
-        controller.http.stop()
-        backend.close()
-
-
-@dataclass
-class Deployed:
-    apiserver: ApiServer
-    controller: Controller
-    clock: FakeClock
+def deployed(shipped: Shipped, tmp_path: Path) -> Iterator[Deployed]:
+    """runner.Controller's wiring as the controller's service account, under the shipped
+    RBAC (tests/controller/deployed.py)."""
+    with deployed_controller(shipped, tmp_path) as wired:
+        yield wired
 
 
 def test_the_shipped_rbac_lets_the_lifecycle_delete_a_dead_node(deployed: Deployed) -> None:
     lifecycle, apiserver = deployed.controller.lifecycle, deployed.apiserver
-    steps(lifecycle, deployed.clock, 5)
+    deployed.steps(5)
     assert lifecycle.stats.deleted == ["w-2"]
     assert apiserver.node("w-2") is None
     assert [e.status for e in apiserver.log.filter(verb="delete", resource="nodes")] == [200]
@@ -310,7 +272,7 @@ def test_a_pass_that_cannot_list_node_leases_deletes_nothing_and_says_why(
 
     apiserver.seed(grant)  # granted again
     controller.lifecycle.on_failure = controller.status.lifecycle_failed
-    steps(controller.lifecycle, deployed.clock, 2)
+    deployed.steps(2)
     controller.lifecycle.on_failure(None)
     assert controller.lifecycle.stats.deleted == ["w-2"]
     assert controller.status.document["lifecycle"] == {"lastError": None}

@@ -1,11 +1,13 @@
-"""The RBAC that deploy/ ships, enforced by the API double, and the components' own tokens.
+"""The RBAC and admission policy that deploy/ ships, enforced by the API double, and the
+components' own tokens.
 
 `kubectl kustomize deploy/base` renders the manifests (tests/deploy/manifests.py); its
-Namespace, ServiceAccounts, Roles, ClusterRoles and bindings are stored in the double
-exactly as rendered, and the controller and the agent talk to it with tokens minted for
-their own service accounts (the agent's bound to its Node, as a pod's token is bound to
-the node the pod runs on). A request the shipped RBAC does not grant is then a 403 in
-the test, as it would be in a cluster.
+Namespace, ServiceAccounts, Roles, ClusterRoles and bindings, and the agent's
+ValidatingAdmissionPolicy and its binding, are stored in the double exactly as rendered,
+and the controller and the agent talk to it with tokens minted for their own service
+accounts (the agent's bound to its Node, as a pod's token is bound to the node the pod
+runs on). A request the shipped RBAC does not grant, or a write the policy refuses, is
+then refused in the test as it would be in a cluster.
 
 Fixtures (enabled in tests/conftest.py): `shipped` (the double with the RBAC loaded),
 `controller_api` (an ApiClient holding the controller's token), `controller_kubeconfig`.
@@ -28,14 +30,23 @@ from tests.deploy.manifests import BASE, render
 NAMESPACE = "topoctl-system"  # where deploy/base installs the controller and the agent
 CONTROLLER = "topoctl"  # the controller's ServiceAccount
 AGENT = "topoctl-agent"  # the agent's ServiceAccount
-RBAC_KINDS = frozenset(
-    {"Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+ACCESS_KINDS = frozenset(
+    {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
 )
 
 
 def rbac_objects(directory: Path = BASE) -> list[dict[str, Any]]:
-    """The access-control objects of a kustomization, as rendered."""
-    return [o for o in render(directory) if o["kind"] in RBAC_KINDS]
+    """The access-control objects of a kustomization (RBAC, admission), as rendered."""
+    return [o for o in render(directory) if o["kind"] in ACCESS_KINDS]
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ class Shipped:
 
 
 def load(apiserver: ApiServer, directory: Path = BASE) -> Shipped:
-    """Store the rendered RBAC (namespaces that exist already are kept)."""
+    """Store the rendered access control (namespaces that exist already are kept)."""
     present = {n["metadata"]["name"] for n in apiserver.objects("Namespace")}
     for obj in rbac_objects(directory):
         if obj["kind"] == "Namespace" and obj["metadata"]["name"] in present:

@@ -516,7 +516,7 @@ class Access:
             return list(role.get("rules") or [])
         rules: list[JSON] = []
         for selector in aggregation.get("clusterRoleSelectors") or []:
-            requirements = parse_label_selector(_selector_text(selector))
+            requirements = parse_label_selector(selector_text(selector))
             for other in self.store.objects(CLUSTERROLES):
                 if other.get("aggregationRule"):
                     continue
@@ -525,7 +525,7 @@ class Access:
         return rules
 
 
-def _selector_text(selector: JSON) -> str:
+def selector_text(selector: JSON) -> str:
     """A metav1.LabelSelector as the text form the selector parser reads."""
     terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expr in selector.get("matchExpressions") or []:

@@ -370,6 +370,25 @@ CLUSTERROLEBINDINGS = _rbac(
 )
 RBAC_RESOURCES = (ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS)
 
+
+def _admission(kind: str, plural: str) -> ResourceType:
+    return ResourceType(
+        group="admissionregistration.k8s.io",
+        version="v1",
+        kind=kind,
+        plural=plural,
+        singular=kind.lower(),
+        namespaced=False,
+        definition=f"io.k8s.api.admissionregistration.v1.{kind}",
+        storage=plural,
+    )
+
+
+VALIDATING_POLICIES = _admission("ValidatingAdmissionPolicy", "validatingadmissionpolicies")
+VALIDATING_POLICY_BINDINGS = _admission(
+    "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings"
+)
+
 RESOURCES: tuple[ResourceType, ...] = (
     NODES,
     NAMESPACES,
@@ -379,6 +398,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     LEASES,
     SERVICEACCOUNTS,
     *RBAC_RESOURCES,
+    VALIDATING_POLICIES,
+    VALIDATING_POLICY_BINDINGS,
 )
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.apiserver import errors, rbac, resources, schema
+from tests.apiserver import admission, errors, rbac, resources, schema
 from tests.apiserver.errors import ApiError
 from tests.apiserver.faults import Decision, Faults, LoggedRequest, RequestInfo, RequestLog
 from tests.apiserver.resources import NODES, ResourceType
@@ -70,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
     server_version = "apiserver-double"
+    attrs: rbac.Attributes | None = None  # the request's, once authorized (None: the admin)
 
     def setup(self) -> None:
         super().setup()
@@ -191,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         headers_in = dict(self.headers.items())
         try:
-            api.access.check(method, path, query, headers_in)
+            self.attrs = api.access.check(method, path, query, headers_in)
         except ApiError as exc:  # 401 or 403: before any fault, as authn/authz come first
             api._log(info, exc.code, headers_in)
             self._send_json(exc.code, exc.status())
@@ -273,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             if route.kind == "discovery":
                 return 200, _encode(route.document), "application/json", {}
             status, result, headers = api.serve(
-                route, query, content_type, raw, body, self.headers.get("Accept", "")
+                route, query, content_type, raw, body, self.headers.get("Accept", ""), self.attrs
             )
             return status, _encode(result), "application/json", headers
         except ApiError as exc:
@@ -390,6 +391,7 @@ class ApiServer:
     ) -> None:
         self.store = Store(history_limit=history_limit)
         self.access = rbac.Access(self.store)
+        self.admission = admission.Admission(self.store)
         self.faults = Faults()
         self.log = RequestLog()
         self.bookmark_interval = bookmark_interval
@@ -573,10 +575,16 @@ class ApiServer:
         raw: bytes,
         body: Any,
         accept: str,
+        attrs: rbac.Attributes | None = None,
+        *,
+        admitted: bool = False,
     ) -> tuple[int, Any, dict[str, str]]:
         """Serve one non-watch resource request: (status, body, headers)."""
         rt = route.rt
         assert rt is not None
+        reviewed = route.verb in admission.WRITES and route.subresource != "token"
+        if reviewed and not admitted and self.admission.active():
+            return self._admitted(route, query, content_type, raw, body, accept, attrs)
         store = self.store
         ns = route.namespace
         dry_run = query.get("dryRun") == "All"
@@ -694,6 +702,38 @@ class ApiServer:
                 f'299 - "{m.replace(chr(34), chr(92) + chr(34))}"' for m in warnings.messages
             )
         return status, result, headers
+
+    def _admitted(
+        self,
+        route: Route,
+        query: dict[str, str],
+        content_type: str | None,
+        raw: bytes,
+        body: Any,
+        accept: str,
+        attrs: rbac.Attributes | None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A write the stored admission policies review first, on the object the same
+        write would store (computed as a dry run), under the store's lock."""
+        rt = route.rt
+        assert rt is not None
+        with self.store.lock:
+            old = None
+            if route.name:
+                with contextlib.suppress(ApiError):
+                    old = self.store.get(rt, route.namespace, route.name)
+            obj = None
+            if route.verb != "delete":
+                dry = {**query, "dryRun": "All"}
+                _, obj, _ = self.serve(route, dry, content_type, raw, body, accept, admitted=True)
+            name = route.name or ((obj or {}).get("metadata") or {}).get("name", "")
+            request = admission.request_for(
+                rt, route.verb, attrs, name, route.namespace or "", route.subresource or "",
+                query.get("dryRun") == "All",
+            )  # fmt: skip
+            if request is not None:
+                self.admission.review(request, obj, old)
+            return self.serve(route, query, content_type, raw, body, accept, attrs, admitted=True)
 
     # ------------------------------------------------------------ test API
 

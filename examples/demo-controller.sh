@@ -40,11 +40,12 @@ current-context: demo
 EOF
 export KUBECONFIG="$work/kubeconfig"
 echo "serving at $url"
-# deploy/base's access rules (namespace, service accounts, roles, bindings), applied with
+# deploy/base's access rules (namespace, accounts, RBAC, admission policy), applied with
 # kubectl as to a cluster (the double serves no OpenAPI documents: no client validation)
 kubectl kustomize deploy/base | python -c '
 import sys, yaml
-kinds = {"Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+kinds = {"Namespace", "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
+         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] in kinds]
 yaml.safe_dump_all(docs, sys.stdout)' > "$work/rbac.yaml"
 kubectl apply --validate=false -f "$work/rbac.yaml" | sed 's/^/  /'

@@ -9,6 +9,10 @@ deletion record (so the hourly budget survives a restart or failover), then anno
 by an Event on the Node, then sent as a DELETE with uid and resourceVersion
 preconditions. ``--dry-run`` logs and counts what would be deleted. A pass costs no
 probe and no plan while no member of a deleting site is NotReady.
+
+A pass that fails (the node Leases cannot be listed, the record cannot be read) deletes
+nothing: it is logged in one line, counted (``topoctl_lifecycle_pass_failures_total``)
+and reported to ``on_failure`` (the status shows it) until a pass succeeds again.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from reconciler.ports import (
     BackendError,
     Clock,
     ConflictError,
+    LeaseError,
     NodeDeleter,
     Prober,
     RecordStore,
@@ -98,6 +103,7 @@ class LifecyclePass:
         announce: Announce | None = None,
         leases: Callable[[], Mapping[str, datetime]] | None = None,
         metrics: Metrics | None = None,
+        on_failure: Callable[[str | None], None] | None = None,
         dry_run: bool = False,
         schedule: ProbeSchedule | None = None,
     ) -> None:
@@ -110,6 +116,7 @@ class LifecyclePass:
         self.announce = announce
         self.leases = leases
         self.metrics = metrics
+        self.on_failure = on_failure
         self.dry_run = dry_run
         self.schedule = schedule or ProbeSchedule()
         self.history = ProbeHistory(self.schedule)
@@ -122,9 +129,22 @@ class LifecyclePass:
             self.wake.clear()
             try:
                 self.step()
-            except Exception:  # one bad pass must not end the controller's lifecycle
-                log.exception("lifecycle pass failed; trying again next interval")
+            except (BackendError, LeaseError) as err:
+                self._failed(str(err))
+            except Exception as err:  # a bug: its traceback, and the pass is reported failed
+                log.exception("lifecycle pass failed")
+                self._failed(f"internal error: {err!r}")
+            else:
+                if self.on_failure is not None:
+                    self.on_failure(None)
             self.clock.wait(self.wake, self.schedule.interval.total_seconds())
+
+    def _failed(self, why: str) -> None:
+        log.warning("lifecycle pass failed, nothing deleted: %s; trying again next interval", why)
+        if self.metrics is not None:
+            self.metrics.lifecycle_failures.inc()
+        if self.on_failure is not None:
+            self.on_failure(why)
 
     def nudge(self) -> None:
         """A node changed (its Ready condition among what may have): look now, not at the
@@ -150,7 +170,10 @@ class LifecyclePass:
         self.stats.probe_rounds += 1
         plan = Planner(topology, nodes).plan_all()
         record = self.records.load_record()
-        leases = self.leases() if self.leases is not None else {}
+        try:
+            leases = self.leases() if self.leases is not None else {}
+        except LeaseError as err:  # a renewed node Lease means alive: unknown withholds all
+            raise BackendError(f"no deletion without the node Leases ({err})") from None
         observed = Observations(now, self.history.nodes(nodes), leases, record)
         live = {n.name: n for n in nodes}
         decided = lifecycle_plan(topology, plan, live, observed, probed=True)

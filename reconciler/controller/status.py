@@ -149,6 +149,18 @@ class StatusReporter:
                 entry["at"] = when(self.clock.wall())
                 self._set(("refused",), entry)
 
+    # --- from the lifecycle ---
+
+    def lifecycle_failed(self, why: str | None) -> None:
+        """The last lifecycle pass failed and why (None: it succeeded)."""
+        with self._lock:
+            current = (self._doc.get("lifecycle") or {}).get("lastError")
+            if why is None:
+                if current is not None:
+                    self._set(("lifecycle",), {"lastError": None})
+            elif why != current:
+                self._set(("lifecycle",), {"lastError": why, "at": when(self.clock.wall())})
+
     # --- from the loop ---
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
@@ -300,6 +312,9 @@ def status_text(doc: Mapping[str, Any]) -> str:
         errors = (refused.get("errors") or {}).get("items") or []
         lines.append(f"refused:   {refused.get('revision')} at {refused.get('at', '?')}")
         lines += [f"           {e}" for e in errors[:5]]
+    failed = (doc.get("lifecycle") or {}).get("lastError")
+    if failed:
+        lines.append(f"lifecycle: failing since {doc['lifecycle'].get('at', '?')}: {failed}")
     cluster = doc.get("cluster") or {}
     unassigned = (cluster.get("unassigned") or {}).get("count", 0)
     lines.append(f"nodes:     {cluster.get('nodes', 0)} ({unassigned} claimed by no site)")

@@ -168,6 +168,7 @@ class Controller:
             announce=self._announce_deletion,
             leases=lambda: node_lease_renewals(api),
             metrics=self.metrics,
+            on_failure=self.status.lifecycle_failed,
             dry_run=settings.dry_run,
         )
         observers.add(LifecycleNudge(self.lifecycle.nudge))

@@ -154,16 +154,22 @@ def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
     """
     import signal
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stopped(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
     finished = False
+    quiet = False  # done, or already stopping: a signal now changes nothing
+
+    def stop(signum: int, frame: Any) -> None:
+        # Raising after the command is done would escape this function and hide its
+        # exit status behind click's "Aborted!".
+        if not quiet:
+            raise _Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         value = run()
-        finished = True
+        finished = quiet = True
         return value
     except (KeyboardInterrupt, _Stopped) as err:
+        quiet = True
         signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
         written = getattr(backend(), "written", None)
@@ -181,7 +187,8 @@ def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         else:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @main.command()

@@ -10,6 +10,10 @@ protocol deletes (:mod:`reconciler.usecases.deletion`: record, Event, DELETE wit
 preconditions, the budget slot given back when it is not done). ``--dry-run`` logs and
 counts what would be deleted. A round plans nothing, and costs no probe while no member
 of a deleting site is NotReady.
+
+A round that fails (the node Leases cannot be listed, the record cannot be read) deletes
+nothing: it is logged in one line, counted (``topoctl_lifecycle_pass_failures_total``)
+and reported to ``on_failure`` (the status shows it) until a round succeeds again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ from reconciler.controller.metrics import Metrics
 from reconciler.controller.plans import PlannedView
 from reconciler.core.lifecycle.probes import ProbeSchedule
 from reconciler.core.planning.plan import LifecyclePlan
-from reconciler.ports import Clock, EventSink, NodeDeleter, NodeLeases, Prober
+from reconciler.ports import (
+    BackendError,
+    Clock,
+    EventSink,
+    LeaseError,
+    NodeDeleter,
+    NodeLeases,
+    Prober,
+)
 from reconciler.usecases.deletion import DeletionPorts, delete_dead
 from reconciler.usecases.lifecycle import Eyes, Lifecycle
 from reconciler.usecases.statusmap import StatusConfigMap
@@ -59,6 +71,7 @@ class LifecyclePass:
         events: EventSink | None = None,
         leases: NodeLeases | None = None,
         metrics: Metrics | None = None,
+        on_failure: Callable[[str | None], None] | None = None,
         dry_run: bool = False,
         schedule: ProbeSchedule | None = None,
         wake: threading.Event | None = None,
@@ -71,6 +84,7 @@ class LifecyclePass:
         self.lifecycle = Lifecycle(eyes)
         self.deletion = DeletionPorts(deleter, clock, budget, events, may_write=may_write)
         self.metrics = metrics
+        self.on_failure = on_failure  # the status: the last round's failure, or None
         self.dry_run = dry_run
         self.stats = LifecycleStats()
         self.wake = wake or threading.Event()  # set when a site was planned again
@@ -82,9 +96,22 @@ class LifecyclePass:
             self.wake.clear()
             try:
                 self.step()
-            except Exception:  # one bad round must not end the controller's lifecycle
-                log.exception("lifecycle round failed; trying again next interval")
+            except (BackendError, LeaseError) as err:
+                self._failed(str(err))
+            except Exception as err:  # a bug: its traceback, and the round is reported failed
+                log.exception("lifecycle pass failed")
+                self._failed(f"internal error: {err!r}")
+            else:
+                if self.on_failure is not None:
+                    self.on_failure(None)
             eyes.clock.wait(self.wake, eyes.schedule.interval.total_seconds())
+
+    def _failed(self, why: str) -> None:
+        log.warning("lifecycle pass failed, nothing deleted: %s; trying again next interval", why)
+        if self.metrics is not None:
+            self.metrics.lifecycle_failures.inc()
+        if self.on_failure is not None:
+            self.on_failure(why)
 
     def nudge(self) -> None:
         """A node changed (its Ready condition among what may have): look now, not at the

@@ -168,6 +168,18 @@ class StatusReporter:
                 entry["at"] = when(self.clock.wall())
                 self._set(("refused",), entry)
 
+    # --- from the lifecycle ---
+
+    def lifecycle_failed(self, why: str | None) -> None:
+        """The last lifecycle pass failed and why (None: it succeeded)."""
+        with self._lock:
+            current = (self._doc.get("lifecycle") or {}).get("lastError")
+            if why is None:
+                if current is not None:
+                    self._set(("lifecycle",), {"lastError": None})
+            elif why != current:
+                self._set(("lifecycle",), {"lastError": why, "at": when(self.clock.wall())})
+
     # --- from the loop ---
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:

@@ -127,14 +127,15 @@ class Controller:
         )
         may_write = self.elector.may_write
         self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME))
-        node_events = KubeEventSink(api, identity)
+        self.node_events = KubeEventSink(api, identity)  # Events about Nodes
+        self.status_events = EventRecorder(  # about the status ConfigMap, in its namespace
+            KubeEventSink(api, identity, namespace=namespace), self.clock
+        )
         self.status = StatusReporter(
             self.status_map,
-            EventRecorder(node_events, self.clock),
+            EventRecorder(self.node_events, self.clock),
             self.clock,
-            status_events=EventRecorder(
-                KubeEventSink(api, identity, namespace=namespace), self.clock
-            ),
+            status_events=self.status_events,
             may_write=may_write,
             dry_run=settings.dry_run,
         )
@@ -167,9 +168,10 @@ class Controller:
             self.status_map,
             self.clock,
             may_write=may_write,
-            events=node_events,  # NodeDeleted is sent as itself: never merged or dropped
+            events=self.node_events,  # NodeDeleted is sent as itself: never merged or dropped
             leases=KubeNodeLeases(api),
             metrics=self.metrics,
+            on_failure=self.status.lifecycle_failed,
             dry_run=settings.dry_run,
             wake=self.loop.plans.changed,
         )

@@ -21,7 +21,7 @@ from reconciler.core.lifecycle.rules import Observations
 from reconciler.core.planning.plan import LifecyclePlan, Plan
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
-from reconciler.ports import Clock, NodeLeases, Prober
+from reconciler.ports import BackendError, Clock, LeaseError, NodeLeases, Prober
 from reconciler.usecases.statusmap import StatusConfigMap
 
 
@@ -84,9 +84,19 @@ class Lifecycle:
         seen = Observations(
             now=eyes.clock.wall(),
             probes=self.history.nodes(nodes.values()) if probed else {},
-            leases=eyes.leases.renewals() if probed and eyes.leases is not None else {},
+            leases=self._leases() if probed else {},
             record=eyes.budget.read_record()
             if probed and eyes.budget is not None
             else DeletionRecord(),
         )
         return lifecycle_plan(topology, plan, nodes, seen, probed=probed)
+
+    def _leases(self) -> Mapping[str, datetime]:
+        """The node Leases' renewals. A renewed Lease means alive, so when they cannot be
+        listed nothing is decided: BackendError."""
+        if self.eyes.leases is None:
+            return {}
+        try:
+            return self.eyes.leases.renewals()
+        except LeaseError as err:
+            raise BackendError(f"no deletion without the node Leases ({err})") from None

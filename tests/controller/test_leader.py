@@ -23,8 +23,9 @@ from reconciler.ports import LeaseConflictError, LeaseError
 from tests.apiserver import ApiServer, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig
 from tests.controller.fakeclock import FakeClock, TimeBase
+from tests.shipped_rbac import NAMESPACE, Shipped
 
-NS = "default"
+NS = NAMESPACE  # as deployed: the controller's namespace, its token, the shipped RBAC
 NAME = "topoctl"
 MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -35,8 +36,8 @@ def base() -> TimeBase:
 
 
 @pytest.fixture
-def port(kube_api: client.ApiClient) -> KubeLease:
-    return KubeLease(kube_api, NAME, NS)
+def port(controller_api: client.ApiClient) -> KubeLease:
+    return KubeLease(controller_api, NAME, NS)
 
 
 def elector(
@@ -331,8 +332,9 @@ def test_the_lease_namespace_is_found_as_documented(tmp_path: Path, apiserver: A
 
 
 def test_the_fields_written_match_the_stock_lease_lock(
-    apiserver: ApiServer, kube_api: client.ApiClient, base: TimeBase
+    apiserver: ApiServer, shipped: Shipped, kube_api: client.ApiClient, base: TimeBase
 ) -> None:
+    # the admin writes two Leases the shipped RBAC grants no one (`stock`, `ours`)
     from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 

@@ -199,9 +199,9 @@ def test_dropped_streams_410_and_5xx_lose_and_repeat_no_write(
 
 
 def test_a_node_going_silent_moves_the_predicted_leader(
-    cluster: ApiServer, topology: Topology, clock: WallClock, kube_api: client.ApiClient
+    cluster: ApiServer, topology: Topology, clock: WallClock, controller_api: client.ApiClient
 ) -> None:
-    events = EventRecorder(KubeEventSink(kube_api, "topoctl-0"), clock)
+    events = EventRecorder(KubeEventSink(controller_api, "topoctl-0"), clock)
     reporter = StatusReporter(None, events, clock)
     with running_loop(cluster, topology, clock, observer=reporter) as loop:
         settle(loop, cluster, topology, clock)

@@ -18,6 +18,9 @@ def status_text(doc: Mapping[str, Any]) -> str:
         errors = (refused.get("errors") or {}).get("items") or []
         lines.append(f"refused:   {refused.get('revision')} at {refused.get('at', '?')}")
         lines += [f"           {e}" for e in errors[:5]]
+    failed = (doc.get("lifecycle") or {}).get("lastError")
+    if failed:
+        lines.append(f"lifecycle: failing since {doc['lifecycle'].get('at', '?')}: {failed}")
     cluster = doc.get("cluster") or {}
     unassigned = (cluster.get("unassigned") or {}).get("count", 0)
     lines.append(f"nodes:     {cluster.get('nodes', 0)} ({unassigned} claimed by no site)")

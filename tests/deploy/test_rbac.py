@@ -1,5 +1,5 @@
 """Least privilege: every right the manifests grant, listed and compared with the rights
-docs/architecture.md settles."""
+docs/security.md gives each component."""
 
 from __future__ import annotations
 

@@ -101,6 +101,7 @@ class MeshNode:
         self.addr = addr
         self.netns = netns_name
         self.root = root
+        self.registered_at = 0.0  # time.time() when the kubelet created its Node
         self.wireguard: Proc | None = None
         self.kg: Proc | None = None
         self.agent: Proc | None = None
@@ -150,13 +151,20 @@ class Mesh:
         *,
         topology: Mapping[str, str],
         granularity: str = "location",
+        controller: bool = True,
+        annotations: Mapping[str, Mapping[str, str]] | None = None,
         workdir: Path | None = None,
         kg: str | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        """`topology` holds the files of the git repository; `controller=False` leaves
+        `topoctl run` to `start_controller()`; `annotations` are written on nodes when
+        they register (hand-written, as in a machine config: Kilo alone)."""
         self.locations = {loc.name: loc for loc in locations}
         self.initial_topology = dict(topology)
         self.granularity = granularity
+        self.with_controller = controller
+        self.node_annotations = {k: dict(v) for k, v in (annotations or {}).items()}
         self.kg_path = kg or os.environ.get("KILO_KG", "")
         self.tag = netns.run_tag()
         self._own_workdir = workdir is None
@@ -172,6 +180,7 @@ class Mesh:
         self.controller_port = 0
         self.kubeconfig = self.workdir / "kubeconfig"
         self.timings: dict[str, float] = {}
+        self.kilo_started_at = 0.0  # monotonic: when the last kg of start() was started
         self._lock = threading.Lock()
         self._env = {
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -220,7 +229,8 @@ class Mesh:
         self.timings["nodes"] = time.monotonic() - began
         self.remote = Remote(self.workdir / "git")
         self.remote.push(dict[str, str | None](self.initial_topology), "the mesh's topology")
-        self._start_controller()
+        if self.with_controller:
+            self.start_controller()
         self.timings["started"] = time.monotonic() - began
 
     def close(self) -> None:
@@ -280,9 +290,10 @@ class Mesh:
     def _start_processes(self, nodes: Sequence[MeshNode]) -> None:
         """The kubelet registers each node; then wireguard-go, kg and the agent start."""
         for node in nodes:
+            node.registered_at = time.time()
             self.kubelets.register(
                 node.name, address=node.addr.lan, pod_cidr=node.addr.pod_cidr,
-                labels=node.spec.labels,
+                labels=node.spec.labels, annotations=self.node_annotations.get(node.name),
             )  # fmt: skip
             node.wireguard = self._proc(node, "wireguard-go", "wireguard-go", "-f", "kilo0")
         for node in nodes:
@@ -295,6 +306,7 @@ class Mesh:
                 detail=node.wireguard.tail,
             )
             node.kg = self._proc(node, "kg", *self._kg_argv(node))
+            self.kilo_started_at = time.monotonic()
             node.agent = self._proc(
                 node, "agent", "topoctl", "agent", "--node", node.name,
                 "--kubeconfig", str(self.kubeconfig), "--interval", "5s",
@@ -319,9 +331,12 @@ class Mesh:
             f"{node.name}/{what}", node.argv(*argv), node.root / f"{what}.log", self._env
         ).start()
 
-    def add_node(self, spec: NodeSpec) -> MeshNode:
-        """A node joins: its namespace, the kubelet's registration (no Kilo annotation),
-        wireguard-go, kg and the agent."""
+    def add_node(self, spec: NodeSpec, annotations: Mapping[str, str] | None = None) -> MeshNode:
+        """A node joins: its namespace, the kubelet's registration (no Kilo annotation,
+        unless `annotations` are hand-written), wireguard-go, kg and the agent.
+        `registered_at` (wall clock, as the request log) is when its Node was created."""
+        if annotations:
+            self.node_annotations[spec.name] = dict(annotations)
         node = self._plumb(spec)
         self._start_processes([node])
         return node
@@ -361,7 +376,11 @@ class Mesh:
 
     # ------------------------------------------------------------------- topology
 
-    def _start_controller(self) -> None:
+    def start_controller(self) -> None:
+        """Start `topoctl run` (again), following the topology's repository."""
+        if self.controller is not None:
+            self.controller.start()
+            return
         assert self.remote is not None
         secret = self.workdir / "webhook-secret"
         secret.write_bytes(WEBHOOK_SECRET)
@@ -379,6 +398,11 @@ class Mesh:
             self.workdir / "topoctl-run.log",
             self._env,
         ).start()  # fmt: skip
+
+    def stop_controller(self) -> None:
+        """Stop `topoctl run` (SIGTERM: it releases its lease and exits)."""
+        if self.controller is not None:
+            self.controller.stop()
 
     def push(self, files: Mapping[str, str | None], message: str = "change") -> str:
         """Commit and push to the topology's repository, then announce it through
@@ -402,14 +426,19 @@ class Mesh:
         """{node: location} for every node now in the mesh."""
         return {name: node.spec.location for name, node in self.nodes.items()}
 
-    def ping_matrix(self, *, same_location: bool = False) -> probe.Matrix:
+    def ping_matrix(
+        self, *, same_location: bool = False, timeout: float = 1.0, only: str | None = None
+    ) -> probe.Matrix:
         """Ping every node's pod address from every other location's nodes (and, with
-        `same_location`, from the other nodes of its own), both ways, once."""
+        `same_location`, from the other nodes of its own), both ways, once; `only`: just
+        the pairs that involve that node."""
         nodes = list(self.nodes.values())
         pairs = probe.pairs_between(
             [n.endpoint for n in nodes], self.location_of(), same_location=same_location
         )
-        return probe.Matrix(probe.ping_all(pairs))
+        if only is not None:
+            pairs = [(a, b) for a, b in pairs if only in (a.node, b.node)]
+        return probe.Matrix(probe.ping_all(pairs, timeout=timeout))
 
     def reaches(self, sources: Iterable[str], address: str) -> bool:
         """Whether `address` answers a ping from the pod address of every node named."""
@@ -417,16 +446,27 @@ class Mesh:
         results = probe.ping_all((self.nodes[name].endpoint, target) for name in sources)
         return bool(results) and all(results.values())
 
-    def wait_green(self, timeout: float, *, same_location: bool = False) -> float:
-        """Wait until the whole matrix answers; the seconds it took."""
+    def wait_green(
+        self,
+        timeout: float,
+        *,
+        same_location: bool = False,
+        only: str | None = None,
+        every: float = 0.2,
+        ping_timeout: float = 1.0,
+    ) -> float:
+        """Wait until the whole matrix (or `only` one node's pairs) answers; the seconds
+        it took."""
         last: list[probe.Matrix] = []
 
         def green() -> bool:
-            last[:] = [self.ping_matrix(same_location=same_location)]
+            last[:] = [
+                self.ping_matrix(same_location=same_location, timeout=ping_timeout, only=only)
+            ]
             return last[0].green
 
         return probe.wait_until(
-            green, timeout, "every pod address to answer", every=0.2,
+            green, timeout, "every pod address to answer", every=every,
             detail=lambda: f"{last[0] if last else 'no round'}\n{self.diagnose()}",
         )  # fmt: skip
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from rich.console import Console
 
 from tests.mesh import topology
 from tests.mesh.conftest import build
 from tests.mesh.harness import Mesh
+from tests.mesh.live import Picture
 from tests.mesh.probe import wait_until
 
 LOCATIONS = topology.layout(("fra", 2, 1), ("ams", 1, 1), ("par", 1, 1), onprem=["fra"])
@@ -127,6 +129,21 @@ def test_kg_is_served_what_it_asks(mesh: Mesh) -> None:
         assert watch.query.get("allowWatchBookmarks") == "true"
     patches = {r.content_type for r in asked if r.verb == "patch"}
     assert patches == {"application/strategic-merge-patch+json"}
+
+
+def test_the_live_picture_shows_sites_tunnels_and_matrix(mesh: Mesh) -> None:
+    """What `make mesh` draws (tests/mesh/live.py), from this mesh."""
+    console = Console(record=True, width=140, color_system=None)
+    console.print(Picture(mesh).refresh())
+    text = console.export_text()
+    sites = text[text.index("sites") : text.index("WireGuard tunnels")]
+    assert "│ fra  │ fra-gw-1, fra-gw-2, fra-w-1 │ fra-gw-1" in sites
+    tunnels = text[text.index("WireGuard tunnels") : text.index("ping matrix")]
+    assert f"ams-gw-1 ({wan_endpoint(mesh, 'ams-gw-1')})" in tunnels
+    assert "never" not in tunnels  # every leader has shaken hands with every other
+    pairs = len(mesh.nodes) * (len(mesh.nodes) - 1)
+    assert f"ping matrix (from row to column): {pairs}/{pairs} pairs answer" in text
+    assert "✗" not in text
 
 
 def test_via_leader_routes_reach_the_onprem_network(mesh: Mesh) -> None:

@@ -44,7 +44,7 @@ schema: $(STAMP)
 	$(BIN)/topoctl schema > schema/topology.schema.json
 
 docs: $(STAMP)
-	$(BIN)/python -c 'import sys; from reconciler.core.reference import reference_markdown; sys.stdout.write(reference_markdown())' > docs/topology-reference.md
+	$(BIN)/python -c 'import sys; from reconciler.core.rendering.reference import reference_markdown; sys.stdout.write(reference_markdown())' > docs/topology-reference.md
 
 clean:
 	rm -rf $(VENV) .venv-checkov .mypy_cache .pytest_cache .ruff_cache .hypothesis

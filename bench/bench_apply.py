@@ -41,9 +41,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the double im
 from bench import nodegen
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend
-from reconciler.apply import ApplyReport, apply_plan, replanner
-from reconciler.core.load import Topology, load
-from reconciler.core.planner import Planner
+from reconciler.core.loading.load import load
+from reconciler.core.planning.planner import Planner
+from reconciler.model.topology import Topology
+from reconciler.usecases.executor import ApplyReport, apply_plan, replanner
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import WRITE_VERBS, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig

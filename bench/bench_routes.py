@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from reconciler.adapters.netlink import NetlinkAdapter
-from reconciler.core.routes import Route, RouteDiff, diff_routes
+from reconciler.core.agent.routes import KernelRoute, RouteDiff, diff_routes
 
 PROTOCOL = 193
 GATEWAY = "192.0.2.2"
@@ -38,7 +38,7 @@ NEW_GATEWAY = "192.0.2.3"
 @dataclass(frozen=True)
 class Phase:
     name: str
-    desired: list[Route]
+    desired: list[KernelRoute]
     ip_commands: list[str]
 
 
@@ -87,15 +87,15 @@ def destination(index: int, base: int = 0) -> str:
     return f"10.{base + index // 256}.{index % 256}.0/24"
 
 
-def route(dst: str, gateway: str = GATEWAY) -> Route:
-    return Route.build(dst, gateway=gateway, dev="v0", protocol=PROTOCOL)
+def route(dst: str, gateway: str = GATEWAY) -> KernelRoute:
+    return KernelRoute.build(dst, gateway=gateway, dev="v0", protocol=PROTOCOL)
 
 
-def replace_line(r: Route) -> str:
+def replace_line(r: KernelRoute) -> str:
     return f"route replace {r.dst} via {r.gateway} dev v0 proto {PROTOCOL}"
 
 
-def delete_line(r: Route) -> str:
+def delete_line(r: KernelRoute) -> str:
     return f"route delete {r.dst} via {r.gateway} dev v0 proto {PROTOCOL}"
 
 
@@ -119,7 +119,7 @@ def phases(count: int) -> list[Phase]:
     ]
 
 
-def agent_pass(adapter: NetlinkAdapter, desired: Sequence[Route]) -> Timing:
+def agent_pass(adapter: NetlinkAdapter, desired: Sequence[KernelRoute]) -> Timing:
     """What the agent does each pass, timed step by step."""
     start = time.perf_counter()
     snapshot = adapter.snapshot(PROTOCOL)
@@ -148,7 +148,7 @@ def owned_count(netns: str) -> int:
         return len(reader.snapshot(PROTOCOL).owned)
 
 
-def why_raw(netns: str, routes: Sequence[Route]) -> None:
+def why_raw(netns: str, routes: Sequence[KernelRoute]) -> None:
     """The measurements behind the adapter's raw socket: pyroute2 beside it, same work."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
@@ -180,7 +180,9 @@ def why_raw(netns: str, routes: Sequence[Route]) -> None:
         start = time.perf_counter()
         adapter.snapshot(PROTOCOL)
         raw_dump = time.perf_counter() - start
-        sample = [Route.build(r.dst, gateway=GATEWAY, dev="v0", table=100) for r in routes[:1000]]
+        sample = [
+            KernelRoute.build(r.dst, gateway=GATEWAY, dev="v0", table=100) for r in routes[:1000]
+        ]
         oif = adapter.link_indexes()["v0"]
         start = time.perf_counter()
         for r in sample:
@@ -202,7 +204,7 @@ def why_raw(netns: str, routes: Sequence[Route]) -> None:
     )
     print(
         f"read {dumped} routes: pyroute2 dump {pyroute2_dump:.3f} s, "
-        f"raw dump + Route values {raw_dump:.3f} s"
+        f"raw dump + KernelRoute values {raw_dump:.3f} s"
     )
 
 
@@ -236,7 +238,7 @@ def run(count: int, rounds: int, with_pyroute2: bool) -> None:
     build_start = time.perf_counter()
     plan = phases(count)
     built = time.perf_counter() - build_start
-    print(f"{count} routes; building every phase's desired Route values: {built:.3f} s (untimed)")
+    print(f"{count} routes; building every phase's desired routes: {built:.3f} s (untimed)")
     results = [one_round(plan) for _ in range(rounds)]
     print(f"median of {rounds} round(s), each in fresh namespaces")
     header = f"{'phase':<21} {'writes':>6} {'ours s':>7} {'(read':>6} {'diff':>6} {'apply)':>6}"
@@ -259,7 +261,7 @@ def run(count: int, rounds: int, with_pyroute2: bool) -> None:
             why_raw(netns, plan[0].desired)
 
 
-def agent_pass_untimed(netns: str, desired: Sequence[Route]) -> None:
+def agent_pass_untimed(netns: str, desired: Sequence[KernelRoute]) -> None:
     with NetlinkAdapter(netns) as adapter:
         agent_pass(adapter, desired)
 

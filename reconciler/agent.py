@@ -24,9 +24,17 @@ from tenacity import (
     wait_random,
 )
 
-from reconciler.core import nodeagent as logic
-from reconciler.core.routes import ApplyResult, DuplicateRouteKeyError, RouteDiff, diff_routes
+from reconciler.core.agent.addresses import addresses_ready, merge_addresses, without_uninitialized
+from reconciler.core.agent.condition import Condition, judge, merge_condition
+from reconciler.core.agent.published import Published, parse_settings
+from reconciler.core.agent.routes import (
+    DuplicateRouteKeyError,
+    RouteApplyResult,
+    RouteDiff,
+    diff_routes,
+)
 from reconciler.model import keys
+from reconciler.model.settings import SettingsFormatError
 from reconciler.ports import (
     BackendError,
     ClusterReader,
@@ -50,7 +58,7 @@ BACKOFF_CAP = 60.0
 class PassReport:
     """What one pass saw and did."""
 
-    condition: logic.Condition
+    condition: Condition
     external_ip: str | None = None
     internal_ip: str | None = None
     route_writes: int = 0
@@ -93,9 +101,9 @@ class Agent:
     def _pass(self) -> PassReport:
         node = self.reader.get_node(self.node)
         try:
-            published = logic.parse_settings(node.annotations)
-        except logic.SettingsError as err:
-            report = PassReport(logic.judge(None, [str(err)], [], None, 0))
+            published = parse_settings(node.annotations)
+        except SettingsFormatError as err:
+            report = PassReport(judge(None, [str(err)], [], None, 0))
             self.last_version = self._write_status(node, None, report).resource_version
             return report
         settings = published.settings
@@ -106,11 +114,11 @@ class Agent:
         unusable: list[str] = []
         diff, result, in_place = self._routes(published, unusable, route_errors)
         if unusable:  # the published routes themselves: reported as invalid routes
-            published = logic.Published(
+            published = Published(
                 settings, published.routes, (*published.invalid_routes, *unusable)
             )
         report = PassReport(
-            logic.judge(
+            judge(
                 published,
                 problems,
                 diff.conflicts if diff else (),
@@ -123,9 +131,7 @@ class Agent:
             route_writes=result.messages_sent if result else 0,
         )
         node = self._write_status(node, (external, internal), report)
-        if settings.removes_uninitialized_taint and logic.addresses_ready(
-            settings, external, internal
-        ):
+        if settings.removes_uninitialized_taint and addresses_ready(settings, external, internal):
             node = self._remove_taint(node, report)
         self.last_version = node.resource_version
         return report
@@ -145,8 +151,8 @@ class Agent:
         return found
 
     def _routes(
-        self, published: logic.Published, unusable: list[str], errors: list[str]
-    ) -> tuple[RouteDiff | None, ApplyResult | None, int]:
+        self, published: Published, unusable: list[str], errors: list[str]
+    ) -> tuple[RouteDiff | None, RouteApplyResult | None, int]:
         try:
             snapshot = self.routes.snapshot(published.protocol)
             diff = diff_routes(published.routes, snapshot.owned, snapshot.foreign_keys)
@@ -178,9 +184,9 @@ class Agent:
         for _ in range(MAX_CONFLICT_RETRIES):
             addresses = None
             if detected is not None:
-                merged = logic.merge_addresses(node.addresses, *detected)
+                merged = merge_addresses(node.addresses, *detected)
                 addresses = merged if merged != node.addresses else None
-            conditions = logic.merge_condition(node.conditions, report.condition, self.clock())
+            conditions = merge_condition(node.conditions, report.condition, self.clock())
             if addresses is None and conditions is None:
                 return node
             write = StatusWrite(self.node, node.resource_version, addresses, conditions)
@@ -201,7 +207,7 @@ class Agent:
 
     def _remove_taint(self, node: NodeState, report: PassReport) -> NodeState:
         for _ in range(MAX_CONFLICT_RETRIES):
-            taints = logic.without_uninitialized(node.taints)
+            taints = without_uninitialized(node.taints)
             if taints is None:
                 return node
             try:

@@ -1,19 +1,31 @@
-"""The narrow, typed interfaces between the use cases and the outside world.
+"""Every port: the narrow, typed interfaces between topoctl and the outside world.
+
+This module is the one place that declares them (a test checks that no other module
+defines a ``Protocol``). Adapters implement them; the use cases, the controller and the
+agent receive them; tests hand in in-memory fakes.
 
 Readers and writers are kept apart: ``topoctl plan`` is wired to a reader only, so it
-cannot change anything. Values crossing a port are the model's frozen values
-(:class:`NodeState`, :class:`NodeWrite`, ...), never a library's objects or raw JSON;
-adapters raise the errors below, never their library's own.
+cannot change anything. Values crossing a port are the model's and the core's frozen
+values (:class:`NodeState`, :class:`NodeWrite`, :class:`ProbeRound`, ...), never a
+library's objects or raw JSON; adapters raise the errors below, never their library's
+own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
-from reconciler.core.diagnostics import Diagnostic
-from reconciler.core.load import SourceFile
-from reconciler.core.routes import ApplyResult, RouteDiff, RouteSnapshot
+from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
+from reconciler.core.election.lease import LeaseObject, LeaseSpec
+from reconciler.core.lifecycle.record import DeletionRecord
+from reconciler.core.loading.load import SourceFile
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
+from reconciler.model.diagnostics import Diagnostic
+from reconciler.model.probe import ProbeRound
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
 
@@ -77,6 +89,10 @@ class ClusterWriter(Protocol):
     def commit(self) -> None:
         """Make the writes durable (a file backend writes its file; an API does nothing)."""
         ...
+
+
+class ClusterBackend(ClusterReader, ClusterWriter, Protocol):
+    """A cluster that is read and written through one backend."""
 
 
 class NodeDeleter(Protocol):
@@ -150,7 +166,7 @@ class RouteTable(Protocol):
         refuses the read."""
         ...
 
-    def apply(self, diff: RouteDiff) -> ApplyResult:
+    def apply(self, diff: RouteDiff) -> RouteApplyResult:
         """Write the diff (adds before deletes); per-route failures in the result."""
         ...
 
@@ -183,4 +199,86 @@ class GitSource(Protocol):
 
     def describe(self) -> str:
         """Where it reads from, for logs and status (credentials removed)."""
+        ...
+
+
+class LeaseError(Exception):
+    """The request failed or its answer was lost: the Lease may or may not have changed."""
+
+
+class LeaseConflictError(LeaseError):
+    """HTTP 409: someone else wrote the Lease first (stale resourceVersion, or it exists)."""
+
+
+class LeasePort(Protocol):
+    """One named Lease in one namespace. Every call takes a timeout in seconds, so the
+    caller can keep each request inside the lease time it has left."""
+
+    def get(self, timeout: float) -> LeaseObject | None:
+        """The Lease, or None when it does not exist."""
+        ...
+
+    def create(self, spec: LeaseSpec, timeout: float) -> LeaseObject:
+        """Create the Lease; LeaseConflictError when it already exists."""
+        ...
+
+    def replace(self, spec: LeaseSpec, resource_version: str, timeout: float) -> LeaseObject:
+        """Replace the spec; LeaseConflictError when it changed since ``resource_version``."""
+        ...
+
+
+class Clock(Protocol):
+    """Time: monotonic seconds for decisions, wall time for what is written and judged."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps."""
+        ...
+
+    def wall(self) -> datetime:
+        """Now, timezone-aware."""
+        ...
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sleep up to ``seconds``, returning early once ``stop`` is set."""
+        ...
+
+
+class Prober(Protocol):
+    """Sends one echo request to each address and reports what came back."""
+
+    def probe(self, addresses: Collection[str]) -> ProbeRound:
+        """Probe every address once, concurrently; about one timeout in all."""
+        ...
+
+
+class RecordStore(Protocol):
+    """Where the deletion record lives (the status ConfigMap)."""
+
+    def load_record(self) -> DeletionRecord:
+        """The record as stored; unreadable text gives an unreadable record."""
+        ...
+
+    def save_record(self, record: DeletionRecord) -> None:
+        """Store the record; raises BackendError when it could not be written."""
+        ...
+
+
+class Observer(Protocol):
+    """What the controller's status hears from its reconcile loop (every call from the
+    worker, but node_written)."""
+
+    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+        """One site was planned (and, unless ``error``, applied)."""
+        ...
+
+    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
+        """Everything was planned for ``revision``."""
+        ...
+
+    def node_written(self, write: NodeWrite, revision: str) -> None:
+        """A write was sent (from an apply thread)."""
+        ...
+
+    def idle(self) -> None:
+        """Between reconciles (and while there are none): publish what is due."""
         ...

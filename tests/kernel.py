@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.core.routes import Route
+from reconciler.core.agent.routes import KernelRoute
 
 
 def ip(netns: str, *args: str) -> str:
@@ -26,14 +26,14 @@ def route_entries(netns: str, *selector: str) -> list[dict[str, Any]]:
     return entries
 
 
-def route_from_ip(entry: Mapping[str, Any], protocol: int | None = None) -> Route:
-    """A Route from one `ip -j -N route` entry; `protocol` where ip omits it (filtered on)."""
+def route_from_ip(entry: Mapping[str, Any], protocol: int | None = None) -> KernelRoute:
+    """A KernelRoute from one `ip -j -N route` entry; `protocol` where ip omits it (filtered on)."""
     dst = entry["dst"]
     if dst == "default":
         dst = "::/0" if ":" in entry.get("gateway", "") else "0.0.0.0/0"
     elif "/" not in dst:
         dst += "/128" if ":" in dst else "/32"
-    return Route(
+    return KernelRoute(
         dst=dst,
         gateway=entry.get("gateway"),
         dev=entry.get("dev"),

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from reconciler.core.lifecycle import Member, SiteFacts
-from reconciler.core.lifecycle_probes import NodeProbe, ProbeVerdict
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts
+from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.state import NodeCondition, NodeState
@@ -72,14 +72,14 @@ def rails(
 
 def site(
     name: str,
-    members: Sequence[NodeState | Member],
+    members: Sequence[NodeState | MemberFacts],
     *,
     leader: str | None = "",
     lifecycle: SiteLifecycle | None = None,
     pinned: tuple[str, ...] = (),
 ) -> SiteFacts:
     """A site; ``leader`` "" means its first Ready member, None means no leader."""
-    held = tuple(m if isinstance(m, Member) else Member(m) for m in members)
+    held = tuple(m if isinstance(m, MemberFacts) else MemberFacts(m) for m in members)
     if leader == "":
         leader = next((m.node.name for m in held if m.node.ready == "True"), None)
     return SiteFacts(name, lifecycle or policy(), held, leader, pinned)

@@ -6,7 +6,7 @@ import re
 import typing
 from pathlib import Path
 
-from reconciler.core.reference import ordered_models, reference_markdown
+from reconciler.core.rendering.reference import ordered_models, reference_markdown
 from reconciler.model import topology as t
 from reconciler.model.route import Route
 

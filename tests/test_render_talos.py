@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
-from reconciler.core.talos import KUBELET_LABELS, kubelet_may_set, talos_value
+from reconciler.core.rendering.talos import KUBELET_LABELS, kubelet_may_set, talos_value
 from reconciler.model import keys
 from reconciler.model.state import TaintValue
 

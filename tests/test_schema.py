@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from reconciler.core.schema import topology_schema_text
-from reconciler.core.yamldoc import parse
+from reconciler.core.loading.yamldoc import parse
+from reconciler.core.rendering.schema import topology_schema_text
 from reconciler.model import topology as t
 from tests.test_topology_properties import dumped, topologies
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.core.load import SourceFile, load
+from reconciler.core.loading.load import SourceFile, load
 from reconciler.model import topology as t
 from reconciler.model.addresses import (
     canonical_cidr,

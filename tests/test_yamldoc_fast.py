@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.yamldoc import _fast_documents, _full_parse, parse
+from reconciler.core.loading.yamldoc import _fast_documents, _full_parse, parse
 
 
 def full(text: str) -> list[Any]:

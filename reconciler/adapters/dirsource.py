@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from reconciler.adapters.files import SourceError, read_directory
-from reconciler.core.diagnostics import Diagnostic
-from reconciler.core.load import SourceFile
+from reconciler.core.loading.load import SourceFile
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.ports import SourceUnavailableError
 
 PREFIX = "sha256:"

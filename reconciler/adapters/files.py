@@ -14,10 +14,10 @@ import os
 import stat
 from pathlib import Path
 
-from reconciler.core.diagnostics import Diagnostic
-from reconciler.core.load import SourceFile
-from reconciler.core.yamlerrors import too_large
-from reconciler.core.yamlstrict import MAX_FILE_BYTES
+from reconciler.core.loading.load import SourceFile
+from reconciler.core.loading.yamlerrors import too_large
+from reconciler.core.loading.yamlstrict import MAX_FILE_BYTES
+from reconciler.model.diagnostics import Diagnostic
 
 SUFFIXES = (".yaml", ".yml")
 MAX_FILES = 5000

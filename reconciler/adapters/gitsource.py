@@ -16,10 +16,10 @@ import git
 
 from reconciler.adapters.files import MAX_FILES, SUFFIXES, SourceError, too_many_files
 from reconciler.adapters.gitauth import Credentials, redact
-from reconciler.core.diagnostics import Diagnostic
-from reconciler.core.load import SourceFile
-from reconciler.core.yamlerrors import too_large
-from reconciler.core.yamlstrict import MAX_FILE_BYTES
+from reconciler.core.loading.load import SourceFile
+from reconciler.core.loading.yamlerrors import too_large
+from reconciler.core.loading.yamlstrict import MAX_FILE_BYTES
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.ports import SourceUnavailableError
 
 SYMLINK_MODE = 0o120000

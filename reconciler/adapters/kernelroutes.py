@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-from reconciler.core.routes import ApplyResult, RouteDiff, RouteSnapshot
+from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.ports import RouteTableError
 
 
@@ -20,7 +20,7 @@ class KernelRouteTable:
         except NetlinkAdapterError as err:
             raise RouteTableError(str(err)) from None
 
-    def apply(self, diff: RouteDiff) -> ApplyResult:
+    def apply(self, diff: RouteDiff) -> RouteApplyResult:
         """Write the diff; per-route failures are in the result."""
         try:
             return self.netlink.apply(diff)

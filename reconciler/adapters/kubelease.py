@@ -29,8 +29,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from reconciler.core.lease import LeaseObject, LeaseSpec, default_namespace
-from reconciler.leaseport import LeaseConflictError, LeaseError
+from reconciler.core.election.lease import LeaseObject, LeaseSpec, default_namespace
+from reconciler.ports import LeaseConflictError, LeaseError
 
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -182,7 +182,8 @@ def discover_namespace(
     context: str | None = None,
     service_account_file: Path = SERVICE_ACCOUNT_NAMESPACE,
 ) -> str:
-    """The default ``--lease-namespace`` here: see ``reconciler.core.lease.default_namespace``."""
+    """The default ``--lease-namespace`` here: the pod's, else the context's, else
+    ``default`` (:func:`~reconciler.core.election.lease.default_namespace`)."""
     in_pod: str | None = None
     with contextlib.suppress(OSError, UnicodeDecodeError):
         in_pod = service_account_file.read_text()

@@ -14,7 +14,7 @@ in reconciler.adapters.netlink_msg (why by hand: see there).
   blocking.
 
 pyroute2 opens sockets inside a named network namespace and answers route
-lookups (`source_address`). Decisions live in reconciler.core.routes; this
+lookups (`source_address`). Decisions live in reconciler.core.agent.routes; this
 module only moves bytes. Not thread-safe: one adapter per thread.
 """
 
@@ -34,10 +34,10 @@ from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from reconciler.adapters import netlink_msg as msg
-from reconciler.core.routes import (
+from reconciler.core.agent.routes import (
     Action,
-    ApplyResult,
-    Route,
+    KernelRoute,
+    RouteApplyResult,
     RouteDiff,
     RouteFailure,
     RouteKey,
@@ -70,7 +70,7 @@ class NetlinkAdapterError(Exception):
 @dataclass(slots=True)
 class _Write:
     action: Action
-    route: Route
+    route: KernelRoute
     message: bytes
 
 
@@ -98,7 +98,7 @@ class NetlinkAdapter:
         self._iproute: Any = None
         self._seq = 0
         self._buffer = bytearray(_RECV_SIZE)
-        self._parsed: dict[bytes, Route | msg.ForeignRoute] = {}
+        self._parsed: dict[bytes, KernelRoute | msg.ForeignRoute] = {}
         self._parsed_for: tuple[int, dict[int, str]] | None = None
         self.write_messages = 0
 
@@ -127,15 +127,15 @@ class NetlinkAdapter:
         check_own_protocol(protocol)
         names = self._link_names_by_index()
         known = self._parsed if self._parsed_for == (protocol, names) else {}
-        parsed: dict[bytes, Route | msg.ForeignRoute] = {}
-        owned: list[Route] = []
+        parsed: dict[bytes, KernelRoute | msg.ForeignRoute] = {}
+        owned: list[KernelRoute] = []
         foreign: dict[RouteKey, int] = {}
         parse, seen = msg.parse_route, known.get
         for family in (socket.AF_INET, socket.AF_INET6):
             for body in self._dump(msg.RTM_GETROUTE, msg.route_dump_body(family)):
                 entry = seen(body) or parse(body, protocol, names)
                 parsed[body] = entry
-                if isinstance(entry, Route):
+                if isinstance(entry, KernelRoute):
                     owned.append(entry)
                 else:
                     foreign.setdefault(entry.key, entry.protocol)
@@ -170,7 +170,7 @@ class NetlinkAdapter:
 
     # -- writes --------------------------------------------------------------
 
-    def apply(self, diff: RouteDiff) -> ApplyResult:
+    def apply(self, diff: RouteDiff) -> RouteApplyResult:
         """Write `diff`: replaces, then deletes; every ack checked, failures per route.
 
         A route naming a missing device is reported and not sent. A delete
@@ -179,7 +179,7 @@ class NetlinkAdapter:
         protocol topoctl may not own (Kilo's static routes among them).
         """
         if not diff.writes:
-            return ApplyResult()
+            return RouteApplyResult()
         for protocol in {route.protocol for route in (*diff.replace, *diff.delete)}:
             check_own_protocol(protocol)
         indexes = self.link_indexes()
@@ -197,14 +197,14 @@ class NetlinkAdapter:
             oif = indexes.get(route.dev) if route.dev is not None else None
             envelope = msg.delete_envelope(self._next_seq())
             writes.append(_Write("delete", route, msg.encode_route(envelope, route, oif)))
-        replaced: list[Route] = []
-        deleted: list[Route] = []
+        replaced: list[KernelRoute] = []
+        deleted: list[KernelRoute] = []
         for write, outcome in zip(writes, self._send_all(writes), strict=True):
             if outcome is None or (write.action == "delete" and outcome[0] == errno.ESRCH):
                 (replaced if write.action == "replace" else deleted).append(write.route)
             else:
                 failed.append(_failure(write, *outcome))
-        return ApplyResult(
+        return RouteApplyResult(
             replaced=tuple(replaced),
             deleted=tuple(deleted),
             failed=tuple(failed),
@@ -335,7 +335,7 @@ def _fit_batch(sock: socket.socket, batch_size: int, rcvbuf: int) -> int:
     return max(1, min(batch_size, granted // ACK_BUDGET))
 
 
-def _missing_device(route: Route) -> RouteFailure:
+def _missing_device(route: KernelRoute) -> RouteFailure:
     return RouteFailure(route, "replace", f"device {route.dev} not found", errno.ENODEV)
 
 
@@ -346,7 +346,7 @@ def _failure(write: _Write, code: int, detail: str) -> RouteFailure:
     )
 
 
-def _explain(action: Action, route: Route, code: int) -> str:
+def _explain(action: Action, route: KernelRoute, code: int) -> str:
     """A reason a person can act on, from the errno of a refused write."""
     if code == errno.ENODEV:
         return f"device {route.dev or '(chosen by the kernel)'} not found"

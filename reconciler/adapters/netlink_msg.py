@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Final, NamedTuple
 
-from reconciler.core.routes import Route, RouteKey
+from reconciler.core.agent.routes import KernelRoute, RouteKey
 
 NLMSG_ERROR: Final = 2
 NLMSG_DONE: Final = 3
@@ -91,7 +91,7 @@ class Envelope(NamedTuple):
     kind: int
 
 
-def replace_envelope(route: Route, seq: int, exclusive: bool) -> Envelope:
+def replace_envelope(route: KernelRoute, seq: int, exclusive: bool) -> Envelope:
     """RTM_NEWROUTE that creates the slot, or replaces it (exclusive: only if vacant)."""
     flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | (NLM_F_EXCL if exclusive else NLM_F_REPLACE)
     scope = RT_SCOPE_LINK if route.gateway is None and route.version == 4 else RT_SCOPE_UNIVERSE
@@ -103,7 +103,7 @@ def delete_envelope(seq: int) -> Envelope:
     return Envelope(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, RT_SCOPE_NOWHERE, RTN_UNSPEC)
 
 
-def encode_route(envelope: Envelope, route: Route, oif: int | None) -> bytes:
+def encode_route(envelope: Envelope, route: KernelRoute, oif: int | None) -> bytes:
     """One route message: nlmsghdr, rtmsg, then TABLE, PRIORITY, DST [, GATEWAY] [, OIF].
 
     Packed in one call with a struct per message shape: three times faster
@@ -209,11 +209,11 @@ class ForeignRoute(NamedTuple):
     protocol: int
 
 
-def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> Route | ForeignRoute:
-    """One RTM_NEWROUTE message body (after its nlmsghdr): a Route if it carries `protocol`.
+def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> KernelRoute | ForeignRoute:
+    """One RTM_NEWROUTE message body (after its nlmsghdr): a KernelRoute if it carries `protocol`.
 
-    Reads rtmsg and the attributes a Route needs; skips the rest (metrics,
-    cache info, preference, ...). Returns the Route alone, not wrapped: this
+    Reads rtmsg and the attributes a KernelRoute needs; skips the rest (metrics,
+    cache info, preference, ...). Returns the KernelRoute alone, not wrapped: this
     runs for every route of every cold read, and each object kept costs.
     """
     family, dst_len, _, _, rtm_table, rtm_protocol, _, _, flags = _RTMSG_UNPACK(body)
@@ -246,11 +246,11 @@ def parse_route(body: bytes, protocol: int, names: Mapping[int, str]) -> Route |
     if rtm_protocol != protocol:
         return ForeignRoute(_new_key(RouteKey, (table, prefix, metric)), rtm_protocol)
     onlink = bool(flags & RTNH_F_ONLINK)
-    return Route(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol)
+    return KernelRoute(prefix, via, names.get(oif), table, metric, onlink, rtm_protocol)
 
 
 def _ipv6_text(packed: bytes) -> str:
-    """The same text Route.build gives (inet_ntop writes IPv4-mapped addresses otherwise)."""
+    """The same text KernelRoute.build gives (inet_ntop writes IPv4-mapped addresses otherwise)."""
     return ipaddress.IPv6Address(packed).compressed
 
 

@@ -84,7 +84,7 @@ def plan(
     Exit status: 0 success, 1 error; with --detailed-exitcode 0 no changes,
     1 error, 2 changes.
     """
-    from reconciler import service
+    from reconciler.usecases.plan import plan_once
 
     one_shot()
     if out is not None and not out.parent.is_dir():  # before the plan is computed
@@ -98,11 +98,11 @@ def plan(
             raise Failure(err.format_message()) from None
         raise
     eyes = eyes_for(probe, reader)
-    result = backend_call(lambda: service.plan_once(topology, reader, base_topology, eyes=eyes))
+    result = backend_call(lambda: plan_once(topology, reader, base_topology, eyes=eyes))
     the_plan = result.plan
     print_plan(the_plan, fmt, result.deltas)
     if out is not None:
-        from reconciler.core import savedplan
+        from reconciler.core.planning import savedplan
 
         _save(out, savedplan.dump(the_plan, cluster_source(snapshot, kubeconfig, context)))
         click.echo(f"plan saved to {out}: apply it with `topoctl apply {out}`", err=True)
@@ -123,7 +123,7 @@ def _save(out: Path, text: str) -> None:
 
 def _read_saved(target: Path) -> str | None:
     """The text of TARGET when it is a saved plan (known by content, not by name)."""
-    from reconciler.core import savedplan
+    from reconciler.core.planning import savedplan
 
     if not target.is_file():
         return None
@@ -154,16 +154,22 @@ def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
     """
     import signal
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stopped(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
     finished = False
+    quiet = False  # done, or already stopping: a signal now changes nothing
+
+    def stop(signum: int, frame: Any) -> None:
+        # Raising after the command is done would escape this function and hide its
+        # exit status behind click's "Aborted!".
+        if not quiet:
+            raise _Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         value = run()
-        finished = True
+        finished = quiet = True
         return value
     except (KeyboardInterrupt, _Stopped) as err:
+        quiet = True
         signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
         written = getattr(backend(), "written", None)
@@ -181,7 +187,8 @@ def _reporting_signals(run: Callable[[], T], backend: Callable[[], Any]) -> T:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         else:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @main.command()
@@ -217,9 +224,9 @@ def apply(
       topoctl apply --cluster nodes.yaml --yes    converge a snapshot file
       topoctl plan --out plan.json && topoctl apply plan.json
     """
-    from reconciler import apply as executor
-    from reconciler import service
-    from reconciler.core import savedplan
+    from reconciler.core.planning import savedplan
+    from reconciler.usecases.apply import apply_once, apply_saved
+    from reconciler.usecases.executor import StalePlanError
 
     one_shot()
 
@@ -254,9 +261,9 @@ def apply(
             try:
                 deletion = deletion_for(opened[0])
                 result = backend_call(
-                    lambda: service.apply_saved(loaded, opened[0], confirm, width, deletion)
+                    lambda: apply_saved(loaded, opened[0], confirm, width, deletion)
                 )
-            except executor.StalePlanError as err:
+            except StalePlanError as err:
                 raise Failure(f"{target}: {err}") from None
         else:
             topology = topology_or_fail(target, None)
@@ -266,7 +273,7 @@ def apply(
             width = 1 if snapshot is not None else parallel
             eyes, deletion = eyes_for(probe, opened[0]), deletion_for(opened[0])
             result = backend_call(
-                lambda: service.apply_once(topology, opened[0], confirm, width, eyes, deletion)
+                lambda: apply_once(topology, opened[0], confirm, width, eyes, deletion)
             )
         _report_apply(result)
 
@@ -311,10 +318,10 @@ def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None
     """
     import json
 
-    from reconciler import service
+    from reconciler.usecases.snapshot import snapshot as export
 
     reader = open_cluster(snapshot, kubeconfig, context, writable=False)
-    doc = backend_call(lambda: service.snapshot(reader))
+    doc = backend_call(lambda: export(reader))
     if fmt == "json":
         click.echo(json.dumps(doc, indent=4))
     else:

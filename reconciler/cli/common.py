@@ -39,7 +39,7 @@ class UsageFailure(Failure):
 def read_topology(directory: Path, rev: str | None) -> Any:
     """Load and validate the topology from a directory or a git revision."""
     from reconciler.adapters.files import SourceError, read_directory
-    from reconciler.core.load import load
+    from reconciler.core.loading.load import load
 
     try:
         if rev:
@@ -151,25 +151,25 @@ def eyes_for(probe: bool, backend: Any = None) -> Any:
     """The clock, and with --probe an ICMP prober: how a plan looks at dead nodes. On a
     live cluster the controller's deletion record (the hourly budget) and the node
     Leases (signs of life) are read too, so the CLI judges as the controller does."""
-    from reconciler import service
-    from reconciler.controller.leader import SystemClock
+    from reconciler.adapters.clock import SystemClock
+    from reconciler.usecases.plan import Eyes
 
     clock = SystemClock()
     if not probe:
-        return service.Eyes(clock)
+        return Eyes(clock)
     from reconciler.adapters.icmp import IcmpProber
 
     live = _live_parts(backend)
     if live is None:
-        return service.Eyes(clock, IcmpProber())
+        return Eyes(clock, IcmpProber())
     records, leases, _events = live
-    return service.Eyes(clock, IcmpProber(), record=records.load_record, leases=leases)
+    return Eyes(clock, IcmpProber(), record=records.load_record, leases=leases)
 
 
 def deletion_for(backend: Any) -> Any:
     """Deletion through a live cluster: each one recorded in the controller's deletion
     record (the hourly budget both share), then announced by a NodeDeleted Event."""
-    from reconciler import service
+    from reconciler.usecases.apply import DeletionPorts
 
     live = _live_parts(backend)
     if live is None:
@@ -178,14 +178,14 @@ def deletion_for(backend: Any) -> Any:
 
     def before(deletion: Any) -> None:
         from reconciler.controller.lifecycle import node_deleted
-        from reconciler.core.lifecycle_record import Deletion
+        from reconciler.core.lifecycle.record import Deletion
 
         now = datetime.now(UTC)
         record = records.load_record().with_deletions([Deletion(now, deletion.node)], now)
         records.save_record(record)
         events.create(node_deleted(deletion, now))
 
-    return service.Deletion(backend, before)
+    return DeletionPorts(backend, before)
 
 
 def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:
@@ -210,12 +210,14 @@ def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:
 
 def topology_or_fail(directory: Path, rev: str | None) -> Any:
     """The valid topology (its warnings ride along into the plan), or a clear failure."""
-    from reconciler.core import report
+    from reconciler.core.rendering import validation
 
     result, sources = read_topology(directory, rev)
     if not result.ok:
-        click.echo(report.text(result.diagnostics, sources), err=True)
-        raise Failure(f"{directory}: {report.verdict(result)} - run `topoctl validate` for details")
+        click.echo(validation.text(result.diagnostics, sources), err=True)
+        raise Failure(
+            f"{directory}: {validation.verdict(result)} - run `topoctl validate` for details"
+        )
     return result.topology
 
 
@@ -256,23 +258,23 @@ def leave(code: object) -> NoReturn:
 
 
 def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
-    from reconciler.core import render
+    from reconciler.core.rendering import plans
 
     if sys.stdout is None:  # started without a stdout (``>&-``): nowhere to print
         return
     if fmt == "json":
-        click.echo(render.as_json(plan, deltas), nl=False)
+        click.echo(plans.as_json(plan, deltas), nl=False)
     elif fmt == "markdown":
-        click.echo(render.markdown(plan, deltas), nl=False)
+        click.echo(plans.markdown(plan, deltas), nl=False)
     else:
         from rich.console import Console
 
         # One change, one line: CI logs, grep and diffs of saved output need them unbroken.
         console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
         if console.is_terminal:  # colours: rich parses the markup
-            console.print(render.text(plan, deltas), soft_wrap=True)
+            console.print(plans.text(plan, deltas), soft_wrap=True)
         else:  # the same text, without rich's markup parsing (seconds for a large plan)
-            click.echo(render.text(plan, deltas, markup=False))
+            click.echo(plans.text(plan, deltas, markup=False))
 
 
 AS_PROGRAM: list[bool] = []  # run() fills it: the process ends with the command

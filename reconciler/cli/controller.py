@@ -131,8 +131,8 @@ def run_controller(**flags: Any) -> None:
     Exit status: 0 after SIGTERM (the write in flight finished, the lease released),
     1 after losing the lease or on a start-up error.
     """
-    from reconciler import runner
     from reconciler.adapters.gitauth import Credentials, CredentialsError
+    from reconciler.controller import wiring
     from reconciler.controller.logs import setup_logging
     from reconciler.controller.webhook import WebhookSecretError
     from reconciler.ports import BackendError
@@ -145,9 +145,9 @@ def run_controller(**flags: Any) -> None:
         known_hosts_file=flags.pop("git_known_hosts_file"),
         token_file=flags.pop("git_token_file"),
     )
-    settings = runner.RunSettings(credentials=credentials, **flags)
+    settings = wiring.RunSettings(credentials=credentials, **flags)
     try:
-        sys.exit(runner.run(settings))
+        sys.exit(wiring.run(settings))
     except (CredentialsError, WebhookSecretError, BackendError, ValueError) as err:
         raise Failure(str(err)) from None
 

@@ -45,16 +45,16 @@ def validate(directory: Path, rev: str | None, fmt: str) -> None:
 
     Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.
     """
-    from reconciler.core import report
+    from reconciler.core.rendering import validation
 
     result, sources = read_topology(directory, rev)
     if fmt == "json":
-        click.echo(report.as_json(result))
+        click.echo(validation.as_json(result))
     elif fmt == "github":
-        annotations = report.github(result.diagnostics)
+        annotations = validation.github(result.diagnostics)
         if annotations:
             click.echo(annotations)
-        click.echo(report.verdict(result))
+        click.echo(validation.verdict(result))
     else:
         _print_text(result, sources)
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
@@ -64,11 +64,11 @@ def _print_text(result: Any, sources: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from reconciler.core import report
+    from reconciler.core.rendering import validation
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     if result.diagnostics:
-        for line in report.text(result.diagnostics, sources).splitlines():
+        for line in validation.text(result.diagnostics, sources).splitlines():
             style = "red" if ": error: " in line else "yellow" if ": warning: " in line else None
             # One diagnostic, one line: CI logs and grep need file:line:col unbroken.
             console.print(line, style=style, markup=False, soft_wrap=True)
@@ -86,18 +86,18 @@ def _print_text(result: Any, sources: dict[str, str]) -> None:
             "routes",
         ):
             table.add_column(column)
-        for s in report.summarize(result.topology):
+        for s in validation.summarize(result.topology):
             table.add_row(  # long lists are cut: `--format json` has them whole
                 s.name,
-                "\n".join(report.first_of(s.nodes)) or "-",
-                "\n".join(report.first_of([f"{n}: {sel}" for n, sel in s.pools])) or "-",
-                ", ".join(report.first_of(s.leaders)) or "(Kilo decides)",
-                "\n".join(report.first_of(s.allowed_location_ips)) or "-",
+                "\n".join(validation.first_of(s.nodes)) or "-",
+                "\n".join(validation.first_of([f"{n}: {sel}" for n, sel in s.pools])) or "-",
+                ", ".join(validation.first_of(s.leaders)) or "(Kilo decides)",
+                "\n".join(validation.first_of(s.allowed_location_ips)) or "-",
                 str(s.routes),
             )
         console.print(table)
     console.print(
-        report.verdict(result),
+        validation.verdict(result),
         style="green" if result.ok else "red bold",
         markup=False,
         soft_wrap=True,
@@ -114,7 +114,7 @@ def schema() -> None:
     \b
       # yaml-language-server: $schema=../schema/topology.schema.json
     """
-    from reconciler.core.schema import topology_schema_text
+    from reconciler.core.rendering.schema import topology_schema_text
 
     click.echo(topology_schema_text(), nl=False)
 
@@ -148,7 +148,7 @@ def render_talos(
       talosctl machineconfig patch worker.yaml --patch @fsn1-gw-1.patch.yaml -o fsn1-gw-1.yaml
       topoctl render talos --site hetzner-fsn1        one YAML document per node and pool
     """
-    from reconciler.core import talos
+    from reconciler.core.rendering import talos
 
     if (node is None) == (site_name is None):
         raise UsageFailure("give exactly one of --node NAME or --site SITE")

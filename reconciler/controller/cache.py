@@ -1,7 +1,7 @@
 """The informer's node cache: the latest NodeState of every node, and what moved.
 
 Each update says whether it matters to the planner: a node that joined or left, whose
-planning fingerprint changed (``reconciler.core.fingerprint``), or whose Kilo freshness
+planning fingerprint changed (``reconciler.core.planning.fingerprint``), or whose Kilo freshness
 flipped. A heartbeat that only moves ``last-seen`` forward while the node stays fresh
 matters to no one. Freshness also flips with no event at all, when a node stops
 checking in: the cache keeps a timer per fresh node (:meth:`NodeCache.flips_due`).
@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.core.fingerprint import Fingerprint, fingerprint, fresh_until
+from reconciler.core.kilo.freshness import fresh_until, is_fresh
+from reconciler.core.planning.fingerprint import Fingerprint, fingerprint
 from reconciler.model.state import NodeState
 
 
@@ -46,7 +47,7 @@ class NodeCache:
 
     def _entry(self, node: NodeState, now: int) -> _Entry:
         until = fresh_until(node)
-        fresh = until is not None and now < until
+        fresh = is_fresh(node, now)
         entry = _Entry(node, fingerprint(node), until, fresh)
         if fresh and until is not None:
             heapq.heappush(self._timers, (until, node.name))

@@ -15,9 +15,8 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from reconciler.leaseport import Clock
 from reconciler.model.records import EventRecord
-from reconciler.ports import BackendError, EventSink, NotFoundError
+from reconciler.ports import BackendError, Clock, EventSink, NotFoundError
 
 log = logging.getLogger("topoctl.events")
 

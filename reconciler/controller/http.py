@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from reconciler.controller.webhook import MAX_BODY, verify
-from reconciler.leaseport import Clock
+from reconciler.ports import Clock
 
 log = logging.getLogger("topoctl.http")
 HOOK_PATH = "/hooks/git"

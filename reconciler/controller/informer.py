@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.controller.cache import Delta, NodeCache
-from reconciler.leaseport import Clock
-from reconciler.ports import BackendError, ClusterWatcher, ExpiredError
+from reconciler.ports import BackendError, Clock, ClusterWatcher, ExpiredError
 
 log = logging.getLogger("topoctl.informer")
 

@@ -1,4 +1,4 @@
-"""The leader-election loop: drives ``reconciler.core.lease`` over a LeasePort with a Clock.
+"""The leader-election loop: drives ``reconciler.core.election`` over a LeasePort with a Clock.
 
 Hand-written rather than the client's ``kubernetes.leaderelection``, because that one
 refuses retry periods (and deadlines) under 1 s, calls ``sys.exit`` on bad config,
@@ -11,7 +11,7 @@ same (a test cross-checks them against its LeaseLock on the API-server double).
 
 Use::
 
-    elector = LeaderElector(KubeLease(api, "topoctl", ns), identity, on_lost=exit_1)
+    elector = LeaderElector(KubeLease(api, "topoctl", ns), identity, clock, on_lost=exit_1)
     elector.start()                  # a daemon thread stepping every retry period
     if elector.may_write(): ...      # before every guarded write, with
     timeout = elector.write_deadline()  # as the upper bound of its timeout
@@ -27,31 +27,14 @@ import dataclasses
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from reconciler.core.lease import JITTER_FACTOR, WRITES, Action, Decision, Elector, Timing
-from reconciler.leaseport import Clock, LeaseConflictError, LeaseError, LeasePort
+from reconciler.core.election.elector import WRITES, Decision, Elector, LeaseAction
+from reconciler.core.election.lease import JITTER_FACTOR, Timing
+from reconciler.ports import Clock, LeaseConflictError, LeaseError, LeasePort
 
 log = logging.getLogger("topoctl.leader")
 MIN_TIMEOUT = 0.05  # seconds: below this a request cannot succeed anyway
-
-
-class SystemClock:
-    """The real clocks: ``time.monotonic`` and UTC wall time."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic()``."""
-        return time.monotonic()
-
-    def wall(self) -> datetime:
-        """Now in UTC."""
-        return datetime.now(UTC)
-
-    def wait(self, stop: threading.Event, seconds: float) -> None:
-        """``stop.wait(seconds)``."""
-        stop.wait(max(0.0, seconds))
 
 
 class LeaderElector:
@@ -61,9 +44,9 @@ class LeaderElector:
         self,
         port: LeasePort,
         identity: str,
+        clock: Clock,
         *,
         timing: Timing | None = None,
-        clock: Clock | None = None,
         on_lost: Callable[[], None] | None = None,
         on_started: Callable[[], None] | None = None,
         jitter: float = JITTER_FACTOR,
@@ -71,7 +54,7 @@ class LeaderElector:
         if not identity:
             raise ValueError("the identity must not be empty")
         self.port = port
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
         self.on_lost = on_lost
         self.on_started = on_started
         self.jitter = jitter
@@ -117,7 +100,7 @@ class LeaderElector:
 
     def _settle(self, state: Elector, decision: Decision) -> Decision:
         self._state = state
-        if decision.action is Action.LOST and not self._lost_reported:
+        if decision.action is LeaseAction.LOST and not self._lost_reported:
             self._lost_reported = True
             self._notify_lost = True
             log.warning("lost the lease: %s", decision.reason)
@@ -139,7 +122,7 @@ class LeaderElector:
         if lost is not None:
             return self._settle(state, lost)
         if state.released:
-            return Decision(Action.WAIT, state.timing.retry_period, reason="released")
+            return Decision(LeaseAction.WAIT, state.timing.retry_period, reason="released")
         try:
             lease = self.port.get(self._timeout(clock.monotonic()))
         except LeaseError as err:
@@ -182,7 +165,7 @@ class LeaderElector:
         """Step until lost or stopped (``release``)."""
         while not self._stop.is_set():
             decision = self.step()
-            if decision.action is Action.LOST:
+            if decision.action is LeaseAction.LOST:
                 return
             self.clock.wait(self._stop, self._pause(decision))
 
@@ -208,7 +191,7 @@ class LeaderElector:
                 budget = self._state.write_deadline(clock.monotonic())
                 state, decision = self._state.release(clock.wall())
                 self._state = state
-                if decision.action is not Action.RELEASE or decision.write is None:
+                if decision.action is not LeaseAction.RELEASE or decision.write is None:
                     return True
                 sent = clock.monotonic()
                 try:

@@ -4,11 +4,15 @@ On the lease holder only, every probe interval (or sooner when a node changes, e
 its Ready condition, but never more than one round per interval): one ICMP round over the members'
 addresses joins the history kept in memory (a restart only restarts the minute of
 probes: the NotReady clock is the Ready condition's ``lastTransitionTime``), the core
-decides (:mod:`reconciler.core.lifecycle`), and each deletion is first written into the
+decides (:mod:`reconciler.core.lifecycle.rules`), and each deletion is first written into the
 deletion record (so the hourly budget survives a restart or failover), then announced
 by an Event on the Node, then sent as a DELETE with uid and resourceVersion
 preconditions. ``--dry-run`` logs and counts what would be deleted. A pass costs no
 probe and no plan while no member of a deleting site is NotReady.
+
+A pass that fails (the node Leases cannot be listed, the record cannot be read) deletes
+nothing: it is logged in one line, counted (``topoctl_lifecycle_pass_failures_total``)
+and reported to ``on_failure`` (the status shows it) until a pass succeeds again.
 """
 
 from __future__ import annotations
@@ -18,36 +22,30 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
 
-from reconciler.apply import ApplyReport, delete_dead
 from reconciler.controller.metrics import Metrics
-from reconciler.core.lifecycle import Observations
-from reconciler.core.lifecycle_plan import lifecycle_plan
-from reconciler.core.lifecycle_probes import ProbeHistory, ProbeSchedule, addresses_to_probe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.load import Topology
-from reconciler.core.plan import LifecyclePlan, NodeDeletion
-from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
-from reconciler.model.probe import Prober
+from reconciler.core.lifecycle.planned import lifecycle_plan
+from reconciler.core.lifecycle.probes import ProbeHistory, ProbeSchedule, addresses_to_probe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Observations
+from reconciler.core.planning.plan import LifecyclePlan, NodeDeletion
+from reconciler.core.planning.planner import Planner
 from reconciler.model.records import EventRecord
 from reconciler.model.state import NodeState
-from reconciler.ports import BackendError, ConflictError, NodeDeleter, StatusStore
+from reconciler.model.topology import Topology
+from reconciler.ports import (
+    BackendError,
+    Clock,
+    ConflictError,
+    LeaseError,
+    NodeDeleter,
+    Prober,
+    RecordStore,
+    StatusStore,
+)
+from reconciler.usecases.executor import ApplyReport, delete_dead
 
 log = logging.getLogger("topoctl.lifecycle")
-
-
-class RecordStore(Protocol):
-    """Where the deletion record lives (the status ConfigMap)."""
-
-    def load_record(self) -> DeletionRecord:
-        """The record as stored; unreadable text gives an unreadable record."""
-        ...
-
-    def save_record(self, record: DeletionRecord) -> None:
-        """Store the record; raises BackendError when it could not be written."""
-        ...
 
 
 RECORD_KEY = "deletions"  # the status ConfigMap's key for the deletion record
@@ -105,6 +103,7 @@ class LifecyclePass:
         announce: Announce | None = None,
         leases: Callable[[], Mapping[str, datetime]] | None = None,
         metrics: Metrics | None = None,
+        on_failure: Callable[[str | None], None] | None = None,
         dry_run: bool = False,
         schedule: ProbeSchedule | None = None,
     ) -> None:
@@ -117,6 +116,7 @@ class LifecyclePass:
         self.announce = announce
         self.leases = leases
         self.metrics = metrics
+        self.on_failure = on_failure
         self.dry_run = dry_run
         self.schedule = schedule or ProbeSchedule()
         self.history = ProbeHistory(self.schedule)
@@ -129,9 +129,22 @@ class LifecyclePass:
             self.wake.clear()
             try:
                 self.step()
-            except Exception:  # one bad pass must not end the controller's lifecycle
-                log.exception("lifecycle pass failed; trying again next interval")
+            except (BackendError, LeaseError) as err:
+                self._failed(str(err))
+            except Exception as err:  # a bug: its traceback, and the pass is reported failed
+                log.exception("lifecycle pass failed")
+                self._failed(f"internal error: {err!r}")
+            else:
+                if self.on_failure is not None:
+                    self.on_failure(None)
             self.clock.wait(self.wake, self.schedule.interval.total_seconds())
+
+    def _failed(self, why: str) -> None:
+        log.warning("lifecycle pass failed, nothing deleted: %s; trying again next interval", why)
+        if self.metrics is not None:
+            self.metrics.lifecycle_failures.inc()
+        if self.on_failure is not None:
+            self.on_failure(why)
 
     def nudge(self) -> None:
         """A node changed (its Ready condition among what may have): look now, not at the
@@ -157,7 +170,10 @@ class LifecyclePass:
         self.stats.probe_rounds += 1
         plan = Planner(topology, nodes).plan_all()
         record = self.records.load_record()
-        leases = self.leases() if self.leases is not None else {}
+        try:
+            leases = self.leases() if self.leases is not None else {}
+        except LeaseError as err:  # a renewed node Lease means alive: unknown withholds all
+            raise BackendError(f"no deletion without the node Leases ({err})") from None
         observed = Observations(now, self.history.nodes(nodes), leases, record)
         live = {n.name: n for n in nodes}
         decided = lifecycle_plan(topology, plan, live, observed, probed=True)

@@ -4,7 +4,7 @@ An :class:`~reconciler.controller.informer.Informer` keeps the node cache; every
 that matters to the planner queues the sites it touches (both, for a node moving
 between sites); a heartbeat queues nothing. One worker takes a site at a time, plans
 it alone through the one Planner (kept up to date by re-indexing only the nodes that
-moved) and writes through the executor (``reconciler.apply``: resourceVersion guard,
+moved) and writes through the executor (``reconciler.usecases.executor``: resourceVersion guard,
 409 re-plan). A new revision, the lease won and every ``resync`` plan everything. A
 site whose plan has errors is held back alone, and one whose writes failed is retried
 with backoff. Kilo's freshness flips with no event when a node stops checking in: the
@@ -18,21 +18,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from reconciler.apply import apply_plan, replanner
 from reconciler.controller.cache import Delta, NodeCache
 from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
-from reconciler.controller.leader import SystemClock
 from reconciler.controller.queue import SiteQueue
-from reconciler.core.load import Topology
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
-from reconciler.model.state import NodeWrite
-from reconciler.ports import ClusterWatcher
-from reconciler.service import Cluster
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
+from reconciler.model.topology import Topology
+from reconciler.ports import Clock, ClusterBackend, ClusterWatcher, Observer
+from reconciler.usecases.executor import apply_plan, replanner
 
 log = logging.getLogger("topoctl.controller")
 EVERYTHING = "\x00all"  # the queue key of a full pass (no site has this name)
@@ -82,42 +77,22 @@ class LoopStats:
             self.observe(result, seconds)
 
 
-class Observer(Protocol):
-    """What the status module hears (every call from the worker, but node_written)."""
-
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site was planned (and, unless ``error``, applied)."""
-        ...
-
-    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
-        """Everything was planned for ``revision``."""
-        ...
-
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """A write was sent (from an apply thread)."""
-        ...
-
-    def idle(self) -> None:
-        """Between reconciles (and while there are none): publish what is due."""
-        ...
-
-
 class ReconcileLoop:
     """The controller's loop; ``run`` blocks until stopped."""
 
     def __init__(
         self,
         watcher: ClusterWatcher,
-        cluster: Cluster,
+        cluster: ClusterBackend,
         *,
         may_write: Callable[[], bool] = lambda: True,
-        clock: Clock | None = None,
+        clock: Clock,
         settings: LoopSettings | None = None,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings or LoopSettings()
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
         self.cluster = cluster
         self.watcher = watcher
         self.may_write = may_write

@@ -62,6 +62,11 @@ class Metrics:
         self.node_deletions = Counter(
             "topoctl_node_deletions", "Nodes deleted by the lifecycle.", ["site"], registry=r
         )
+        self.lifecycle_failures = Counter(
+            "topoctl_lifecycle_pass_failures",
+            "Lifecycle passes that failed and deleted nothing (the status says why).",
+            registry=r,
+        )
         self.deletions_withheld = Counter(
             "topoctl_node_deletions_withheld",
             "Deletions a guard rail held back, by reason.",

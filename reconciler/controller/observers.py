@@ -6,12 +6,12 @@ from collections import Counter
 from collections.abc import Callable
 
 from reconciler.controller.informer import InformerStats
-from reconciler.controller.loop import Observer
 from reconciler.controller.metrics import Metrics
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.ports import Observer
 
 
 class Fanout:

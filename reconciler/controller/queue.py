@@ -15,7 +15,7 @@ import random
 import threading
 from collections.abc import Callable
 
-from reconciler.leaseport import Clock
+from reconciler.ports import Clock
 
 
 class SiteQueue:

@@ -22,10 +22,10 @@ from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from reconciler.controller.metrics import Metrics
-from reconciler.core.diagnostics import Diagnostic, errors
-from reconciler.core.load import Topology, load
-from reconciler.leaseport import Clock
-from reconciler.ports import GitSource, SourceUnavailableError
+from reconciler.core.loading.load import load
+from reconciler.model.diagnostics import Diagnostic, errors
+from reconciler.model.topology import Topology
+from reconciler.ports import Clock, GitSource, SourceUnavailableError
 
 log = logging.getLogger("topoctl.source")
 FIRST_ERRORS = 10  # errors kept (and published) for a refused revision

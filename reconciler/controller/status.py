@@ -24,12 +24,11 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
-from reconciler.leaseport import Clock
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
-from reconciler.ports import BackendError, ConflictError, StatusStore
+from reconciler.ports import BackendError, Clock, ConflictError, StatusStore
 
 log = logging.getLogger("topoctl.status")
 STATUS_NAME = "topoctl-status"
@@ -149,6 +148,18 @@ class StatusReporter:
             if (self._doc.get("refused") or {}).get("revision") != revision:
                 entry["at"] = when(self.clock.wall())
                 self._set(("refused",), entry)
+
+    # --- from the lifecycle ---
+
+    def lifecycle_failed(self, why: str | None) -> None:
+        """The last lifecycle pass failed and why (None: it succeeded)."""
+        with self._lock:
+            current = (self._doc.get("lifecycle") or {}).get("lastError")
+            if why is None:
+                if current is not None:
+                    self._set(("lifecycle",), {"lastError": None})
+            elif why != current:
+                self._set(("lifecycle",), {"lastError": why, "at": when(self.clock.wall())})
 
     # --- from the loop ---
 
@@ -301,6 +312,9 @@ def status_text(doc: Mapping[str, Any]) -> str:
         errors = (refused.get("errors") or {}).get("items") or []
         lines.append(f"refused:   {refused.get('revision')} at {refused.get('at', '?')}")
         lines += [f"           {e}" for e in errors[:5]]
+    failed = (doc.get("lifecycle") or {}).get("lastError")
+    if failed:
+        lines.append(f"lifecycle: failing since {doc['lifecycle'].get('at', '?')}: {failed}")
     cluster = doc.get("cluster") or {}
     unassigned = (cluster.get("unassigned") or {}).get("count", 0)
     lines.append(f"nodes:     {cluster.get('nodes', 0)} ({unassigned} claimed by no site)")

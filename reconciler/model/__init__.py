@@ -1,1 +1,2 @@
-"""Pure values: the topology contract (pydantic) and observed/desired state. No I/O."""
+"""Pure values: the topology contract (pydantic) and the loaded Topology, diagnostics,
+observed and desired node state, every key. No I/O."""

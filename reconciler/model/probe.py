@@ -1,4 +1,5 @@
-"""ICMP probe values and the Prober port. Pure: no sockets here, only what a probe found.
+"""ICMP probe values: what a probe found. Pure: no sockets here (the port is
+``reconciler.ports.Prober``).
 
 A probe round sends one echo request to each address and waits one timeout. Each address
 then ANSWERED, stayed SILENT, or is UNKNOWN: the probe itself failed (no privilege to
@@ -8,12 +9,11 @@ never counts as silence.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol
 
 _NO_ERRORS: Mapping[str, str] = MappingProxyType({})
 
@@ -37,11 +37,3 @@ class ProbeRound:
     def outcome(self, address: str) -> ProbeOutcome | None:
         """The outcome for ``address``, or None where this round did not probe it."""
         return self.outcomes.get(address)
-
-
-class Prober(Protocol):
-    """Sends one echo request to each address and reports what came back."""
-
-    def probe(self, addresses: Collection[str]) -> ProbeRound:
-        """Probe every address once, concurrently; about one timeout in all."""
-        ...

@@ -1,14 +1,17 @@
-"""Pydantic models of the topology contract (TOPOLOGY.md): the ``Cluster`` and ``Site`` kinds.
+"""The topology contract (TOPOLOGY.md): pydantic models of the ``Cluster`` and ``Site``
+kinds, and :class:`Topology`, the whole tree once loaded and validated.
 
 Field names are the YAML's (camelCase aliases); every field has a description, which feeds
 the JSON Schema in ``schema/``. Values Kilo reads are canonicalised by the types in
 :mod:`reconciler.model.types`. Rules that span several fields or documents live in
-:mod:`reconciler.core.rules`.
+:mod:`reconciler.core.loading.rules`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -24,6 +27,7 @@ from pydantic import (
 
 from reconciler.model import keys, routerules
 from reconciler.model.base import Model
+from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.invalid import fail
 from reconciler.model.names import DNS_CHARS, annotations_size, label_key
 from reconciler.model.route import Route, route_rule
@@ -326,3 +330,14 @@ class Cluster(Model):
 
 Document = Annotated[Cluster | Site, Field(discriminator="kind")]
 KINDS: dict[str, type[Cluster] | type[Site]] = {"Cluster": Cluster, "Site": Site}
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """The whole validated topology: the cluster settings, every site, the file each site
+    came from, and what validation warned about (plans show it too)."""
+
+    cluster: Cluster
+    sites: tuple[Site, ...]
+    files: Mapping[str, str] = field(default_factory=dict)  # site name -> its file
+    warnings: tuple[Diagnostic, ...] = ()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.gitauth import Credentials, CredentialsError, is_ssh, redact
 from reconciler.adapters.gitsource import GitRemote
-from reconciler.controller.leader import SystemClock
 from reconciler.controller.source import Outcome, Source
 from reconciler.ports import SourceUnavailableError
 from tests.controller.gitrepos import CLUSTER, EAST, Remote

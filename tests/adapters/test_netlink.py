@@ -16,7 +16,13 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-from reconciler.core.routes import ApplyResult, Route, RouteConflict, RouteDiff, diff_routes
+from reconciler.core.agent.routes import (
+    KernelRoute,
+    RouteApplyResult,
+    RouteConflict,
+    RouteDiff,
+    diff_routes,
+)
 from tests.conftest import needs_root
 from tests.kernel import ip, route_entries, route_from_ip
 
@@ -49,35 +55,37 @@ def adapter(netns: str) -> Iterator[NetlinkAdapter]:
         yield opened
 
 
-def kernel_routes(netns: str, *selector: str) -> set[Route]:
-    """Routes as `ip route show table all` prints them, as Route values (protocol kept)."""
+def kernel_routes(netns: str, *selector: str) -> set[KernelRoute]:
+    """Routes as `ip route show table all` prints them, as KernelRoute values (protocol kept)."""
     return {route_from_ip(entry) for entry in route_entries(netns, *selector)}
 
 
-def ours(netns: str) -> set[Route]:
+def ours(netns: str) -> set[KernelRoute]:
     """Our routes as `ip` lists them (it omits the protocol it was asked to filter on)."""
     return {dataclasses.replace(r, protocol=OURS) for r in kernel_routes(netns, "proto", str(OURS))}
 
 
-def as_held(route: Route, dev: str = "v0") -> Route:
+def as_held(route: KernelRoute, dev: str = "v0") -> KernelRoute:
     """A written route as the kernel reports it: with the device it chose."""
     return dataclasses.replace(route, dev=dev)
 
 
-def converge(adapter: NetlinkAdapter, desired: Iterable[Route]) -> ApplyResult:
+def converge(adapter: NetlinkAdapter, desired: Iterable[KernelRoute]) -> RouteApplyResult:
     """One agent pass: read, diff, apply."""
     snapshot = adapter.snapshot(OURS)
     return adapter.apply(diff_routes(desired, snapshot.owned, snapshot.foreign_keys))
 
 
 DECLARED = [
-    Route.build("10.10.0.0/16", gateway="192.0.2.2"),
-    Route.build("10.11.0.0/24", dev="v0", table=100),
-    Route.build("10.12.0.0/24", gateway="198.51.100.1", dev="v0", onlink=True, metric=50),
-    Route.build("10.13.0.1", gateway="192.0.2.3", dev="v0", table=1108, metric=7),
-    Route.build("2001:db8:10::/64", gateway="2001:db8::2"),
-    Route.build("2001:db8:11::/64", dev="v0", table=1108, metric=7),
-    Route.build("2001:db8:12::/64", gateway="2001:db8:ff::1", dev="v0", onlink=True, table=100),
+    KernelRoute.build("10.10.0.0/16", gateway="192.0.2.2"),
+    KernelRoute.build("10.11.0.0/24", dev="v0", table=100),
+    KernelRoute.build("10.12.0.0/24", gateway="198.51.100.1", dev="v0", onlink=True, metric=50),
+    KernelRoute.build("10.13.0.1", gateway="192.0.2.3", dev="v0", table=1108, metric=7),
+    KernelRoute.build("2001:db8:10::/64", gateway="2001:db8::2"),
+    KernelRoute.build("2001:db8:11::/64", dev="v0", table=1108, metric=7),
+    KernelRoute.build(
+        "2001:db8:12::/64", gateway="2001:db8:ff::1", dev="v0", onlink=True, table=100
+    ),
 ]
 
 
@@ -103,7 +111,7 @@ def test_reading_back_what_was_written_is_converged(adapter: NetlinkAdapter) -> 
     result = adapter.apply(diff)
 
     assert diff.is_empty
-    assert result == ApplyResult()
+    assert result == RouteApplyResult()
     assert adapter.write_messages == writes_before
 
 
@@ -121,8 +129,8 @@ def test_a_second_read_sees_every_change_since_the_first(
 
     second = adapter.snapshot(OURS)
 
-    moved = Route("10.10.0.0/16", "192.0.2.9", "v0")
-    on_v8 = Route("10.11.0.0/24", dev="v8", table=100)
+    moved = KernelRoute("10.10.0.0/16", "192.0.2.9", "v0")
+    on_v8 = KernelRoute("10.11.0.0/24", dev="v8", table=100)
     gone = {as_held(DECLARED[0]), as_held(DECLARED[1])}
     assert set(second.owned) == (set(first.owned) - gone) | {moved, on_v8}
     with NetlinkAdapter(netns) as fresh:
@@ -145,7 +153,7 @@ def test_a_restarted_agent_sees_its_routes_as_its_own(netns: str) -> None:
 
     assert len(owned) == len(DECLARED) + 1
     assert diff.replace == ()
-    assert diff.delete == (Route("10.20.0.0/24", "192.0.2.9", "v0"),)
+    assert diff.delete == (KernelRoute("10.20.0.0/24", "192.0.2.9", "v0"),)
 
 
 def test_foreign_routes_on_a_desired_slot_are_conflicts_and_untouched(
@@ -155,11 +163,11 @@ def test_foreign_routes_on_a_desired_slot_are_conflicts_and_untouched(
     ip(netns, "route", "add", "10.31.0.0/24", "dev", "v0", "proto", "static", "table", "100")
     before = kernel_routes(netns)
     claims = [
-        Route.build("10.30.0.0/24", gateway="192.0.2.99"),
-        Route.build("10.31.0.0/24", gateway="192.0.2.99", table=100),
-        Route.build("192.0.2.0/24", gateway="192.0.2.99"),  # the kernel's connected route
+        KernelRoute.build("10.30.0.0/24", gateway="192.0.2.99"),
+        KernelRoute.build("10.31.0.0/24", gateway="192.0.2.99", table=100),
+        KernelRoute.build("192.0.2.0/24", gateway="192.0.2.99"),  # the kernel's connected route
     ]
-    beside = Route.build("10.30.0.0/24", gateway="192.0.2.99", metric=10)  # another slot
+    beside = KernelRoute.build("10.30.0.0/24", gateway="192.0.2.99", metric=10)  # another slot
 
     snapshot = adapter.snapshot(OURS)
     diff = diff_routes([*claims, beside], snapshot.owned, snapshot.foreign_keys)
@@ -184,7 +192,7 @@ def test_a_changed_desired_set_removes_only_obsolete_owned_routes(
     ip(netns, "route", "add", *kilo_return)
     foreign_before = kernel_routes(netns) - ours(netns)
     kept = [*DECLARED[2:4], *DECLARED[5:]]
-    moved = Route.build("2001:db8:10::/64", gateway="2001:db8::3")
+    moved = KernelRoute.build("2001:db8:10::/64", gateway="2001:db8::3")
 
     result = converge(adapter, [*kept, moved])
 
@@ -196,7 +204,7 @@ def test_a_changed_desired_set_removes_only_obsolete_owned_routes(
 
 
 def test_a_missing_device_fails_that_route_only(netns: str, adapter: NetlinkAdapter) -> None:
-    tunnel = Route.build("10.40.0.0/24", gateway="192.0.2.2", dev="cilium_tunl", onlink=True)
+    tunnel = KernelRoute.build("10.40.0.0/24", gateway="192.0.2.2", dev="cilium_tunl", onlink=True)
 
     result = converge(adapter, [tunnel, *DECLARED])
 
@@ -209,7 +217,7 @@ def test_a_missing_device_fails_that_route_only(netns: str, adapter: NetlinkAdap
 
 
 def test_a_kernel_refusal_is_reported_per_route(netns: str, adapter: NetlinkAdapter) -> None:
-    stranded = Route.build("10.41.0.0/24", gateway="198.51.100.7")  # not on any link
+    stranded = KernelRoute.build("10.41.0.0/24", gateway="198.51.100.7")  # not on any link
 
     result = converge(adapter, [stranded, *DECLARED])
 
@@ -227,7 +235,7 @@ def test_a_kernel_refusal_is_reported_per_route(netns: str, adapter: NetlinkAdap
 def test_a_slot_taken_after_the_read_is_not_overwritten(
     netns: str, adapter: NetlinkAdapter
 ) -> None:
-    wanted = Route.build("10.42.0.0/24", gateway="192.0.2.2")
+    wanted = KernelRoute.build("10.42.0.0/24", gateway="192.0.2.2")
     snapshot = adapter.snapshot(OURS)
     diff = diff_routes([wanted], snapshot.owned, snapshot.foreign_keys)
     ip(netns, "route", "add", "10.42.0.0/24", "via", "192.0.2.5", "proto", "static")
@@ -235,7 +243,7 @@ def test_a_slot_taken_after_the_read_is_not_overwritten(
     result = adapter.apply(diff)
 
     assert [(f.route, f.errno) for f in result.failed] == [(wanted, errno.EEXIST)]
-    assert Route("10.42.0.0/24", "192.0.2.5", "v0", protocol=STATIC) in kernel_routes(netns)
+    assert KernelRoute("10.42.0.0/24", "192.0.2.5", "v0", protocol=STATIC) in kernel_routes(netns)
 
 
 def test_a_route_already_gone_counts_as_deleted(netns: str, adapter: NetlinkAdapter) -> None:
@@ -251,8 +259,8 @@ def test_a_route_already_gone_counts_as_deleted(netns: str, adapter: NetlinkAdap
 
 
 def test_many_batches_match_every_ack(netns: str) -> None:
-    desired = [Route.build(f"10.50.{i}.0/24", gateway="192.0.2.2") for i in range(100)]
-    desired.append(Route.build("10.51.0.0/24", gateway="203.0.113.1"))  # refused mid-stream
+    desired = [KernelRoute.build(f"10.50.{i}.0/24", gateway="192.0.2.2") for i in range(100)]
+    desired.append(KernelRoute.build("10.51.0.0/24", gateway="203.0.113.1"))  # refused mid-stream
 
     with NetlinkAdapter(netns, batch_size=7) as small_batches:
         result = converge(small_batches, desired)
@@ -266,7 +274,7 @@ def test_many_batches_match_every_ack(netns: str) -> None:
 
 
 def test_batches_shrink_to_what_the_receive_buffer_holds(netns: str) -> None:
-    desired = [Route.build(f"10.52.{i}.0/24", gateway="192.0.2.2") for i in range(250)]
+    desired = [KernelRoute.build(f"10.52.{i}.0/24", gateway="192.0.2.2") for i in range(250)]
 
     # 250 acks need more than 64 KiB of receive buffer: one batch would lose some.
     with NetlinkAdapter(netns, batch_size=5000, rcvbuf=64 * 1024) as cramped:
@@ -303,7 +311,7 @@ def test_a_write_with_a_reserved_protocol_is_refused_before_sending(
     netns: str, adapter: NetlinkAdapter
 ) -> None:
     ip(netns, "route", "add", "10.60.0.0/24", "via", "192.0.2.2", "proto", "static")
-    kilo_like = Route("10.60.0.0/24", "192.0.2.2", "v0", protocol=STATIC)
+    kilo_like = KernelRoute("10.60.0.0/24", "192.0.2.2", "v0", protocol=STATIC)
 
     with pytest.raises(ValueError, match="reserved"):
         adapter.apply(RouteDiff(delete=(kilo_like,)))
@@ -318,7 +326,7 @@ def test_a_missing_namespace_is_a_clear_error() -> None:
 
 
 def test_conflict_report_names_the_holder(netns: str, adapter: NetlinkAdapter) -> None:
-    route = Route.build("192.0.2.0/24", dev="v0")
+    route = KernelRoute.build("192.0.2.0/24", dev="v0")
     snapshot = adapter.snapshot(OURS)
     assert diff_routes([route], snapshot.owned, snapshot.foreign_keys).conflicts == (
         RouteConflict(route, KERNEL),

@@ -20,25 +20,25 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from reconciler.adapters import netlink_msg as msg
-from reconciler.core.routes import Route
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model.routerules import RESERVED_PROTOCOLS
 
 OURS = 193
 OIF = 7
 
 SHAPES = [
-    Route.build("10.1.0.0/16", gateway="192.0.2.2", protocol=OURS),
-    Route.build("10.2.0.0/24", gateway="192.0.2.2", dev="v0", protocol=OURS),
-    Route.build("10.3.0.0/24", dev="v0", protocol=OURS),
-    Route.build("0.0.0.0/0", gateway="192.0.2.254", dev="v0", metric=100, protocol=OURS),
-    Route.build("10.4.0.1", gateway="198.51.100.1", dev="v0", onlink=True, protocol=OURS),
-    Route.build("10.5.0.0/24", dev="v0", table=100, metric=7, protocol=200),
-    Route.build("10.6.0.0/24", gateway="192.0.2.2", table=100_000, protocol=OURS),
-    Route.build("10.7.0.0/24", gateway="192.0.2.2", table=2**32 - 1, metric=2**32 - 1),
-    Route.build("2001:db8:1::/64", gateway="2001:db8::2", protocol=OURS),
-    Route.build("2001:db8:2::/64", dev="v0", table=100, protocol=OURS),
-    Route.build("2001:db8:3::1", gateway="fe80::1", dev="v0", onlink=True, protocol=OURS),
-    Route.build("::/0", gateway="2001:db8::ff", dev="v0", table=70_000, metric=5),
+    KernelRoute.build("10.1.0.0/16", gateway="192.0.2.2", protocol=OURS),
+    KernelRoute.build("10.2.0.0/24", gateway="192.0.2.2", dev="v0", protocol=OURS),
+    KernelRoute.build("10.3.0.0/24", dev="v0", protocol=OURS),
+    KernelRoute.build("0.0.0.0/0", gateway="192.0.2.254", dev="v0", metric=100, protocol=OURS),
+    KernelRoute.build("10.4.0.1", gateway="198.51.100.1", dev="v0", onlink=True, protocol=OURS),
+    KernelRoute.build("10.5.0.0/24", dev="v0", table=100, metric=7, protocol=200),
+    KernelRoute.build("10.6.0.0/24", gateway="192.0.2.2", table=100_000, protocol=OURS),
+    KernelRoute.build("10.7.0.0/24", gateway="192.0.2.2", table=2**32 - 1, metric=2**32 - 1),
+    KernelRoute.build("2001:db8:1::/64", gateway="2001:db8::2", protocol=OURS),
+    KernelRoute.build("2001:db8:2::/64", dev="v0", table=100, protocol=OURS),
+    KernelRoute.build("2001:db8:3::1", gateway="fe80::1", dev="v0", onlink=True, protocol=OURS),
+    KernelRoute.build("::/0", gateway="2001:db8::ff", dev="v0", table=70_000, metric=5),
 ]
 
 
@@ -48,7 +48,9 @@ def decoded(data: bytes) -> rtmsg:
     return message
 
 
-def expected_fields(route: Route, envelope: msg.Envelope, oif: int | None) -> dict[str, object]:
+def expected_fields(
+    route: KernelRoute, envelope: msg.Envelope, oif: int | None
+) -> dict[str, object]:
     family = socket.AF_INET if route.version == 4 else socket.AF_INET6
     address, _, prefix = route.dst.partition("/")
     attrs: list[tuple[str, object]] = [
@@ -110,7 +112,7 @@ def _canonical(value: object) -> object:
 
 @pytest.mark.parametrize("route", SHAPES, ids=str)
 @pytest.mark.parametrize("exclusive", [True, False], ids=["excl", "replace"])
-def test_replace_message_decodes_as_pyroute2_reads_it(route: Route, exclusive: bool) -> None:
+def test_replace_message_decodes_as_pyroute2_reads_it(route: KernelRoute, exclusive: bool) -> None:
     envelope = msg.replace_envelope(route, seq=41, exclusive=exclusive)
     oif = OIF if route.dev is not None else None
     data = msg.encode_route(envelope, route, oif)
@@ -125,7 +127,7 @@ def test_replace_message_decodes_as_pyroute2_reads_it(route: Route, exclusive: b
 
 
 @pytest.mark.parametrize("route", SHAPES, ids=str)
-def test_delete_message_decodes_as_pyroute2_reads_it(route: Route) -> None:
+def test_delete_message_decodes_as_pyroute2_reads_it(route: KernelRoute) -> None:
     envelope = msg.delete_envelope(seq=2**32 - 1)
     data = msg.encode_route(envelope, route, None)
     assert pyroute2_fields(data) == expected_fields(route, envelope, None)
@@ -134,7 +136,7 @@ def test_delete_message_decodes_as_pyroute2_reads_it(route: Route) -> None:
 
 
 @st.composite
-def routes(draw: st.DrawFn) -> Route:
+def routes(draw: st.DrawFn) -> KernelRoute:
     if draw(st.booleans()):
         network: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
             (draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 32))), strict=False
@@ -146,7 +148,7 @@ def routes(draw: st.DrawFn) -> Route:
         )
         gateway = str(ipaddress.IPv6Address(draw(st.integers(1, 2**128 - 1))))
     shape = draw(st.sampled_from(["gateway", "device", "both", "onlink"]))
-    return Route.build(
+    return KernelRoute.build(
         network,
         gateway=None if shape == "device" else gateway,
         dev=None if shape == "gateway" else "v0",
@@ -159,7 +161,9 @@ def routes(draw: st.DrawFn) -> Route:
 
 @settings(derandomize=True, max_examples=150, deadline=None)
 @given(route=routes(), seq=st.integers(1, 2**32 - 1), oif=st.integers(1, 2**31 - 1))
-def test_generated_routes_decode_as_pyroute2_reads_them(route: Route, seq: int, oif: int) -> None:
+def test_generated_routes_decode_as_pyroute2_reads_them(
+    route: KernelRoute, seq: int, oif: int
+) -> None:
     envelope = msg.replace_envelope(route, seq, exclusive=seq % 2 == 0)
     dev_oif = oif if route.dev is not None else None
     assert pyroute2_fields(msg.encode_route(envelope, route, dev_oif)) == expected_fields(
@@ -170,7 +174,7 @@ def test_generated_routes_decode_as_pyroute2_reads_them(route: Route, seq: int, 
 # -- parsing what pyroute2 encodes ---------------------------------------------------
 
 
-def kernel_style(route: Route, oif: int, seq: int = 9) -> bytes:
+def kernel_style(route: KernelRoute, oif: int, seq: int = 9) -> bytes:
     """A dump entry as the kernel sends one, encoded by pyroute2, extra attributes and all."""
     family = socket.AF_INET if route.version == 4 else socket.AF_INET6
     address, _, prefix = route.dst.partition("/")
@@ -219,7 +223,7 @@ def test_a_pyroute2_encoded_dump_parses_into_the_routes_it_holds() -> None:
             entries.append(msg.parse_route(body, OURS, {OIF: "v0"}))
     assert kinds == [msg.RTM_NEWROUTE] * len(SHAPES) + [msg.NLMSG_DONE]
     assert entries == [
-        Route(r.dst, r.gateway, "v0", r.table, r.metric, r.onlink, r.protocol)
+        KernelRoute(r.dst, r.gateway, "v0", r.table, r.metric, r.onlink, r.protocol)
         if r.protocol == OURS
         else msg.ForeignRoute(r.key, r.protocol)
         for r in SHAPES
@@ -227,7 +231,7 @@ def test_a_pyroute2_encoded_dump_parses_into_the_routes_it_holds() -> None:
 
 
 def test_a_route_on_an_unknown_ifindex_has_no_device() -> None:
-    route = Route.build("10.9.0.0/24", gateway="192.0.2.2", protocol=OURS)
+    route = KernelRoute.build("10.9.0.0/24", gateway="192.0.2.2", protocol=OURS)
     body = kernel_style(route, oif=99)[msg.HDR_LEN :]
     assert msg.parse_route(body, OURS, {OIF: "v0"}) == route
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.core.routes import Route
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from tests.kernel import ip, route_entries, route_from_ip
 
@@ -51,8 +51,8 @@ def fixed_clock() -> str:
     return FIXED_NOW
 
 
-def owned_routes(netns: str, protocol: int = OURS) -> set[Route]:
-    """Routes carrying `protocol`, as Route values (ip omits the protocol it filters on)."""
+def owned_routes(netns: str, protocol: int = OURS) -> set[KernelRoute]:
+    """Routes carrying `protocol`, as KernelRoute values (ip omits the protocol it filters on)."""
     return {route_from_ip(e, protocol) for e in route_entries(netns, "proto", str(protocol))}
 
 
@@ -370,7 +370,7 @@ class RouteMonitor:
         self._lines.put(None)
 
     def stop(self) -> list[str]:
-        """Route events since `start()`."""
+        """KernelRoute events since `start()`."""
         try:
             self._marker("replace", SENTINEL)
             return self._events_until_sentinel()

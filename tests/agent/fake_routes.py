@@ -16,9 +16,9 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from reconciler.core.routes import (
-    ApplyResult,
-    Route,
+from reconciler.core.agent.routes import (
+    KernelRoute,
+    RouteApplyResult,
     RouteDiff,
     RouteFailure,
     RouteKey,
@@ -36,19 +36,19 @@ class FakeRouteTable:
     sources: dict[str, str] = field(default_factory=dict)  # target -> preferred source
     refuse: dict[RouteKey, int] = field(default_factory=dict)  # slot -> errno on write
     broken: str | None = None  # every read and lookup fails with this reason
-    slots: dict[RouteKey, list[Route]] = field(default_factory=dict)
+    slots: dict[RouteKey, list[KernelRoute]] = field(default_factory=dict)
     messages_sent: int = 0
     reads: int = 0
 
     # --- arranging and reading back ---
 
-    def add(self, *routes: Route) -> FakeRouteTable:
+    def add(self, *routes: KernelRoute) -> FakeRouteTable:
         """Put routes in place, as another program (or ``ip route append``) would."""
         for route in routes:
             self.slots.setdefault(route.key, []).append(route)
         return self
 
-    def routes(self, protocol: int | None = None) -> set[Route]:
+    def routes(self, protocol: int | None = None) -> set[KernelRoute]:
         """Every route held, or those carrying ``protocol``."""
         return {r for held in self.slots.values() for r in held if protocol in (None, r.protocol)}
 
@@ -59,7 +59,7 @@ class FakeRouteTable:
         check_own_protocol(protocol)
         self._check()
         self.reads += 1
-        owned: list[Route] = []
+        owned: list[KernelRoute] = []
         foreign: dict[RouteKey, int] = {}
         for key, held in self.slots.items():
             for route in held:
@@ -69,14 +69,14 @@ class FakeRouteTable:
                     foreign.setdefault(key, route.protocol)
         return RouteSnapshot(owned=tuple(owned), foreign_keys=foreign)
 
-    def apply(self, diff: RouteDiff) -> ApplyResult:
+    def apply(self, diff: RouteDiff) -> RouteApplyResult:
         """Replaces, then deletes; failures per route, as the adapter reports them."""
         if not diff.writes:
-            return ApplyResult()
+            return RouteApplyResult()
         for protocol in {r.protocol for r in (*diff.replace, *diff.delete)}:
             check_own_protocol(protocol)
-        replaced: list[Route] = []
-        deleted: list[Route] = []
+        replaced: list[KernelRoute] = []
+        deleted: list[KernelRoute] = []
         failed: list[RouteFailure] = []
         sent = 0
         for route in diff.replace:
@@ -100,7 +100,7 @@ class FakeRouteTable:
             else:
                 failed.append(RouteFailure(route, "delete", _reason(code), code))
         self.messages_sent += sent
-        return ApplyResult(tuple(replaced), tuple(deleted), tuple(failed), sent)
+        return RouteApplyResult(tuple(replaced), tuple(deleted), tuple(failed), sent)
 
     def source_address(self, target: str) -> str | None:
         """The source address of the route to ``target``; None when there is no route."""
@@ -114,7 +114,7 @@ class FakeRouteTable:
         if self.broken is not None:
             raise RouteTableError(self.broken)
 
-    def _replace(self, route: Route, *, exclusive: bool) -> int | None:
+    def _replace(self, route: KernelRoute, *, exclusive: bool) -> int | None:
         code = self.refuse.get(route.key)
         if code is not None:
             return code
@@ -127,7 +127,7 @@ class FakeRouteTable:
             held.append(route)
         return None
 
-    def _delete(self, route: Route) -> None:
+    def _delete(self, route: KernelRoute) -> None:
         held = self.slots.get(route.key, [])
         for i, current in enumerate(held):
             if route.satisfied_by(current):

@@ -18,7 +18,7 @@ import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
 from reconciler.agent import Agent, PassReport
-from reconciler.core.routes import Route
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
 from tests.agent.conftest import (
@@ -50,10 +50,10 @@ IPV6 = route_entry("fd00:77::/64", dev="eth1")
 PUBLISHED = [TUNNEL, PRIVATE, IPV6]
 
 
-def as_route(entry: Mapping[str, Any], protocol: int = OURS) -> Route:
+def as_route(entry: Mapping[str, Any], protocol: int = OURS) -> KernelRoute:
     """A published entry as the kernel holds it once written."""
     """(Foreign routes are made as the adapter makes them from kernel data: directly.)"""
-    return Route.build(
+    return KernelRoute.build(
         entry["to"],
         gateway=entry.get("via"),
         dev=entry.get("dev"),
@@ -200,7 +200,7 @@ def test_published_routes_are_written_with_our_protocol(tmp_path: Path) -> None:
 
 def test_a_custom_protocol_marks_the_routes(tmp_path: Path) -> None:
     n = node(tmp_path, agent_annotation(routes=PUBLISHED, protocol=200))
-    earlier = Route("10.99.0.0/24", dev="eth0", protocol=OURS)  # 193 is someone else's now
+    earlier = KernelRoute("10.99.0.0/24", dev="eth0", protocol=OURS)  # 193 is someone else's now
     n.kernel.add(earlier)
 
     n.run()
@@ -210,8 +210,8 @@ def test_a_custom_protocol_marks_the_routes(tmp_path: Path) -> None:
 
 
 def test_foreign_routes_are_never_touched_even_on_a_shared_slot(tmp_path: Path) -> None:
-    kilo = Route("10.4.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
-    connected = Route("198.51.100.0/24", dev="eth1", protocol=KERNEL)
+    kilo = KernelRoute("10.4.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
+    connected = KernelRoute("198.51.100.0/24", dev="eth1", protocol=KERNEL)
     n = node(tmp_path, agent_annotation(routes=PUBLISHED))
     n.kernel.add(kilo, connected)
 
@@ -240,7 +240,7 @@ def test_a_topology_change_removes_only_obsolete_owned_routes(tmp_path: Path) ->
 
 
 def test_owned_routes_nobody_published_are_removed(tmp_path: Path) -> None:
-    stray = Route.build("10.99.0.0/24", dev="eth0", protocol=OURS)
+    stray = KernelRoute.build("10.99.0.0/24", dev="eth0", protocol=OURS)
     n = node(tmp_path, agent_annotation(routes=[TUNNEL]))
     n.kernel.add(stray)
 
@@ -294,7 +294,7 @@ def test_routes_the_kernel_will_not_list_are_a_failed_pass_condition(tmp_path: P
 def test_a_slot_filled_between_read_and_write_is_not_overwritten(tmp_path: Path) -> None:
     """A vacant slot is written as an exclusive create: a route added since the read wins."""
     n = node(tmp_path, agent_annotation(routes=[TUNNEL]))
-    intruder = Route("10.4.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
+    intruder = KernelRoute("10.4.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
     snapshot = n.kernel.snapshot
 
     def read_then_someone_adds() -> Any:
@@ -387,7 +387,7 @@ def test_unusable_settings_are_a_condition_and_change_nothing_else(
     tmp_path: Path, annotation: str | None, says: Sequence[str]
 ) -> None:
     n = node(tmp_path, annotation)
-    n.kernel.add(Route.build("10.99.0.0/24", dev="eth0", protocol=OURS))  # left as it is
+    n.kernel.add(KernelRoute.build("10.99.0.0/24", dev="eth0", protocol=OURS))  # left as it is
     before = n.object
 
     report = n.run()
@@ -398,7 +398,7 @@ def test_unusable_settings_are_a_condition_and_change_nothing_else(
     assert n.taints() == [UNINITIALIZED_TAINT]
     assert n.object["status"]["addresses"] == before["status"]["addresses"]
     assert n.kernel.reads == 0 and n.kernel.messages_sent == 0
-    assert n.kernel.routes(OURS) == {Route.build("10.99.0.0/24", dev="eth0", protocol=OURS)}
+    assert n.kernel.routes(OURS) == {KernelRoute.build("10.99.0.0/24", dev="eth0", protocol=OURS)}
 
 
 def test_invalid_routes_are_named_and_the_valid_ones_still_written(tmp_path: Path) -> None:
@@ -427,7 +427,7 @@ def test_routes_sharing_a_slot_are_all_refused(tmp_path: Path) -> None:
 
 def test_a_reserved_protocol_writes_no_route(tmp_path: Path) -> None:
     n = node(tmp_path, agent_annotation(routes=[TUNNEL], protocol=KILO))
-    kilo = Route("10.5.0.0/16", dev="eth0", protocol=KILO)
+    kilo = KernelRoute("10.5.0.0/16", dev="eth0", protocol=KILO)
     n.kernel.add(kilo)
 
     report = n.run()

@@ -19,7 +19,7 @@ from reconciler.adapters.kernelroutes import KernelRouteTable
 from reconciler.adapters.netlink import NetlinkAdapter
 from reconciler.adapters.snapshot import SnapshotBackend
 from reconciler.agent import Agent, PassReport
-from reconciler.core.routes import Route
+from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
@@ -63,15 +63,17 @@ IPV6 = route_entry("2001:db8:77::/64", via="2001:db8::1")
 PUBLISHED = [TUNNEL, PRIVATE, ON_LINK, IPV6]
 
 
-def held(protocol: int = OURS) -> dict[str, Route]:
+def held(protocol: int = OURS) -> dict[str, KernelRoute]:
     """The published routes as the kernel lists them, by destination."""
     return {
-        "172.31.0.0/16": Route(
+        "172.31.0.0/16": KernelRoute(
             "172.31.0.0/16", "10.10.0.2", "cilium_tunl", MAIN, 100, True, protocol
         ),
-        "10.77.0.0/24": Route("10.77.0.0/24", PRIVATE_GATEWAY, "eth1", 100, 0, False, protocol),
-        "10.88.0.0/24": Route("10.88.0.0/24", None, "eth1", MAIN, 0, False, protocol),
-        "2001:db8:77::/64": Route(
+        "10.77.0.0/24": KernelRoute(
+            "10.77.0.0/24", PRIVATE_GATEWAY, "eth1", 100, 0, False, protocol
+        ),
+        "10.88.0.0/24": KernelRoute("10.88.0.0/24", None, "eth1", MAIN, 0, False, protocol),
+        "2001:db8:77::/64": KernelRoute(
             "2001:db8:77::/64", "2001:db8::1", "eth0", MAIN, 1024, False, protocol
         ),
     }
@@ -356,8 +358,8 @@ def test_a_topology_change_removes_only_obsolete_owned_routes(
     assert owned_routes(node_network.name) == {
         expected["172.31.0.0/16"],
         expected["2001:db8:77::/64"],
-        Route("10.77.0.0/24", "198.51.100.2", "eth1", 100, 0, False, OURS),
-        Route("10.66.0.0/24", PRIVATE_GATEWAY, "eth1", 100, 0, False, OURS),
+        KernelRoute("10.77.0.0/24", "198.51.100.2", "eth1", 100, 0, False, OURS),
+        KernelRoute("10.66.0.0/24", PRIVATE_GATEWAY, "eth1", 100, 0, False, OURS),
     }
     assert foreign_routes(node_network.name) == foreign_before
 

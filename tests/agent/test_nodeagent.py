@@ -12,21 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.nodeagent import (
-    MAX_MESSAGE,
-    Condition,
-    Published,
-    SettingsError,
-    addresses_ready,
-    judge,
-    merge_addresses,
-    merge_condition,
-    parse_settings,
-    without_uninitialized,
-)
-from reconciler.core.routes import ApplyResult, Route, RouteConflict, RouteFailure
+from reconciler.core.agent.addresses import addresses_ready, merge_addresses, without_uninitialized
+from reconciler.core.agent.condition import MAX_MESSAGE, Condition, judge, merge_condition
+from reconciler.core.agent.published import Published, parse_settings
+from reconciler.core.agent.routes import KernelRoute, RouteApplyResult, RouteConflict, RouteFailure
 from reconciler.model import keys
-from reconciler.model.settings import AgentRoute, AgentSettings
+from reconciler.model.settings import AgentRoute, AgentSettings, SettingsFormatError
 from reconciler.model.state import NodeCondition, TaintValue
 
 Address = tuple[str, str]
@@ -205,8 +196,8 @@ def test_parse_settings_reads_targets_protocol_and_routes() -> None:
     assert settings.settings.removes_uninitialized_taint
     assert settings.protocol == 200
     assert settings.routes == (
-        Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
-        Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
+        KernelRoute("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
+        KernelRoute("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
     )
     assert settings.invalid_routes == ()
 
@@ -231,7 +222,9 @@ def test_parse_settings_keeps_the_taint_when_told_to() -> None:
 
 
 def test_parse_settings_without_the_annotation_says_what_to_run() -> None:
-    with pytest.raises(SettingsError, match=r"no topoctl\.io/agent annotation.*topoctl apply"):
+    with pytest.raises(
+        SettingsFormatError, match=r"no topoctl\.io/agent annotation.*topoctl apply"
+    ):
         parse_settings({"kilo.squat.ai/location": "fsn1"})
 
 
@@ -264,7 +257,7 @@ def test_parse_settings_without_the_annotation_says_what_to_run() -> None:
 )
 def test_parse_settings_unreadable_annotation_is_a_settings_error(raw: str, names: str) -> None:
     with pytest.raises(
-        SettingsError, match=r"topoctl\.io/agent is not valid agent settings"
+        SettingsFormatError, match=r"topoctl\.io/agent is not valid agent settings"
     ) as err:
         parse_settings({keys.TOPOCTL_AGENT: raw})
 
@@ -277,7 +270,7 @@ def test_parse_settings_unknown_format_version_is_named(version: Any, shown: str
     if version is not None:
         payload["v"] = version
 
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(SettingsFormatError) as err:
         parse_settings({keys.TOPOCTL_AGENT: json.dumps(payload)})
 
     assert str(err.value) == (
@@ -331,15 +324,15 @@ def test_the_planner_and_the_agent_share_one_contract() -> None:
     assert read.to_annotation() == raw
     assert json.loads(raw)["v"] == 1
     assert parse_settings({keys.TOPOCTL_AGENT: raw}).routes == (
-        Route("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
-        Route("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
+        KernelRoute("10.77.0.0/24", "198.51.100.1", None, 100, 5, False, 200),
+        KernelRoute("172.31.0.0/16", "10.10.0.2", "cilium_tunl", 254, 0, True, 200),
     )
 
 
 # --- judge ---------------------------------------------------------------------------------
 
-ROUTE_A = Route.build("10.1.0.0/16", gateway="192.0.2.1")
-ROUTE_B = Route.build("172.31.0.0/16", gateway="10.10.0.2", dev="cilium_tunl", onlink=True)
+ROUTE_A = KernelRoute.build("10.1.0.0/16", gateway="192.0.2.1")
+ROUTE_B = KernelRoute.build("172.31.0.0/16", gateway="10.10.0.2", dev="cilium_tunl", onlink=True)
 
 
 def settings_with(*, invalid: Sequence[str] = ()) -> Published:
@@ -350,9 +343,9 @@ def settings_with(*, invalid: Sequence[str] = ()) -> Published:
     )
 
 
-def failed(route: Route, reason: str, code: int) -> ApplyResult:
+def failed(route: KernelRoute, reason: str, code: int) -> RouteApplyResult:
     """A failed write as the netlink adapter reports it: reason text and errno."""
-    return ApplyResult(failed=(RouteFailure(route, "replace", reason, code),), messages_sent=1)
+    return RouteApplyResult(failed=(RouteFailure(route, "replace", reason, code),), messages_sent=1)
 
 
 @dataclass(frozen=True)
@@ -360,7 +353,7 @@ class JudgeCase:
     settings: Published | None
     problems: tuple[str, ...] = ()
     conflicts: tuple[RouteConflict, ...] = ()
-    result: ApplyResult | None = None
+    result: RouteApplyResult | None = None
     in_place: int = 2
     route_errors: tuple[str, ...] = ()
     expected_status: str = "False"
@@ -371,7 +364,7 @@ class JudgeCase:
 JUDGE_CASES: dict[str, JudgeCase] = {
     "converged": JudgeCase(
         settings_with(),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         expected_status="True",
         expected_reason="Converged",
         message_contains=("2 route(s) in place",),
@@ -385,20 +378,20 @@ JUDGE_CASES: dict[str, JudgeCase] = {
     "address detection failed": JudgeCase(
         settings_with(),
         problems=("ExternalIP: no route to 203.0.113.50, so no source address to use",),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         expected_reason="AddressDetectionFailed",
         message_contains=("no route to 203.0.113.50",),
     ),
     "invalid route": JudgeCase(
         settings_with(invalid=("{'to': '10.2.0.0/33'}: bad prefix",)),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         expected_reason="InvalidRoute",
         message_contains=("invalid route {'to': '10.2.0.0/33'}: bad prefix",),
     ),
     "route conflict": JudgeCase(
         settings_with(),
         conflicts=(RouteConflict(ROUTE_A, 4),),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         in_place=1,
         expected_reason="RouteConflict",
         message_contains=("route 10.1.0.0/16 via 192.0.2.1 not written", "protocol 4"),
@@ -428,7 +421,7 @@ JUDGE_CASES: dict[str, JudgeCase] = {
         settings_with(),
         problems=("ExternalIP: no route to 203.0.113.50, so no source address to use",),
         conflicts=(RouteConflict(ROUTE_A, 2),),
-        result=ApplyResult(),
+        result=RouteApplyResult(),
         in_place=1,
         expected_reason="RouteConflict",
         message_contains=("no route to 203.0.113.50", "held by protocol 2"),
@@ -454,10 +447,11 @@ def test_judge(case: JudgeCase) -> None:
 
 def test_judge_clips_long_messages() -> None:
     conflicts = tuple(
-        RouteConflict(Route.build(f"10.{i}.0.0/16", gateway="192.0.2.1"), 4) for i in range(200)
+        RouteConflict(KernelRoute.build(f"10.{i}.0.0/16", gateway="192.0.2.1"), 4)
+        for i in range(200)
     )
 
-    condition = judge(settings_with(), (), conflicts, ApplyResult(), 0)
+    condition = judge(settings_with(), (), conflicts, RouteApplyResult(), 0)
 
     assert len(condition.message) == MAX_MESSAGE
     assert condition.message.endswith("...")

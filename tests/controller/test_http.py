@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.gitsource import GitRemote
 from reconciler.controller.http import Heartbeat, Hook, HttpServer, parse_listen
-from reconciler.controller.leader import SystemClock
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.source import Good, Source
 from reconciler.controller.webhook import GITHUB, GITLAB, github_signature

@@ -17,13 +17,15 @@ from kubernetes import client
 
 from reconciler.adapters.kubelease import KubeLease, discover_namespace
 from reconciler.controller.leader import LeaderElector
-from reconciler.core.lease import Action, LeaseSpec, Timing
-from reconciler.leaseport import LeaseConflictError, LeaseError
+from reconciler.core.election.elector import LeaseAction
+from reconciler.core.election.lease import LeaseSpec, Timing
+from reconciler.ports import LeaseConflictError, LeaseError
 from tests.apiserver import ApiServer, RequestInfo
 from tests.apiserver.fixtures import write_kubeconfig
 from tests.controller.fakeclock import FakeClock, TimeBase
+from tests.shipped_rbac import NAMESPACE, Shipped
 
-NS = "default"
+NS = NAMESPACE  # as deployed: the controller's namespace, its token, the shipped RBAC
 NAME = "topoctl"
 MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -34,8 +36,8 @@ def base() -> TimeBase:
 
 
 @pytest.fixture
-def port(kube_api: client.ApiClient) -> KubeLease:
-    return KubeLease(kube_api, NAME, NS)
+def port(controller_api: client.ApiClient) -> KubeLease:
+    return KubeLease(controller_api, NAME, NS)
 
 
 def elector(
@@ -103,7 +105,7 @@ def test_the_adapter_speaks_the_lease_api(apiserver: ApiServer, port: KubeLease)
 def test_two_electors_only_one_holds(apiserver: ApiServer, port: KubeLease, base: TimeBase) -> None:
     a = elector(port, "a", base, offset=1e5)
     b = elector(port, "b", base, offset=-3e4)
-    assert a.step().action is Action.CREATE
+    assert a.step().action is LeaseAction.CREATE
     for now in run_until(base, [b, a], 60):
         assert a.is_leader and not b.is_leader, now
     spec = lease_json(apiserver)
@@ -139,7 +141,7 @@ def test_a_killed_holder_is_replaced_within_the_lease_duration(
     lost: list[str] = []
     a.on_lost = lambda: lost.append("a")
     writes = len(apiserver.log.writes())
-    assert a.step().action is Action.LOST and lost == ["a"] and not a.is_leader
+    assert a.step().action is LeaseAction.LOST and lost == ["a"] and not a.is_leader
     assert len(apiserver.log.writes()) == writes
 
 
@@ -149,15 +151,15 @@ def test_a_released_lease_is_acquired_at_once(
     a = elector(port, "a", base)
     b = elector(port, "b", base, offset=5.0)
     a.step()
-    assert b.step().action is Action.WAIT
+    assert b.step().action is LeaseAction.WAIT
     assert a.release() is True
     assert not a.is_leader
     spec = lease_json(apiserver)
     assert "holderIdentity" not in spec and spec["leaseDurationSeconds"] == 1
     decision = b.step()  # no time has passed
-    assert decision.action is Action.ACQUIRE and b.is_leader
+    assert decision.action is LeaseAction.ACQUIRE and b.is_leader
     assert lease_json(apiserver)["leaseTransitions"] == 1
-    assert a.step().action is Action.WAIT  # a released: it stays out
+    assert a.step().action is LeaseAction.WAIT  # a released: it stays out
 
 
 def test_a_holder_whose_renewals_fail_stops_writing_before_the_lease_can_expire(
@@ -191,11 +193,11 @@ def test_a_slow_renewal_does_not_stretch_the_write_window(
     base.advance(2.0)
     # the answer to a's next renewal takes 11 s (as a's clock sees it)
     apiserver.faults.before(lambda _: base.advance(11.0), times=1, method="PUT")
-    assert a.step().action is Action.RENEW  # the server took it...
+    assert a.step().action is LeaseAction.RENEW  # the server took it...
     assert lease_json(apiserver)["holderIdentity"] == "a"
     # ...but it was sent at t=2, so a's deadline is t=12 and it is now t=13
     assert not a.is_leader and a.write_deadline() == 0.0
-    assert a.step().action is Action.LOST
+    assert a.step().action is LeaseAction.LOST
 
 
 def test_a_conflicting_update_is_read_again_and_never_leaves_two_holders(
@@ -213,10 +215,10 @@ def test_a_conflicting_update_is_read_again_and_never_leaves_two_holders(
 
     apiserver.faults.before(b_acquires, times=1, method="PUT", when=holder_writes("a2"))
     decision = a2.step()
-    assert decision.action is Action.WAIT and decision.retry_in == 0.0  # read again at once
+    assert decision.action is LeaseAction.WAIT and decision.retry_in == 0.0  # read again at once
     assert b.is_leader and not a2.is_leader
     assert apiserver.log.count(verb="update", resource="leases", status=409) == 1
-    assert a2.step().action is Action.WAIT and b.is_leader and not a2.is_leader
+    assert a2.step().action is LeaseAction.WAIT and b.is_leader and not a2.is_leader
 
     # a renewal racing with a foreign metadata change: 409, re-read, still ours
     def label_it(_: RequestInfo) -> None:
@@ -231,8 +233,8 @@ def test_a_conflicting_update_is_read_again_and_never_leaves_two_holders(
         when=holder_writes("b"),
     )
     base.advance(2.0)
-    assert b.step().action is Action.WAIT and b.is_leader
-    assert b.step().action is Action.RENEW and b.is_leader and not a2.is_leader
+    assert b.step().action is LeaseAction.WAIT and b.is_leader
+    assert b.step().action is LeaseAction.RENEW and b.is_leader and not a2.is_leader
     assert lease_json(apiserver)["holderIdentity"] == "b"
 
 
@@ -330,8 +332,9 @@ def test_the_lease_namespace_is_found_as_documented(tmp_path: Path, apiserver: A
 
 
 def test_the_fields_written_match_the_stock_lease_lock(
-    apiserver: ApiServer, kube_api: client.ApiClient, base: TimeBase
+    apiserver: ApiServer, shipped: Shipped, kube_api: client.ApiClient, base: TimeBase
 ) -> None:
+    # the admin writes two Leases the shipped RBAC grants no one (`stock`, `ours`)
     from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
@@ -378,4 +381,4 @@ def test_the_fields_written_match_the_stock_lease_lock(
     assert found and record.holder_identity == "ours-0" and record.lease_duration == "15"
     theirs = LeaderElector(KubeLease(kube_api, "stock", NS), "ours-1", clock=FakeClock(base))
     decision = theirs.step()
-    assert decision.action is Action.WAIT and "held by stock-0" in decision.reason
+    assert decision.action is LeaseAction.WAIT and "held by stock-0" in decision.reason

@@ -4,7 +4,11 @@ before the Event before the DELETE, only on the lease holder, never past the bud
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -12,14 +16,17 @@ from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.load import Topology
-from reconciler.core.plan import NodeDeletion
+from reconciler.controller.status import status_text
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, ConflictError
 from tests.apiserver import ApiServer
+from tests.controller.deployed import Deployed, deployed_controller
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
 from tests.lifecycle_support import NOW
+from tests.shipped_rbac import NAMESPACE, Shipped, rbac_objects
 
 DEAD_IP = "10.0.1.2"
 
@@ -202,3 +209,70 @@ def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
     lifecycle.step()
     assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
     assert store.record.deletions == ()  # the budget slot is given back
+
+
+# ------------------------------------------- as deployed: the shipped RBAC, over HTTP
+
+
+@pytest.fixture
+def deployed(shipped: Shipped, tmp_path: Path) -> Iterator[Deployed]:
+    """runner.Controller's wiring as the controller's service account, under the shipped
+    RBAC (tests/controller/deployed.py)."""
+    with deployed_controller(shipped, tmp_path) as wired:
+        yield wired
+
+
+def test_the_shipped_rbac_lets_the_lifecycle_delete_a_dead_node(deployed: Deployed) -> None:
+    lifecycle, apiserver = deployed.controller.lifecycle, deployed.apiserver
+    deployed.steps(5)
+    assert lifecycle.stats.deleted == ["w-2"]
+    assert apiserver.node("w-2") is None
+    assert [e.status for e in apiserver.log.filter(verb="delete", resource="nodes")] == [200]
+    status = apiserver.get("ConfigMap", "topoctl-status", NAMESPACE)
+    assert status is not None and "w-2" in status["data"]["deletions"]
+    (event,) = [e for e in apiserver.objects("Event", "default") if e["reason"] == "NodeDeleted"]
+    assert "no answer from 10.0.1.2" in event["message"]
+    assert apiserver.log.count(status=403) == 0
+
+
+def test_a_pass_that_cannot_list_node_leases_deletes_nothing_and_says_why(
+    deployed: Deployed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RBAC without the node-lease grant (deploy/ shipped none): each pass fails in one
+    log line, counted and shown in the status; once granted, the next pass deletes."""
+    controller, apiserver = deployed.controller, deployed.apiserver
+    (grant,) = [
+        o
+        for o in rbac_objects()
+        if o["metadata"]["name"] == "topoctl-node-leases" and o["kind"] == "RoleBinding"
+    ]
+    apiserver.delete("RoleBinding", "topoctl-node-leases", "kube-node-lease")
+    stop = threading.Event()
+    seen: list[str | None] = []
+
+    def failed(why: str | None) -> None:
+        controller.status.lifecycle_failed(why)
+        seen.append(why)
+        if len(seen) >= 6:
+            stop.set()
+
+    controller.lifecycle.on_failure = failed
+    with caplog.at_level(logging.WARNING, logger="topoctl.lifecycle"):
+        controller.lifecycle.run(stop)
+    assert apiserver.node("w-2") is not None and controller.lifecycle.stats.deleted == []
+    assert seen[-1] is not None and 'cannot list resource "leases"' in seen[-1]
+    assert "no deletion without the node Leases" in seen[-1]
+    warnings = [r for r in caplog.records if r.name == "topoctl.lifecycle"]
+    assert warnings and all(r.exc_info is None for r in warnings)  # no traceback
+    assert "lifecycle pass failed, nothing deleted" in warnings[-1].getMessage()
+    assert controller.metrics.lifecycle_failures._value.get() == len(warnings)
+    doc = controller.status.document
+    assert "kube-node-lease" in doc["lifecycle"]["lastError"]
+    assert "lifecycle: failing since" in status_text(doc)
+
+    apiserver.seed(grant)  # granted again
+    controller.lifecycle.on_failure = controller.status.lifecycle_failed
+    deployed.steps(2)
+    controller.lifecycle.on_failure(None)
+    assert controller.lifecycle.stats.deleted == ["w-2"]
+    assert controller.status.document["lifecycle"] == {"lastError": None}

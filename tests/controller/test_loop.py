@@ -16,11 +16,11 @@ from reconciler.adapters.kubestatus import KubeEventSink
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.loop import ReconcileLoop
 from reconciler.controller.status import StatusReporter
-from reconciler.core.load import Topology
-from reconciler.core.plan import Plan, SitePlan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer, RequestInfo
 from tests.controller.loop_support import (
     EXAMPLE_SEEN,
@@ -198,9 +198,9 @@ def test_dropped_streams_410_and_5xx_lose_and_repeat_no_write(
 
 
 def test_a_node_going_silent_moves_the_predicted_leader(
-    cluster: ApiServer, topology: Topology, clock: WallClock, kube_api: client.ApiClient
+    cluster: ApiServer, topology: Topology, clock: WallClock, controller_api: client.ApiClient
 ) -> None:
-    events = EventRecorder(KubeEventSink(kube_api, "topoctl-0"), clock)
+    events = EventRecorder(KubeEventSink(controller_api, "topoctl-0"), clock)
     reporter = StatusReporter(None, events, clock)
     with running_loop(cluster, topology, clock, observer=reporter) as loop:
         settle(loop, cluster, topology, clock)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.gitsource import GitRemote
-from reconciler.controller.leader import SystemClock
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.source import BACKOFF_CAP, Good, Outcome, Source
 from tests.controller.fakeclock import FakeClock, TimeBase

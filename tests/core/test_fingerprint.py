@@ -15,12 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from reconciler.core.fingerprint import fingerprint, fresh_until, is_fresh, last_seen
-from reconciler.core.load import Topology
-from reconciler.core.plan import Plan
-from reconciler.core.planner import Planner
+from reconciler.core.kilo.freshness import fresh_until, is_fresh, last_seen
+from reconciler.core.planning.fingerprint import fingerprint
+from reconciler.core.planning.plan import Plan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeCondition, NodeState
+from reconciler.model.topology import Topology
 from tests.core.test_plan import SEEN, live_nodes, state, states_of, topologies
 
 NOW = SEEN + 5

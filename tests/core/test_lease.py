@@ -13,15 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.lease import (
-    Action,
-    Decision,
-    Elector,
-    LeaseObject,
-    LeaseSpec,
-    Timing,
-    default_namespace,
-)
+from reconciler.core.election.elector import Decision, Elector, LeaseAction
+from reconciler.core.election.lease import LeaseObject, LeaseSpec, Timing, default_namespace
 
 WALL = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -46,7 +39,7 @@ def leading(identity: str = "a", sent_at: float = 0.0) -> Elector:
 
 def test_no_lease_is_created_holding_it() -> None:
     _, decision = Elector("a").decide(None, 100.0, at(5))
-    assert decision.action is Action.CREATE
+    assert decision.action is LeaseAction.CREATE
     assert decision.write == LeaseSpec("a", 15, at(5), at(5), 0)
     assert decision.resource_version is None
 
@@ -55,11 +48,11 @@ def test_a_standby_times_expiry_from_when_it_saw_the_record_change() -> None:
     # the holder's renewTime is a year behind our wall clock: only our own clock counts
     lease = held("b", renew=-365 * 86400.0)
     state, decision = Elector("a").decide(lease, 1000.0, at(0))
-    assert decision.action is Action.WAIT
+    assert decision.action is LeaseAction.WAIT
     state, decision = state.decide(lease, 1014.9, at(14.9))
-    assert decision.action is Action.WAIT
+    assert decision.action is LeaseAction.WAIT
     state, decision = state.decide(lease, 1015.0, at(15))
-    assert decision.action is Action.ACQUIRE
+    assert decision.action is LeaseAction.ACQUIRE
     assert decision.write == LeaseSpec("a", 15, at(15), at(15), 1)  # leaseTransitions + 1
     assert decision.resource_version == "1"
 
@@ -67,24 +60,24 @@ def test_a_standby_times_expiry_from_when_it_saw_the_record_change() -> None:
 def test_a_renewal_seen_by_the_standby_restarts_its_timer() -> None:
     state, _ = Elector("a").decide(held("b", "1", renew=0), 0.0, at(0))
     state, decision = state.decide(held("b", "2", renew=10), 10.0, at(10))
-    assert decision.action is Action.WAIT
+    assert decision.action is LeaseAction.WAIT
     _, decision = state.decide(held("b", "2", renew=10), 24.9, at(24.9))
-    assert decision.action is Action.WAIT  # 15 s from 10.0, not from 0.0
+    assert decision.action is LeaseAction.WAIT  # 15 s from 10.0, not from 0.0
     _, decision = state.decide(held("b", "2", renew=10), 25.0, at(25))
-    assert decision.action is Action.ACQUIRE
+    assert decision.action is LeaseAction.ACQUIRE
 
 
 def test_a_longer_duration_in_the_record_is_respected() -> None:
     lease = LeaseObject(LeaseSpec("b", 60, at(0), at(0), 3), "7")
     state, _ = Elector("a").decide(lease, 0.0, at(0))
-    assert state.decide(lease, 59.0, at(59))[1].action is Action.WAIT
-    assert state.decide(lease, 60.0, at(60))[1].action is Action.ACQUIRE
+    assert state.decide(lease, 59.0, at(59))[1].action is LeaseAction.WAIT
+    assert state.decide(lease, 60.0, at(60))[1].action is LeaseAction.ACQUIRE
 
 
 def test_a_released_lease_is_taken_at_once() -> None:
     released = LeaseObject(LeaseSpec("", 1, at(3), at(3), 4), "9")
     _, decision = Elector("a").decide(released, 0.0, at(0))
-    assert decision.action is Action.ACQUIRE
+    assert decision.action is LeaseAction.ACQUIRE
     assert decision.write == LeaseSpec("a", 15, at(0), at(0), 5)
 
 
@@ -92,7 +85,7 @@ def test_the_holder_renews_keeping_acquire_time_and_transitions() -> None:
     state = leading()
     lease = LeaseObject(LeaseSpec("a", 15, at(0), at(0), 2), "5")
     state, decision = state.decide(lease, 2.0, at(2))
-    assert decision.action is Action.RENEW
+    assert decision.action is LeaseAction.RENEW
     assert decision.write == LeaseSpec("a", 15, at(0), at(2), 2)
     assert decision.resource_version == "5"
     assert decision.retry_in == 2.0
@@ -102,13 +95,13 @@ def test_the_holder_stops_writing_at_the_renew_deadline() -> None:
     state = leading(sent_at=0.0)
     assert state.may_write(0.05) and state.write_deadline(3.0) == 12.0
     state, decision = state.failed(9.0)  # a renew failed: still within the deadline
-    assert decision.action is Action.WAIT and decision.retry_in == 1.0  # wake at the deadline
+    assert decision.action is LeaseAction.WAIT and decision.retry_in == 1.0  # wake at the deadline
     assert state.may_write(9.99)
     assert not state.may_write(10.0) and state.write_deadline(10.0) == 0.0
     state, decision = state.failed(10.0)
-    assert decision.action is Action.LOST and state.lost and not state.leader
+    assert decision.action is LeaseAction.LOST and state.lost and not state.leader
     # lost is final, whatever is read afterwards
-    assert state.decide(held("a"), 11.0, at(11))[1].action is Action.LOST
+    assert state.decide(held("a"), 11.0, at(11))[1].action is LeaseAction.LOST
 
 
 def test_the_write_deadline_counts_from_when_the_renew_was_sent() -> None:
@@ -123,7 +116,7 @@ def test_the_write_deadline_counts_from_when_the_renew_was_sent() -> None:
 
 def test_another_holder_seen_by_the_holder_is_lost() -> None:
     state, decision = leading().decide(held("b", "4"), 2.0, at(2))
-    assert decision.action is Action.LOST
+    assert decision.action is LeaseAction.LOST
     assert "held by b" in decision.reason
     assert not state.may_write(2.0)
 
@@ -131,18 +124,18 @@ def test_another_holder_seen_by_the_holder_is_lost() -> None:
 def test_release_clears_the_holder_as_client_go_does() -> None:
     state = leading()
     state, decision = state.release(at(4))
-    assert decision.action is Action.RELEASE
+    assert decision.action is LeaseAction.RELEASE
     assert decision.write == LeaseSpec("", 1, at(4), at(4), 0)
     assert decision.resource_version == "1"
     assert not state.may_write(4.0)  # nothing guarded goes out once releasing
     state = state.succeeded(decision, LeaseObject(decision.write, "2"), 4.0, 4.1)
     assert state.released and not state.leader
-    assert state.decide(held("b"), 5.0, at(5))[1].action is Action.WAIT
+    assert state.decide(held("b"), 5.0, at(5))[1].action is LeaseAction.WAIT
 
 
 def test_a_standby_has_nothing_to_release() -> None:
     state, _ = Elector("a").decide(held("b"), 0.0, at(0))
-    assert state.release(at(1))[1].action is Action.WAIT
+    assert state.release(at(1))[1].action is LeaseAction.WAIT
 
 
 @pytest.mark.parametrize(
@@ -243,7 +236,7 @@ def simulate(
 
     def loop(c: Candidate) -> Callable[[float], None]:
         def next_step(true: float, decision: Decision) -> None:
-            if decision.action is Action.LOST:
+            if decision.action is LeaseAction.LOST:
                 # the pod exits and restarts with a new identity
                 c.crashed = True
                 fresh = dataclasses.replace(

@@ -7,18 +7,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from reconciler.core.lifecycle import (
-    Decisions,
-    Delete,
-    Member,
-    Observations,
-    Reason,
-    SiteFacts,
-    Withhold,
-    decide,
-)
-from reconciler.core.lifecycle_probes import NodeProbe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
+from reconciler.core.lifecycle.probes import NodeProbe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Decisions, Delete, Observations, Withhold, decide
 from reconciler.model import keys
 from reconciler.model.state import NodeCondition, NodeState
 from reconciler.model.topology import ClusterLifecycle, SiteLifecycle
@@ -57,7 +49,9 @@ class World:
     record: DeletionRecord = field(default_factory=DeletionRecord)
 
     def sites(self) -> list[SiteFacts]:
-        fsn1 = [Member(node(f"fsn1-{c}")) for c in "abc"] + [Member(self.zombie, self.named)]
+        fsn1 = [MemberFacts(node(f"fsn1-{c}")) for c in "abc"] + [
+            MemberFacts(self.zombie, self.named)
+        ]
         nbg1 = [node(f"nbg1-{c}") for c in "abc"]
         return [
             SiteFacts("hetzner-fsn1", self.lifecycle, tuple(fsn1), self.leader, self.pinned),
@@ -113,38 +107,38 @@ def seen_ago(seconds: int) -> str:
     return str(int((NOW - timedelta(seconds=seconds)).timestamp()))
 
 
-CASES: list[tuple[str, World, Reason | None]] = [
+CASES: list[tuple[str, World, WithheldReason | None]] = [
     ("Ready Unknown counts as NotReady", with_zombie(ready="Unknown"), None),
-    ("control-plane", with_zombie(labels=cp_labels()), Reason.CONTROL_PLANE),
-    ("master label", with_zombie(labels={keys.LABEL_MASTER: ""}), Reason.CONTROL_PLANE),
+    ("control-plane", with_zombie(labels=cp_labels()), WithheldReason.CONTROL_PLANE),
+    ("master label", with_zombie(labels={keys.LABEL_MASTER: ""}), WithheldReason.CONTROL_PLANE),
     (
         "exclude-from-lifecycle label",
         with_zombie(labels={keys.LABEL_EXCLUDE_LIFECYCLE: "true"}),
-        Reason.PROTECTED,
+        WithheldReason.PROTECTED,
     ),
     (
         "protect selector matches",
         with_zombie(labels={"tier": "db", "x": "1"}, rails=rails(protect={"tier": "db"})),
-        Reason.PROTECTED,
+        WithheldReason.PROTECTED,
     ),
     (
         "protect selector needs every label",
         with_zombie(labels={"tier": "db"}, rails=rails(protect={"tier": "db", "zone": "a"})),
         None,
     ),
-    ("predicted leader", with_zombie(leader=ZOMBIE), Reason.LEADER),
-    ("pinned leader candidate", with_zombie(pinned=(ZOMBIE,)), Reason.LEADER),
-    ("named node under scope pools", with_zombie(named=True), Reason.OUT_OF_SCOPE),
+    ("predicted leader", with_zombie(leader=ZOMBIE), WithheldReason.LEADER),
+    ("pinned leader candidate", with_zombie(pinned=(ZOMBIE,)), WithheldReason.LEADER),
+    ("named node under scope pools", with_zombie(named=True), WithheldReason.OUT_OF_SCOPE),
     ("named node under scope all", with_zombie(named=True, lifecycle=policy(scope="all")), None),
     (
         "Kilo checked in 30 s ago",
         with_zombie(annotations={keys.KILO_LAST_SEEN: seen_ago(30)}),
-        Reason.SIGNS_OF_LIFE,
+        WithheldReason.SIGNS_OF_LIFE,
     ),
     (
         "Kilo's check-in clock ahead of ours",
         with_zombie(annotations={keys.KILO_LAST_SEEN: seen_ago(-300)}),
-        Reason.SIGNS_OF_LIFE,
+        WithheldReason.SIGNS_OF_LIFE,
     ),
     (
         "Kilo last checked in 5 min ago",
@@ -155,7 +149,7 @@ CASES: list[tuple[str, World, Reason | None]] = [
     (
         "node Lease renewed 10 s ago",
         with_zombie(leases={ZOMBIE: NOW - timedelta(seconds=10)}),
-        Reason.SIGNS_OF_LIFE,
+        WithheldReason.SIGNS_OF_LIFE,
     ),
     (
         "node Lease renewed 2 min ago",
@@ -165,19 +159,23 @@ CASES: list[tuple[str, World, Reason | None]] = [
     (
         "NotReady 5m under after 10m",
         with_zombie(down_for=timedelta(minutes=5)),
-        Reason.NOT_READY_TOO_BRIEFLY,
+        WithheldReason.NOT_READY_TOO_BRIEFLY,
     ),
     ("NotReady exactly after", with_zombie(down_for=timedelta(minutes=10)), None),
     (
         "after 1h",
         with_zombie(lifecycle=policy(after="1h")),
-        Reason.NOT_READY_TOO_BRIEFLY,
+        WithheldReason.NOT_READY_TOO_BRIEFLY,
     ),
-    ("answers ping", with_zombie(probe=answered(ZOMBIE_ADDRS)), Reason.ANSWERS_PING),
-    ("probe socket failed", with_zombie(probe=unknown(ZOMBIE_ADDRS)), Reason.PROBE_FAILED),
-    ("silent over 2 probes only", with_zombie(probe=silent(ZOMBIE_ADDRS, 2)), Reason.PROBING),
-    ("never probed", with_zombie(probe=None), Reason.PROBING),
-    ("budget of 0", with_zombie(rails=rails(per_hour=0)), Reason.BUDGET_SPENT),
+    ("answers ping", with_zombie(probe=answered(ZOMBIE_ADDRS)), WithheldReason.ANSWERS_PING),
+    ("probe socket failed", with_zombie(probe=unknown(ZOMBIE_ADDRS)), WithheldReason.PROBE_FAILED),
+    (
+        "silent over 2 probes only",
+        with_zombie(probe=silent(ZOMBIE_ADDRS, 2)),
+        WithheldReason.PROBING,
+    ),
+    ("never probed", with_zombie(probe=None), WithheldReason.PROBING),
+    ("budget of 0", with_zombie(rails=rails(per_hour=0)), WithheldReason.BUDGET_SPENT),
     (
         "budget spent in the last hour",
         with_zombie(
@@ -189,7 +187,7 @@ CASES: list[tuple[str, World, Reason | None]] = [
                 )
             ),
         ),
-        Reason.BUDGET_SPENT,
+        WithheldReason.BUDGET_SPENT,
     ),
     (
         "deletions over an hour ago are forgotten",
@@ -202,13 +200,13 @@ CASES: list[tuple[str, World, Reason | None]] = [
     (
         "unreadable record leaves no budget",
         with_zombie(record=DeletionRecord.parse("{not json")),
-        Reason.BUDGET_UNREADABLE,
+        WithheldReason.BUDGET_UNREADABLE,
     ),
 ]
 
 
 @pytest.mark.parametrize(("world", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_rules(world: World, reason: Reason | None) -> None:
+def test_rules(world: World, reason: WithheldReason | None) -> None:
     decision = zombie_decision(world)
     if reason is None:
         assert isinstance(decision, Delete), decision
@@ -234,4 +232,6 @@ def test_not_ready_since_unknown_is_not_long_enough() -> None:
         ZOMBIE, conditions=(NodeCondition("Ready", "False"),), addresses=world.zombie.addresses
     )
     decision = zombie_decision(world)
-    assert isinstance(decision, Withhold) and decision.reason is Reason.NOT_READY_TOO_BRIEFLY
+    assert (
+        isinstance(decision, Withhold) and decision.reason is WithheldReason.NOT_READY_TOO_BRIEFLY
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.core.lifecycle import Decisions, Delete, Member, Observations, Reason, decide
-from reconciler.core.lifecycle_guards import SiteFacts
-from reconciler.core.lifecycle_probes import NodeProbe
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
-from reconciler.core.lifecycle_text import human_duration, percent, ratio_text
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
+from reconciler.core.lifecycle.probes import NodeProbe
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Decisions, Delete, Observations, decide
+from reconciler.core.lifecycle.text import human_duration, percent, ratio_text
 from reconciler.model.state import NodeState
 from reconciler.model.topology import ClusterLifecycle
 from tests.lifecycle_support import NOW, answered, node, policy, rails, silent, site, unknown
@@ -44,7 +44,7 @@ def deleted(decisions: Decisions) -> set[str]:
     return {d.node for d in decisions.deletions}
 
 
-def reasons(decisions: Decisions, site_name: str) -> set[Reason]:
+def reasons(decisions: Decisions, site_name: str) -> set[WithheldReason]:
     return {d.reason for d in decisions.withheld if d.site == site_name}
 
 
@@ -53,7 +53,7 @@ def test_partition_of_60_percent_holds_that_site_only() -> None:
     nbg1 = site("hetzner-nbg1", members("nbg1", 4, 1))
     decisions = run([fsn1, nbg1])
     assert deleted(decisions) == {"nbg1-d0"}
-    assert reasons(decisions, "hetzner-fsn1") == {Reason.SITE_DISRUPTED}
+    assert reasons(decisions, "hetzner-fsn1") == {WithheldReason.SITE_DISRUPTED}
     assert decisions.sites["hetzner-fsn1"].text == (
         "withheld in hetzner-fsn1: 3 of 5 nodes NotReady (60 % >= 55 %)"
     )
@@ -92,15 +92,15 @@ def test_a_location_behind_a_dead_link_keeps_all_its_members() -> None:
         lone = site("lone", members("lone", 0, size), leader=None)
         decisions = run([lone, site("t", members("t", 3, 0))])
         assert deleted(decisions) == set()
-        assert reasons(decisions, "lone") == {Reason.SITE_ALL_DOWN}
+        assert reasons(decisions, "lone") == {WithheldReason.SITE_ALL_DOWN}
 
 
 def test_every_in_scope_member_down_keeps_them() -> None:
-    named = Member(node("named-gw"), named=True)
-    pool = [Member(n) for n in members("p", 0, 2)]
+    named = MemberFacts(node("named-gw"), named=True)
+    pool = [MemberFacts(n) for n in members("p", 0, 2)]
     decisions = run([site("s", [named, *pool]), site("t", members("t", 3, 0))])
     assert deleted(decisions) == set()
-    assert decisions.sites["s"].reason is Reason.SITE_ALL_DOWN
+    assert decisions.sites["s"].reason is WithheldReason.SITE_ALL_DOWN
     assert "in-scope" in decisions.sites["s"].text
 
 
@@ -108,13 +108,13 @@ def test_a_silent_leader_stops_its_site() -> None:
     s = site("s", members("s", 4, 1), leader="s-r0")
     decisions = run([s, site("t", members("t", 3, 0))], probes={"s-r0": silent(probes=1)})
     assert deleted(decisions) == set()
-    assert decisions.sites["s"].reason is Reason.SITE_LEADER_DOWN
+    assert decisions.sites["s"].reason is WithheldReason.SITE_LEADER_DOWN
     assert "s-r0" in decisions.sites["s"].text
 
 
 def test_no_predicted_leader_stops_its_site() -> None:
     decisions = run([site("s", members("s", 4, 1), leader=None), site("t", members("t", 3, 0))])
-    assert decisions.sites["s"].reason is Reason.SITE_LEADER_DOWN
+    assert decisions.sites["s"].reason is WithheldReason.SITE_LEADER_DOWN
 
 
 def test_every_site_disrupted_deletes_nothing() -> None:
@@ -123,14 +123,20 @@ def test_every_site_disrupted_deletes_nothing() -> None:
     quiet = site("empty", [])  # a site without members does not count
     decisions = run([a, b, quiet])
     assert deleted(decisions) == set()
-    assert decisions.cluster is not None and decisions.cluster.reason is Reason.CLUSTER_DISRUPTED
+    assert (
+        decisions.cluster is not None
+        and decisions.cluster.reason is WithheldReason.CLUSTER_DISRUPTED
+    )
 
 
 def test_disruption_of_a_site_that_does_not_delete_still_counts() -> None:
     a = site("a", members("a", 1, 2))
     b = site("b", members("b", 1, 2), lifecycle=policy(delete=False))
     decisions = run([a, b])
-    assert decisions.cluster is not None and decisions.cluster.reason is Reason.CLUSTER_DISRUPTED
+    assert (
+        decisions.cluster is not None
+        and decisions.cluster.reason is WithheldReason.CLUSTER_DISRUPTED
+    )
     assert set(decisions.sites) == {"a"} and decisions.disrupted == {"a", "b"}
 
 
@@ -140,8 +146,10 @@ def test_a_prober_that_cannot_reach_ready_nodes_deletes_nothing() -> None:
     lost = {f"{p}-r{i}": unknown() for p in "ab" for i in range(4)}  # 8 of 10 Ready unanswered
     decisions = run([a, b], probes=lost)
     assert deleted(decisions) == set()
-    assert decisions.cluster is not None and decisions.cluster.reason is Reason.VANTAGE_CUT_OFF
-    assert reasons(decisions, "a") == {Reason.VANTAGE_CUT_OFF}
+    assert (
+        decisions.cluster is not None and decisions.cluster.reason is WithheldReason.VANTAGE_CUT_OFF
+    )
+    assert reasons(decisions, "a") == {WithheldReason.VANTAGE_CUT_OFF}
     assert "8 of 10 Ready nodes" in decisions.cluster.text
 
 
@@ -151,7 +159,9 @@ def test_no_ready_node_probed_means_an_unchecked_vantage_point() -> None:
     seen = Observations(NOW, {"a-d0": silent()})
     decisions = decide([a, b], rails(), seen)
     assert deleted(decisions) == set()
-    assert decisions.cluster is not None and decisions.cluster.reason is Reason.VANTAGE_CUT_OFF
+    assert (
+        decisions.cluster is not None and decisions.cluster.reason is WithheldReason.VANTAGE_CUT_OFF
+    )
 
 
 def test_budget_takes_the_longest_dead_first_and_counts_this_round() -> None:
@@ -160,8 +170,8 @@ def test_budget_takes_the_longest_dead_first_and_counts_this_round() -> None:
     decisions = run([s, site("t", members("t", 3, 0))], rails(per_hour=3), record=record)
     assert [d.node for d in decisions.deletions] == ["s-d0", "s-d1"]
     assert {d.node: d.reason for d in decisions.withheld} == {
-        "s-d2": Reason.BUDGET_SPENT,
-        "s-d3": Reason.BUDGET_SPENT,
+        "s-d2": WithheldReason.BUDGET_SPENT,
+        "s-d3": WithheldReason.BUDGET_SPENT,
     }
     assert decisions.budget_left == 0
     after = decisions.record_after(record, NOW)
@@ -177,9 +187,13 @@ def test_deletions_keep_a_stable_order_of_nodes() -> None:
 
 
 def test_reasons_name_guard_rails() -> None:
-    assert Reason.SITE_DISRUPTED.guard_rail and Reason.BUDGET_SPENT.guard_rail
-    assert not Reason.ANSWERS_PING.guard_rail and not Reason.PROTECTED.guard_rail
-    assert {r.value for r in Reason} >= {"site-disrupted", "vantage-cut-off", "probe-failed"}
+    assert WithheldReason.SITE_DISRUPTED.guard_rail and WithheldReason.BUDGET_SPENT.guard_rail
+    assert not WithheldReason.ANSWERS_PING.guard_rail and not WithheldReason.PROTECTED.guard_rail
+    assert {r.value for r in WithheldReason} >= {
+        "site-disrupted",
+        "vantage-cut-off",
+        "probe-failed",
+    }
 
 
 def test_texts() -> None:

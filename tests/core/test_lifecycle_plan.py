@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from reconciler import service
-from reconciler.core import render, savedplan
-from reconciler.core.lifecycle_probes import ProbeSchedule
-from reconciler.core.load import Topology
-from reconciler.core.plan import Plan
+from reconciler.core.lifecycle.probes import ProbeSchedule
+from reconciler.core.planning import savedplan
+from reconciler.core.planning.plan import Plan
+from reconciler.core.rendering import plans
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
+from reconciler.usecases.plan import Eyes, plan_once
 from tests.core.test_plan import site, topology
 from tests.lifecycle_support import NOW, node
 
@@ -99,8 +100,8 @@ def plan(
 ) -> tuple[Plan, FakeProber | None, FakeClock]:
     clock = FakeClock()
     prober = FakeProber(clock, silent) if silent is not None else None
-    eyes = service.Eyes(clock, prober)
-    return service.plan_once(topo, Reader(nodes), eyes=eyes).plan, prober, clock
+    eyes = Eyes(clock, prober)
+    return plan_once(topo, Reader(nodes), eyes=eyes).plan, prober, clock
 
 
 def test_without_probes_candidates_are_named_and_nothing_is_deleted() -> None:
@@ -108,7 +109,7 @@ def test_without_probes_candidates_are_named_and_nothing_is_deleted() -> None:
     assert the_plan.lifecycle is not None and not the_plan.lifecycle.probed
     assert the_plan.deletions == ()
     assert clock.waited == 0  # no probes: no minute spent
-    text = render.text(the_plan)
+    text = plans.text(the_plan)
     assert "not probed, so not deleted: w-2 (plan with --probe" in text
     assert "vantage" not in text  # the missing probes are said once, not as a guard rail
 
@@ -123,9 +124,9 @@ def test_a_silent_node_notready_long_enough_is_deleted_after_a_minute_of_probes(
         deletion.text == "would delete w-2: NotReady 1h1m, no answer from 10.0.1.2"
     )  # probes took a minute
     assert the_plan.has_changes
-    assert "1 node to delete" in render.summary_line(the_plan)
-    assert "would delete w-2" in render.markdown(the_plan)
-    data = json.loads(render.as_json(the_plan))
+    assert "1 node to delete" in plans.summary_line(the_plan)
+    assert "would delete w-2" in plans.markdown(the_plan)
+    data = json.loads(plans.as_json(the_plan))
     assert data["summary"]["deletions"] == 1
     assert data["lifecycle"]["deletions"][0]["node"] == "w-2"
 
@@ -142,7 +143,7 @@ def test_a_partitioned_site_deletes_nothing_and_says_why() -> None:
     silent = {f"10.0.1.{i}" for i in range(1, 5)}
     the_plan, _, _ = plan(fsn1(), cluster(down), silent)
     assert the_plan.deletions == ()
-    text = render.text(the_plan)
+    text = plans.text(the_plan)
     assert "withheld in fsn1: 4 of 6 nodes NotReady (67 % >= 55 %)" in text
 
 
@@ -178,7 +179,7 @@ def test_sites_without_deletion_give_no_lifecycle_part() -> None:
     topo = topology(site("quiet", nodes=[{"name": "gw-1"}]))
     the_plan, _, _ = plan(topo, cluster(["w-2"]), None)
     assert the_plan.lifecycle is None
-    assert "lifecycle" not in json.loads(render.as_json(the_plan))
+    assert "lifecycle" not in json.loads(plans.as_json(the_plan))
 
 
 def test_a_saved_plan_keeps_its_deletions() -> None:
@@ -191,8 +192,8 @@ def test_a_saved_plan_keeps_its_deletions() -> None:
 def test_probing_stops_when_asked() -> None:
     clock = FakeClock()
     prober = FakeProber(clock, {"10.0.1.2"})
-    eyes = service.Eyes(clock, prober, ProbeSchedule())
+    eyes = Eyes(clock, prober, ProbeSchedule())
     eyes.stop.set()  # SIGINT during a plan --probe: no more rounds, and no verdict
-    the_plan = service.plan_once(fsn1(), Reader(cluster(["w-2"])), eyes=eyes).plan
+    the_plan = plan_once(fsn1(), Reader(cluster(["w-2"])), eyes=eyes).plan
     assert prober.rounds == 0
     assert the_plan.deletions == ()

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.lifecycle_probes import (
+from reconciler.core.lifecycle.probes import (
     ProbeHistory,
     ProbeSchedule,
     ProbeVerdict,
     addresses_to_probe,
     probe_addresses,
 )
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from tests.lifecycle_support import NOW, node

@@ -7,9 +7,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.lifecycle import Decisions, Member, Observations, SiteFacts, decide
-from reconciler.core.lifecycle_probes import NodeProbe, ProbeVerdict
-from reconciler.core.lifecycle_record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts
+from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
+from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.rules import Decisions, Observations, decide
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.topology import ClusterLifecycle
@@ -25,7 +26,7 @@ VERDICTS = {
 
 
 @st.composite
-def member(draw: st.DrawFn, name: str) -> tuple[Member, NodeProbe | None, bool]:
+def member(draw: st.DrawFn, name: str) -> tuple[MemberFacts, NodeProbe | None, bool]:
     ready = draw(st.sampled_from(["True", "True", "True", "False", "Unknown"]))
     labels = {}
     if draw(st.integers(0, 4)) == 0:
@@ -51,7 +52,7 @@ def member(draw: st.DrawFn, name: str) -> tuple[Member, NodeProbe | None, bool]:
         first = NOW - timedelta(seconds=65)
         probe = NodeProbe(found[0], found[1], ("10.0.0.1",), first, NOW - timedelta(seconds=5), 4)
     lease = draw(st.integers(0, 7)) == 0
-    return Member(state, named=draw(st.integers(0, 3)) == 0), probe, lease
+    return MemberFacts(state, named=draw(st.integers(0, 3)) == 0), probe, lease
 
 
 @st.composite

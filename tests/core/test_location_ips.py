@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.desired import location_ips_anchor
-from reconciler.core.planner import Planner
+from reconciler.core.planning.desired import location_ips_anchor
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from tests.core.test_plan import site, state, topology
 

@@ -19,26 +19,20 @@ from hypothesis import strategies as st
 
 from reconciler.adapters.patches import node_patch as write_patch
 from reconciler.adapters.snapshot import merge_patch
-from reconciler.core import render
-from reconciler.core.desired import DesiredNode
-from reconciler.core.diff import diff_node, with_agent
-from reconciler.core.kilo import (
-    KiloNode,
-    find_leader,
-    is_public,
-    kilo_location,
-    kilo_node,
-    newest_check_in,
-)
-from reconciler.core.load import Topology
-from reconciler.core.membership import ClaimIndex, claims_of, selects
-from reconciler.core.owned import owned_record, render_owned
-from reconciler.core.plan import Change, NodePlan, Plan
-from reconciler.core.planner import Planner
-from reconciler.core.project import node_write, project
+from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.leader import find_leader
+from reconciler.core.kilo.node import KiloNode, is_public, kilo_location, kilo_node
+from reconciler.core.planning.desired import DesiredNode
+from reconciler.core.planning.diff import diff_node, with_agent
+from reconciler.core.planning.membership import ClaimIndex, claims_of, selects
+from reconciler.core.planning.owned import owned_record, render_owned
+from reconciler.core.planning.plan import Change, NodePlan, Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import node_write, project
+from reconciler.core.rendering import plans
 from reconciler.model import keys
 from reconciler.model.state import NodeState, TaintValue
-from reconciler.model.topology import Cluster, Site
+from reconciler.model.topology import Cluster, Site, Topology
 
 SEEN = 1_795_683_600
 
@@ -823,8 +817,8 @@ def test_build_plan_is_deterministic_whatever_the_node_order(
     random.Random(seed).shuffle(shuffled)
     first, again = build_plan(topo, states_of(objects)), build_plan(topo, states_of(shuffled))
     assert first == build_plan(topo, states_of(objects))
-    assert render.as_json(first) == render.as_json(again)
-    assert render.text(first) == render.text(again)
+    assert plans.as_json(first) == plans.as_json(again)
+    assert plans.text(first) == plans.text(again)
 
 
 @PROPERTY_SETTINGS
@@ -837,9 +831,9 @@ def test_plain_text_is_what_rich_prints_of_the_markup(
     plan = build_plan(topo, states_of(objects))
     sink = io.StringIO()
     Console(file=sink, width=120, color_system=None, highlight=False).print(
-        render.text(plan), soft_wrap=True
+        plans.text(plan), soft_wrap=True
     )
-    assert sink.getvalue() == render.text(plan, markup=False) + "\n"
+    assert sink.getvalue() == plans.text(plan, markup=False) + "\n"
 
 
 @PROPERTY_SETTINGS

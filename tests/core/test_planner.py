@@ -11,12 +11,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.kilo import find_leader, kilo_location, kilo_node, newest_check_in
-from reconciler.core.load import Topology
-from reconciler.core.planner import Planner
-from reconciler.core.project import project
+from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.leader import find_leader
+from reconciler.core.kilo.node import kilo_location, kilo_node
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import project
 from reconciler.model import keys
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
 from tests.core.test_plan import (
     PROPERTY_SETTINGS,
     live_nodes,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.routes import (
+from reconciler.core.agent.routes import (
     InvalidRouteError,
-    Route,
+    KernelRoute,
     RouteConflict,
     RouteDiff,
     RouteKey,
@@ -25,43 +25,46 @@ STATIC = 4
 KERNEL = 2
 
 
-def r(dst: str, gateway: str | None = "192.0.2.1", **fields: object) -> Route:
-    return Route.build(dst, gateway=gateway, **fields)  # type: ignore[arg-type]
+def r(dst: str, gateway: str | None = "192.0.2.1", **fields: object) -> KernelRoute:
+    return KernelRoute.build(dst, gateway=gateway, **fields)  # type: ignore[arg-type]
 
 
-# -- Route.build ---------------------------------------------------------------
+# -- KernelRoute.build ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ({"dst": "10.1.0.0/16", "gateway": "192.0.2.1"}, Route("10.1.0.0/16", "192.0.2.1")),
-        ({"dst": "10.0.0.7", "dev": "eth0"}, Route("10.0.0.7/32", dev="eth0")),
+        ({"dst": "10.1.0.0/16", "gateway": "192.0.2.1"}, KernelRoute("10.1.0.0/16", "192.0.2.1")),
+        ({"dst": "10.0.0.7", "dev": "eth0"}, KernelRoute("10.0.0.7/32", dev="eth0")),
         (
             {"dst": "2001:DB8:0:0::/64", "gateway": "2001:db8::0:1"},
-            Route("2001:db8::/64", "2001:db8::1", metric=1024),
+            KernelRoute("2001:db8::/64", "2001:db8::1", metric=1024),
         ),
         (
             {"dst": "fd00::5", "dev": "eth0", "metric": 7},
-            Route("fd00::5/128", dev="eth0", metric=7),
+            KernelRoute("fd00::5/128", dev="eth0", metric=7),
         ),
         (
             {"dst": "10.2.0.0/24", "dev": "eth0", "table": 1108},
-            Route("10.2.0.0/24", dev="eth0", table=1108),
+            KernelRoute("10.2.0.0/24", dev="eth0", table=1108),
         ),
-        ({"dst": "10.2.0.0/24", "dev": "eth0", "table": "main"}, Route("10.2.0.0/24", dev="eth0")),
+        (
+            {"dst": "10.2.0.0/24", "dev": "eth0", "table": "main"},
+            KernelRoute("10.2.0.0/24", dev="eth0"),
+        ),
         (
             {"dst": "0.0.0.0/0", "gateway": "192.0.2.1", "dev": "eth0", "onlink": True},
-            Route("0.0.0.0/0", "192.0.2.1", "eth0", onlink=True),
+            KernelRoute("0.0.0.0/0", "192.0.2.1", "eth0", onlink=True),
         ),
         (
             {"dst": "10.3.0.0/24", "dev": "eth0", "protocol": 200},
-            Route("10.3.0.0/24", dev="eth0", protocol=200),
+            KernelRoute("10.3.0.0/24", dev="eth0", protocol=200),
         ),
     ],
 )
-def test_build_canonicalises(given: dict[str, object], expected: Route) -> None:
-    assert Route.build(**given) == expected  # type: ignore[arg-type]
+def test_build_canonicalises(given: dict[str, object], expected: KernelRoute) -> None:
+    assert KernelRoute.build(**given) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,7 @@ def test_build_canonicalises(given: dict[str, object], expected: Route) -> None:
 )
 def test_build_rejects(given: dict[str, object], reason: str) -> None:
     with pytest.raises(InvalidRouteError, match=reason):
-        Route.build(**given)  # type: ignore[arg-type]
+        KernelRoute.build(**given)  # type: ignore[arg-type]
 
 
 def test_own_protocol_rejects_kernel_and_static() -> None:
@@ -121,8 +124,10 @@ def test_route_text_reads_like_ip_route() -> None:
 
 def test_desired_without_device_is_satisfied_by_the_kernels_choice() -> None:
     desired = r("10.1.0.0/24")
-    assert desired.satisfied_by(Route("10.1.0.0/24", "192.0.2.1", "eth0"))
-    assert not r("10.1.0.0/24", dev="eth1").satisfied_by(Route("10.1.0.0/24", "192.0.2.1", "eth0"))
+    assert desired.satisfied_by(KernelRoute("10.1.0.0/24", "192.0.2.1", "eth0"))
+    assert not r("10.1.0.0/24", dev="eth1").satisfied_by(
+        KernelRoute("10.1.0.0/24", "192.0.2.1", "eth0")
+    )
 
 
 # -- diff_routes: table-driven -------------------------------------------------
@@ -206,8 +211,8 @@ C6 = r("2001:db8:1::/64", gateway="2001:db8::1")
     ],
 )
 def test_diff(
-    desired: list[Route],
-    owned: list[Route],
+    desired: list[KernelRoute],
+    owned: list[KernelRoute],
     foreign: dict[RouteKey, int],
     expected: RouteDiff,
 ) -> None:
@@ -238,7 +243,7 @@ def test_outputs_are_sorted_by_slot() -> None:
 
 
 @st.composite
-def ipv4_routes(draw: st.DrawFn) -> Route:
+def ipv4_routes(draw: st.DrawFn) -> KernelRoute:
     onlink = draw(st.booleans())
     gateway = draw(st.sampled_from([None, "192.0.2.1", "192.0.2.2"]))
     dev = draw(st.sampled_from([None, "eth0", "eth1"]))
@@ -246,7 +251,7 @@ def ipv4_routes(draw: st.DrawFn) -> Route:
         dev = dev or "eth0"
     if onlink:
         gateway = gateway or "192.0.2.1"
-    return Route.build(
+    return KernelRoute.build(
         f"10.{draw(st.integers(0, 7))}.0.0/16",
         gateway=gateway,
         dev=dev,
@@ -257,7 +262,7 @@ def ipv4_routes(draw: st.DrawFn) -> Route:
 
 
 ipv6_routes = st.builds(
-    lambda net, dev, metric: Route.build(f"fd00:{net:x}::/64", dev=dev, metric=metric),
+    lambda net, dev, metric: KernelRoute.build(f"fd00:{net:x}::/64", dev=dev, metric=metric),
     net=st.integers(0, 7),
     dev=st.sampled_from(["eth0", "eth1"]),
     metric=st.sampled_from([0, 1024, 5]),
@@ -266,8 +271,8 @@ ipv6_routes = st.builds(
 routes = st.one_of(ipv4_routes(), ipv6_routes)
 
 
-def unique_slots(candidates: Iterable[Route]) -> list[Route]:
-    by_key: dict[RouteKey, Route] = {}
+def unique_slots(candidates: Iterable[KernelRoute]) -> list[KernelRoute]:
+    by_key: dict[RouteKey, KernelRoute] = {}
     for route in candidates:
         by_key.setdefault(route.key, route)
     return list(by_key.values())
@@ -280,18 +285,18 @@ foreign_maps = st.dictionaries(
 )
 
 
-def as_read_back(route: Route) -> Route:
+def as_read_back(route: KernelRoute) -> KernelRoute:
     """What the kernel reports for a route it holds: the device it chose filled in."""
-    return Route(
+    return KernelRoute(
         route.dst, route.gateway, route.dev or "eth9", route.table, route.metric, route.onlink
     )
 
 
 def apply_to_kernel_model(
-    diff: RouteDiff, owned: list[Route], foreign: Mapping[RouteKey, int]
-) -> list[Route]:
+    diff: RouteDiff, owned: list[KernelRoute], foreign: Mapping[RouteKey, int]
+) -> list[KernelRoute]:
     """A kernel as the diff assumes it: replace acts on a slot; deletes match our routes."""
-    slots: dict[RouteKey, list[Route]] = {}
+    slots: dict[RouteKey, list[KernelRoute]] = {}
     for route in owned:
         slots.setdefault(route.key, []).append(route)
     for route in diff.replace:
@@ -306,13 +311,13 @@ def apply_to_kernel_model(
 
 
 @given(desired=desired_sets)
-def test_desired_as_owned_is_converged(desired: list[Route]) -> None:
+def test_desired_as_owned_is_converged(desired: list[KernelRoute]) -> None:
     assert diff_routes(desired, [as_read_back(route) for route in desired], {}).is_empty
 
 
 @given(desired=desired_sets, owned=owned_sets, foreign=foreign_maps)
 def test_one_apply_converges(
-    desired: list[Route], owned: list[Route], foreign: dict[RouteKey, int]
+    desired: list[KernelRoute], owned: list[KernelRoute], foreign: dict[RouteKey, int]
 ) -> None:
     diff = diff_routes(desired, owned, foreign)
     after = apply_to_kernel_model(diff, owned, foreign)
@@ -323,7 +328,7 @@ def test_one_apply_converges(
 
 @given(desired=desired_sets, owned=owned_sets, foreign=foreign_maps)
 def test_conflicts_are_never_written(
-    desired: list[Route], owned: list[Route], foreign: dict[RouteKey, int]
+    desired: list[KernelRoute], owned: list[KernelRoute], foreign: dict[RouteKey, int]
 ) -> None:
     diff = diff_routes(desired, owned, foreign)
     assert not {route.key for route in diff.replace} & foreign.keys()
@@ -335,7 +340,7 @@ def test_conflicts_are_never_written(
 
 @given(desired=desired_sets, owned=owned_sets, foreign=foreign_maps)
 def test_a_changed_slot_is_replaced_not_deleted(
-    desired: list[Route], owned: list[Route], foreign: dict[RouteKey, int]
+    desired: list[KernelRoute], owned: list[KernelRoute], foreign: dict[RouteKey, int]
 ) -> None:
     diff = diff_routes(desired, owned, foreign)
     assert not {route.key for route in diff.replace} & {route.key for route in diff.delete}
@@ -347,7 +352,7 @@ def test_a_changed_slot_is_replaced_not_deleted(
 
 @given(desired=desired_sets, owned=owned_sets, foreign=foreign_maps, seed=st.integers())
 def test_order_of_inputs_does_not_matter(
-    desired: list[Route], owned: list[Route], foreign: dict[RouteKey, int], seed: int
+    desired: list[KernelRoute], owned: list[KernelRoute], foreign: dict[RouteKey, int], seed: int
 ) -> None:
     shuffled_desired, shuffled_owned = desired[:], owned[:]
     random.Random(seed).shuffle(shuffled_desired)

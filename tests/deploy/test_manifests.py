@@ -82,8 +82,12 @@ def test_the_example_uses_every_component() -> None:
     for component in COMPONENTS:
         assert f"../../components/{component.name}" in kustomization
     kinds = {o["kind"] for o in EXAMPLE_OBJECTS}
-    assert {"ServiceMonitor", "ValidatingAdmissionPolicy"} <= kinds
-    assert not {"ServiceMonitor", "ValidatingAdmissionPolicy"} & {o["kind"] for o in render(BASE)}
+    assert "ServiceMonitor" in kinds and "ServiceMonitor" not in {o["kind"] for o in render(BASE)}
+
+
+def test_the_agent_own_node_policy_is_on_by_default() -> None:
+    base = {o["kind"] for o in render(BASE)}
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= base
 
 
 @pytest.mark.parametrize("path", [BASE, EXAMPLE], ids=["base", "example"])
@@ -93,8 +97,18 @@ def test_everything_lives_in_the_one_privileged_namespace(path: Path) -> None:
     assert [n["metadata"]["name"] for n in namespaces] == ["topoctl-system"]
     labels = namespaces[0]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
-    namespaced = {o.get("metadata", {}).get("namespace") for o in objects} - {None}
-    assert namespaced == {"topoctl-system"}
+    elsewhere = {
+        (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in objects
+        if o["metadata"].get("namespace") not in (None, "topoctl-system")
+    }
+    # only grants where the controller's requests go: Node Events in default, the
+    # kubelets' node Leases in kube-node-lease
+    assert elsewhere == {
+        ("RoleBinding", "default", "topoctl-events"),
+        ("Role", "kube-node-lease", "topoctl-node-leases"),
+        ("RoleBinding", "kube-node-lease", "topoctl-node-leases"),
+    }
 
 
 # --- the controller ---------------------------------------------------------------------

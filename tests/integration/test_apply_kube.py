@@ -24,13 +24,14 @@ from reconciler.adapters import kube
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import RetryPolicy
 from reconciler.adapters.patches import node_patch
-from reconciler.apply import apply_plan, replanner
 from reconciler.cli import main
-from reconciler.core.load import Topology, load
-from reconciler.core.plan import Change, NodePlan, Plan
-from reconciler.core.planner import Planner
-from reconciler.core.project import node_write
+from reconciler.core.loading.load import load
+from reconciler.core.planning.plan import Change, NodePlan, Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import node_write
 from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
+from reconciler.usecases.executor import apply_plan, replanner
 from tests.apiserver import ApiServer
 from tests.apiserver.faults import RequestInfo
 

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.load import Topology
-from reconciler.core.plan import Plan
-from reconciler.core.planner import Planner
+from reconciler.core.planning.plan import Plan
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
+from reconciler.model.topology import Topology
 from tests.core.test_plan import (
     PROPERTY_SETTINGS,
     SEEN,

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import service
 from reconciler.adapters.kube import KubeBackend
-from reconciler.apply import StalePlanError
-from reconciler.core import savedplan
-from reconciler.core.plan import Plan
+from reconciler.core.planning import savedplan
+from reconciler.core.planning.plan import Plan
+from reconciler.usecases import apply as applying
+from reconciler.usecases.apply import ApplyResult, DeletionPorts, apply_once
+from reconciler.usecases.executor import StalePlanError
+from reconciler.usecases.plan import Eyes, plan_once
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, fsn1
 
@@ -44,19 +46,19 @@ def cluster(apiserver: ApiServer) -> ApiServer:
 def plan_with_probes(backend: KubeBackend) -> Plan:
     """A plan an hour after w-2 went NotReady, with w-2 silent to every probe."""
     clock = FakeClock(datetime.now(UTC) + timedelta(hours=1))
-    eyes = service.Eyes(clock, FakeProber(clock, {DEAD_IP}))
-    return service.plan_once(fsn1(), backend, eyes=eyes).plan
+    eyes = Eyes(clock, FakeProber(clock, {DEAD_IP}))
+    return plan_once(fsn1(), backend, eyes=eyes).plan
 
 
 def converge(backend: KubeBackend) -> None:
     """Apply the topology first, so the next plan holds only the deletion."""
-    result = service.apply_once(fsn1(), backend, lambda _plan: True)
+    result = apply_once(fsn1(), backend, lambda _plan: True)
     assert result.report is not None and result.report.ok
 
 
-def apply_saved(plan: Plan, backend: KubeBackend) -> service.ApplyResult:
+def apply_saved(plan: Plan, backend: KubeBackend) -> ApplyResult:
     loaded, _ = savedplan.load(savedplan.dump(plan, {}))
-    return service.apply_saved(loaded, backend, lambda _p: True, 1, service.Deletion(backend))
+    return applying.apply_saved(loaded, backend, lambda _p: True, 1, DeletionPorts(backend))
 
 
 def test_a_saved_plan_deletes_the_dead_node_with_preconditions(
@@ -114,7 +116,7 @@ def test_the_command_line_deletes_as_the_controller_does_recorded_and_announced(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # the lease namespace: default
     plan = plan_with_probes(backend)  # not converged: w-2 has writes pending too
     assert DEAD in {n.node for n in plan.writes}
-    result = service.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
+    result = applying.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
 
     assert result.report is not None and result.report.deleted == [DEAD]
     assert cluster.node(DEAD) is None

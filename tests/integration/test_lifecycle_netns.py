@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 
 from reconciler.adapters.icmp import IcmpProber
-from reconciler.core.lifecycle import Decisions, Observations, Reason, decide
-from reconciler.core.lifecycle_probes import NodeProbe, ProbeHistory, addresses_to_probe
-from reconciler.core.lifecycle_record import DeletionRecord
+from reconciler.core.lifecycle.guards import WithheldReason
+from reconciler.core.lifecycle.probes import NodeProbe, ProbeHistory, addresses_to_probe
+from reconciler.core.lifecycle.record import DeletionRecord
+from reconciler.core.lifecycle.rules import Decisions, Observations, decide
 from reconciler.model.state import NodeState
 from tests.conftest import needs_root
 from tests.icmp_lab import Lab, inside, lab
@@ -79,7 +80,7 @@ def test_only_the_silent_not_ready_node_goes(net: Lab) -> None:
     assert gone.silent == (zombie.internal, zombie.external)
     assert gone.probes == ROUNDS and gone.span == timedelta(seconds=60)
     kept = {d.node: d.reason for d in decisions.withheld}
-    assert kept == {"fsn1-busy": Reason.ANSWERS_PING}  # NotReady for days, but it answers
+    assert kept == {"fsn1-busy": WithheldReason.ANSWERS_PING}  # NotReady for days, but it answers
 
 
 def test_partition_of_60_percent_spares_that_site_and_not_the_other(net: Lab) -> None:
@@ -89,7 +90,7 @@ def test_partition_of_60_percent_spares_that_site_and_not_the_other(net: Lab) ->
     nbg1.append(member(net, "nbg1-zombie", ready=False, answers=False))
     decisions = run(net, {"fsn1": fsn1, "nbg1": nbg1})
     assert [d.node for d in decisions.deletions] == ["nbg1-zombie"]
-    assert {d.reason for d in decisions.withheld} == {Reason.SITE_DISRUPTED}
+    assert {d.reason for d in decisions.withheld} == {WithheldReason.SITE_DISRUPTED}
     assert decisions.sites["fsn1"].text == "withheld in fsn1: 3 of 5 nodes NotReady (60 % >= 55 %)"
 
 
@@ -100,7 +101,10 @@ def test_every_site_impaired_deletes_nothing(net: Lab) -> None:
     nbg1 += [member(net, f"nbg1-cut{i}", ready=False, answers=False) for i in range(3)]
     decisions = run(net, {"fsn1": fsn1, "nbg1": nbg1})
     assert decisions.deletions == ()
-    assert decisions.cluster is not None and decisions.cluster.reason is Reason.CLUSTER_DISRUPTED
+    assert (
+        decisions.cluster is not None
+        and decisions.cluster.reason is WithheldReason.CLUSTER_DISRUPTED
+    )
 
 
 def test_a_prober_cut_off_from_ready_nodes_deletes_nothing(net: Lab) -> None:
@@ -114,6 +118,8 @@ def test_a_prober_cut_off_from_ready_nodes_deletes_nothing(net: Lab) -> None:
     net.cut_off()
     decisions = run(net, sites)
     assert decisions.deletions == ()
-    assert decisions.cluster is not None and decisions.cluster.reason is Reason.VANTAGE_CUT_OFF
+    assert (
+        decisions.cluster is not None and decisions.cluster.reason is WithheldReason.VANTAGE_CUT_OFF
+    )
     assert "6 of 6 Ready nodes do not answer from here" in decisions.cluster.text
-    assert {d.reason for d in decisions.withheld} == {Reason.VANTAGE_CUT_OFF}
+    assert {d.reason for d in decisions.withheld} == {WithheldReason.VANTAGE_CUT_OFF}

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 
 from reconciler.adapters.kubelease import node_lease_renewals
-from reconciler.leaseport import LeaseError
+from reconciler.ports import LeaseError
 from tests.apiserver import ApiServer
 
 

@@ -1,9 +1,10 @@
 """``topoctl run`` as a process: real git, the real client over HTTP against the double.
 
 Each test starts the controller as `topoctl run` would run in its pod (a subprocess, its
-own signals), pushes commits to a bare repository and reads what happened from the
+own signals, its namespace, its own service account's token and exactly the RBAC
+deploy/base ships), pushes commits to a bare repository and reads what happened from the
 double: the Nodes, the request log, the Lease and the status ConfigMap, and the
-controller's /metrics.
+controller's /metrics. A request the shipped RBAC does not grant fails the test.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from typing import Any
 import pytest
 
 from tests.apiserver import ApiServer
-from tests.apiserver.fixtures import write_kubeconfig
 from tests.controller.gitrepos import BROKEN_EAST, CLUSTER, EAST, Remote
+from tests.shipped_rbac import NAMESPACE, Shipped
 
 TOPOCTL = str(Path(sys.executable).parent / "topoctl")
 SECRET = b"s3cret"
@@ -94,11 +95,22 @@ def remote(tmp_path: Path) -> Remote:
     return remote
 
 
+@pytest.fixture
+def apiserver(shipped: Shipped) -> Iterator[ApiServer]:
+    """The double with deploy/base's RBAC; no test may see a request it refuses."""
+    yield shipped.apiserver
+    log = shipped.apiserver.log.entries
+    assert log and all("authorization" in map(str.lower, e.headers) for e in log)  # the controller
+    refused = [(e.method, e.path) for e in log if e.status in (401, 403)]
+    assert not refused, refused
+
+
 @contextmanager
 def topoctl_run(
     apiserver: ApiServer, remote: Remote, tmp_path: Path, identity: str = "one", *extra: str
 ) -> Iterator[Run]:
-    kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{identity}", apiserver.url)
+    shipped = Shipped(apiserver)
+    kubeconfig = shipped.kubeconfig(tmp_path / f"kubeconfig-{identity}", shipped.controller_token())
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET)
     port = free_port()
@@ -106,7 +118,7 @@ def topoctl_run(
     args = [
         TOPOCTL, "run", "--git-url", remote.url, "--cache-dir", str(tmp_path / identity),
         "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{port}",
-        "--lease-namespace", "default", "--identity", identity, "--poll", "1h",
+        "--lease-namespace", NAMESPACE, "--identity", identity, "--poll", "1h",
         "--webhook-secret-file", str(secret), "--lease-duration", "3s", *extra,
     ]  # fmt: skip
     with log.open("wb") as out:
@@ -138,12 +150,12 @@ def node_writes(apiserver: ApiServer) -> int:
 
 def refused_events(apiserver: ApiServer) -> list[dict[str, Any]]:
     return [
-        e for e in apiserver.objects("Event", "default") if e.get("reason") == "RevisionRefused"
+        e for e in apiserver.objects("Event", NAMESPACE) if e.get("reason") == "RevisionRefused"
     ]
 
 
 def status(apiserver: ApiServer) -> dict[str, Any]:
-    cm = apiserver.get("ConfigMap", "topoctl-status", "default")
+    cm = apiserver.get("ConfigMap", "topoctl-status", NAMESPACE)
     if cm is None:
         return {}  # not published yet
     return dict(json.loads(cm["data"]["status.json"]))
@@ -172,7 +184,7 @@ def test_a_push_converges_a_refused_commit_writes_nothing_and_the_fix_lands(
         assert event["type"] == "Warning" and bad in event["message"]  # core v1's view
         regarding = event["involvedObject"]
         assert (regarding["kind"], regarding["name"]) == ("ConfigMap", "topoctl-status")
-        assert regarding["namespace"] == "default"
+        assert regarding["namespace"] == NAMESPACE
 
         fixed = remote.push({"sites/east.yaml": EAST.replace("51820", "51821")}, "fix east")
         assert run.hook() == 202
@@ -211,10 +223,10 @@ def test_only_the_holder_writes_and_sigterm_hands_the_lease_over(
             assert "wrote node" not in second.output()
             first.process.send_signal(signal.SIGTERM)
             assert first.process.wait(timeout=20) == 0
-            lease = apiserver.get("Lease", "topoctl", "default")
+            lease = apiserver.get("Lease", "topoctl", NAMESPACE)
             assert lease is not None
             eventually(lambda: second.metric("topoctl_leader") == 1.0, 10, "the takeover")
-            holder = apiserver.get("Lease", "topoctl", "default")
+            holder = apiserver.get("Lease", "topoctl", NAMESPACE)
             assert holder is not None and holder["spec"]["holderIdentity"] == "two"
     assert os.path.exists(tmp_path / "run-one.log")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.core.yamlstrict import MAX_DEPTH, MAX_FILE_BYTES
+from reconciler.core.loading.yamlstrict import MAX_DEPTH, MAX_FILE_BYTES
 from tests.validate.support import (
     EXIT_INVALID,
     EXIT_VALID,

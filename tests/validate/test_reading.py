@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters import files as files_adapter
-from reconciler.core.yamlstrict import MAX_FILE_BYTES
+from reconciler.core.loading.yamlstrict import MAX_FILE_BYTES
 from tests.validate.support import (
     EXIT_INVALID,
     EXIT_VALID,

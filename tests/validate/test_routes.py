@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core.routes import InvalidRouteError, Route
+from reconciler.core.agent.routes import InvalidRouteError, KernelRoute
 from tests.validate.support import (
     CLUSTER,
     E,
@@ -251,7 +251,7 @@ def test_the_agent_applies_the_same_rules(
     """What validate refuses the agent refuses too, and the other way round."""
     dst = "fe80::/64" if "gateway" in fields else "10.0.0.0/8"
     try:
-        Route.build(dst, **fields)  # type: ignore[arg-type]
+        KernelRoute.build(dst, **fields)  # type: ignore[arg-type]
         agent_accepts = True
     except InvalidRouteError:
         agent_accepts = False

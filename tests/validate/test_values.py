@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.files import read_directory
-from reconciler.core.load import load
+from reconciler.core.loading.load import load
 from tests.validate.support import (
     CLUSTER,
     SITES,

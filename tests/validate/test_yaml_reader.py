@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core import yamldoc
+from reconciler.core.loading import yamldoc
 from tests.validate.support import E, Expect, check_case, site, validate_json, write_tree
 
 KEEPALIVE = "  persistentKeepalive: 25"

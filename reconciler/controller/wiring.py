@@ -1,0 +1,328 @@
+"""``topoctl run``: the controller's wiring. Adapters in, the controller's parts started,
+signals handled; nothing is decided here.
+
+Threads: the source polls git (or a directory) and hands each new good revision to the
+reconcile loop; the leader elector renews the Lease; the HTTP server serves metrics,
+health and the webhook; the reconcile loop runs in the calling thread. SIGTERM or
+SIGINT stops the loop after the write in flight, releases the lease and returns 0.
+Losing the lease stops every write at once and returns 1, so the pod restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from reconciler.adapters.clock import SystemClock
+from reconciler.adapters.dirsource import DirectorySource
+from reconciler.adapters.gitauth import Credentials
+from reconciler.adapters.gitsource import GitRemote
+from reconciler.adapters.icmp import IcmpProber
+from reconciler.adapters.kube import KubeBackend, RetryPolicy
+from reconciler.adapters.kubelease import KubeLease, discover_namespace, node_lease_renewals
+from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
+from reconciler.adapters.kubewatch import KubeWatcher
+from reconciler.controller.events import EventRecorder
+from reconciler.controller.http import Hook, HttpServer
+from reconciler.controller.leader import LeaderElector
+from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass, node_deleted
+from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
+from reconciler.controller.metrics import Metrics
+from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObserver
+from reconciler.controller.source import Good, Refused, Source
+from reconciler.controller.status import STATUS_NAME, StatusReporter
+from reconciler.controller.webhook import read_secret
+from reconciler.core.election.lease import Timing
+from reconciler.core.planning.plan import NodeDeletion
+from reconciler.model.state import NodeState
+from reconciler.model.topology import Topology
+from reconciler.ports import BackendError, GitSource
+
+log = logging.getLogger("topoctl.run")
+STUCK_AFTER = 300.0  # seconds without a loop tick before /healthz fails
+STOP_GRACE = 10.0  # seconds a lifecycle pass may take to end on stop
+FETCH_REQUESTED = "fetchRequestedAt"  # a standby's webhook, recorded for the holder
+FETCH_REQUEST_POLL = 2.0  # seconds between the holder's looks at it
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every flag of ``topoctl run``, parsed."""
+
+    git_url: str | None = None
+    git_ref: str = "main"
+    git_path: str = "sites"
+    source_dir: Path | None = None
+    poll: float = 60.0
+    webhook_secret_file: Path | None = None
+    cache_dir: Path = Path("/var/cache/topoctl")
+    credentials: Credentials = field(default_factory=Credentials)
+    kubeconfig: Path | None = None
+    context: str | None = None
+    listen: str = "0.0.0.0:8080"
+    lease_name: str = "topoctl"
+    lease_namespace: str | None = None
+    identity: str | None = None
+    lease_duration: float = 15.0
+    resync: float = 600.0
+    dry_run: bool = False
+
+
+def timing(lease_duration: float) -> Timing:
+    """client-go's proportions (15 s / 10 s / 2 s) scaled to ``lease_duration``."""
+    return Timing(
+        lease_duration=lease_duration,
+        renew_deadline=lease_duration * 2 / 3,
+        retry_period=lease_duration * 2 / 15,
+    )
+
+
+def source_port(settings: RunSettings) -> GitSource:
+    """The git remote, or the mounted directory."""
+    if settings.source_dir is not None:
+        return DirectorySource(settings.source_dir)
+    assert settings.git_url is not None
+    return GitRemote(
+        settings.git_url,
+        settings.cache_dir,
+        ref=settings.git_ref,
+        path=settings.git_path,
+        credentials=settings.credentials,
+    )
+
+
+class Controller:
+    """The parts of one ``topoctl run`` replica, wired."""
+
+    def __init__(self, settings: RunSettings, backend: KubeBackend) -> None:
+        """``backend`` reads and watches; Node writes and deletions go through a copy
+        that tries once, within the lease time left after the renew deadline (the loop
+        retries with backoff, after looking at the lease again)."""
+        self.settings = settings
+        lease = timing(settings.lease_duration)
+        budget = (lease.lease_duration - lease.renew_deadline) / 2  # connect, then read
+        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), timeout=(budget, budget))
+        self.clock = SystemClock()
+        self.metrics = Metrics()
+        self.stop_event = threading.Event()
+        self.lost = threading.Event()
+        api = backend.api
+        namespace = settings.lease_namespace or discover_namespace(
+            settings.kubeconfig, settings.context
+        )
+        identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
+        self.elector = LeaderElector(
+            KubeLease(api, settings.lease_name, namespace),
+            identity,
+            self.clock,
+            timing=lease,
+            on_lost=self._lost,
+            on_started=lambda: self.metrics.leader.set(1),
+        )
+        may_write = self.elector.may_write
+        self.store = KubeStatusStore(api, namespace, STATUS_NAME)
+        self.node_events = KubeEventSink(api, identity)
+        events = EventRecorder(self.node_events, self.clock)
+        self.status_events = EventRecorder(
+            KubeEventSink(api, identity, namespace=namespace), self.clock
+        )
+        self.status = StatusReporter(
+            self.store, events, self.clock, may_write=may_write, dry_run=settings.dry_run
+        )
+        observers = Fanout(self.status)
+        self.loop = ReconcileLoop(
+            KubeWatcher(backend),
+            writer,
+            may_write=may_write,
+            clock=self.clock,
+            settings=LoopSettings(resync=settings.resync, dry_run=settings.dry_run),
+            observer=observers,
+            stop=self.stop_event,
+        )
+        observers.add(MetricsObserver(self.metrics, self.loop.informer.stats))
+        self.loop.stats.observe = self._reconciled
+        self.source = Source(
+            source_port(settings),
+            self.clock,
+            poll=settings.poll,
+            metrics=self.metrics,
+            fallback=self._recorded_revision(),
+            on_change=self._new_revision,
+            on_refused=self._refused,
+        )
+        self.lifecycle = LifecyclePass(
+            self._lifecycle_view,
+            IcmpProber(),
+            writer,
+            ConfigMapRecords(self.store),
+            self.clock,
+            may_write=may_write,
+            announce=self._announce_deletion,
+            leases=lambda: node_lease_renewals(api),
+            metrics=self.metrics,
+            on_failure=self.status.lifecycle_failed,
+            dry_run=settings.dry_run,
+        )
+        observers.add(LifecycleNudge(self.lifecycle.nudge))
+        hook = None
+        if settings.webhook_secret_file is not None:
+            hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
+        self.http = HttpServer(
+            settings.listen,
+            self.metrics.registry,
+            live=self.live,
+            ready=lambda: self.loop.ready,
+            hook=hook,
+        )
+        self._fetch_seen = ""
+        self.started = self.clock.monotonic()
+
+    def live(self) -> bool:
+        """Alive while the reconcile loop has turned within STUCK_AFTER seconds (counted
+        from the start until its first turn: the first list and pass take their time)."""
+        last = self.loop.stats.last_tick or self.started
+        return self.clock.monotonic() - last <= STUCK_AFTER
+
+    def _announce_deletion(self, deletion: NodeDeletion) -> None:
+        """The NodeDeleted Event, sent as itself (never merged, never rate-limited away):
+        if it cannot be recorded, the node is not deleted."""
+        self.node_events.create(node_deleted(deletion, self.clock.wall()))
+
+    def _recorded_revision(self) -> str | None:
+        """The revision the status records in force (taken if the newest is refused)."""
+        try:
+            current = self.store.read()
+        except BackendError as err:
+            log.warning("the status cannot be read (%s): no recorded revision to fall back on", err)
+            return None
+        revision = current.data.get("revision") if current is not None else None
+        return revision or None
+
+    def _refused(self, refused: Refused) -> None:
+        """Status, and a Warning Event on the status ConfigMap, name the commit and why."""
+        errors = [d.brief for d in refused.errors]
+        self.status.refused(refused.revision, errors)
+        if self.elector.may_write() and not self.settings.dry_run:
+            more = (
+                f" (and {refused.total - len(errors)} more)" if refused.total > len(errors) else ""
+            )
+            self.status_events.record(
+                STATUS_NAME,
+                "RevisionRefused",
+                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
+                warning=True,
+                kind="ConfigMap",
+            )
+
+    def _new_revision(self, good: Good) -> None:
+        self.loop.set_revision(Revision(good.revision, good.topology))
+
+    def _reconciled(self, result: str, seconds: float) -> None:
+        self.metrics.reconcile_total.labels("success" if result == "ok" else "error").inc()
+        self.metrics.reconcile_duration.observe(seconds)
+
+    def _lifecycle_view(self) -> tuple[Topology, list[NodeState]] | None:
+        revision = self.loop.revision
+        if revision is None or not self.loop.ready:
+            return None
+        return revision.topology, self.loop.cache.nodes()
+
+    def _fetch_requested(self) -> None:
+        """A verified webhook: the holder fetches; a standby records it for the holder."""
+        if self.elector.may_write():
+            self.source.request_fetch()
+            return
+        try:
+            current = self.store.read()
+            data = {**(current.data if current else {}), FETCH_REQUESTED: _now(self.clock)}
+            self.store.write(data, current.resource_version if current else None)
+        except BackendError as err:
+            log.warning("webhook on a standby: the request could not be recorded: %s", err)
+
+    def _watch_fetch_requests(self) -> None:
+        """On the holder: a fetch request a standby recorded makes it fetch at once."""
+        while not self.stop_event.is_set():
+            if self.elector.may_write():
+                try:
+                    current = self.store.read()
+                    requested = current.data.get(FETCH_REQUESTED, "") if current else ""
+                except Exception as err:
+                    log.warning("fetch requests: the status cannot be read: %s", err)
+                    requested = ""
+                if requested and requested != self._fetch_seen:
+                    self._fetch_seen = requested
+                    self.source.request_fetch()
+            self.clock.wait(self.stop_event, FETCH_REQUEST_POLL)
+
+    def _lost(self) -> None:
+        log.error("lost the lease: stopping every write and exiting")
+        self.metrics.leader.set(0)
+        self.lost.set()
+        self.loop.request_stop()
+
+    def stop(self) -> None:
+        """SIGTERM: finish the write in flight, then stop."""
+        self.loop.request_stop()
+        self.lifecycle.nudge()  # its wait ends; the stop event ends its loop
+
+    def run(self) -> int:
+        """Until stopped: 0 after a clean stop, 1 after losing the lease."""
+        self.http.start()
+        threads = [
+            threading.Thread(target=self.source.run, name="topoctl-source", daemon=True),
+            threading.Thread(
+                target=self.lifecycle.run, args=(self.stop_event,), name="lifecycle", daemon=True
+            ),
+            threading.Thread(target=self._watch_fetch_requests, name="fetch-requests", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        self.elector.start()
+        try:
+            self.loop.run()
+        finally:
+            self.stop_event.set()
+            self.source.stop()
+            self.lifecycle.nudge()
+            threads[1].join(timeout=STOP_GRACE)  # no DELETE of a pass may outlive the lease
+            if not self.lost.is_set():
+                self.status.publish()
+                self.elector.release()
+            self.http.stop()
+        return 1 if self.lost.is_set() else 0
+
+
+def _now(clock: SystemClock) -> str:
+    return clock.wall().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def run(settings: RunSettings, install_signals: bool = True) -> int:
+    """Connect, wire, run; the exit status."""
+    backend = KubeBackend.connect(settings.kubeconfig, settings.context)
+    controller = Controller(settings, backend)
+    if install_signals:
+        _on_signals(controller.stop)
+    started = time.monotonic()
+    try:
+        return controller.run()
+    finally:
+        backend.close()
+        log.info("stopped after %.0f s", time.monotonic() - started)
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping after the write in flight", signal.Signals(signum).name)
+        # Not here: the main thread may hold the queue's locks the stop takes.
+        threading.Thread(target=stop, name="stop", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

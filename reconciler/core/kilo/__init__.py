@@ -1,0 +1,2 @@
+"""Kilo's own rules, reproduced exactly: how it reads a Node, when a check-in is fresh, and
+which node leads a location. Pure."""

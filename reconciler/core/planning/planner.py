@@ -1,0 +1,389 @@
+"""One planner for every caller: the whole cluster, one site, or one node after a 409.
+
+A :class:`Planner` holds the topology and an index of the live nodes (each node's
+claims, which depend on the node alone, and Kilo's locations). :meth:`plan_site` is the
+one code path; :meth:`plan_all` is every site's answer put together with what only the
+whole cluster shows (unassigned nodes, nodes claimed twice). :meth:`updated` gives a
+planner for a cluster where some nodes changed, re-indexing only those, so the 409
+re-plan and the controller's watch-driven re-plans cost one site, not the cluster.
+
+Per site: each member's diff is computed without the agent settings; the projected
+state (:func:`project`) of every node Kilo will place in the location - members,
+members of other sites still there, nodes git cannot move because Talos owns the key,
+outsiders carrying the location - gives the leader Kilo will elect; then the agent
+settings, with ``via: leader`` resolved to that leader, complete each member's plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.leader import PER_NODE, find_leader
+from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
+from reconciler.core.planning.desired import (
+    AGENT_ANNOTATION_LIMIT,
+    DesiredNode,
+    agent_annotation,
+    desired_node,
+    location_ips_anchor,
+    routes_for,
+)
+from reconciler.core.planning.diff import diff_node, with_agent
+from reconciler.core.planning.membership import ClaimIndex, Claims, Member, claims_of
+from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
+from reconciler.core.planning.project import project
+from reconciler.model import keys
+from reconciler.model.state import NodeState
+from reconciler.model.topology import Site, Topology
+
+
+@dataclass
+class _Memo:
+    """Per-call cache: each member's desired state, its diff without agent settings and
+    its projection; how Kilo reads each node once the plan is applied; and the agent
+    settings each member got."""
+
+    base: dict[str, tuple[DesiredNode, NodePlan, NodeState]] = field(default_factory=dict)
+    kilo: dict[str, KiloNode] = field(default_factory=dict)
+    agent: dict[str, str] = field(default_factory=dict)
+
+
+class Planner:
+    """Plans a topology against a set of live nodes. Immutable once built."""
+
+    def __init__(
+        self, topology: Topology, nodes: Iterable[NodeState], now: int | None = None
+    ) -> None:
+        """``now`` (unix seconds) times Kilo's ``last-seen`` freshness; without it the
+        newest check-in among the nodes stands in (right for saved snapshots)."""
+        self.topology = topology
+        self.now = now
+        self._sites: dict[str, Site] = {s.name: s for s in topology.sites}
+        self._index = ClaimIndex(topology.sites)
+        self._nodes: dict[str, NodeState] = {}
+        self._claims: dict[str, Claims] = {}
+        self._members: dict[str, set[str]] = {s.name: set() for s in topology.sites}
+        self._located: dict[str, set[str]] = {}
+        for node in nodes:
+            self._add(node)
+        self._reference = now if now is not None else newest_check_in(self._nodes.values())
+
+    # --- the index ---
+
+    def _add(self, node: NodeState) -> None:
+        claims = claims_of(self._index, node)
+        self._nodes[node.name] = node
+        self._claims[node.name] = claims
+        if claims.member is not None:
+            self._members[claims.member.site.name].add(node.name)
+        self._located.setdefault(kilo_location(node), set()).add(node.name)
+
+    def _drop(self, name: str) -> None:
+        node = self._nodes.pop(name, None)
+        if node is None:
+            return
+        member = self._claims.pop(name).member
+        if member is not None:
+            self._members[member.site.name].discard(name)
+        self._located[kilo_location(node)].discard(name)
+
+    def updated(
+        self, fresh: Iterable[NodeState] = (), gone: Iterable[str] = (), at: int | None = None
+    ) -> Planner:
+        """A planner for the same topology where ``fresh`` nodes replace (or join) theirs
+        and ``gone`` nodes left; only those are indexed again. ``at`` moves ``now``."""
+        other = Planner.__new__(Planner)
+        other.topology, other.now = self.topology, self.now if at is None else at
+        other._sites, other._index = self._sites, self._index
+        other._nodes, other._claims = dict(self._nodes), dict(self._claims)
+        other._members = {k: set(v) for k, v in self._members.items()}
+        other._located = {k: set(v) for k, v in self._located.items()}
+        fresh = list(fresh)
+        for name in [*gone, *(n.name for n in fresh)]:
+            other._drop(name)
+        for node in fresh:
+            other._add(node)
+        other._reference = (
+            other.now if other.now is not None else newest_check_in(other._nodes.values())
+        )
+        return other
+
+    @property
+    def nodes(self) -> Mapping[str, NodeState]:
+        """The live nodes this planner plans against, by name."""
+        return self._nodes
+
+    def site_of(self, name: str) -> str | None:
+        """The one site that claims the node, if exactly one does."""
+        claims = self._claims.get(name)
+        member = claims.member if claims is not None else None
+        return member.site.name if member is not None else None
+
+    def sites_touched_by(self, node: NodeState) -> set[str]:
+        """The sites whose plan may depend on ``node``: those claiming it and the one
+        whose location it carries (a node moving between sites touches both)."""
+        out = {m.site.name for m in claims_of(self._index, node).members}
+        location = kilo_location(node)
+        if location in self._sites:
+            out.add(location)
+        return out
+
+    # --- planning ---
+
+    def plan_node(self, name: str) -> NodePlan | None:
+        """The plan for one node (its site planned); None when no site alone claims it."""
+        site = self.site_of(name)
+        if site is None:
+            return None
+        return next((n for n in self.plan_site(site).nodes if n.node == name), None)
+
+    def plan_site(self, name: str, memo: _Memo | None = None) -> SitePlan:
+        """One site's plan: its members' changes, leader prediction, warnings, errors."""
+        memo = memo or _Memo()
+        site = self._sites[name]
+        members = [self._member(n) for n in sorted(self._members[name])]
+        for member in members:
+            self._base(member, memo)
+        leader = self._predict(site, memo)
+        per_node = self.topology.cluster.spec.mesh.granularity in PER_NODE
+        leader_ip = leader.predicted_internal_ip if leader else None
+        warnings: list[str] = []
+        errors: list[str] = []
+        nodes: list[NodePlan] = []
+        agents: dict[bool, tuple[str, int]] = {}  # leaders and others differ only: once each
+        oversize: list[str] = []
+        for member in members:
+            node = member.node
+            _desired, plan, projected = memo.base[node.name]
+            is_leader = per_node or (leader is not None and leader.predicted == node.name)
+            if is_leader not in agents:
+                routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
+                agents[is_leader] = agent_annotation(self.topology.cluster, routes), unresolved
+            agent, unresolved = agents[is_leader]
+            if unresolved:
+                warnings.append(
+                    f"{node.name}: {unresolved} route(s) via the leader left out: no "
+                    "leader with an internal IP is predicted for this site"
+                )
+            if len(agent) > AGENT_ANNOTATION_LIMIT:
+                oversize.append(f"{node.name} ({len(agent)} bytes)")
+                continue
+            memo.agent[node.name] = agent
+            errors += self._drift(member, plan, projected)
+            nodes.append(with_agent(plan, node, agent))
+        warnings += self._own_segments(site, members, memo)
+        if oversize:
+            errors.append(
+                f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
+                f"{AGENT_ANNOTATION_LIMIT}-byte share of the 256 KiB Kubernetes allows for "
+                f"all annotations of a Node on {len(oversize)} node(s): "
+                f"{_some(oversize)} - declare fewer or wider routes"
+            )
+        return SitePlan(
+            site=name,
+            nodes=tuple(nodes),
+            leader=leader if members else None,
+            members=tuple(m.node.name for m in members),
+            pending=tuple(n.name for n in site.spec.nodes if n.name not in self._nodes),
+            warnings=tuple(warnings),
+            errors=tuple(errors),
+        )
+
+    def plan_all(self) -> Plan:
+        """The whole plan: every site's, and what only the whole cluster shows."""
+        memo = _Memo()
+        cluster = self.topology.cluster
+        site_plans = [self.plan_site(s.name, memo) for s in self.topology.sites]
+        warnings = [d.brief for d in self.topology.warnings]
+        errors: list[str] = []
+        for sp in site_plans:
+            warnings += sp.warnings
+            errors += sp.errors
+        for node, claims in sorted(self._claims.items()):
+            if claims.pool_overlaps:
+                warnings.append(
+                    f"{node}: selected by several pools ({', '.join(claims.pool_overlaps)}); "
+                    "the first wins"
+                )
+        warnings += self._granularity_warning()
+        unassigned = tuple(sorted(n for n, c in self._claims.items() if not c.members))
+        policy = cluster.spec.unassigned_nodes
+        if unassigned and policy != "ignore":
+            message = f"{len(unassigned)} live node(s) claimed by no site: {_some(unassigned)}"
+            (errors if policy == "error" else warnings).append(message)
+        members = {n: sp.site for sp in site_plans for n in sp.members}
+        return Plan(
+            cluster=cluster.metadata.name,
+            nodes=tuple(n for sp in site_plans for n in sp.nodes),
+            leaders=tuple(sp.leader for sp in site_plans if sp.leader is not None),
+            claimed_twice={
+                n: tuple(m.site.name for m in c.members)
+                for n, c in sorted(self._claims.items())
+                if len(c.members) > 1
+            },
+            pending={sp.site: sp.pending for sp in site_plans if sp.pending},
+            unassigned=unassigned,
+            warnings=tuple(warnings),
+            errors=tuple(errors),
+            observed={n.name: (n.uid, n.resource_version) for n in self._nodes.values()},
+            members=members,
+            sites=tuple(sorted(self._sites)),
+            agent_problems=self._agent_problems(members),
+        )
+
+    def desired(self) -> dict[str, DesiredNode]:
+        """Every member's desired state, agent settings included."""
+        memo = _Memo()
+        for site in self.topology.sites:
+            self.plan_site(site.name, memo)
+        return {
+            name: msgspec.structs.replace(
+                desired, annotations={**desired.annotations, keys.TOPOCTL_AGENT: agent}
+            )
+            for name, (desired, _plan, _projected) in sorted(memo.base.items())
+            if (agent := memo.agent.get(name)) is not None
+        }
+
+    # --- the pieces ---
+
+    def _member(self, name: str) -> Member:
+        member = self._claims[name].member
+        assert member is not None
+        return member
+
+    def _base(self, member: Member, memo: _Memo) -> tuple[DesiredNode, NodePlan, NodeState]:
+        """The member's desired state, its diff without agent settings, and the node as
+        it will be."""
+        name = member.node.name
+        found = memo.base.get(name)
+        if found is None:
+            cluster = self.topology.cluster
+            site = member.site
+            location_ips = cluster.spec.mesh.granularity not in PER_NODE or name == (
+                location_ips_anchor(site, self._members[site.name])
+            )
+            desired = desired_node(site, member, cluster, location_ips)
+            plan = diff_node(desired, member.node)
+            found = memo.base[name] = (desired, plan, project(member.node, plan))
+        return found
+
+    def _predict(self, site: Site, memo: _Memo) -> LeaderPrediction:
+        """Kilo's leader of the location now, and once every plan is applied."""
+        granularity = self.topology.cluster.spec.mesh.granularity
+        if granularity in PER_NODE:
+            return LeaderPrediction(site.name, None, None, None, granularity)
+        here = self._located.get(site.name, set())
+        candidates = here | self._members[site.name]
+        now: list[KiloNode] = []
+        after: list[KiloNode] = []
+        for name in sorted(candidates):
+            live = self._nodes[name]
+            member = self._claims[name].member
+            projected = self._base(member, memo)[2] if member is not None else live
+            if name in here:
+                now.append(
+                    self._kilo(name, live, memo)
+                    if projected is live
+                    else kilo_node(live, self._reference)
+                )
+            if kilo_location(projected) == site.name:  # unless Talos pins another
+                after.append(self._kilo(name, projected, memo))
+        current, predicted = find_leader(now), find_leader(after)
+        return LeaderPrediction(
+            site=site.name,
+            current=current.name if current else None,
+            predicted=predicted.name if predicted else None,
+            predicted_internal_ip=predicted.internal_ip if predicted else None,
+        )
+
+    def _kilo(self, name: str, projected: NodeState, memo: _Memo) -> KiloNode:
+        """How Kilo reads the node once the plan is applied (``projected``), once a call."""
+        found = memo.kilo.get(name)
+        if found is None:
+            found = memo.kilo[name] = kilo_node(projected, self._reference)
+        return found
+
+    def _own_segments(self, site: Site, members: list[Member], memo: _Memo) -> list[str]:
+        """Members without an internal IP are segments of their own under ``location``
+        granularity; each carries the site's allowed-location-ips, which then overlap the
+        location's own, and Kilo drops the overlap by sort order (pkg/mesh/topology.go)."""
+        if (
+            not site.spec.allowed_location_ips
+            or self.topology.cluster.spec.mesh.granularity in PER_NODE
+        ):
+            return []
+        alone = [
+            m.node.name
+            for m in members
+            if self._kilo(m.node.name, memo.base[m.node.name][2], memo).internal_ip is None
+        ]
+        if not alone:
+            return []
+        return [
+            f"site {site.name!r}: {len(alone)} member(s) without an internal IP ({_some(alone)}) "
+            "form Kilo segments of their own, so their allowed-location-ips overlap the "
+            "location's and Kilo routes them through only one segment - give them an "
+            "internalIP"
+        ]
+
+    def _drift(self, member: Member, plan: NodePlan, projected: NodeState) -> list[str]:
+        """A member whose label writes would change which site or pool claims it: the
+        next plan would undo this one, and it would never converge."""
+        selected_by = self._index.selector_labels
+        if not any(c.kind == "label" and c.key in selected_by for c in plan.writes):
+            return []  # no selector reads a label this plan writes: the claims stay
+        before = _claim(self._claims[member.node.name])
+        after = _claim(claims_of(self._index, projected))
+        if before == after:
+            return []
+        return [
+            f"{member.node.name}: the labels this plan writes would move it from {before} to "
+            f"{after}, and the next plan would undo this one - make the pool selectors and "
+            "the labels sites and pools set agree"
+        ]
+
+    def _granularity_warning(self) -> list[str]:
+        """Kilo writes its --mesh-granularity on every node: say when git thinks otherwise."""
+        wanted = self.topology.cluster.spec.mesh.granularity
+        differ = sorted(
+            n.name
+            for n in self._nodes.values()
+            if n.annotations.get(keys.KILO_GRANULARITY, wanted) != wanted
+        )
+        if not differ:
+            return []
+        seen = self._nodes[differ[0]].annotations[keys.KILO_GRANULARITY]
+        return [
+            f"{len(differ)} node(s) report Kilo's granularity {seen!r} ({_some(differ)}), but "
+            f"mesh.granularity is {wanted!r}: leader predictions follow the topology, and "
+            "will be wrong until the two agree"
+        ]
+
+    def _agent_problems(self, members: Mapping[str, str]) -> dict[str, str]:
+        """Members whose node agent reports TopologyReady False."""
+        out = {}
+        for name in sorted(members):
+            cond = self._nodes[name].condition(keys.CONDITION_AGENT)
+            if cond is not None and cond.status != "True":
+                out[name] = f"{cond.reason}: {cond.message}" if cond.message else cond.reason
+        return out
+
+
+def _claim(claims: Claims) -> str:
+    member = claims.member
+    if member is not None:
+        return f"site {member.site.name}" + (f" pool {member.pool.name}" if member.pool else "")
+    if claims.members:
+        sites = ", ".join(m.site.name for m in claims.members)
+        return f"sites {sites} (claimed twice)"
+    return "no site"
+
+
+def _some(names: Iterable[str], shown: int = 10) -> str:
+    items = list(names)
+    rest = len(items) - shown
+    return ", ".join(items[:shown]) + (f" ... and {rest} more" if rest > 0 else "")

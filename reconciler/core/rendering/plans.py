@@ -1,0 +1,390 @@
+"""Render a plan: text (rich markup, coloured on a TTY), markdown (PR comments), json.
+
+The JSON is documented in the README and versioned with ``format_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from reconciler.core.planning.plan import (
+    PLAN_FORMAT_VERSION,
+    Change,
+    DesiredDelta,
+    LeaderPrediction,
+    NodePlan,
+    Plan,
+)
+from reconciler.core.rendering import lifecycle as lifecycle_lines
+from reconciler.model import keys
+
+
+def escape(text: str) -> str:
+    """Rich markup escaping, imported only when text output is rendered (rich is slow
+    to import, and json and markdown output never need it)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+SIGNS = {
+    "set": "+",
+    "update": "~",
+    "adopt": "~",
+    "remove": "-",
+    "remove-mirror": "-",
+    "conflict": "!",
+}
+STYLES = {"+": "green", "~": "yellow", "-": "red", "!": "bold magenta"}
+MAX_VALUE = 72
+
+
+def _value(key: str, value: str | None) -> str:
+    if value is None:
+        return "(absent)"
+    if key == keys.TOPOCTL_AGENT:
+        try:
+            routes = len(json.loads(value).get("routes", []))
+        except (ValueError, AttributeError):
+            routes = 0
+        return f"<agent settings, {routes} route{'s' * (routes != 1)}, {len(value)} bytes>"
+    if key == keys.TOPOCTL_OWNED:
+        try:
+            owned = sum(len(v) for v in json.loads(value).values())
+        except (ValueError, AttributeError, TypeError):
+            owned = 0
+        return f"<ownership record, {owned} key{'s' * (owned != 1)}>"
+    text = json.dumps(value)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + '…"'
+
+
+def _line(change: Change) -> str:
+    sign = SIGNS[change.verb]
+    label = "" if change.verb in ("set", "update") else f"[{change.verb}] "
+    if change.kind == "taint":
+        if change.verb == "set":
+            return f"{sign} {label}taint {change.after}"
+        if change.verb == "remove":
+            return f"{sign} {label}taint {change.before}"
+        return f"{sign} {label}taint {change.before} -> {change.after}"
+    what = f"{change.kind} {change.key}"
+    if change.verb in ("set",):
+        body = f"{what} = {_value(change.key, change.after)}"
+    elif change.verb in ("remove", "remove-mirror"):
+        body = f"{what} (was {_value(change.key, change.before)})"
+    else:
+        after = _value(change.key, change.after)
+        if change.key == keys.TOPOCTL_OWNED:
+            after = after[:-1] + _owned_delta(change.before, change.after) + ">"
+        body = f"{what}: {_value(change.key, change.before)} -> {after}"
+    return f"{sign} {label}{body}"
+
+
+def _owned_keys(value: str | None) -> set[str]:
+    try:
+        record = json.loads(value or "{}")
+        return {f"{kind}/{key}" for kind, items in record.items() for key in items}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
+def _owned_delta(before: str | None, after: str | None) -> str:
+    """``: 1 added, 1 dropped`` - a record's size alone can hide a swap."""
+    old, new = _owned_keys(before), _owned_keys(after)
+    parts = []
+    if new - old:
+        parts.append(f"{len(new - old)} added")
+    if old - new:
+        parts.append(f"{len(old - new)} dropped")
+    return ": " + ", ".join(parts) if parts else ""
+
+
+def counts(plan: Plan) -> Counter[str]:
+    """Changes by action (conflicts included)."""
+    return Counter(c.verb for n in plan.nodes for c in n.changes)
+
+
+def summary_line(plan: Plan) -> str:
+    """The closing line: what apply would do."""
+    c = counts(plan)
+    writes = sum(v for k, v in c.items() if k != "conflict")
+    parts = [
+        f"{c[a]} to {a.replace('-', ' ')}"
+        for a in ("set", "update", "adopt", "remove", "remove-mirror")
+        if c[a]
+    ]
+    changed = len(plan.writes)
+    head = (
+        f"Plan: {changed} node{'s' * (changed != 1)} to change, {writes} key"
+        f"{'s' * (writes != 1)}" + (f" ({', '.join(parts)})" if parts else "")
+    )
+    extra = []
+    if plan.conflicts:
+        extra.append(f"{len(plan.conflicts)} conflict{'s' * (len(plan.conflicts) != 1)}")
+    moves = [p for p in plan.leaders if p.changes]
+    if moves:
+        extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
+    if plan.errors:
+        extra.append(f"{len(plan.errors)} error{'s' * (len(plan.errors) != 1)}")
+    if deleting := lifecycle_lines.summary(plan.lifecycle):
+        extra.insert(0, deleting)
+    if not plan.has_changes and not plan.conflicts and not plan.errors:
+        return "No changes. The cluster matches the topology."
+    return head + (f"; {', '.join(extra)}" if extra else "") + "."
+
+
+def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True) -> str:
+    """Per site, per node, one line a key: rich markup for a terminal, or (``markup``
+    False) the same text plain, as rich prints it where it does not colour."""
+    esc = escape if markup else _same
+
+    def styled(style: str, line: str) -> str:
+        return f"[{style}]{esc(line)}[/]" if markup else line
+
+    out = [
+        f"{styled('bold', 'topoctl plan')}: cluster {esc(plan.cluster)}, "
+        f"{len(plan.members)} member node(s) in {len(plan.sites)} site(s)",
+        "",
+    ]
+    for error in plan.errors:
+        out.append(f"{styled('bold red', 'error:')} {esc(error)}")
+    if plan.errors:
+        out.append("")
+    leaders = {p.site: p for p in plan.leaders}
+    by_site: dict[str, list[NodePlan]] = {}
+    for node in plan.nodes:
+        by_site.setdefault(node.site, [])
+        if node.changes:
+            by_site[node.site].append(node)
+    for site in sorted(set(by_site) | set(leaders)):
+        nodes = by_site.get(site, [])
+        pred = leaders.get(site)
+        if not nodes and not (pred and pred.changes):
+            continue
+        head = styled("bold", f"site {site}")
+        if pred is not None:
+            head += f"  leader: {esc(leader_text(pred))}"
+            if pred.changes:
+                head += "  " + styled("bold red", f"LEADER CHANGE: {leader_news(pred)}")
+        out.append(head)
+        for node in nodes:
+            out.append("  " + styled("bold", f"~ node {node.node}"))
+            for change in node.changes:
+                line = _line(change)
+                out.append("      " + styled(STYLES[line[0]], line))
+                if change.verb not in ("set", "update") and change.why:
+                    out.append("          " + styled("dim", f"# {change.why}"))
+        out.append("")
+    decided = lifecycle_lines.lines(plan.lifecycle)
+    if decided:
+        out.append(styled("bold", "lifecycle") + " (sites that delete unreachable nodes)")
+        out += [f"  {esc(line)}" for line in decided]
+        out.append("")
+    out += _lists(plan, deltas, markup=markup)
+    out.append(styled("bold", summary_line(plan)))
+    return "\n".join(out)
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[str]:
+    esc = escape if markup else _same
+    out: list[str] = []
+    for node, sites in sorted(plan.claimed_twice.items()):
+        out.append(
+            f"! node {esc(node)} is claimed by several sites ({esc(', '.join(sites))}): "
+            "left untouched"
+        )
+    for site, names in sorted(plan.pending.items()):
+        out.append(
+            f"pending in {esc(site)} (listed in git, not registered yet): {esc(', '.join(names))}"
+        )
+    for node, problem in sorted(plan.agent_problems.items()):
+        out.append(f"agent on {esc(node)} reports TopologyReady=False: {esc(problem)}")
+    for warning in plan.warnings:
+        out.append(f"warning: {esc(warning)}")
+    if deltas:
+        out.append(
+            f"this change to the topology alters the desired state of "
+            f"{len({d.node for d in deltas})} node(s):"
+        )
+        for d in deltas:
+            out.append(
+                f"  {esc(d.node)}: {d.kind} {esc(d.key)}: {esc(_value(d.key, d.base))} -> "
+                f"{esc(_value(d.key, d.head))}"
+            )
+    if out:
+        out.append("")
+    return out
+
+
+def leader_text(prediction: LeaderPrediction) -> str:
+    """Who leads the location once the plan is applied."""
+    if prediction.granularity != "location":
+        return f"every node leads its own segment (granularity {prediction.granularity})"
+    return prediction.predicted or "(none)"
+
+
+def leader_news(prediction: LeaderPrediction) -> str:
+    """What a predicted leader change means for the location, in one sentence."""
+    before, after = prediction.current, prediction.predicted
+    if before is None:
+        return (
+            f"the Kilo location forms, led by {after}; its nodes leave the location they "
+            "are in now, and their tunnels are rebuilt"
+        )
+    if after is None:
+        return (
+            f"{before} stops leading and no Ready node with an internal IP would lead: "
+            "tunnels to this location drop"
+        )
+    return f"{before} -> {after}; tunnels to this location drop while Kilo reconfigures"
+
+
+def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
+    """A pull-request comment: summary table, predicted leaders, a section per site."""
+    out = [f"### topoctl plan: cluster `{plan.cluster}`", "", f"**{summary_line(plan)}**", ""]
+    for error in plan.errors:
+        out.append(f"> [!CAUTION]\n> {error}\n")
+    for move in (p for p in plan.leaders if p.changes):
+        out.append(f"> [!WARNING]\n> Leader change in `{move.site}`: {leader_news(move)}.\n")
+    out += [
+        "| site | nodes to change | keys | conflicts | leader now | leader after |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    leaders = {p.site: p for p in plan.leaders}
+    sites = sorted({n.site for n in plan.nodes} | set(leaders))
+    for site in sites:
+        nodes = [n for n in plan.nodes if n.site == site]
+        writes = sum(len(n.writes) for n in nodes)
+        conflicts = sum(1 for n in nodes for c in n.changes if not c.writes)
+        p = leaders.get(site)
+        now = p.current if p else None
+        after = p.predicted if p else None
+        if p is not None and p.granularity != "location":
+            now = after = f"each node ({p.granularity})"
+        mark = " :warning:" if p and p.changes else ""
+        out.append(
+            f"| `{site}` | {sum(1 for n in nodes if n.writes)} | {writes} | {conflicts} | "
+            f"{now or '-'} | {after or '-'}{mark} |"
+        )
+    out.append("")
+    for site in sites:
+        nodes = [n for n in plan.nodes if n.site == site and n.changes]
+        if not nodes:
+            continue
+        out += [
+            f"<details><summary><code>{site}</code>: {len(nodes)} node(s)</summary>",
+            "",
+            "```diff",
+        ]
+        for node in nodes:
+            out.append(f"# node {node.node}")
+            for change in node.changes:
+                line = _line(change)
+                sign = {"~": "!", "!": "!"}.get(line[0], line[0])
+                out.append(f"{sign}{line[1:]}")
+                if change.verb not in ("set", "update") and change.why:
+                    out.append(f"#   {change.why}")
+        out += ["```", "", "</details>", ""]
+    decided = lifecycle_lines.lines(plan.lifecycle)
+    if decided:
+        out += ["**Lifecycle** (sites that delete unreachable nodes)", ""]
+        out += [f"- {line}" for line in decided]
+        out.append("")
+    rest = _lists(plan, deltas, markup=False)
+    if rest:
+        out += [
+            "<details><summary>notes</summary>",
+            "",
+            *[f"- {r}" for r in rest if r],
+            "",
+            "</details>",
+        ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:
+    """Stable machine-readable plan (format_version 1), UTF-8 with a closing newline."""
+    c = counts(plan)
+
+    payload: dict[str, Any] = {
+        "format_version": PLAN_FORMAT_VERSION,
+        "cluster": plan.cluster,
+        "summary": {
+            "nodes_to_change": len(plan.writes),
+            "changes": {a: c[a] for a in ("set", "update", "adopt", "remove", "remove-mirror")},
+            "conflicts": len(plan.conflicts),
+            "leader_changes": sum(1 for p in plan.leaders if p.changes),
+            "errors": len(plan.errors),
+            "has_changes": plan.has_changes,
+        },
+        "sites": _sites_json(plan),
+        "changes": [_change(ch) for n in plan.nodes for ch in n.writes],
+        "conflicts": [_change(ch) for ch in plan.conflicts]
+        + [
+            {"node": n, "sites": list(s), "kind": "membership"}
+            for n, s in sorted(plan.claimed_twice.items())
+        ],
+        "pending": {k: list(v) for k, v in sorted(plan.pending.items())},
+        "unassigned": list(plan.unassigned),
+        "warnings": list(plan.warnings),
+        "errors": list(plan.errors),
+        "agent_problems": dict(sorted(plan.agent_problems.items())),
+        "desired_changes": [
+            {"node": d.node, "kind": d.kind, "key": d.key, "base": d.base, "head": d.head}
+            for d in deltas
+        ],
+    }
+    if plan.lifecycle is not None:
+        payload["lifecycle"] = lifecycle_lines.as_data(plan.lifecycle)
+        payload["summary"]["deletions"] = len(plan.lifecycle.deletions)
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def _change(ch: Change) -> dict[str, Any]:
+    return {
+        "node": ch.node,
+        "site": ch.site,
+        "kind": ch.kind,
+        "key": ch.key,
+        "action": ch.verb,
+        "before": ch.before,
+        "after": ch.after,
+        "reason": ch.why,
+    }
+
+
+def _sites_json(plan: Plan) -> list[dict[str, Any]]:
+    predictions = {p.site: p for p in plan.leaders}
+    members: dict[str, list[str]] = {name: [] for name in plan.sites}
+    for node, site in sorted(plan.members.items()):
+        members.setdefault(site, []).append(node)
+    out = []
+    for name in plan.sites:
+        prediction = predictions.get(name)
+        leader = None
+        if prediction is not None:
+            leader = {
+                "current": prediction.current,
+                "predicted": prediction.predicted,
+                "changes": prediction.changes,
+                "predicted_internal_ip": prediction.predicted_internal_ip,
+                "granularity": prediction.granularity,
+            }
+        out.append(
+            {
+                "name": name,
+                "leader": leader,
+                "members": members[name],
+                "pending": list(plan.pending.get(name, ())),
+            }
+        )
+    return out

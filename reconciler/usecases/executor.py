@@ -1,0 +1,215 @@
+"""Run a plan against a cluster backend: one guarded patch per node, never half a node.
+
+A 409 means someone else wrote the node between read and write: the node is re-read,
+its changes recomputed from the fresh object (so the other writer's change survives),
+and the write retried; when only what the planner does not read moved (Kilo's
+``last-seen`` heartbeat, the kubelet's status), the same write is retried under the new
+resourceVersion, without a re-plan. Transient faults (5xx, 429, timeouts) are the backend's to
+retry; what still fails is reported per node, and the other nodes go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import msgspec
+
+from reconciler.core.planning.fingerprint import only_heartbeat
+from reconciler.core.planning.plan import NodeDeletion, NodePlan, Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import holds, node_write
+from reconciler.model.state import NodeState
+from reconciler.ports import (
+    BackendError,
+    ClusterReader,
+    ClusterWriter,
+    ConflictError,
+    NodeDeleter,
+    NotFoundError,
+)
+
+MAX_CONFLICT_RETRIES = 5
+
+Replan = Callable[[NodeState], NodePlan | None]
+# Runs before each DELETE (the budget record, the Event); raising keeps the node.
+BeforeDelete = Callable[[NodeDeletion], None]
+
+
+def replanner(planner: Planner) -> Replan:
+    """Re-plan one node as re-read after a 409, through the one planner (its site only)."""
+
+    def replan(fresh: NodeState) -> NodePlan | None:
+        return planner.updated([fresh]).plan_node(fresh.name)
+
+    return replan
+
+
+@dataclass
+class ApplyReport:
+    """What apply did."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    conflicts_retried: int = 0
+    deleted: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
+
+    @property
+    def ok(self) -> bool:
+        """True when every node converged."""
+        return not self.failed
+
+
+class StalePlanError(Exception):
+    """A saved plan no longer matches the cluster it was made from."""
+
+
+def check_fresh(plan: Plan, live: Sequence[NodeState]) -> None:
+    """Refuse a saved plan once the state it was computed from has moved.
+
+    Every node the plan writes must be at the same uid and resourceVersion, and no node
+    may have been replaced, added or removed (membership and leader predictions depend on
+    the whole set). Other nodes' resourceVersions are not compared: Kilo rewrites every
+    node's ``last-seen`` each 30 s, which would make any saved plan stale at once.
+    """
+    now = {n.name: (n.uid, n.resource_version) for n in live}
+    moved = []
+    for name, (uid, _version) in sorted(plan.observed.items()):
+        if name not in now:
+            moved.append(f"{name} is gone")
+        elif now[name][0] != uid:
+            moved.append(f"{name} was replaced (uid {uid} -> {now[name][0]})")
+    moved += [f"{name} is new" for name in sorted(set(now) - set(plan.observed))]
+    for node in plan.writes:
+        current = now.get(node.node)
+        if current is not None and current[1] != node.resource_version:
+            moved.append(
+                f"{node.node} moved (resourceVersion {node.resource_version} -> {current[1]})"
+            )
+    if moved:
+        raise StalePlanError(
+            "the cluster changed since the plan was made: "
+            + "; ".join(moved[:10])
+            + ("; ..." if len(moved) > 10 else "")
+            + " - run plan again"
+        )
+
+
+def apply_plan(
+    plan: Plan,
+    live: Mapping[str, NodeState],
+    reader: ClusterReader,
+    writer: ClusterWriter,
+    replan: Replan | None = None,
+    parallel: int = 4,
+) -> ApplyReport:
+    """Write every node plan against the ``live`` nodes it was computed from; with
+    ``replan``, resolve 409s by recomputing that node."""
+    report = ApplyReport()
+    lock = threading.Lock()
+
+    def one(node_plan: NodePlan) -> None:
+        outcome, retried = _apply_node(node_plan, live[node_plan.node], reader, writer, replan)
+        with lock:
+            report.conflicts_retried += retried
+            if outcome is None:
+                report.written.append(node_plan.node)
+            elif outcome == "":
+                report.unchanged.append(node_plan.node)
+            else:
+                report.failed[node_plan.node] = outcome
+
+    todo = list(plan.writes)
+    if parallel <= 1 or len(todo) <= 1:
+        for node_plan in todo:
+            one(node_plan)
+    else:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="apply") as pool:
+            list(pool.map(one, todo))
+    writer.commit()
+    report.written.sort()
+    return report
+
+
+def _apply_node(
+    node_plan: NodePlan,
+    live: NodeState,
+    reader: ClusterReader,
+    writer: ClusterWriter,
+    replan: Replan | None,
+) -> tuple[str | None, int]:
+    """None when written, "" when nothing was left to write, else the failure."""
+    current: NodePlan | None = node_plan
+    retried = 0
+    while current is not None and current.writes:
+        try:
+            writer.write_node(node_write(live, current))
+            return None, retried
+        except ConflictError as err:
+            if replan is None:
+                # Applied exactly, never re-planned. The conflict may be this very write,
+                # landed with its answer lost (the retry meets the version it bumped): if
+                # the node already holds every change, nothing is left to do.
+                if _holds_now(current, reader):
+                    return "", retried
+                return f"conflict: {err} (a saved plan is applied exactly; plan again)", retried
+            if retried >= MAX_CONFLICT_RETRIES:
+                return f"still conflicting after {retried} retries: {err}", retried
+            retried += 1
+            try:
+                fresh = reader.get_node(current.node)
+            except NotFoundError:
+                return "the node was deleted meanwhile", retried
+            except BackendError as read_err:
+                return f"re-reading after a conflict failed: {read_err}", retried
+            if only_heartbeat(live, fresh):
+                # Only what the planner does not read moved (Kilo's last-seen heartbeat):
+                # the same write, under the new resourceVersion; no re-plan.
+                current = msgspec.structs.replace(current, resource_version=fresh.resource_version)
+            else:
+                current = replan(fresh)
+            live = fresh
+        except NotFoundError:
+            return "the node was deleted meanwhile", retried
+        except BackendError as err:
+            return str(err), retried
+    return "", retried
+
+
+def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
+    """Whether the node, read again, is the same object and carries every write."""
+    try:
+        return holds(reader.get_node(node_plan.node), node_plan)
+    except BackendError:
+        return False
+
+
+def delete_dead(
+    deletions: Sequence[NodeDeletion],
+    deleter: NodeDeleter,
+    before: BeforeDelete | None = None,
+    report: ApplyReport | None = None,
+) -> ApplyReport:
+    """Delete each node only while it is the very object judged dead (uid and
+    resourceVersion preconditions): one that came back, or re-registered under the same
+    name, answers 409 and is kept, to be judged again."""
+    report = report if report is not None else ApplyReport()
+    for deletion in deletions:
+        name = deletion.node
+        try:
+            if before is not None:
+                before(deletion)
+            deleter.delete_node(name, deletion.uid, deletion.resource_version)
+        except ConflictError:
+            report.kept[name] = "it changed since it was judged dead (kept; judged again)"
+        except NotFoundError:
+            report.kept[name] = "already gone"
+        except BackendError as err:
+            report.kept[name] = f"not deleted: {err}"
+        else:
+            report.deleted.append(name)
+    return report

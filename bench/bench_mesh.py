@@ -126,9 +126,11 @@ def join_once(
     """One worker joins and leaves: (s until annotated or None, s until reachable)."""
     node = mesh.add_node(topology.worker(location, k), annotations)
     wait_until(
-        lambda: mesh.ping_matrix(only=node.name, timeout=0.2).green, TIMEOUT,
-        f"{node.name} to answer from every other location", every=0.0,
-    )  # fmt: skip
+        lambda: mesh.ping_matrix(only=node.name, timeout=0.2).green,
+        TIMEOUT,
+        f"{node.name} to answer from every other location",
+        every=0.0,
+    )
     reachable = time.time() - node.registered_at
     at = annotated_at(mesh, node.name)
     mesh.remove_node(node.name)
@@ -150,8 +152,10 @@ def bench_joins(mesh: Mesh, joins: int, first_k: int, alone: bool) -> int:
         if took_annotation is not None:
             annotated.append(took_annotation)
     if alone:
-        print(f"join, Kilo alone (location hand-written): created -> reachable "
-              f"{spread(reachable, 's')}")  # fmt: skip
+        print(
+            f"join, Kilo alone (location hand-written): created -> reachable "
+            f"{spread(reachable, 's')}"
+        )
     else:
         print(
             f"join through topoctl: created -> annotated {spread(annotated, 'ms', 1000)}; "
@@ -167,8 +171,11 @@ def move_gap(mesh: Mesh, new_leader: str, move: Callable[[], None]) -> float:
     time.sleep(1.0)
     moved_at = time.time()
     move()
-    wait_until(lambda: mesh.kilo_leaders()["fra"] == [new_leader], TIMEOUT,
-               f"fra's leadership to move to {new_leader}")  # fmt: skip
+    wait_until(
+        lambda: mesh.kilo_leaders()["fra"] == [new_leader],
+        TIMEOUT,
+        f"fra's leadership to move to {new_leader}",
+    )
     time.sleep(3.0)  # the stream must see traffic well after the move settles
     end = time.time()
     stream.stop()

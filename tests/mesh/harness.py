@@ -15,9 +15,12 @@ with Cozystack's flags `--local=false --cni=false --compatibility=cilium
 --mesh-granularity=<granularity>`, and `topoctl agent`; all in the node's network
 namespace and private mount namespace (tests/mesh/netns.py), against the API double over
 HTTP on the root end of the API link. Once: the API double (in this process, with
-Kilo's CRD created from Kilo's own manifest), the kubelets' part (tests/mesh/kubelet.py),
-a bare git repository holding the topology and `topoctl run --git-url` following it
-(a push is announced through its webhook, as a forge would).
+Kilo's CRD created from Kilo's own manifest and deploy/base's RBAC and admission policy),
+the kubelets' part (tests/mesh/kubelet.py), a bare git repository holding the topology
+and `topoctl run --git-url` following it (a push is announced through its webhook, as a
+forge would). topoctl runs as in a cluster: the controller with a token of its service
+account, each agent with one bound to its Node; kg as the double's admin (client-go
+sends no credentials over plain http).
 
 The one deviation from Cozystack: `--encapsulate=never` instead of `crosssubnet`. This
 kernel has no `ipip` module; nodes of a location share one L2 segment (their LAN), so
@@ -54,6 +57,7 @@ from typing import Any
 
 import yaml
 
+from tests import shipped_rbac
 from tests.apiserver import ApiServer
 from tests.apiserver.fixtures import write_kubeconfig
 from tests.controller.gitrepos import Remote
@@ -64,6 +68,7 @@ from tests.mesh.procs import Proc, stop_all
 from tests.mesh.spec import AddressPlan, LocationSpec, NodeAddresses, NodeSpec
 
 KILO_CRDS = Path(__file__).resolve().parents[1] / "apiserver" / "kilo-crds.yaml"
+TOKEN_SECONDS = 24 * 3600  # long enough for any run
 CILIUM_METRIC = 100
 WEBHOOK_SECRET = b"mesh-webhook-secret"
 TOOLS = ("wireguard-go", "wg", "iptables", "ping", "ip", "unshare")
@@ -178,7 +183,8 @@ class Mesh:
         self.remote: Remote | None = None
         self.controller: Proc | None = None
         self.controller_port = 0
-        self.kubeconfig = self.workdir / "kubeconfig"
+        self.kubeconfig = self.workdir / "kubeconfig"  # the admin's, for a person's kubectl
+        self.controller_kubeconfig = self.workdir / "controller.kubeconfig"
         self.timings: dict[str, float] = {}
         self.kilo_started_at = 0.0  # monotonic: when the last kg of start() was started
         self._lock = threading.Lock()
@@ -218,7 +224,7 @@ class Mesh:
         self.fabric.create()
         self.api.start(host=self.fabric.api_address)
         write_kubeconfig(self.kubeconfig, self.api.url)
-        self.api.seed(yaml.safe_load(KILO_CRDS.read_text()))
+        self._identities()
         self.kubelets.start()
         for loc in self.locations.values():
             self.fabric.location(self.plan.location(loc.name, onprem=loc.onprem))
@@ -232,6 +238,18 @@ class Mesh:
         if self.with_controller:
             self.start_controller()
         self.timings["started"] = time.monotonic() - began
+
+    def _identities(self) -> None:
+        """Kilo's CRD, deploy/base's RBAC and admission policy, and the controller's
+        kubeconfig with a token of its service account (each agent gets one bound to its
+        Node when the node registers). kg uses the admin's kubeconfig: client-go sends no
+        credentials over plain http, so over the double's http it is the admin whatever
+        its kubeconfig holds."""
+        self.api.seed(yaml.safe_load(KILO_CRDS.read_text()))
+        shipped_rbac.load(self.api)
+        ns, controller = shipped_rbac.NAMESPACE, shipped_rbac.CONTROLLER
+        token = self.api.token(ns, controller, seconds=TOKEN_SECONDS)
+        write_kubeconfig(self.controller_kubeconfig, self.api.url, namespace=ns, token=token)
 
     def close(self) -> None:
         """Stop everything and remove every namespace (safe to call twice)."""
@@ -275,9 +293,17 @@ class Mesh:
 
     def _cilium_route(self, on: MeshNode, to: MeshNode) -> None:
         netns.ip(
-            "route", "replace", to.addr.pod_cidr, "via", to.addr.lan, "dev", "eth0",
-            "metric", str(CILIUM_METRIC), netns=on.netns,
-        )  # fmt: skip
+            "route",
+            "replace",
+            to.addr.pod_cidr,
+            "via",
+            to.addr.lan,
+            "dev",
+            "eth0",
+            "metric",
+            str(CILIUM_METRIC),
+            netns=on.netns,
+        )
 
     def same_location(self, node: MeshNode) -> list[MeshNode]:
         """The other nodes of its location."""
@@ -292,9 +318,17 @@ class Mesh:
         for node in nodes:
             node.registered_at = time.time()
             self.kubelets.register(
-                node.name, address=node.addr.lan, pod_cidr=node.addr.pod_cidr,
-                labels=node.spec.labels, annotations=self.node_annotations.get(node.name),
-            )  # fmt: skip
+                node.name,
+                address=node.addr.lan,
+                pod_cidr=node.addr.pod_cidr,
+                labels=node.spec.labels,
+                annotations=self.node_annotations.get(node.name),
+            )
+            ns, agent = shipped_rbac.NAMESPACE, shipped_rbac.AGENT
+            token = self.api.token(ns, agent, node=node.name, seconds=TOKEN_SECONDS)
+            write_kubeconfig(
+                node.root / "agent.kubeconfig", self.api.url, namespace=ns, token=token
+            )
             node.wireguard = self._proc(node, "wireguard-go", "wireguard-go", "-f", "kilo0")
         for node in nodes:
             assert node.wireguard is not None
@@ -308,9 +342,17 @@ class Mesh:
             node.kg = self._proc(node, "kg", *self._kg_argv(node))
             self.kilo_started_at = time.monotonic()
             node.agent = self._proc(
-                node, "agent", "topoctl", "agent", "--node", node.name,
-                "--kubeconfig", str(self.kubeconfig), "--interval", "5s",
-            )  # fmt: skip
+                node,
+                "agent",
+                "topoctl",
+                "agent",
+                "--node",
+                node.name,
+                "--kubeconfig",
+                str(node.root / "agent.kubeconfig"),
+                "--interval",
+                "5s",
+            )
 
     def _kg_argv(self, node: MeshNode) -> list[str]:
         return [
@@ -348,8 +390,15 @@ class Mesh:
         stop_all(node.procs())
         self.kubelets.unregister(name)
         for other in self.same_location(node):
-            netns.ip("route", "del", node.addr.pod_cidr, "metric", str(CILIUM_METRIC),
-                     netns=other.netns, check=False)  # fmt: skip
+            netns.ip(
+                "route",
+                "del",
+                node.addr.pod_cidr,
+                "metric",
+                str(CILIUM_METRIC),
+                netns=other.netns,
+                check=False,
+            )
         netns.delete_netns(node.netns)
         with self._lock:
             del self.nodes[name]
@@ -388,16 +437,28 @@ class Mesh:
         self.controller = Proc(
             "topoctl-run",
             [
-                "topoctl", "run", "--git-url", self.remote.url,
-                "--cache-dir", str(self.workdir / "cache"),
-                "--kubeconfig", str(self.kubeconfig),
-                "--listen", f"127.0.0.1:{self.controller_port}",
-                "--lease-namespace", "default", "--identity", "mesh",
-                "--poll", "30s", "--webhook-secret-file", str(secret),
+                "topoctl",
+                "run",
+                "--git-url",
+                self.remote.url,
+                "--cache-dir",
+                str(self.workdir / "cache"),
+                "--kubeconfig",
+                str(self.controller_kubeconfig),
+                "--listen",
+                f"127.0.0.1:{self.controller_port}",
+                "--lease-namespace",
+                shipped_rbac.NAMESPACE,
+                "--identity",
+                "mesh",
+                "--poll",
+                "30s",
+                "--webhook-secret-file",
+                str(secret),
             ],
             self.workdir / "topoctl-run.log",
             self._env,
-        ).start()  # fmt: skip
+        ).start()
 
     def stop_controller(self) -> None:
         """Stop `topoctl run` (SIGTERM: it releases its lease and exits)."""
@@ -466,9 +527,12 @@ class Mesh:
             return last[0].green
 
         return probe.wait_until(
-            green, timeout, "every pod address to answer", every=every,
+            green,
+            timeout,
+            "every pod address to answer",
+            every=every,
             detail=lambda: f"{last[0] if last else 'no round'}\n{self.diagnose()}",
-        )  # fmt: skip
+        )
 
     def kilo_leaders(self) -> dict[str, list[str]]:
         """{location: nodes that route other locations through kilo0}: Kilo's leaders as

@@ -33,9 +33,18 @@ def ping_all(
     running = []
     for src, dst in pairs:
         argv = netns.exec_argv(
-            src.netns, "ping", "-n", "-q", "-c", "1", "-W", f"{timeout:g}", "-I", src.address,
+            src.netns,
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            "1",
+            "-W",
+            f"{timeout:g}",
+            "-I",
+            src.address,
             dst.address,
-        )  # fmt: skip
+        )
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running.append(((src.node, dst.node), proc))
     results = {}
@@ -161,9 +170,20 @@ class PingStream:
     def __init__(self, src: Endpoint, dst: Endpoint, *, interval: float = 0.02) -> None:
         self.interval = interval
         argv = netns.exec_argv(
-            src.netns, "ping", "-n", "-D", "-i", f"{interval:g}", "-W", "1",
-            "-c", "1000000", "-I", src.address, dst.address,
-        )  # fmt: skip
+            src.netns,
+            "ping",
+            "-n",
+            "-D",
+            "-i",
+            f"{interval:g}",
+            "-W",
+            "1",
+            "-c",
+            "1000000",
+            "-I",
+            src.address,
+            dst.address,
+        )
         self.started = time.time()
         self._proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

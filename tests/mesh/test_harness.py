@@ -104,8 +104,9 @@ def test_what_a_killed_run_left_is_cleaned_up_and_a_live_run_kept(tmp_path: Path
     netns.add_netns(live_ns)
     orphan = 0
     try:
-        netns.ip("link", "add", stale_link, "type", "veth", "peer", "name", "up0",
-                 "netns", stale_ns)  # fmt: skip
+        netns.ip(
+            "link", "add", stale_link, "type", "veth", "peer", "name", "up0", "netns", stale_ns
+        )
         # a process the killed run left: an orphan in the namespace (reparented, as kg's
         # and wireguard-go's are once the run that started them is gone)
         started = netns.run(

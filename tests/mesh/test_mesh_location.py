@@ -71,6 +71,11 @@ def onprem_route(mesh: Mesh, node: str) -> str | None:
     return None
 
 
+def bearer(headers: dict[str, str]) -> bool:
+    """Whether a request carried a bearer token (header names are case-insensitive)."""
+    return any(k.lower() == "authorization" and v.startswith("Bearer ") for k, v in headers.items())
+
+
 def condition(mesh: Mesh, node: str, kind: str) -> str | None:
     obj = mesh.api.node(node) or {}
     for cond in obj.get("status", {}).get("conditions", []):
@@ -90,6 +95,12 @@ def test_three_locations_converge_from_git(mesh: Mesh) -> None:
     )
     for name, node in mesh.nodes.items():
         assert mesh.annotations(name)["kilo.squat.ai/location"] == node.spec.location
+    # topoctl run and every agent used their own service accounts (deploy/base's RBAC and
+    # admission policy, each agent's token bound to its Node): nothing was refused
+    refused = [(r.method, r.path, r.status) for r in mesh.api.log if r.status in (401, 403)]
+    assert not refused
+    topoctl = [r for r in mesh.api.log if r.headers.get("User-Agent", "").startswith("OpenAPI")]
+    assert topoctl and all(bearer(r.headers) for r in topoctl)
     # the leaders are WireGuard peers of each other, at their public endpoints
     assert peer_endpoints(mesh, "ams-gw-1") >= {
         wan_endpoint(mesh, "fra-gw-1"),

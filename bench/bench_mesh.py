@@ -130,6 +130,7 @@ def join_once(
         TIMEOUT,
         f"{node.name} to answer from every other location",
         every=0.0,
+        detail=lambda: f"{mesh.ping_matrix(only=node.name)}\n{mesh.diagnose()}",
     )
     reachable = time.time() - node.registered_at
     at = annotated_at(mesh, node.name)

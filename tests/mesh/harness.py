@@ -32,7 +32,8 @@ way).
 
 Everything it starts is stopped and every namespace removed on exit, also after a
 failure; a run killed before it could clean up is cleaned up by the next one
-(`netns.clean_stale`).
+(`netns.clean_stale`). Its directory (every process's log, the kubeconfigs, the git
+repository) goes too, unless MESH_KEEP_WORKDIR is set: then it stays for a post-mortem.
 """
 
 from __future__ import annotations

@@ -1,0 +1,87 @@
+"""``topoctl comment``: the plan as one comment on a pull or merge request."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import click
+
+from reconciler.cli import main
+from reconciler.cli.common import Failure, UsageFailure
+
+_GITHUB = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)$")
+_GITLAB = re.compile(r"^(?P<project>[^!\s]+)!(?P<number>\d+)$")
+
+
+@main.command("comment")
+@click.option(
+    "--body-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="The markdown to post (`topoctl plan --format markdown` writes one that fits).",
+)
+@click.option("--github", metavar="OWNER/NAME#N", help="A GitHub pull request.")
+@click.option("--gitlab", metavar="PROJECT!N", help="A GitLab merge request (path or id).")
+@click.option(
+    "--api-url",
+    metavar="URL",
+    help="Default: $GITHUB_API_URL or https://api.github.com; $CI_API_V4_URL or "
+    "https://gitlab.com/api/v4.",
+)
+def comment(body_file: Path, github: str | None, gitlab: str | None, api_url: str | None) -> None:
+    """Post the plan as ONE comment, edited in place on every later run.
+
+    The comment is found again by a hidden marker line; there is never a second one.
+    The token comes from the environment: GITHUB_TOKEN (the job needs `permissions:
+    pull-requests: write`) or TOPOCTL_GITLAB_TOKEN (a project access token with the
+    `api` scope; CI_JOB_TOKEN cannot write notes).
+
+    \b
+      topoctl plan --base origin/main --format markdown > plan.md
+      topoctl comment --body-file plan.md --github acme/topology#7
+      topoctl comment --body-file plan.md --gitlab acme/topology!7
+    """
+    from reconciler.adapters.forge import GitHubThread, GitLabThread
+    from reconciler.ports import CommentThread, ForgeError
+    from reconciler.usecases.comment import upsert
+
+    if (github is None) == (gitlab is None):
+        raise UsageFailure("give exactly one of --github OWNER/NAME#N or --gitlab PROJECT!N")
+    thread: CommentThread
+    if github is not None:
+        found = _GITHUB.match(github)
+        if found is None:
+            raise UsageFailure(f"--github {github}: write OWNER/NAME#NUMBER, e.g. acme/topo#7")
+        token = _token("GITHUB_TOKEN", "GH_TOKEN")
+        url = api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+        thread = GitHubThread(url, token, found["repo"], int(found["number"]))
+    else:
+        assert gitlab is not None
+        found = _GITLAB.match(gitlab)
+        if found is None:
+            raise UsageFailure(f"--gitlab {gitlab}: write PROJECT!IID, e.g. acme/topology!7")
+        token = _token("TOPOCTL_GITLAB_TOKEN", "GITLAB_TOKEN")
+        url = api_url or os.environ.get("CI_API_V4_URL") or "https://gitlab.com/api/v4"
+        thread = GitLabThread(url, token, found["project"], int(found["number"]))
+    try:
+        body = body_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise Failure(f"{body_file}: cannot read: {err}") from None
+    try:
+        posted = upsert(thread, body)
+    except ForgeError as err:
+        raise Failure(f"{thread.describe()}: {err}") from None
+    click.echo(f"topoctl: {posted.action} comment {posted.comment_id} on {thread.describe()}")
+    if posted.duplicates:
+        names = ", ".join(map(str, posted.duplicates))
+        click.echo(f"topoctl: other plan comments left as they are: {names}", err=True)
+
+
+def _token(*names: str) -> str:
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    raise UsageFailure(f"no token: set {' or '.join(names)}")

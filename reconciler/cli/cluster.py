@@ -130,6 +130,10 @@ def plan(
     the_plan = result.plan
     deltas = result.deltas if base else None
     comment: dict[str, Any] = {"footer": footer or ""}
+    if fmt == "markdown" or report is not None:
+        from reconciler.core.rendering import graphs, mesh
+
+        comment["graph"] = graphs.mermaid(mesh.from_plan(topology, the_plan))
     if full_plan:
         comment["full_plan"] = full_plan
     if report is not None:

@@ -1,4 +1,5 @@
-"""``topoctl comment``: the plan as one comment on a pull or merge request."""
+"""``topoctl comment`` (the plan as one comment on a pull or merge request) and ``topoctl
+graph`` (a picture of the mesh): what a change is reviewed with."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from pathlib import Path
 import click
 
 from reconciler.cli import main
-from reconciler.cli.common import Failure, UsageFailure
+from reconciler.cli.common import (
+    DEFAULT_DIR,
+    Failure,
+    UsageFailure,
+    backend_call,
+    cluster_options,
+    open_cluster,
+    topology_or_fail,
+)
 
 _GITHUB = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)$")
 _GITLAB = re.compile(r"^(?P<project>[^!\s]+)!(?P<number>\d+)$")
@@ -85,3 +94,79 @@ def _token(*names: str) -> str:
         if value:
             return value
     raise UsageFailure(f"no token: set {' or '.join(names)}")
+
+
+@main.command("graph")
+@click.argument("directory", type=click.Path(path_type=Path), default=DEFAULT_DIR)
+@click.option("--rev", metavar="REV", help="Draw the topology at this git revision.")
+@cluster_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="mermaid renders in GitHub and GitLab markdown; dot is Graphviz (`| dot -Tsvg`).",
+)
+@click.option(
+    "--lease-namespace",
+    metavar="NS",
+    envvar="TOPOCTL_LEASE_NAMESPACE",
+    help="Where the controller's status is (with --kubeconfig; default as `topoctl status`).",
+)
+def graph(
+    directory: Path,
+    rev: str | None,
+    snapshot: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    fmt: str,
+    lease_namespace: str | None,
+) -> None:
+    """Draw the mesh once the plan is applied: locations with their allowed-location-ips,
+    their nodes (a pool of many as a count), Kilo's leader of each, and the WireGuard
+    tunnels between leaders (or between nodes under granularity full or cross). What the
+    plan changes is marked: written nodes in amber, a leader change in red. With
+    --kubeconfig, the leader the controller last saw live is named where it differs.
+
+    \b
+      topoctl graph --cluster cluster/nodes.yaml            Mermaid, for markdown
+      topoctl graph --kubeconfig ~/.kube/prod --format dot | dot -Tsvg > mesh.svg
+      topoctl status --graph                                the live mesh, from the status
+    """
+    from reconciler.core.rendering import graphs, mesh
+    from reconciler.usecases.plan import plan_once
+
+    topology = topology_or_fail(directory, rev)
+    reader = open_cluster(snapshot, kubeconfig, context, writable=False)
+    result = backend_call(lambda: plan_once(topology, reader))
+    live = _live_leaders(reader, kubeconfig, context, lease_namespace)
+    picture = mesh.from_plan(topology, result.plan, live)
+    click.echo(graphs.dot(picture) if fmt == "dot" else graphs.mermaid(picture), nl=False)
+
+
+def _live_leaders(
+    reader: object, kubeconfig: Path | None, context: str | None, namespace: str | None
+) -> dict[str, str | None]:
+    """Each site's leader as the controller last published it (none off a live cluster,
+    or when it published nothing: said on stderr)."""
+    from reconciler.adapters.kube import KubeBackend
+
+    if not isinstance(reader, KubeBackend):
+        return {}
+    from reconciler.adapters.kubelease import discover_namespace
+    from reconciler.adapters.kubestatus import KubeStatusStore
+    from reconciler.controller.status import STATUS_NAME, read_status
+    from reconciler.ports import BackendError
+
+    where = namespace or discover_namespace(kubeconfig, context)
+    try:
+        doc = read_status(KubeStatusStore(reader.api, where, STATUS_NAME))
+    except BackendError as err:
+        click.echo(f"topoctl: no live leaders: reading {where}/{STATUS_NAME}: {err}", err=True)
+        return {}
+    if doc is None:
+        click.echo(f"topoctl: no live leaders: no {STATUS_NAME} in {where}", err=True)
+        return {}
+    sites = doc.get("sites") or {}
+    return {name: (s.get("leader") or {}).get("current") for name, s in sites.items()}

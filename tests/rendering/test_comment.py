@@ -24,6 +24,7 @@ from reconciler.core.planning.plan import (
     Plan,
     Reason,
 )
+from reconciler.core.rendering import graphs, mesh
 from reconciler.core.rendering.comment import BUDGET, GITHUB_LIMIT, MARKER, MIN_LIMIT, comment
 from reconciler.core.rendering.markdown import code, fence, size
 from reconciler.usecases.plan import plan_once
@@ -102,7 +103,9 @@ def test_the_markdown_of_a_small_plan_matches_its_golden(tmp_path: Path) -> None
     base = load(*read_directory(tmp_path)).topology
     assert head is not None and base is not None
     result = plan_once(head, SnapshotBackend(SCENARIO / "nodes.yaml", writable=False), base)
-    body = comment(result.plan, result.deltas, footer="Planned against a snapshot.")
+    graph = graphs.mermaid(mesh.from_plan(head, result.plan))
+    body = comment(result.plan, result.deltas, graph=graph, footer="Planned against a snapshot.")
+    assert f"```mermaid\n{graph}```" in body  # the diagram whole, GitHub renders it
     golden = GOLDEN / "fresh_cluster_all_set.md"
     if os.environ.get("TOPOCTL_UPDATE_GOLDEN"):  # then review the diff by eye
         golden.write_text(body)

@@ -34,6 +34,7 @@ SHOWN = 10  # errors, leader changes, lines of a table cell... shown before "and
 LINE = 300  # characters of one free-text line (an error, a warning) at most
 FOOTER = 600  # characters of the caller's closing line at most
 LEFT_OUT = 1500  # characters of the list of what was left out at most
+GRAPH = 16 * 1024  # the largest diagram a comment shows (a larger one would crowd it out)
 MIN_LIMIT = 16 * 1024  # the verdict, the closing lines and a little of the rest
 
 
@@ -86,7 +87,10 @@ def comment(
         title = "**Lifecycle** (sites that delete unreachable nodes)"
         out.add(_listing(title, decided), "the lifecycle's decisions")
     if graph is not None:
-        out.add(_mesh(graph), "the mesh diagram")
+        if size(graph) <= GRAPH:
+            out.add(_mesh(graph), "the mesh diagram (`topoctl graph` draws it)")
+        else:
+            out.left_out.append("the mesh diagram, too large for a comment (`topoctl graph`)")
     _add_sites(out, plan_groups(plan.nodes, plan.pools))
     rest = notes(plan)
     if rest:

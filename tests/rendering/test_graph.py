@@ -135,7 +135,7 @@ def all_diagrams(tmp_path: Path) -> dict[str, str]:
     out = {p.name: p.read_text() for p in sorted(GOLDEN.iterdir())}
     box = mesh.Box('we"ird # <name> \\ ; -- end', 'we"ird # <name> \\ ; -- end', leader=True)
     loc = mesh.Location('s"ite <1> # end', (box,), ("10.0.0.0/8",), leader=box.key)
-    odd = mesh.Mesh('c"l', "location", (loc,), (), hub='h"ub ((x))', hub_ends=(box.key,))
+    odd = mesh.Picture('c"l', "location", (loc,), (), hub='h"ub ((x))', hub_ends=(box.key,))
     out["hostile.mmd"], out["hostile.dot"] = graphs.mermaid(odd), graphs.dot(odd)
     for name, text in out.items():
         (tmp_path / name).write_text(text)

@@ -88,9 +88,9 @@ def comment(
         out.add(_listing(title, decided), "the lifecycle's decisions")
     if graph is not None:
         if size(graph) <= GRAPH:
-            out.add(_mesh(graph), "the mesh diagram (`topoctl graph` draws it)")
+            out.add(_mesh(graph), "the mesh diagram (topoctl graph draws it)")
         else:
-            out.left_out.append("the mesh diagram, too large for a comment (`topoctl graph`)")
+            out.left_out.append("the mesh diagram, too large for a comment (topoctl graph)")
     _add_sites(out, plan_groups(plan.nodes, plan.pools))
     rest = notes(plan)
     if rest:

@@ -1,14 +1,14 @@
-"""A :class:`~reconciler.core.rendering.mesh.Mesh` as Mermaid (GitHub and GitLab render
-it in a comment) or Graphviz DOT. Each location is a subgraph labelled with its name and
-allowed-location-ips; the leader has a thick border, a node the plan writes is amber, a
-leader change is red; tunnels are links between leaders (or between segments)."""
+"""A :class:`~reconciler.core.rendering.mesh.Picture` of the mesh as Mermaid (GitHub and
+GitLab render it in a comment) or Graphviz DOT. Each location is a subgraph labelled with
+its name and allowed-location-ips; the leader has a thick border, a node the plan writes
+is amber, a leader change is red; tunnels are links between leaders (or segments)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-from reconciler.core.rendering.mesh import Box, Location, Mesh
+from reconciler.core.rendering.mesh import Box, Location, Picture
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 CHANGED, LEADER_CHANGE = "#fff3cd", "#f8d7da"
@@ -38,7 +38,7 @@ def _mermaid_text(text: str) -> str:
     )
 
 
-def mermaid(mesh: Mesh) -> str:
+def mermaid(mesh: Picture) -> str:
     """A Mermaid flowchart of the mesh."""
     out = ["flowchart LR"]
     classes: dict[str, list[str]] = {"leader": [], "changed": [], "leaderchange": []}
@@ -92,7 +92,7 @@ def _dot_box(box: Box) -> str:
     return f"    {_id('n', box.key)} [{', '.join(attrs)}];"
 
 
-def dot(mesh: Mesh) -> str:
+def dot(mesh: Picture) -> str:
     """A Graphviz graph of the mesh (``dot -Tsvg``)."""
     out = [
         f"graph {_dot_text('mesh ' + mesh.cluster)} {{",

@@ -10,7 +10,7 @@ its own (``full``: to every other segment; ``cross``: only to other locations). 
 more than :data:`MESHED` endpoints would draw n(n-1)/2 lines, one hub stands for the full
 mesh. What the plan changes is marked: nodes written, and a leader change.
 
-:mod:`graphs` turns a :class:`Mesh` into Mermaid or DOT.
+:mod:`graphs` turns a :class:`Picture` into Mermaid or DOT.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
-class Mesh:
+class Picture:
     cluster: str
     granularity: str
     locations: tuple[Location, ...]
@@ -67,7 +67,9 @@ def _box_key(site: str, name: str) -> str:
     return f"{site}/{name}"
 
 
-def from_plan(topology: Topology, plan: Plan, live: Mapping[str, str | None] | None = None) -> Mesh:
+def from_plan(
+    topology: Topology, plan: Plan, live: Mapping[str, str | None] | None = None
+) -> Picture:
     """The mesh once ``plan`` is applied; ``live``: the leader per site the controller
     last published (``topoctl status``)."""
     granularity = topology.cluster.spec.mesh.granularity
@@ -132,7 +134,7 @@ def _node_box(
     )
 
 
-def from_status(doc: Mapping[str, Any], granularity: str = "location") -> Mesh:
+def from_status(doc: Mapping[str, Any], granularity: str = "location") -> Picture:
     """The live mesh as the controller last published it: per site its member count and
     Kilo's leader (``leader.current``; the predicted one where it differs)."""
     locations = []
@@ -154,7 +156,7 @@ def from_status(doc: Mapping[str, Any], granularity: str = "location") -> Mesh:
     return _meshed(str(doc.get("clusterName") or "live"), granularity, locations)
 
 
-def _meshed(cluster: str, granularity: str, locations: list[Location]) -> Mesh:
+def _meshed(cluster: str, granularity: str, locations: list[Location]) -> Picture:
     """The tunnels between the locations' endpoints (leaders, or every box)."""
     per_node = granularity in PER_NODE
     ends: list[tuple[str, str]] = []  # (location, box key)
@@ -171,11 +173,11 @@ def _meshed(cluster: str, granularity: str, locations: list[Location]) -> Mesh:
         )
         hub = f"full mesh: {tunnels}"
         keys = tuple(key for _, key in ends)
-        return Mesh(cluster, granularity, tuple(locations), (), hub=hub, hub_ends=keys)
+        return Picture(cluster, granularity, tuple(locations), (), hub=hub, hub_ends=keys)
     pairs = tuple(
         (a, b)
         for i, (la, a) in enumerate(ends)
         for lb, b in ends[i + 1 :]
         if granularity != "cross" or la != lb
     )
-    return Mesh(cluster, granularity, tuple(locations), pairs)
+    return Picture(cluster, granularity, tuple(locations), pairs)

@@ -19,6 +19,7 @@ from tests.deploy.manifests import (
     BASE,
     COMPONENTS,
     EXAMPLE,
+    REPO,
     TARGETS,
     container,
     controller_flags,
@@ -210,11 +211,16 @@ def test_agent_pod_runs_a_valid_topoctl_agent_command() -> None:
     assert "The node agent" in result.output
 
 
-def test_images_come_from_the_overlay() -> None:
+def test_the_image_is_named_only_by_a_release() -> None:
+    """No placeholder registry: the tree names the image `topoctl`, which each release's
+    topoctl.yaml (and the images: lines of its notes) pins to ghcr.io/<repository> by
+    digest (tests/test_release.py)."""
     images = {
         container(w, c)["image"] for w, c in ((DEPLOYMENT, "controller"), (DAEMONSET, "agent"))
     }
-    assert images == {"registry.example.com/topoctl:0.1.0"}
+    assert images == {"topoctl"}
+    tree = "\n".join(p.read_text() for p in (REPO / "deploy").rglob("*.yaml"))
+    assert "example.com/topoctl" not in tree and "REGISTRY" not in tree
 
 
 def _run_help() -> str:

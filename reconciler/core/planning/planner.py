@@ -237,6 +237,7 @@ class Planner:
             errors=tuple(errors),
             observed={n.name: (n.uid, n.resource_version) for n in self._nodes.values()},
             members=members,
+            pools=self._pools(members),
             sites=tuple(sorted(self._sites)),
             agent_problems=self._agent_problems(members),
         )
@@ -368,6 +369,15 @@ class Planner:
             f"mesh.granularity is {wanted!r}: leader predictions follow the topology, and "
             "will be wrong until the two agree"
         ]
+
+    def _pools(self, members: Mapping[str, str]) -> dict[str, str]:
+        """The pool of each member a pool claims and its site does not list by name."""
+        out = {}
+        for name in sorted(members):
+            member = self._claims[name].member
+            if member is not None and member.named is None and member.pool is not None:
+                out[name] = member.pool.name
+        return out
 
     def _agent_problems(self, members: Mapping[str, str]) -> dict[str, str]:
         """Members whose node agent reports TopologyReady False."""

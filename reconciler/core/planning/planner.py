@@ -25,7 +25,6 @@ from reconciler.core.kilo.freshness import newest_check_in
 from reconciler.core.kilo.leader import PER_NODE, find_leader
 from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
 from reconciler.core.planning.desired import (
-    AGENT_ANNOTATION_LIMIT,
     DesiredNode,
     agent_annotation,
     desired_node,
@@ -37,6 +36,7 @@ from reconciler.core.planning.membership import ClaimIndex, Claims, Member, clai
 from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.planning.project import project
 from reconciler.model import keys
+from reconciler.model.settings import MAX_BYTES
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Site, Topology
 
@@ -169,7 +169,7 @@ class Planner:
                     f"{node.name}: {unresolved} route(s) via the leader left out: no "
                     "leader with an internal IP is predicted for this site"
                 )
-            if len(agent) > AGENT_ANNOTATION_LIMIT:
+            if len(agent) > MAX_BYTES:
                 oversize.append(f"{node.name} ({len(agent)} bytes)")
                 continue
             memo.agent[node.name] = agent
@@ -179,7 +179,7 @@ class Planner:
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
-                f"{AGENT_ANNOTATION_LIMIT}-byte share of the 256 KiB Kubernetes allows for "
+                f"{MAX_BYTES}-byte share of the 256 KiB Kubernetes allows for "
                 f"all annotations of a Node on {len(oversize)} node(s): "
                 f"{_some(oversize)} - declare fewer or wider routes"
             )

@@ -164,6 +164,16 @@ def destination(value: str) -> str:
         raise RouteRuleError(str(error)) from None
 
 
+def routable(value: str) -> str:
+    """A destination topoctl may own a route to, whatever the cluster: not a default route
+    (:func:`never_routed` with no protected range)."""
+    network = ipaddress.ip_network(destination(value))
+    why = never_routed(network, ())
+    if why is not None:
+        raise RouteRuleError(f"{network} is {why} (the node agent refuses it)")
+    return str(network)
+
+
 def slot(destination: str, table: int, metric: int) -> tuple[int, str, int]:
     """What the kernel treats as one route for replace: (table, destination, slot metric)."""
     network = ipaddress.ip_network(destination)

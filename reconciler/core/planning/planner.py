@@ -36,7 +36,7 @@ from reconciler.core.planning.membership import ClaimIndex, Claims, Member, clai
 from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.planning.project import project
 from reconciler.model import keys
-from reconciler.model.settings import MAX_BYTES
+from reconciler.model.settings import MAX_BYTES, MAX_ROUTES
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Site, Topology
 
@@ -154,7 +154,7 @@ class Planner:
         warnings: list[str] = []
         errors: list[str] = []
         nodes: list[NodePlan] = []
-        agents: dict[bool, tuple[str, int]] = {}  # leaders and others differ only: once each
+        agents: dict[bool, tuple[str, int, int]] = {}  # leaders and others differ: once each
         oversize: list[str] = []
         for member in members:
             node = member.node
@@ -162,15 +162,16 @@ class Planner:
             is_leader = per_node or (leader is not None and leader.predicted == node.name)
             if is_leader not in agents:
                 routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
-                agents[is_leader] = agent_annotation(self.topology.cluster, routes), unresolved
-            agent, unresolved = agents[is_leader]
+                agent = agent_annotation(self.topology.cluster, routes)
+                agents[is_leader] = agent, unresolved, len(routes)
+            agent, unresolved, count = agents[is_leader]
             if unresolved:
                 warnings.append(
                     f"{node.name}: {unresolved} route(s) via the leader left out: no "
                     "leader with an internal IP is predicted for this site"
                 )
-            if len(agent) > MAX_BYTES:
-                oversize.append(f"{node.name} ({len(agent)} bytes)")
+            if len(agent) > MAX_BYTES or count > MAX_ROUTES:
+                oversize.append(f"{node.name} ({len(agent)} bytes, {count} routes)")
                 continue
             memo.agent[node.name] = agent
             errors += self._drift(member, plan, projected)
@@ -179,9 +180,9 @@ class Planner:
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
-                f"{MAX_BYTES}-byte share of the 256 KiB Kubernetes allows for "
-                f"all annotations of a Node on {len(oversize)} node(s): "
-                f"{_some(oversize)} - declare fewer or wider routes"
+                f"{MAX_BYTES}-byte share of the 256 KiB Kubernetes allows for all annotations "
+                f"of a Node, or over {MAX_ROUTES} routes (the node agent refuses either), on "
+                f"{len(oversize)} node(s): {_some(oversize)} - declare fewer or wider routes"
             )
         return SitePlan(
             site=name,

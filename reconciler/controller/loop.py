@@ -6,7 +6,8 @@ between sites); a heartbeat queues nothing. One worker takes a site at a time, p
 it alone through the one Planner (kept up to date by re-indexing only the nodes that
 moved) and writes through the executor (``reconciler.usecases.executor``: resourceVersion guard,
 409 re-plan). A new revision, the lease won and every ``resync`` plan everything. A
-site whose plan has errors is held back alone, and one whose writes failed is retried
+site whose plan has errors is held back alone (a node error - its annotations would
+pass 256 KiB - holds back that node alone), and one whose writes failed is retried
 with backoff. Kilo's freshness flips with no event when a node stops checking in: the
 cache's timers queue its sites then. Writes pass the GuardedWriter (lease, stop,
 dry run). :meth:`ReconcileLoop.request_stop` (SIGTERM) lets the write in flight end.
@@ -282,6 +283,9 @@ class ReconcileLoop:
     def _apply_site(self, plan: SitePlan, planner: Planner, revision: Revision) -> str:
         """Write one site's plan unless it has errors; the result's name."""
         error, result = "", "ok"
+        if plan.node_errors:  # those nodes are left out of the plan: the rest goes ahead
+            error = "; ".join(plan.node_errors[:3])
+            log.warning("site %s: node(s) held back: %s", plan.site, error)
         if plan.errors:
             error, result = "; ".join(plan.errors[:3]), "held"
             log.warning("site %s held back: %s", plan.site, error)

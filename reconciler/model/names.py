@@ -4,6 +4,7 @@ annotation keys and values, and the 256 KiB an object's annotations may hold."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.model.invalid import fail, odd, scalar_text, text_of
@@ -123,7 +124,7 @@ def annotation_value(value: Any) -> str:
     return scalar_text(value, "annotation value")
 
 
-def annotations_bytes(annotations: dict[str, str]) -> int:
+def annotations_bytes(annotations: Mapping[str, str]) -> int:
     """The size Kubernetes counts against its 256 KiB limit: every key and value, in bytes."""
     return sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
 

@@ -124,9 +124,9 @@ class Agent:
         route_errors: list[str] = []
         unusable: list[str] = []
         refused = refusals(settings, self.boundary.ranges(node))
-        for line in refused:
-            log.warning("%s", line)
         if refused:  # refused whole: not one route write, what is installed stands
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            log.warning("published routes refused, none written: %s%s", refused[0], more)
             diff, result, in_place = None, None, 0
         else:
             diff, result, in_place = self._routes(published, unusable, route_errors)

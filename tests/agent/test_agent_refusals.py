@@ -158,13 +158,18 @@ def test_the_cluster_ranges_from_the_agent_settings_are_refused(
     assert f"route {to} dev eth1 refused: {range_}" in report.condition.message
 
 
-def test_every_refusal_is_named_and_the_message_stays_readable(tmp_path: Path) -> None:
+def test_every_refusal_is_named_and_the_message_and_log_stay_readable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     routes = [route_entry(f"10.4.{i}.0/24", dev="eth0") for i in range(200)]
     report, kernel, _ = run(tmp_path, agent_annotation(routes=[*routes, GOOD]))
 
     refused_whole(report, kernel, "RouteRefused")
     assert report.condition.message.startswith("route 10.4.0.0/24 dev eth0 refused: inside")
     assert len(report.condition.message) <= 1024
+    (record,) = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert record.getMessage().startswith("published routes refused, none written: route 10.4.0")
+    assert record.getMessage().endswith("(and 199 more)")
 
 
 def test_routes_that_only_cover_a_protected_range_are_installed(tmp_path: Path) -> None:

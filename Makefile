@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test fuzz lint bench schema docs clean
+.PHONY: demo mesh test fuzz lint bench schema docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+# A real Kilo mesh in network namespaces, watched live while a node joins and a git push
+# moves a leader (root; Kilo's agent from KILO_KG, else ../shared/kilo/kg).
+mesh: $(STAMP)
+	@if [ -z "$${KILO_KG:-}" ] && [ -x ../shared/kilo/kg ]; then \
+	  KILO_KG="$$(cd ../shared/kilo && pwd)/kg"; export KILO_KG; fi; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.mesh.live
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

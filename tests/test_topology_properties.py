@@ -101,7 +101,7 @@ port = st.integers(1, 65535)
 
 @st.composite
 def endpoints(draw: st.DrawFn) -> str:
-    """Any form TOPOLOGY.md allows, with or without a port."""
+    """Any form docs/topology.md allows, with or without a port."""
     kind = draw(st.sampled_from(["ip4", "ip6", "dns"]))
     if kind == "ip4":
         host = str(draw(endpoint_ip4))

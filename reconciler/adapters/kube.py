@@ -34,16 +34,8 @@ from tenacity import (
 
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError
-from reconciler.model.state import NodeState
-from reconciler.ports import (
-    BackendError,
-    ConflictError,
-    ExpiredError,
-    NodeObject,
-    NodeWrite,
-    NotFoundError,
-    StatusWrite,
-)
+from reconciler.model.state import NodeState, NodeWrite, StatusWrite
+from reconciler.ports import BackendError, ConflictError, ExpiredError, NodeObject, NotFoundError
 
 log = logging.getLogger("topoctl.kube")
 MERGE_PATCH = "application/merge-patch+json"

@@ -42,7 +42,7 @@ def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 class KubeStatusStore:
     """One ConfigMap."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, name: str = "topoctl-status"):
+    def __init__(self, api: client.ApiClient, namespace: str, name: str):
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.name = name

@@ -27,15 +27,8 @@ from reconciler.adapters.atomicfile import signals_held, write_atomic
 from reconciler.adapters.nodewire import LIST_KINDS
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError, kind_of
-from reconciler.model.state import NodeState
-from reconciler.ports import (
-    BackendError,
-    ConflictError,
-    NodeObject,
-    NodeWrite,
-    NotFoundError,
-    StatusWrite,
-)
+from reconciler.model.state import NodeState, NodeWrite, StatusWrite
+from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
 
 
 class SnapshotError(BackendError):

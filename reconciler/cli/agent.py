@@ -145,11 +145,13 @@ def agent(
     import logging
     import threading
 
+    from reconciler.adapters.clock import SystemClock
     from reconciler.adapters.kernelroutes import KernelRouteTable
     from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-    from reconciler.agent import Agent, run_forever
+    from reconciler.agent import run_forever
     from reconciler.core.agent.refusals import Boundary
     from reconciler.ports import BackendError
+    from reconciler.usecases.agent_pass import Agent
 
     logging.basicConfig(
         level=logging.INFO if verbose or not once else logging.WARNING,
@@ -162,8 +164,9 @@ def agent(
     except (NetlinkAdapterError, OSError) as err:
         raise Failure(f"netlink{f' in netns {netns}' if netns else ''}: {err}") from None
     with netlink:
+        clock = SystemClock()
         boundary = Boundary(kilo_subnet, pod_cidr, service_cidr)
-        the_agent = Agent(node, backend, backend, KernelRouteTable(netlink), boundary=boundary)
+        the_agent = Agent(node, backend, backend, KernelRouteTable(netlink), clock, boundary)
         if once:
             try:
                 report = the_agent.run_once()
@@ -178,6 +181,6 @@ def agent(
             sys.exit(EXIT_OK if report.converged else EXIT_INVALID)
         stop = threading.Event()
         try:
-            run_forever(the_agent, seconds, stop, backend)
+            run_forever(the_agent, seconds, stop, backend, clock)
         except KeyboardInterrupt:
             stop.set()

@@ -183,13 +183,14 @@ def status(
 
     from reconciler.adapters.kubelease import discover_namespace
     from reconciler.adapters.kubestatus import KubeStatusStore
-    from reconciler.controller.status import STATUS_NAME, read_status, status_text
+    from reconciler.core.rendering.status import status_text
     from reconciler.ports import BackendError
+    from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
     namespace = lease_namespace or discover_namespace(kubeconfig, context)
     backend = open_cluster(None, kubeconfig, context, writable=False)
     try:
-        doc = read_status(KubeStatusStore(backend.api, namespace, STATUS_NAME))
+        doc = StatusConfigMap(KubeStatusStore(backend.api, namespace, STATUS_NAME)).read_status()
     except BackendError as err:
         raise Failure(f"reading {namespace}/{STATUS_NAME}: {err}") from None
     if doc is None:

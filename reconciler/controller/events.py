@@ -144,12 +144,6 @@ class EventRecorder:
                     self._send_series(series, now)
             self._expire(now)
 
-    def count(self, node: str, reason: str) -> int:
-        """How often ``reason`` was recorded on ``node`` in the current series."""
-        with self._lock:
-            series = self._series.get((node, reason))
-            return series.event.count if series is not None else 0
-
 
 def short(sha: str) -> str:
     """The short form of a revision, for notes."""

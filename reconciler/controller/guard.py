@@ -2,9 +2,9 @@
 
 Before each write: a stop requested (SIGTERM) refuses it, so the write in flight ends
 and no other starts; a replica that does not hold the lease (``may_write`` false)
-refuses it; ``--dry-run`` logs and counts it instead. A sent write is counted, logged
-on one line naming the node, the keys and the revision, and told to ``on_written``
-(the status module's TopologyApplied Event).
+refuses it; ``--dry-run`` logs and counts it instead. A sent write is counted and logged
+on one line naming the node, the keys and the revision; the executor's report says
+which writes were taken (the status's TopologyApplied Events come from there).
 """
 
 from __future__ import annotations
@@ -61,17 +61,14 @@ class GuardedWriter:
         revision: Callable[[], str],
         *,
         dry_run: bool = False,
-        on_written: Callable[[NodeWrite, str], None] | None = None,
     ) -> None:
         self.writer = writer
         self.may_write = may_write
         self.stop = stop
         self.revision = revision
         self.dry_run = dry_run
-        self.on_written = on_written
         self.stats = WriteStats()
         self._lock = threading.Lock()
-        self._results: dict[str, NodeState] = {}
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -103,18 +100,8 @@ class GuardedWriter:
             with self._lock:
                 self.stats.failed += 1
             raise
-        with self._lock:
-            self._results[result.name] = result
         log.info("wrote node %s (revision %s): %s", write.name, revision[:12], describe(write))
-        if self.on_written is not None:
-            self.on_written(write, revision)
         return result
-
-    def take_results(self) -> list[NodeState]:
-        """The nodes as written since the last call (for the planner, ahead of the watch)."""
-        with self._lock:
-            out, self._results = list(self._results.values()), {}
-        return out
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """Status writes are guarded the same way (the controller sends none today)."""

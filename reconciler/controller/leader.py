@@ -49,7 +49,7 @@ class LeaderElector:
         timing: Timing | None = None,
         on_lost: Callable[[], None] | None = None,
         on_started: Callable[[], None] | None = None,
-        jitter: float = JITTER_FACTOR,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         if not identity:
             raise ValueError("the identity must not be empty")
@@ -57,7 +57,7 @@ class LeaderElector:
         self.clock = clock
         self.on_lost = on_lost
         self.on_started = on_started
-        self.jitter = jitter
+        self.rng = rng
         self._state = Elector(identity, timing or Timing())
         self._lock = threading.Lock()  # one step (or the release) at a time
         self._stop = threading.Event()
@@ -68,19 +68,9 @@ class LeaderElector:
     # ------------------------------------------------------------- queries
 
     @property
-    def state(self) -> Elector:
-        """The election state as of the last step."""
-        return self._state
-
-    @property
     def identity(self) -> str:
         """This candidate's holderIdentity."""
         return self._state.identity
-
-    @property
-    def is_leader(self) -> bool:
-        """Whether this candidate holds the lease and may write now."""
-        return self.may_write()
 
     def may_write(self) -> bool:
         """Whether a guarded write may be sent now (false from the renew deadline on)."""
@@ -159,7 +149,7 @@ class LeaderElector:
     def _pause(self, decision: Decision) -> float:
         if self._state.leader or decision.retry_in <= 0:
             return decision.retry_in
-        return decision.retry_in * (1.0 + random.random() * self.jitter)  # as wait.JitterUntil
+        return decision.retry_in * (1.0 + self.rng() * JITTER_FACTOR)  # as wait.JitterUntil
 
     def run(self) -> None:
         """Step until lost or stopped (``release``)."""

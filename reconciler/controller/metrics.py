@@ -2,7 +2,7 @@
 
 Revisions are labelled by their full name (a commit's 40-character sha, or a
 ``--source-dir`` content hash). Node states are ``member``, ``pending`` and
-``unassigned``, as in TOPOLOGY.md.
+``unassigned``, as in docs/topology.md.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from reconciler.ports import Clock
 
+JITTER = 0.2  # a retry waits up to this much longer than its backoff
+
 
 class SiteQueue:
     """Deduplicated, delayed and rate-limited keys."""
@@ -26,13 +28,11 @@ class SiteQueue:
         clock: Clock,
         base_delay: float = 0.05,
         max_delay: float = 60.0,
-        jitter: float = 0.2,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.clock = clock
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.jitter = jitter
         self.rng = rng
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -74,7 +74,7 @@ class SiteQueue:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
         delay = min(self.max_delay, self.base_delay * 2.0**failures)
-        delay *= 1.0 + self.jitter * self.rng()
+        delay *= 1.0 + JITTER * self.rng()
         self.add_after(key, delay)
         return delay
 
@@ -82,11 +82,6 @@ class SiteQueue:
         """The key succeeded: its next retry starts from the base delay."""
         with self._lock:
             self._failures.pop(key, None)
-
-    def failures(self, key: str) -> int:
-        """How many retries in a row ``key`` has had."""
-        with self._lock:
-            return self._failures.get(key, 0)
 
     def get(self, stop: threading.Event, max_wait: float) -> str | None:
         """The next key (marked processing), or None after ``max_wait`` s or on stop."""
@@ -119,13 +114,6 @@ class SiteQueue:
                 self._again.discard(key)
                 self._add(key)
 
-    def next_due(self) -> float | None:
-        """Seconds until the next delayed key is due (None: none waits)."""
-        with self._lock:
-            if not self._later:
-                return None
-            return max(0.0, self._later[0][0] - self.clock.monotonic())
-
     @property
     def idle(self) -> bool:
         """Nothing queued, waiting or being processed."""
@@ -137,7 +125,3 @@ class SiteQueue:
         with self._lock:
             self._closed = True
             self._wake.set()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._ready)

@@ -1,13 +1,13 @@
-"""What the controller last did, for people and tools: the ``topoctl-status`` ConfigMap,
-Node Events, and the ``topoctl status`` view of both.
+"""What the controller last did, for people and tools: the status document of the
+``topoctl-status`` ConfigMap, and Node Events.
 
-The :class:`StatusReporter` hears the loop (it is its Observer) and the source (a
-refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
+The :class:`StatusReporter` hears the loop (it is one of its observers) and the source
+(a refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
 and the one it is predicted to have, Talos conflicts, the last error and the agents'
 TopologyReady; and for the cluster the revision in force (full sha) and when it was
 applied, the last refused revision and why. It publishes when idle, at most every
-``min_interval`` seconds and only when something changed, under the ConfigMap's
-resourceVersion, keeping every key others write (``fetchRequestedAt``). The JSON stays
+``min_interval`` seconds and only when something changed, through the ConfigMap's one
+owner (:class:`~reconciler.usecases.statusmap.StatusConfigMap`). The JSON stays
 under 256 KiB: long lists are cut, their counts kept. Only the lease holder publishes,
 and ``--dry-run`` publishes nothing. Events: ``TopologyApplied`` on each node written
 (naming the revision), ``TopologyConflict`` when a node's conflicts change,
@@ -24,15 +24,15 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
+from reconciler.controller.source import Refused
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
-from reconciler.ports import BackendError, Clock, ConflictError, StatusStore
+from reconciler.ports import BackendError, Clock
+from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.status")
-STATUS_NAME = "topoctl-status"
-DOC_KEY = "status.json"
 FORMAT_VERSION = 1
 SIZE_LIMIT = 256 * 1024
 DOC_LIMIT = SIZE_LIMIT - 16 * 1024  # room for the other keys and the object's metadata
@@ -94,16 +94,18 @@ class StatusReporter:
 
     def __init__(
         self,
-        store: StatusStore | None,
+        status: StatusConfigMap | None,
         events: EventRecorder | None,
         clock: Clock,
         *,
+        status_events: EventRecorder | None = None,
         may_write: Callable[[], bool] = lambda: True,
         dry_run: bool = False,
         min_interval: float = 2.0,
     ) -> None:
-        self.store = store
+        self.status = status
         self.events = events
+        self.status_events = status_events  # about the status ConfigMap, in its namespace
         self.clock = clock
         self.may_write = may_write
         self.dry_run = dry_run
@@ -140,6 +142,23 @@ class StatusReporter:
             self._dirty = True
 
     # --- from the source ---
+
+    def revision_refused(self, refused: Refused) -> None:
+        """A revision was refused: the status says which and why, and a Warning Event on
+        the status ConfigMap names the commit and its first errors."""
+        errors = [d.brief for d in refused.errors]
+        self.refused(refused.revision, errors)
+        events = self.status_events if self._events() is not None else None
+        if events is not None:
+            left = refused.total - len(errors)
+            more = f" (and {left} more)" if left > 0 else ""
+            events.record(
+                STATUS_NAME,
+                "RevisionRefused",
+                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
+                warning=True,
+                kind="ConfigMap",
+            )
 
     def refused(self, revision: str, errors: Sequence[str]) -> None:
         """A revision was not applied, and why (its first errors with file:line)."""
@@ -183,8 +202,16 @@ class StatusReporter:
                 del self._doc["sites"][gone]
                 self._dirty = True
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site's picture; Events for a moved leader and changed conflicts."""
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+    ) -> None:
+        """One site's picture; Events for the writes taken, a moved leader and changed
+        conflicts."""
         agents, problems = _agents(plan, planner)
         leader = plan.leader
         with self._lock:
@@ -206,6 +233,13 @@ class StatusReporter:
             before = self._leaders.get(plan.site, leader.current if leader else None)
             self._leaders[plan.site] = predicted = leader.predicted if leader else None
         events = self._events()
+        if events is not None:
+            for write in writes:
+                events.record(
+                    write.name,
+                    "TopologyApplied",
+                    f"revision {short(revision)} applied: {describe(write)}",
+                )
         if events is not None and predicted != before and (predicted or before):
             events.record(
                 predicted or before or "",
@@ -226,15 +260,8 @@ class StatusReporter:
                 )
             self._conflicts[node.node] = now
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """TopologyApplied, naming the revision."""
-        events = self._events()
-        if events is not None:
-            events.record(
-                write.name,
-                "TopologyApplied",
-                f"revision {short(revision)} applied: {describe(write)}",
-            )
+    def reconciled(self, result: str, seconds: float) -> None:
+        """Counted by the metrics; the status shows each site's last error instead."""
 
     def _events(self) -> EventRecorder | None:
         """The recorder, when events may be written now."""
@@ -254,90 +281,24 @@ class StatusReporter:
 
     def publish(self) -> bool:
         """Write the ConfigMap now if allowed and changed; True when it was written."""
-        if self.store is None or self.dry_run or not self.may_write():
+        if self.status is None or self.dry_run or not self.may_write():
             return False
         with self._lock:
             doc = render(self._doc)
             revision, applied = self._doc["revision"], self._doc["appliedAt"]
             self._dirty = False
         self._published_at = self.clock.monotonic()
-        for _attempt in range(2):
-            try:
-                current = self.store.read()
-                data = dict(current.data) if current is not None else {}
-                data.update({DOC_KEY: doc, "revision": revision or "", "appliedAt": applied or ""})
-                if current is not None and data == dict(current.data):
-                    return False
-                self.store.write(data, current.resource_version if current else None)
-                self.publishes += 1
-                return True
-            except ConflictError:
-                continue  # someone wrote it meanwhile (a standby's fetchRequestedAt): again
-            except BackendError as err:
-                log.info("status not published: %s", err)
-                break
-        with self._lock:
-            self._dirty = True
-        return False
+        try:
+            written = self.status.publish(doc, revision or "", applied or "")
+        except BackendError as err:
+            log.info("status not published: %s", err)
+            with self._lock:
+                self._dirty = True
+            return False
+        self.publishes += written
+        return written
 
 
 def _uid(planner: Planner, name: str | None) -> str:
     node = planner.nodes.get(name or "")
     return node.uid if node is not None else ""
-
-
-def read_status(store: StatusStore) -> dict[str, Any] | None:
-    """The published status (None: the controller never published one)."""
-    record = store.read()
-    if record is None:
-        return None
-    try:
-        doc = json.loads(record.data.get(DOC_KEY) or "{}")
-    except ValueError:
-        doc = {}
-    if not isinstance(doc, dict):
-        doc = {}
-    extra = {k: v for k, v in record.data.items() if k not in (DOC_KEY, "revision", "appliedAt")}
-    return {**doc, **({"other": extra} if extra else {})}
-
-
-def status_text(doc: Mapping[str, Any]) -> str:
-    """``topoctl status`` for people."""
-    lines = [
-        f"revision:  {doc.get('revision') or '(none applied)'}"
-        + (f"  applied {doc['appliedAt']}" if doc.get("appliedAt") else "")
-    ]
-    refused = doc.get("refused")
-    if refused:
-        errors = (refused.get("errors") or {}).get("items") or []
-        lines.append(f"refused:   {refused.get('revision')} at {refused.get('at', '?')}")
-        lines += [f"           {e}" for e in errors[:5]]
-    failed = (doc.get("lifecycle") or {}).get("lastError")
-    if failed:
-        lines.append(f"lifecycle: failing since {doc['lifecycle'].get('at', '?')}: {failed}")
-    cluster = doc.get("cluster") or {}
-    unassigned = (cluster.get("unassigned") or {}).get("count", 0)
-    lines.append(f"nodes:     {cluster.get('nodes', 0)} ({unassigned} claimed by no site)")
-    header = ("site", "members", "pending", "leader", "predicted", "conflicts", "agents ready")
-    rows = [header]
-    for name, site in sorted((doc.get("sites") or {}).items()):
-        agents = site.get("agents") or {}
-        members = (site.get("members") or {}).get("count", 0)
-        rows.append(
-            (
-                name,
-                str(members),
-                str((site.get("pending") or {}).get("count", 0)),
-                (site.get("leader") or {}).get("current") or "-",
-                (site.get("leader") or {}).get("predicted") or "-",
-                str((site.get("conflicts") or {}).get("count", 0)),
-                f"{agents.get('ready', 0)}/{members}",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines.append("")
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    for name, site in sorted((doc.get("sites") or {}).items()):
-        if site.get("lastError"):
-            lines.append(f"{name}: last error: {site['lastError']}")
-    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The topology contract (TOPOLOGY.md): pydantic models of the ``Cluster`` and ``Site``
+"""The topology contract (docs/topology.md): pydantic models of the ``Cluster`` and ``Site``
 kinds, and :class:`Topology`, the whole tree once loaded and validated.
 
 Field names are the YAML's (camelCase aliases); every field has a description, which feeds

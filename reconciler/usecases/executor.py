@@ -18,24 +18,21 @@ from dataclasses import dataclass, field
 import msgspec
 
 from reconciler.core.planning.fingerprint import only_heartbeat
-from reconciler.core.planning.plan import NodeDeletion, NodePlan, Plan
+from reconciler.core.planning.plan import NodePlan, Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.core.planning.project import holds, node_write
-from reconciler.model.state import NodeState
+from reconciler.model.state import NodeState, NodeWrite
 from reconciler.ports import (
     BackendError,
     ClusterReader,
     ClusterWriter,
     ConflictError,
-    NodeDeleter,
     NotFoundError,
 )
 
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
-# Runs before each DELETE (the budget record, the Event); raising keeps the node.
-BeforeDelete = Callable[[NodeDeletion], None]
 
 
 def replanner(planner: Planner) -> Replan:
@@ -52,10 +49,12 @@ class ApplyReport:
     """What apply did."""
 
     written: list[str] = field(default_factory=list)
+    writes: dict[str, NodeWrite] = field(default_factory=dict)  # the write each took
+    states: dict[str, NodeState] = field(default_factory=dict)  # each as the writer returned it
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     conflicts_retried: int = 0
-    deleted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # by the deletion protocol
     kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
 
     @property
@@ -113,11 +112,14 @@ def apply_plan(
     lock = threading.Lock()
 
     def one(node_plan: NodePlan) -> None:
-        outcome, retried = _apply_node(node_plan, live[node_plan.node], reader, writer, replan)
+        outcome, retried, took = _apply_node(
+            node_plan, live[node_plan.node], reader, writer, replan
+        )
         with lock:
             report.conflicts_retried += retried
-            if outcome is None:
+            if took is not None:
                 report.written.append(node_plan.node)
+                report.writes[node_plan.node], report.states[node_plan.node] = took
             elif outcome == "":
                 report.unchanged.append(node_plan.node)
             else:
@@ -141,31 +143,33 @@ def _apply_node(
     reader: ClusterReader,
     writer: ClusterWriter,
     replan: Replan | None,
-) -> tuple[str | None, int]:
-    """None when written, "" when nothing was left to write, else the failure."""
+) -> tuple[str, int, tuple[NodeWrite, NodeState] | None]:
+    """The failure ("" when none), the conflicts retried, and the write that was taken
+    with the node as written (None when nothing was left to write, or it failed)."""
     current: NodePlan | None = node_plan
     retried = 0
     while current is not None and current.writes:
+        write = node_write(live, current)
         try:
-            writer.write_node(node_write(live, current))
-            return None, retried
+            return "", retried, (write, writer.write_node(write))
         except ConflictError as err:
             if replan is None:
                 # Applied exactly, never re-planned. The conflict may be this very write,
                 # landed with its answer lost (the retry meets the version it bumped): if
                 # the node already holds every change, nothing is left to do.
                 if _holds_now(current, reader):
-                    return "", retried
-                return f"conflict: {err} (a saved plan is applied exactly; plan again)", retried
+                    return "", retried, None
+                why = f"conflict: {err} (a saved plan is applied exactly; plan again)"
+                return why, retried, None
             if retried >= MAX_CONFLICT_RETRIES:
-                return f"still conflicting after {retried} retries: {err}", retried
+                return f"still conflicting after {retried} retries: {err}", retried, None
             retried += 1
             try:
                 fresh = reader.get_node(current.node)
             except NotFoundError:
-                return "the node was deleted meanwhile", retried
+                return "the node was deleted meanwhile", retried, None
             except BackendError as read_err:
-                return f"re-reading after a conflict failed: {read_err}", retried
+                return f"re-reading after a conflict failed: {read_err}", retried, None
             if only_heartbeat(live, fresh):
                 # Only what the planner does not read moved (Kilo's last-seen heartbeat):
                 # the same write, under the new resourceVersion; no re-plan.
@@ -174,10 +178,10 @@ def _apply_node(
                 current = replan(fresh)
             live = fresh
         except NotFoundError:
-            return "the node was deleted meanwhile", retried
+            return "the node was deleted meanwhile", retried, None
         except BackendError as err:
-            return str(err), retried
-    return "", retried
+            return str(err), retried, None
+    return "", retried, None
 
 
 def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
@@ -186,30 +190,3 @@ def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
         return holds(reader.get_node(node_plan.node), node_plan)
     except BackendError:
         return False
-
-
-def delete_dead(
-    deletions: Sequence[NodeDeletion],
-    deleter: NodeDeleter,
-    before: BeforeDelete | None = None,
-    report: ApplyReport | None = None,
-) -> ApplyReport:
-    """Delete each node only while it is the very object judged dead (uid and
-    resourceVersion preconditions): one that came back, or re-registered under the same
-    name, answers 409 and is kept, to be judged again."""
-    report = report if report is not None else ApplyReport()
-    for deletion in deletions:
-        name = deletion.node
-        try:
-            if before is not None:
-                before(deletion)
-            deleter.delete_node(name, deletion.uid, deletion.resource_version)
-        except ConflictError:
-            report.kept[name] = "it changed since it was judged dead (kept; judged again)"
-        except NotFoundError:
-            report.kept[name] = "already gone"
-        except BackendError as err:
-            report.kept[name] = f"not deleted: {err}"
-        else:
-            report.deleted.append(name)
-    return report

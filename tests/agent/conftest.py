@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,24 @@ TOPOCTL = Path(sys.executable).parent / "topoctl"
 FIXED_NOW = "2030-01-01T00:00:00Z"
 
 
-def fixed_clock() -> str:
-    """The agent's clock in tests: transition times are then predictable."""
-    return FIXED_NOW
+class FixedClock:
+    """The agent's clock in tests: wall time stands at ``now`` (RFC 3339) until a test
+    moves it, so transition times are predictable; waits return at once."""
+
+    def __init__(self, now: str = FIXED_NOW) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def wall(self) -> datetime:
+        return datetime.fromisoformat(self.now)
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        return None
+
+
+fixed_clock = FixedClock()
 
 
 def owned_routes(netns: str, protocol: int = OURS) -> set[KernelRoute]:

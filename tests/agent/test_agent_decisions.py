@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.usecases.agent_pass import Agent, PassReport
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     FIXED_NOW,
@@ -33,6 +33,7 @@ from tests.agent.conftest import (
     OURS,
     PRIVATE_GATEWAY,
     UNINITIALIZED_TAINT,
+    FixedClock,
     agent_annotation,
     agent_condition,
     node_object,
@@ -72,12 +73,21 @@ class Node:
         self.kernel = FakeRouteTable(
             sources={EXTERNAL_TARGET: NODE_EXTERNAL_IP, INTERNAL_TARGET: NODE_INTERNAL_IP}
         )
-        self.now = FIXED_NOW
+        self.clock = FixedClock(FIXED_NOW)
+
+    @property
+    def now(self) -> str:
+        """The agent's wall time (RFC 3339); a test moves it between passes."""
+        return self.clock.now
+
+    @now.setter
+    def now(self, value: str) -> None:
+        self.clock.now = value
 
     def run(self) -> PassReport:
         """One pass of a freshly started agent; the file is written if anything changed."""
         backend = SnapshotBackend(self.path, writable=True)
-        return Agent(NODE, backend, backend, self.kernel, clock=lambda: self.now).run_once()
+        return Agent(NODE, backend, backend, self.kernel, clock=self.clock).run_once()
 
     def republish(self, annotation: str) -> None:
         """A new plan applied: the agent annotation changes on the Node."""

@@ -17,21 +17,21 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.core.agent.refusals import DEFAULT_BOUNDARY, Boundary, refusals
 from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys, routerules
 from reconciler.model.routerules import ProtectedRange
 from reconciler.model.settings import MAX_BYTES, MAX_ROUTES, AgentRoute, AgentSettings
 from reconciler.model.state import NodeState
+from reconciler.usecases.agent_pass import Agent, PassReport
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
-    FIXED_NOW,
     NODE,
     NODE_EXTERNAL_IP,
     NODE_POD_CIDR,
     OURS,
     PRIVATE_GATEWAY,
+    FixedClock,
     agent_annotation,
     agent_condition,
     node_object,
@@ -63,7 +63,7 @@ def run(
     if not kernel.slots:
         kernel.add(INSTALLED, KILO_ROUTE)
     backend = SnapshotBackend(path, writable=True)
-    agent = Agent(NODE, backend, backend, kernel, clock=lambda: FIXED_NOW, boundary=boundary)
+    agent = Agent(NODE, backend, backend, kernel, FixedClock(), boundary)
     report = agent.run_once()
     return report, kernel, read_node(path)
 

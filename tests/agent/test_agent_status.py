@@ -21,10 +21,10 @@ from kubernetes import client
 
 from reconciler.adapters.kube import KubeBackend
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.model import keys
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite, TaintValue
 from reconciler.ports import ConflictError
+from reconciler.usecases.agent_pass import Agent, PassReport
 from tests import shipped_rbac
 from tests.agent.conftest import (
     EXTERNAL_TARGET,

@@ -1,8 +1,9 @@
 """A Kubernetes API-server double for topoctl's adapter and integration tests.
 
-A real HTTP/1.1 server on 127.0.0.1 (ephemeral port) that the official
-`kubernetes` client and `kubectl --server=http://127.0.0.1:PORT` use as they
-would kube-apiserver. Test infrastructure only: never shipped.
+A real HTTP/1.1 server on 127.0.0.1 (ephemeral port; `start(host=ADDR)` or
+`--host ADDR` for an address other network namespaces reach) that the official
+`kubernetes` client, `kubectl --server=http://127.0.0.1:PORT` and Kilo's agent
+`kg` use as they would kube-apiserver. Test infrastructure only: never shipped.
 
 Usage (fixtures from tests/apiserver/fixtures.py, enabled in tests/conftest.py)::
 
@@ -27,9 +28,11 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
   the TokenRequest); coordination.k8s.io/v1 Lease; rbac.authorization.k8s.io/v1 Role,
   ClusterRole, RoleBinding, ClusterRoleBinding; admissionregistration.k8s.io/v1
   ValidatingAdmissionPolicy(Binding); events.k8s.io/v1 Event (same storage as core
-  Events, converted);
-  discovery (/api, /apis, /api/v1, groups), /version, /healthz; Tables for
-  `kubectl get` (Accept: as=Table).
+  Events, converted); apiextensions.k8s.io/v1 CustomResourceDefinition, whose
+  resources are served the moment it is created and stop when it is deleted
+  (tests/apiserver/crds.py; Kilo's own CRD is in tests/apiserver/kilo-crds.yaml);
+  discovery (/api, /apis, /api/v1, groups), /openapi/v3 as far as kubectl reads it
+  (openapi.py), /version, /healthz; Tables for `kubectl get` (Accept: as=Table).
 - A global, monotonically increasing resourceVersion; uid, creationTimestamp,
   generateName. A write whose result equals the stored object keeps the
   resourceVersion and emits no watch event.
@@ -61,9 +64,12 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
 - WATCH: chunked JSON lines (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR);
   initial ADDED events without a resourceVersion (or with "0"); replay after
   a resourceVersion; objects entering/leaving a selector become ADDED/DELETED;
-  allowWatchBookmarks (every `bookmark_interval` s), sendInitialEvents with the
-  initial-events-end bookmark, timeoutSeconds; after compaction an in-stream
-  ERROR Status 410 Expired (the client retries once, then raises 410).
+  allowWatchBookmarks (every `bookmark_interval` s), watch-list for every resource
+  (sendInitialEvents=true&resourceVersionMatch=NotOlderThan: the initial state,
+  then the BOOKMARK annotated k8s.io/initial-events-end, as client-go's informers
+  and kg's wait for), timeoutSeconds; list/watch options checked as the real
+  server checks them (listoptions.py, 422); after compaction an in-stream ERROR
+  Status 410 Expired (the client retries once, then raises 410).
 
 - Authentication by service-account tokens and RBAC authorization (tests/apiserver/rbac.py):
   `apiserver.token("ns", "sa", node="n1")` mints a token as TokenRequest does; a request
@@ -76,8 +82,9 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
   message).
 
 Knowingly not implemented: server-side apply and managedFields, protobuf, OpenAPI
-documents (`kubectl apply --validate=false`), admission webhooks and mutating policies,
-impersonation, generation, graceful
+schemas (the /openapi/v3 documents list paths and operations, not schemas: kubectl's
+client-side validation and `kubectl explain` are not served), admission webhooks and
+mutating policies, impersonation, generation (but for CRDs and custom objects), graceful
 deletion periods and propagation policies (no garbage collector), Namespace
 Terminating phase (deleting a namespace removes its objects at once), the
 legacy /watch/ paths, Quantity canonicalisation (`1000m` stays `1000m`),

@@ -1,22 +1,25 @@
 """`topoctl run`'s own wiring (controller.wiring.Controller) as the controller's service account, on
 the double holding deploy/'s RBAC, for the lifecycle: only what a test cannot have for
 real is swapped: the probes (w-2 is silent), the clock (an hour after w-2 went NotReady),
-the revision in force (fsn1: gw-1 and the pool w-1..w-5), and the lease (held).
+the revision in force and its planned sites (fsn1: gw-1 and the pool w-1..w-5), and the
+lease (held).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.adapters.kube import KubeBackend
 from reconciler.controller.wiring import Controller, RunSettings
 from reconciler.model.state import NodeState
+from reconciler.usecases.lifecycle import Lifecycle
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, fsn1
+from tests.lifecycle_support import planned_view
 from tests.shipped_rbac import NAMESPACE, Shipped
 
 DEAD = "w-2"
@@ -62,11 +65,14 @@ def deployed_controller(shipped: Shipped, workdir: Path) -> Iterator[Deployed]:
     controller.http.start()  # bound already: started, so that it can be stopped
     clock = FakeClock(datetime.now(UTC) + timedelta(hours=1))
     lifecycle = controller.lifecycle
-    lifecycle.prober = FakeProber(clock, {DEAD_IP})
-    lifecycle.clock = clock
+    eyes = replace(lifecycle.lifecycle.eyes, prober=FakeProber(clock, {DEAD_IP}), clock=clock)
+    lifecycle.lifecycle = Lifecycle(eyes)
+    lifecycle.deletion = replace(lifecycle.deletion, clock=clock, may_write=lambda: True)
     lifecycle.may_write = lambda: True
     topology = fsn1()
-    lifecycle.view = lambda: (topology, [NodeState.from_object(n) for n in apiserver.nodes()])
+    lifecycle.view = lambda: planned_view(
+        topology, [NodeState.from_object(n) for n in apiserver.nodes()]
+    )
     try:
         yield Deployed(apiserver, controller, clock)
     finally:

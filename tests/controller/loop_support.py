@@ -23,7 +23,8 @@ from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend, RetryPolicy
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.informer import InformerSettings
-from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
+from reconciler.controller.loop import LoopSettings, ReconcileLoop
+from reconciler.controller.plans import Revision
 from reconciler.core.loading.load import load
 from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeState

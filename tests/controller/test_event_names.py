@@ -23,10 +23,10 @@ from kubernetes import client
 
 from reconciler.adapters.kubestatus import KubeEventSink
 from reconciler.controller.events import EventRecorder
-from reconciler.controller.lifecycle import node_deleted
 from reconciler.core.planning.plan import NodeDeletion
 from reconciler.model.names import event_name
 from reconciler.model.records import EventRecord
+from reconciler.usecases.deletion import node_deleted
 from tests.apiserver import ApiServer, validation
 from tests.controller.fakeclock import FakeClock, TimeBase
 

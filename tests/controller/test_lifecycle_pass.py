@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,36 +15,47 @@ from kubernetes import client
 from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
-from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
-from reconciler.controller.status import status_text
+from reconciler.controller.lifecycle import LifecyclePass
+from reconciler.controller.plans import PlannedView
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
-from reconciler.core.planning.plan import NodeDeletion
+from reconciler.core.rendering.status import status_text
+from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, ConflictError
+from reconciler.usecases.statusmap import StatusConfigMap
 from tests.apiserver import ApiServer
 from tests.controller.deployed import Deployed, deployed_controller
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
-from tests.lifecycle_support import NOW
+from tests.fakes import MemoryEvents, MemoryStatusStore
+from tests.lifecycle_support import NOW, planned_view
 from tests.shipped_rbac import NAMESPACE, Shipped, rbac_objects
 
 DEAD_IP = "10.0.1.2"
 
 
-class Store:
+class Store(MemoryStatusStore):
+    """The status ConfigMap, holding ``record`` (its text, or ``problem`` when unreadable)."""
+
     def __init__(self, record: DeletionRecord | None = None, fail: bool = False) -> None:
-        self.record = record or DeletionRecord()
+        if record is None:
+            super().__init__()
+        else:
+            super().__init__({"deletions": record.render() if record.readable else record.problem})
         self.fail = fail
-        self.saves = 0
 
-    def load_record(self) -> DeletionRecord:
-        return self.record
-
-    def save_record(self, record: DeletionRecord) -> None:
+    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
         if self.fail:
             raise BackendError("configmap topoctl-status: 500")
-        self.saves += 1
-        self.record = record
+        return super().write(data, resource_version)
+
+    @property
+    def saves(self) -> int:
+        return self.writes
+
+    @property
+    def record(self) -> DeletionRecord:
+        return DeletionRecord.parse((self.data or {}).get("deletions"))
 
 
 class Deleter:
@@ -57,12 +68,19 @@ class Deleter:
         self.log.append(f"delete {name} {uid} {resource_version}")
 
 
+def view_of(topology: Topology, nodes: list[NodeState]) -> Callable[[], PlannedView]:
+    """What the shared planner shows the lifecycle: the sites planned, the nodes."""
+    view = planned_view(topology, nodes)
+    return lambda: view
+
+
 def make(
     nodes: list[NodeState],
     *,
     topology: Topology | None = None,
     store: Store | None = None,
     holder: bool = True,
+    may_write: Callable[[], bool] | None = None,
     dry_run: bool = False,
     conflict: bool = False,
 ) -> tuple[LifecyclePass, FakeClock, FakeProber, list[str], Store]:
@@ -72,17 +90,18 @@ def make(
     store = store or Store()
     topo = topology or fsn1()
 
-    def announce(deletion: NodeDeletion) -> None:
-        log.append(f"event {deletion.node} after {store.saves} record saves")
+    def announce(event: EventRecord) -> None:
+        assert event.reason == "NodeDeleted"
+        log.append(f"event {event.node} after {store.saves} record saves")
 
     lifecycle = LifecyclePass(
-        lambda: (topo, nodes),
+        view_of(topo, nodes),
         prober,
         Deleter(log, conflict),
-        store,
+        StatusConfigMap(store),
         clock,
-        may_write=lambda: holder,
-        announce=announce,
+        may_write=may_write or (lambda: holder),
+        events=MemoryEvents(announce),
         dry_run=dry_run,
     )
     return lifecycle, clock, prober, log, store
@@ -178,11 +197,11 @@ def test_the_record_lives_in_the_status_configmap_beside_the_status(
 ) -> None:
     store = KubeStatusStore(kube_api, "default", "topoctl-status")
     store.write({"status.json": "{}", "fetchRequestedAt": "x"}, None)
-    records = ConfigMapRecords(store)
-    assert records.load_record() == DeletionRecord()
+    records = StatusConfigMap(store)
+    assert records.read_record() == DeletionRecord()
     record = DeletionRecord().with_deletions([Deletion(NOW, "w-2")], NOW)
-    records.save_record(record)
-    assert records.load_record() == record
+    records.update_record(lambda _stored: record)
+    assert records.read_record() == record
     current = store.read()
     assert current is not None and current.data["fetchRequestedAt"] == "x"
     assert json.loads(current.data["deletions"])["deletions"] == [["2026-12-02T20:00:00Z", "w-2"]]
@@ -200,15 +219,25 @@ def test_a_nudge_looks_at_once_but_probes_at_most_once_per_interval() -> None:
 
 
 def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
-    holder = iter([True, True, False])  # the pass, before the record, after the Event
-    lifecycle, clock, _, log, store = make(cluster(["w-2"]))
+    lease = Lease()
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]), may_write=lease)
     steps(lifecycle, clock, 3)  # not silent long enough yet
     assert log == []
-    lifecycle.may_write = lambda: next(holder, False)
+    lease.answers = iter([True, True, False])  # the pass, before the record, after the Event
     clock.at += timedelta(seconds=20)
     lifecycle.step()
     assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
     assert store.record.deletions == ()  # the budget slot is given back
+
+
+class Lease:
+    """A lease held until ``answers`` says otherwise (then lost once they run out)."""
+
+    def __init__(self) -> None:
+        self.answers: Iterator[bool] | None = None
+
+    def __call__(self) -> bool:
+        return True if self.answers is None else next(self.answers, False)
 
 
 # ------------------------------------------- as deployed: the shipped RBAC, over HTTP
@@ -216,8 +245,8 @@ def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
 
 @pytest.fixture
 def deployed(shipped: Shipped, tmp_path: Path) -> Iterator[Deployed]:
-    """runner.Controller's wiring as the controller's service account, under the shipped
-    RBAC (tests/controller/deployed.py)."""
+    """The controller's own wiring as its service account, under the shipped RBAC
+    (tests/controller/deployed.py)."""
     with deployed_controller(shipped, tmp_path) as wired:
         yield wired
 

@@ -8,6 +8,7 @@ converged, that plan writes nothing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import pytest
 from kubernetes import client
@@ -225,13 +226,20 @@ class Planned:
     def __init__(self) -> None:
         self.sites: list[str] = []
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+    ) -> None:
         self.sites.append(plan.site)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         pass
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
+    def reconciled(self, result: str, seconds: float) -> None:
         pass
 
     def idle(self) -> None:

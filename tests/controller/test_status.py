@@ -13,16 +13,9 @@ from kubernetes import client
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.cli import main
 from reconciler.controller.events import EventRecorder
-from reconciler.controller.status import (
-    DOC_KEY,
-    DOC_LIMIT,
-    SIZE_LIMIT,
-    STATUS_NAME,
-    StatusReporter,
-    listing,
-    render,
-)
+from reconciler.controller.status import DOC_LIMIT, SIZE_LIMIT, StatusReporter, listing, render
 from reconciler.model.topology import Topology
+from reconciler.usecases.statusmap import DOC_KEY, STATUS_NAME, StatusConfigMap
 from tests.apiserver import ApiServer
 from tests.controller.fakeclock import FakeClock, TimeBase
 from tests.controller.loop_support import (
@@ -60,7 +53,7 @@ def reporter_for(
 ) -> StatusReporter:
     events = EventRecorder(KubeEventSink(api, "topoctl-0"), clock)
     return StatusReporter(
-        KubeStatusStore(api, NS, STATUS_NAME),
+        StatusConfigMap(KubeStatusStore(api, NS, STATUS_NAME)),
         events,
         clock,
         min_interval=0.0,
@@ -173,7 +166,7 @@ def test_the_status_stays_under_256_kib_with_counts(
     assert site["members"]["count"] == 8000 and len(site["members"]["items"]) < 8000
     assert site["members"]["items"][0] == "site-000-node-00000"
     # and the API takes it
-    KubeStatusStore(api, NS).write({DOC_KEY: text, "revision": SHA}, None)
+    KubeStatusStore(api, NS, STATUS_NAME).write({DOC_KEY: text, "revision": SHA}, None)
     found = stored(apiserver)
     assert found is not None and json.loads(found[DOC_KEY])["revision"] == SHA
 

@@ -17,7 +17,8 @@ from reconciler.core.rendering import plans
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
-from reconciler.usecases.plan import Eyes, plan_once
+from reconciler.usecases.lifecycle import Eyes
+from reconciler.usecases.plan import plan_once
 from tests.core.test_plan import site, topology
 from tests.lifecycle_support import NOW, node
 

@@ -1,5 +1,5 @@
 """deploy/ renders with kustomize into valid objects (strict, on the last four Kubernetes
-minor versions kubernetes-validate ships) that say what DESIGN.md asks of them."""
+minor versions kubernetes-validate ships) that say what docs/architecture.md asks of them."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ KUBERNETES_VERSIONS = [
     f"{m[0]}.{m[1]}.0" for m in sorted({minor(v) for v in kv_utils.all_versions()})[-4:]
 ]
 # The interface of `topoctl run`, fixed by the controller's issue (its flags, plus the
-# credential files DESIGN.md settles). The --help comparison comes with the command.
+# credential files docs/controller.md describes). The --help comparison comes with the command.
 RUN_FLAGS = {
     "--git-url", "--git-ref", "--git-path", "--source-dir", "--poll",
     "--webhook-secret-file", "--cache-dir", "--kubeconfig", "--context", "--listen",

@@ -1,4 +1,5 @@
-"""Least privilege: every right the manifests grant, listed and compared with DESIGN.md's."""
+"""Least privilege: every right the manifests grant, listed and compared with the rights
+docs/security.md gives each component."""
 
 from __future__ import annotations
 

@@ -891,6 +891,7 @@ def test_discovery_and_version(apiserver: ApiServer) -> None:
         "events.k8s.io",
         "rbac.authorization.k8s.io",
         "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
     }
     core_resources = {r["name"] for r in raw_get(apiserver, "/api/v1")[1]["resources"]}
     assert {"nodes", "nodes/status", "namespaces", "events"} <= core_resources

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.kube import KubeBackend
+from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
 from reconciler.usecases import apply as applying
-from reconciler.usecases.apply import ApplyResult, DeletionPorts, apply_once
+from reconciler.usecases.apply import ApplyResult, apply_once
+from reconciler.usecases.deletion import DeletionPorts
 from reconciler.usecases.executor import StalePlanError
-from reconciler.usecases.plan import Eyes, plan_once
+from reconciler.usecases.lifecycle import Eyes
+from reconciler.usecases.plan import plan_once
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, fsn1
 
@@ -58,7 +62,9 @@ def converge(backend: KubeBackend) -> None:
 
 def apply_saved(plan: Plan, backend: KubeBackend) -> ApplyResult:
     loaded, _ = savedplan.load(savedplan.dump(plan, {}))
-    return applying.apply_saved(loaded, backend, lambda _p: True, 1, DeletionPorts(backend))
+    return applying.apply_saved(
+        loaded, backend, lambda _p: True, 1, DeletionPorts(backend, SystemClock())
+    )
 
 
 def test_a_saved_plan_deletes_the_dead_node_with_preconditions(
@@ -124,6 +130,32 @@ def test_the_command_line_deletes_as_the_controller_does_recorded_and_announced(
     assert status is not None and DEAD in status["data"]["deletions"]
     events = [e for e in cluster.objects("Event", "default") if e.get("reason") == "NodeDeleted"]
     assert len(events) == 1 and "no answer from 10.0.1.2" in events[0]["message"]
+
+
+def test_the_command_line_gives_the_budget_slot_back_when_the_delete_is_refused(
+    cluster: ApiServer, backend: KubeBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A deletion the command line recorded and announced, but whose DELETE was refused (the
+    node moved since it was judged: 409), gives its slot of the hourly budget back, as the
+    controller does (docs/lifecycle.md): the budget counts deletions done."""
+    from reconciler.cli.common import deletion_for
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # the lease namespace: default
+    converge(backend)
+    plan = plan_with_probes(backend)
+    cluster.mutate_node(DEAD, lambda n: n["metadata"]["labels"].update(back="yes"))
+
+    result = applying.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
+
+    assert result.report is not None and result.report.deleted == []
+    assert "changed since it was judged dead" in result.report.kept[DEAD]
+    assert cluster.node(DEAD) is not None
+    assert [e.status for e in cluster.log.filter(verb="delete")] == [409]
+    events = [e for e in cluster.objects("Event", "default") if e.get("reason") == "NodeDeleted"]
+    assert len(events) == 1  # recorded and announced before the DELETE was tried
+    status = cluster.get("ConfigMap", "topoctl-status", "default")
+    assert status is not None
+    assert DeletionRecord.parse(status["data"]["deletions"]) == DeletionRecord()
 
 
 def test_a_node_with_a_253_character_name_is_announced_then_deleted(

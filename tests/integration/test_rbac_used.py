@@ -16,11 +16,16 @@ import time
 from pathlib import Path
 
 from reconciler.adapters.kube import KubeBackend
-from reconciler.agent import Agent
 from reconciler.controller.events import EventRecorder
-from reconciler.controller.status import STATUS_NAME
 from reconciler.model import keys
-from tests.agent.conftest import EXTERNAL_TARGET, NODE_EXTERNAL_IP, UNINITIALIZED_TAINT
+from reconciler.usecases.agent_pass import Agent
+from reconciler.usecases.statusmap import STATUS_NAME
+from tests.agent.conftest import (
+    EXTERNAL_TARGET,
+    NODE_EXTERNAL_IP,
+    UNINITIALIZED_TAINT,
+    fixed_clock,
+)
 from tests.agent.conftest import agent_annotation as published_for_agent
 from tests.agent.fake_routes import FakeRouteTable
 from tests.apiserver import ApiServer, RequestInfo, make_node
@@ -105,7 +110,7 @@ def agent_pass(shipped: Shipped) -> None:
     try:
         backend = KubeBackend(api)
         routes = FakeRouteTable(sources={EXTERNAL_TARGET: NODE_EXTERNAL_IP})
-        agent = Agent(AGENT_NODE, backend, backend, routes)
+        agent = Agent(AGENT_NODE, backend, backend, routes, fixed_clock)
         report = agent.run_once()
         assert report.converged, report.condition
         assert report.node_writes == [

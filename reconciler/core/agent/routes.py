@@ -158,11 +158,6 @@ class RouteDiff:
         """Number of route writes this diff needs."""
         return len(self.replace) + len(self.delete)
 
-    @property
-    def is_empty(self) -> bool:
-        """Nothing to write and nothing to report."""
-        return not (self.replace or self.delete or self.conflicts)
-
 
 @dataclass(frozen=True, slots=True)
 class RouteFailure:

@@ -1,5 +1,6 @@
 """Kilo's freshness: a node counts as Ready to Kilo only while its ``kilo.squat.ai/last-seen``
-check-in is recent (squat/kilo pkg/mesh/mesh.go: within two 30 s check-in periods).
+check-in is recent: within two 30 s check-in periods (squat/kilo pkg/mesh/backend.go,
+``(*Node).Ready``; docs/domain.md).
 
 The rule is stated here once: the planner's view of Kilo (:func:`~.node.kilo_node`), the
 controller's cache timers and the 409 re-plan's heartbeat check all ask these functions.

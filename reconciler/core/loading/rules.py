@@ -1,4 +1,4 @@
-"""Rules across fields, documents and files (TOPOLOGY.md "Validation"), and the warnings."""
+"""Rules across fields, documents and files (docs/topology.md "Validation"), and warnings."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def location_ips_anchor(site: Site, members: Collection[str]) -> str | None:
 def kilo_annotations(
     site: Site, member: Member, mesh_port: int, location_ips: bool = True
 ) -> dict[str, str]:
-    """The six Kilo keys, exactly in the formats Kilo parses (DOMAIN.md); without
+    """The six Kilo keys, exactly in the formats Kilo parses (docs/domain.md); without
     ``location_ips`` the node leaves the site's allowed-location-ips to another."""
     out = {keys.KILO_LOCATION: site.name}
     named = member.named

@@ -2,10 +2,11 @@
 
 A :class:`Planner` holds the topology and an index of the live nodes (each node's
 claims, which depend on the node alone, and Kilo's locations). :meth:`plan_site` is the
-one code path; :meth:`plan_all` is every site's answer put together with what only the
-whole cluster shows (unassigned nodes, nodes claimed twice). :meth:`updated` gives a
-planner for a cluster where some nodes changed, re-indexing only those, so the 409
-re-plan and the controller's watch-driven re-plans cost one site, not the cluster.
+one code path; :meth:`plan_all` is every site's answer put together (:meth:`assemble`)
+with what only the whole cluster shows (unassigned nodes, nodes claimed twice), and the
+controller assembles the site plans its reconciles made, planning none twice.
+:meth:`updated` gives a planner for a cluster where some nodes changed, re-indexing only
+those, so the 409 re-plan and the controller's watch-driven re-plans cost one site.
 
 Per site: each member's diff is computed without the agent settings; the projected
 state (:func:`project`) of every node Kilo will place in the location - members,
@@ -16,7 +17,7 @@ settings, with ``via: leader`` resolved to that leader, complete each member's p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -210,8 +211,13 @@ class Planner:
     def plan_all(self) -> Plan:
         """The whole plan: every site's, and what only the whole cluster shows."""
         memo = _Memo()
+        return self.assemble([self.plan_site(s.name, memo) for s in self.topology.sites])
+
+    def assemble(self, site_plans: Sequence[SitePlan]) -> Plan:
+        """The whole plan from site plans already made (nothing is planned again), with
+        what only the whole cluster shows: unassigned nodes, nodes claimed twice, pool
+        overlaps, Kilo's granularity."""
         cluster = self.topology.cluster
-        site_plans = [self.plan_site(s.name, memo) for s in self.topology.sites]
         warnings = [d.brief for d in self.topology.warnings]
         errors: list[str] = []
         for sp in site_plans:

@@ -1,0 +1,96 @@
+"""One reconcile of a site, stateless: everything it needs is in the shared planner.
+
+The site is planned once (from the planner kept in step with the node cache), its plan
+kept as the site's latest, and - unless it has errors, which hold back this site alone -
+written through the apply use case (resourceVersion-guarded patches, a 409 re-planned
+through the same planner); a node error (annotations that would pass 256 KiB) leaves
+that node out and is reported as the site's error. What was written is folded into the
+planner at once. The result says what the loop does next: ``ok`` (forget the site's
+backoff), ``held`` (its plan has errors: nothing written) or ``error`` (some writes
+failed: retry with backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from reconciler.controller.plans import SharedPlanner
+from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.planner import Planner
+from reconciler.model.state import NodeWrite
+from reconciler.ports import ClusterReader, ClusterWriter
+from reconciler.usecases.apply import write_plan
+
+log = logging.getLogger("topoctl.reconcile")
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """One site's reconcile: its plan, the planner it came from, and what was written."""
+
+    plan: SitePlan
+    planner: Planner
+    revision: str
+    result: str  # ok | held | error
+    error: str = ""
+    writes: Sequence[NodeWrite] = field(default_factory=tuple)  # sent, and taken
+    conflicts_retried: int = 0
+
+
+class SiteReconciler:
+    """Reconciles one site at a time against the shared planner."""
+
+    def __init__(
+        self,
+        plans: SharedPlanner,
+        reader: ClusterReader,
+        writer: ClusterWriter,
+        *,
+        parallel: int = 4,
+        dry_run: bool = False,
+    ) -> None:
+        self.plans = plans
+        self.reader = reader
+        self.writer = writer
+        self.parallel = parallel
+        self.dry_run = dry_run
+
+    def reconcile(self, site: str) -> Reconciled | None:
+        """Plan ``site`` and write its plan; None when it is not (or not yet) planned: no
+        revision in force, or a site of an older one."""
+        revision = self.plans.revision
+        if revision is None or site not in {s.name for s in revision.topology.sites}:
+            return None
+        planner = self.plans.planner_for(site)
+        if planner is None:
+            return None  # the revision's full pass has not built the planner yet
+        plan = planner.plan_site(site)
+        self.plans.planned(plan)
+        if plan.errors:
+            return Reconciled(plan, planner, revision.sha, "held", "; ".join(plan.errors[:3]))
+        held = "; ".join(plan.node_errors[:3])  # those nodes are left out: the rest goes ahead
+        if held:
+            log.warning("site %s: node(s) held back: %s", site, held)
+        if not any(n.writes for n in plan.nodes):
+            return Reconciled(plan, planner, revision.sha, "ok", held)
+        whole = Plan(
+            cluster=revision.topology.cluster.metadata.name,
+            nodes=plan.nodes,
+            leaders=(plan.leader,) if plan.leader is not None else (),
+        )
+        report = write_plan(whole, planner, self.reader, self.writer, self.parallel)
+        if not self.dry_run:  # a dry run's "written" nodes are not the cluster's
+            self.plans.written(planner, report.states.values())
+        failed = (f"{n}: {w}" for n, w in sorted(report.failed.items()))
+        error = "; ".join((*([held] if held else []), *failed))
+        return Reconciled(
+            plan,
+            planner,
+            revision.sha,
+            "error" if report.failed else "ok",
+            error,
+            tuple(report.writes.values()),
+            report.conflicts_retried,
+        )

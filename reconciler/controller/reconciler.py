@@ -3,13 +3,16 @@
 The site is planned once (from the planner kept in step with the node cache), its plan
 kept as the site's latest, and - unless it has errors, which hold back this site alone -
 written through the apply use case (resourceVersion-guarded patches, a 409 re-planned
-through the same planner). What was written is folded into the planner at once. The
-result says what the loop does next: ``ok`` (forget the site's backoff), ``held`` (its
-plan has errors: nothing written) or ``error`` (some writes failed: retry with backoff).
+through the same planner); a node error (annotations that would pass 256 KiB) leaves
+that node out and is reported as the site's error. What was written is folded into the
+planner at once. The result says what the loop does next: ``ok`` (forget the site's
+backoff), ``held`` (its plan has errors: nothing written) or ``error`` (some writes
+failed: retry with backoff).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +22,8 @@ from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeWrite
 from reconciler.ports import ClusterReader, ClusterWriter
 from reconciler.usecases.apply import write_plan
+
+log = logging.getLogger("topoctl.reconcile")
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,11 @@ class SiteReconciler:
         self.plans.planned(plan)
         if plan.errors:
             return Reconciled(plan, planner, revision.sha, "held", "; ".join(plan.errors[:3]))
+        held = "; ".join(plan.node_errors[:3])  # those nodes are left out: the rest goes ahead
+        if held:
+            log.warning("site %s: node(s) held back: %s", site, held)
         if not any(n.writes for n in plan.nodes):
-            return Reconciled(plan, planner, revision.sha, "ok")
+            return Reconciled(plan, planner, revision.sha, "ok", held)
         whole = Plan(
             cluster=revision.topology.cluster.metadata.name,
             nodes=plan.nodes,
@@ -75,7 +83,8 @@ class SiteReconciler:
         report = write_plan(whole, planner, self.reader, self.writer, self.parallel)
         if not self.dry_run:  # a dry run's "written" nodes are not the cluster's
             self.plans.written(planner, report.states.values())
-        error = "; ".join(f"{n}: {w}" for n, w in sorted(report.failed.items()))
+        failed = (f"{n}: {w}" for n, w in sorted(report.failed.items()))
+        error = "; ".join((*([held] if held else []), *failed))
         return Reconciled(
             plan,
             planner,

@@ -178,7 +178,8 @@ class SitePlan:
     members: tuple[str, ...]
     pending: tuple[str, ...]
     warnings: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # the site is held back
+    node_errors: tuple[str, ...] = ()  # each holds back its node alone (left out of nodes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,8 +142,12 @@ class Endpoint:
         return host if self.port is None else f"{host}:{self.port}"
 
 
-def parse_endpoint(text: str) -> Endpoint:
-    """Parse ``host[:port]`` as Kilo does; raise a custom error that says what to write."""
+def parse_endpoint(text: str, *, routable: bool = True) -> Endpoint:
+    """Parse ``host[:port]`` as Kilo does; raise a custom error that says what to write.
+
+    ``routable`` also refuses addresses no other location can reach (unspecified,
+    loopback, link-local, multicast), as ``validate`` does; Kilo itself takes them
+    (:func:`reconciler.core.kilo.node.kilo_endpoint`)."""
     host, port_text = text, None
     if text.startswith("["):
         close = text.find("]")
@@ -164,6 +168,13 @@ def parse_endpoint(text: str) -> Endpoint:
             fixed=_bracketed(text),
         )
     port = _port(port_text, text) if port_text is not None else None
+    if "%" in host:  # Python takes an IPv6 zone (fe80::1%eth0); Go's net.ParseIP does not
+        raise fail(
+            "endpoint",
+            "{value!r}: an IPv6 zone ({zone}) is not part of an endpoint Kilo reads - drop it",
+            value=text,
+            zone=host[host.index("%") :],
+        )
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -198,7 +209,7 @@ def parse_endpoint(text: str) -> Endpoint:
         return Endpoint(host=host, port=port, is_ip=False)
     if isinstance(ip, ipaddress.IPv6Address) and not text.startswith("["):
         raise fail("endpoint", "{value!r}: bracket the IPv6 address", value=text)
-    problem = _bad_endpoint_ip(ip)
+    problem = _bad_endpoint_ip(ip) if routable else None
     if problem:
         raise fail(
             "endpoint",

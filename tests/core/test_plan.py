@@ -452,17 +452,40 @@ def test_undeclared_kilo_key_set_by_talos_is_a_conflict() -> None:
 
 
 @pytest.mark.parametrize(
-    ("force", "mirror"),
+    ("force", "value", "mirror"),
     [
-        (keys.KILO_FORCE_ENDPOINT, keys.KILO_ENDPOINT),
-        (keys.KILO_FORCE_INTERNAL_IP, keys.KILO_INTERNAL_IP),
+        (keys.KILO_FORCE_ENDPOINT, "203.0.113.9:51820", keys.KILO_ENDPOINT),
+        (keys.KILO_FORCE_INTERNAL_IP, "10.1.0.1/32", keys.KILO_INTERNAL_IP),
+        (keys.KILO_FORCE_INTERNAL_IP, "-", keys.KILO_INTERNAL_IP),
     ],
 )
-def test_removing_a_force_key_removes_kilos_mirror(force: str, mirror: str) -> None:
-    live = state(annotations={force: "x", mirror: "x", keys.TOPOCTL_OWNED: owned([force])})
+def test_removing_a_force_key_removes_kilos_mirror(force: str, value: str, mirror: str) -> None:
+    live = state(annotations={force: value, mirror: "x", keys.TOPOCTL_OWNED: owned([force])})
     found = changes(diff_node(desired(), live))
     assert found[("annotation", force)].verb == "remove"
     assert found[("annotation", mirror)].verb == "remove-mirror"
+
+
+@pytest.mark.parametrize(
+    ("force", "value", "mirror"),
+    [
+        (keys.KILO_FORCE_ENDPOINT, "203.0.113.9", keys.KILO_ENDPOINT),  # no port
+        (keys.KILO_FORCE_ENDPOINT, "Gw.Example.com:51820", keys.KILO_ENDPOINT),
+        (keys.KILO_FORCE_INTERNAL_IP, "10.1.0.1", keys.KILO_INTERNAL_IP),  # no prefix
+    ],
+)
+def test_a_force_value_kilo_ignored_leaves_kilos_own_detection(
+    force: str, value: str, mirror: str
+) -> None:
+    """Kilo never copied a value it could not read: its annotation holds what it detected,
+    which it goes on using; removing the force key changes nothing for Kilo."""
+    live = state(
+        annotations={force: value, mirror: "10.8.0.1/24", keys.TOPOCTL_OWNED: owned([force])}
+    )
+    found = changes(diff_node(desired(), live))
+    assert found[("annotation", force)].verb == "remove"
+    assert found[("annotation", force)].same_for_kilo
+    assert ("annotation", mirror) not in found
 
 
 def test_mirror_stays_while_the_force_key_stays() -> None:

@@ -1,18 +1,24 @@
 """How Kilo reads a Node, reproduced exactly (squat/kilo pkg/k8s/backend.go translateNode,
-pkg/mesh/ip.go): its location, endpoint, internal IP, key and readiness."""
+pkg/mesh/ip.go): its location, endpoint, internal IP, key and readiness, and what it makes
+of each of the six keys a user sets (:func:`read_user_key`), which may differ from what
+the text seems to say (``persistent-keepalive: 20s`` is 0 to Kilo). This module is the one
+statement of Kilo's reading: the leader prediction, the plan's "same for Kilo" and
+``topoctl import`` all ask it, and tests hold it to Kilo's own code (``kilo-topo``)."""
 
 from __future__ import annotations
 
 import base64
 import ipaddress
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Final
 
 import msgspec
 
 from reconciler.core.kilo.freshness import is_fresh
 from reconciler.model import keys
-from reconciler.model.addresses import parse_endpoint
+from reconciler.model.addresses import Endpoint, parse_endpoint
 from reconciler.model.state import NodeState
 
 # Dotted-quad IPv4, the common case, read without the ipaddress module (which costs
@@ -121,11 +127,8 @@ def _endpoint_host(value: str | None) -> str | None:
     quad = _IPV4_PORT.fullmatch(value)
     if quad is not None and int(quad.group(6)) <= 65535:
         return quad.group(1)
-    try:
-        endpoint = parse_endpoint(value)
-    except ValueError:
-        return None  # Kilo ignores what it cannot parse
-    return endpoint.host if endpoint.port is not None else None
+    endpoint = kilo_endpoint(value)
+    return endpoint.host if endpoint is not None else None
 
 
 @lru_cache(maxsize=65536)
@@ -135,7 +138,119 @@ def _cidr_ip(value: str | None) -> str | None:
     quad = _IPV4_CIDR.fullmatch(value)
     if quad is not None:
         return quad.group(1)
+    interface = go_cidr(value)
+    return str(interface.ip) if interface is not None else None
+
+
+# --- the six keys a user sets, as Kilo reads them -------------------------------------
+
+NO_INTERNAL_IP: Final = ""  # force-internal-ip "" or "-": Kilo uses no internal IP at all
+_INT64 = 2**63
+_SECOND = 1_000_000_000  # time.Second, in nanoseconds
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+_PREFIX = re.compile(r"[0-9]+")
+
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+@lru_cache(maxsize=65536)
+def kilo_endpoint(value: str) -> Endpoint | None:
+    """A ``host:port`` endpoint as Kilo parses it (pkg/wireguard ParseEndpoint), or None
+    where Kilo ignores the value: the port is required; the host is an IPv4 address, a
+    bracketed IPv6 address or a lowercase DNS-1123 subdomain. Kilo takes addresses no
+    other location can reach (loopback, link-local...) and reads an IPv4-mapped IPv6
+    address as the IPv4 address (Go's ``To4``)."""
     try:
-        return str(ipaddress.ip_interface(value).ip)
+        endpoint = parse_endpoint(value, routable=False)
     except ValueError:
         return None
+    if endpoint.port is None:
+        return None
+    if endpoint.is_ip:
+        mapped = ipaddress.ip_address(endpoint.host)
+        if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+            return Endpoint(str(mapped.ipv4_mapped), endpoint.port, True)
+    return endpoint
+
+
+@lru_cache(maxsize=65536)
+def go_cidr(value: str) -> Interface | None:
+    """``ip/len`` as Go's ``net.ParseCIDR`` takes it (the address with its prefix, host
+    bits kept), or None. Python's parser is wider: it also takes netmasks, IPv6 zones
+    and padding, which Go refuses."""
+    ip, slash, length = value.partition("/")
+    if not slash or not _PREFIX.fullmatch(length) or "%" in ip or ip != ip.strip():
+        return None
+    try:
+        return ipaddress.ip_interface(value)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=65536)
+def kilo_internal_ip(value: str) -> str | None:
+    """``force-internal-ip`` as Kilo reads it: ``ip/len`` (canonical text),
+    :data:`NO_INTERNAL_IP` for "" or "-", or None where Kilo ignores it (a bare IP)."""
+    if value in ("", "-"):
+        return NO_INTERNAL_IP
+    interface = go_cidr(value)
+    return str(interface) if interface is not None else None
+
+
+@lru_cache(maxsize=65536)
+def kilo_keepalive(value: str) -> int:
+    """``persistent-keepalive`` as Kilo reads it, in seconds: Go's
+    ``strconv.ParseInt(v, 10, 64)`` with its error ignored (a sign and leading zeros
+    allowed; 0, keepalive off, for anything else; the int64 bound past it), times
+    ``time.Second`` in int64 arithmetic, which wraps for values past ~292 years."""
+    if not _DECIMAL.fullmatch(value):
+        return 0
+    number = max(-_INT64, min(int(value), _INT64 - 1))
+    nanoseconds = (number * _SECOND + _INT64) % (2 * _INT64) - _INT64
+    whole = abs(nanoseconds) // _SECOND  # Go's integer division rounds toward zero
+    return whole if nanoseconds >= 0 else -whole
+
+
+@lru_cache(maxsize=65536)
+def kilo_allowed_ips(value: str) -> tuple[str, ...]:
+    """``allowed-location-ips`` as Kilo reads it: split at every comma, no trimming, and
+    each item that ``net.ParseCIDR`` takes kept as ``ip/len`` (host bits kept); a bare
+    IP, a padded item or an empty one is dropped."""
+    kept = (go_cidr(item) for item in value.split(","))
+    return tuple(str(interface) for interface in kept if interface is not None)
+
+
+KiloValue = str | bool | int | tuple[str, ...] | Endpoint | None
+
+
+def read_user_key(key: str, value: str | None, labels: Mapping[str, str]) -> KiloValue:
+    """What Kilo makes of one of the six user keys holding ``value`` (None: absent) on a
+    node with these labels: the location (the region label when the key is absent),
+    whether the node asks to lead, the forced endpoint and internal IP (None: none Kilo
+    uses), the keepalive in seconds, the allowed location IPs."""
+    if key == keys.KILO_LOCATION:
+        return value if value is not None else labels.get(REGION_LABEL, "")
+    if key == keys.KILO_LEADER:
+        return value is not None
+    if value is None:
+        return (
+            0
+            if key == keys.KILO_PERSISTENT_KEEPALIVE
+            else (() if key == keys.KILO_ALLOWED_LOCATION_IPS else None)
+        )
+    if key == keys.KILO_FORCE_ENDPOINT:
+        return kilo_endpoint(value) if value else None
+    if key == keys.KILO_FORCE_INTERNAL_IP:
+        return kilo_internal_ip(value)
+    if key == keys.KILO_PERSISTENT_KEEPALIVE:
+        return kilo_keepalive(value)
+    if key == keys.KILO_ALLOWED_LOCATION_IPS:
+        return kilo_allowed_ips(value)
+    raise KeyError(key)
+
+
+def reads_alike(key: str, before: str | None, after: str | None, labels: Mapping[str, str]) -> bool:
+    """Whether Kilo reads a user key the same way before and after a change of its text
+    (``leader: "false"`` -> ``"true"``; a ``20s`` keepalive, which Kilo reads as 0,
+    removed): the plan marks such a change "same for Kilo"."""
+    return read_user_key(key, before, labels) == read_user_key(key, after, labels)

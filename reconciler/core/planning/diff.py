@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from reconciler.core.kilo.node import kilo_endpoint, kilo_internal_ip, reads_alike
 from reconciler.core.planning.desired import DesiredNode
 from reconciler.core.planning.owned import empty_record, owned_record, render_owned
 from reconciler.core.planning.plan import (
@@ -95,6 +96,14 @@ class _Differ:
         after: str | None,
         taint: TaintValue | None = None,
     ) -> None:
+        # "Same for Kilo": a Kilo key rewritten (or removed) without changing what Kilo
+        # reads, such as leader "false" -> "true" (Kilo reads the key's presence).
+        same = (
+            action is not NONE
+            and key in keys.KILO_USER_KEYS
+            and kind == "annotation"
+            and reads_alike(key, before, after, self.live.labels)
+        )
         self.changes.append(
             Change(
                 self.desired.name,
@@ -106,6 +115,7 @@ class _Differ:
                 before,
                 after,
                 taint,
+                same,
             )
         )
 
@@ -148,8 +158,10 @@ class _Differ:
             self._mirror(key)
 
     def _mirror(self, key: str) -> None:
+        """Kilo's copy of a removed force-* value goes too, where Kilo read (and so
+        copied) that value; a value Kilo ignored left Kilo's own detection there."""
         mirror = keys.KILO_MIRRORS.get(key)
-        if mirror and mirror in self.live.annotations:
+        if mirror and mirror in self.live.annotations and _kilo_read(key, self.live):
             before = self.live.annotations[mirror]
             self.add("annotation", mirror, DELETE, Reason.KILO_MIRROR, before, None)
 
@@ -177,6 +189,14 @@ class _Differ:
                 reason = Reason.NO_LONGER_DECLARED
                 self.add("taint", ident, DELETE, reason, taint_text(current), None)
         return new_owned
+
+
+def _kilo_read(key: str, live: NodeState) -> bool:
+    """Whether Kilo uses the force-* value the node carries (and so copied it)."""
+    value = live.annotations.get(key, "")
+    if key == keys.KILO_FORCE_ENDPOINT:
+        return bool(value) and kilo_endpoint(value) is not None
+    return kilo_internal_ip(value) is not None
 
 
 def taint_text(taint: TaintValue | None) -> str | None:

@@ -69,6 +69,7 @@ class Change(msgspec.Struct, frozen=True):
     before: str | None
     after: str | None
     taint: TaintValue | None = None  # the taint a PUT sets
+    same_for_kilo: bool = False  # a Kilo key whose new text Kilo reads as the old one
 
     @property
     def writes(self) -> bool:
@@ -107,6 +108,8 @@ class Change(msgspec.Struct, frozen=True):
                 "the patch), or drop it from git"
             )
         if reason is UNDECLARED_KILO:
+            if self.same_for_kilo:
+                return "git does not declare it, and Kilo ignores this value anyway"
             if self.key == keys.KILO_LEADER:
                 return "Kilo treats the key's presence as a leader candidate, whatever its value"
             return "Kilo acts on it, but git does not declare it"

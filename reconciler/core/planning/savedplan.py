@@ -109,6 +109,7 @@ def _change(raw: dict[str, Any]) -> Change:
         before=raw["before"],
         after=raw["after"],
         taint=None if taint is None else TaintValue(**taint),
+        same_for_kilo=bool(raw.get("same_for_kilo", False)),
     )
 
 

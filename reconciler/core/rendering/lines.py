@@ -21,6 +21,7 @@ SIGNS = {
 }
 STYLES = {"+": "green", "~": "yellow", "-": "red", "!": "bold magenta"}
 MAX_VALUE = 72
+SAME_FOR_KILO = "  (same for Kilo)"  # a rewrite Kilo reads as the value it replaces
 
 
 def shown_value(key: str, value: str | None) -> str:
@@ -63,7 +64,7 @@ def change_line(change: Change) -> str:
         if change.key == keys.TOPOCTL_OWNED:
             after = after[:-1] + _owned_delta(change.before, change.after) + ">"
         body = f"{what}: {shown_value(change.key, change.before)} -> {after}"
-    return f"{sign} {label}{body}"
+    return f"{sign} {label}{body}{SAME_FOR_KILO if change.same_for_kilo else ''}"
 
 
 def _owned_keys(value: str | None) -> set[str]:

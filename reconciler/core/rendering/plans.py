@@ -55,6 +55,9 @@ def summary_line(plan: Plan) -> str:
     extra = []
     if plan.conflicts:
         extra.append(f"{len(plan.conflicts)} conflict{'s' * (len(plan.conflicts) != 1)}")
+    alike = sum(1 for n in plan.nodes for c in n.writes if c.same_for_kilo)
+    if alike:
+        extra.append(f"{alike} of them the same for Kilo")
     moves = [p for p in plan.leaders if p.changes]
     if moves:
         extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
@@ -234,6 +237,7 @@ def _change(ch: Change) -> dict[str, Any]:
         "before": ch.before,
         "after": ch.after,
         "reason": ch.why,
+        "same_for_kilo": ch.same_for_kilo,
     }
 
 

@@ -111,3 +111,12 @@ def test_planning_reaching_up_to_rendering_breaks_the_core_concerns(tmp_path: Pa
     result = lint_imports(root)
     assert f"{CONCERNS} BROKEN" in result.stdout
     assert "reconciler.core.planning.planner -> reconciler.core.rendering.plans" in result.stdout
+
+
+def test_adoption_reaching_up_to_rendering_breaks_the_core_concerns(tmp_path: Path) -> None:
+    root = with_line(
+        tmp_path, "core/adoption/adopt.py", "from reconciler.core.rendering import imported"
+    )
+    result = lint_imports(root)
+    assert f"{CONCERNS} BROKEN" in result.stdout
+    assert "reconciler.core.adoption.adopt -> reconciler.core.rendering.imported" in result.stdout

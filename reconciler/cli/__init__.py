@@ -23,6 +23,7 @@ def main() -> None:
     `topoctl schema` and the README), then:
 
     \b
+      topoctl import --kubeconfig ~/.kube/config     adopt a running cluster: sites/ from its nodes
       topoctl validate sites/                        every rule, every file, at once
       topoctl plan --cluster nodes.yaml              what would change, and why
       topoctl plan --kubeconfig ~/.kube/config       ... against a live cluster
@@ -70,6 +71,6 @@ def _run() -> None:
 
 
 # The commands register themselves on the group as they are imported.
-from reconciler.cli import agent, cluster, controller, review, topology  # noqa: E402
+from reconciler.cli import adopt, agent, cluster, controller, review, topology  # noqa: E402
 
-__all__ = ["agent", "cluster", "controller", "main", "review", "run", "topology"]
+__all__ = ["adopt", "agent", "cluster", "controller", "main", "review", "run", "topology"]

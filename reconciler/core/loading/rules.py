@@ -104,12 +104,17 @@ def _allowed_ips_disjoint(sites: Sequence[Located]) -> Iterator[Diagnostic]:
                 ):
                     yield doc.diagnostic(
                         ("spec", "allowedLocationIPs", i),
-                        f"{cidr} overlaps "
-                        f"{other_net} of site {other_site!r}: Kilo would drop "
-                        "one of them by sort order",
+                        overlap_message(cidr, str(other_net), other_site),
                         "allowed-ips-overlap",
                     )
         claimed += [(ipaddress.ip_network(c), site.name) for c in site.spec.allowed_location_ips]
+
+
+def overlap_message(cidr: str, other: str, other_site: str) -> str:
+    """Why two locations' allowed IPs may not overlap (``topoctl import`` says it too)."""
+    return (
+        f"{cidr} overlaps {other} of site {other_site!r}: Kilo would drop one of them by sort order"
+    )
 
 
 def _site_rules(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:

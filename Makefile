@@ -47,7 +47,7 @@ test: lint tools
 # Long random runs of the property tests (random seeds, thousands of examples each);
 # `make test` runs the same tests with fixed seeds and bounded counts.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -p no:cacheprovider tests/test_topology_properties.py tests/test_yamldoc_fast.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -p no:cacheprovider tests/test_topology_properties.py tests/test_yamldoc_fast.py tests/usecases/test_import_roundtrip.py
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

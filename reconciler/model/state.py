@@ -184,7 +184,16 @@ _TALOS_SOURCES = {
 
 @lru_cache(maxsize=4096)
 def _talos_keys(raw: str) -> frozenset[str]:
-    """Parse a Talos ownership list (read several times per node, and shared by many)."""
+    """Parse a Talos ownership list (read several times per node, and shared by many):
+    the JSON array of sorted keys Talos writes (``json.Marshal``, its NodeApplyController),
+    or a comma-separated list."""
+    if raw.lstrip().startswith("["):
+        try:
+            parsed = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            parsed = None
+        if isinstance(parsed, list):
+            return frozenset(str(n).split("=")[0].split(":")[0] for n in parsed if n)
     names = (item.strip() for item in raw.split(","))
     # Taint entries may be written key=value:effect; the key is what identifies them.
     return frozenset(n.split("=")[0].split(":")[0] for n in names if n)

@@ -925,3 +925,18 @@ def test_indexed_membership_equals_trying_every_pool(
             for m in claims_of(index, node).members
         ]
         assert indexed == slow[node.name], node.name
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '["kilo.squat.ai/location","kilo.squat.ai/persistent-keepalive"]',  # what Talos writes
+        "kilo.squat.ai/location, kilo.squat.ai/persistent-keepalive",
+    ],
+)
+def test_talos_ownership_lists_are_read_in_talos_json_form_and_comma_form(raw: str) -> None:
+    live = state(annotations={keys.TALOS_OWNED_ANNOTATIONS: raw})
+    assert live.talos_owned("annotation") == {
+        keys.KILO_LOCATION,
+        keys.KILO_PERSISTENT_KEEPALIVE,
+    }

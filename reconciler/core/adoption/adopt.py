@@ -142,7 +142,7 @@ def _valid_location(location: str, located: Sequence[NodeState], notes: list[Not
                 NoteKind.LEFT_OUT,
                 None,
                 names,
-                f"{len(names)} node(s) have no Kilo location (no {keys.KILO_LOCATION}, no "
+                f"{_nodes_have(names)} no Kilo location (no {keys.KILO_LOCATION}, no "
                 "topology.kubernetes.io/region label, or an empty annotation): Kilo groups "
                 f"them in one unnamed location; not imported ({_some(names)})",
                 f"to adopt them, name their location (kubectl annotate node {_listed(names)} "
@@ -159,8 +159,8 @@ def _valid_location(location: str, located: Sequence[NodeState], notes: list[Not
             NoteKind.LEFT_OUT,
             None,
             names,
-            f"Kilo location {location!r} cannot be a site's name: {why}; its {len(names)} "
-            f"node(s) are not imported ({_some(names)})",
+            f"Kilo location {location!r} cannot be a site's name: {why}; its nodes are not "
+            f"imported ({_some(names)})",
             f"rename the location on its nodes (kubectl annotate node {_listed(names)} "
             f"{keys.KILO_LOCATION}=<name> --overwrite - Kilo rebuilds the location's tunnels) "
             "and import again",
@@ -420,6 +420,10 @@ def _talos(nodes: Sequence[NodeState], imported: set[str]) -> list[Note]:
             fix = ""
         out.append(Note(NoteKind.TALOS, None, tuple(names), text, fix))
     return out
+
+
+def _nodes_have(names: Sequence[str]) -> str:
+    return f"{len(names)} nodes have" if len(names) != 1 else "1 node has"
 
 
 def _listed(names: Sequence[str], shown: int = 5) -> str:

@@ -150,7 +150,9 @@ def site_text(site: ImportedSite, source: str, notes: Sequence[Note]) -> str:
     doc = CommentedMap(apiVersion=API_VERSION, kind="Site")
     doc["metadata"] = CommentedMap(name=site.name)
     doc["spec"] = spec
-    head = _header(source, f"Kilo location {site.name} ({len(site.members)} nodes)", notes)
+    head = _header(
+        source, f"Kilo location {site.name} ({_count(len(site.members), 'node')})", notes
+    )
     return head + _dump(doc) + _proposals(site.pools, bool(sure))
 
 
@@ -200,8 +202,9 @@ def report(
 ) -> str:
     """What the import did and what it could not carry over, for a terminal or a log."""
     out = [
-        f"topoctl import: {adoption.nodes} nodes read, {len(adoption.sites)} site(s), "
-        f"{len(adoption.left_out)} node(s) not imported",
+        f"topoctl import: {_count(adoption.nodes, 'node')} read, "
+        f"{_count(len(adoption.sites), 'site')}, {_count(len(adoption.left_out), 'node')} "
+        "not imported",
     ]
     out += [f"  {path}" for path in written]
     for kind, title in _SECTIONS:
@@ -214,6 +217,10 @@ def report(
         out += [_bullet(w) for w in warnings]
     out += ["", _verdict(plan, visible)]
     return "\n".join(out) + "\n"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _bullet(text: str) -> str:

@@ -43,7 +43,8 @@ KILO_MIRRORS: Final = {
 TOPOCTL_OWNED: Final = TOPOCTL + "owned"
 TOPOCTL_AGENT: Final = TOPOCTL + "agent"
 
-# Talos lists the keys it manages on a node in these annotations (comma-separated).
+# Talos lists the keys it manages on a node in these annotations (a JSON array of the
+# sorted keys; a comma-separated list is read too).
 TALOS_OWNED_LABELS: Final = "talos.dev/owned-labels"
 TALOS_OWNED_ANNOTATIONS: Final = "talos.dev/owned-annotations"
 TALOS_OWNED_TAINTS: Final = "talos.dev/owned-taints"

@@ -1,9 +1,13 @@
-"""``topoctl render talos``: Talos patches that say exactly what ``topoctl apply`` writes.
+"""``topoctl render talos``: Talos patches that say exactly what ``topoctl apply`` writes,
+in the form of the Talos version they are for.
 
-The goldens under tests/golden/talos/ are the patches for the example sites
+The goldens under tests/golden/talos/<version>/ are the patches for the example sites
 (``TOPOCTL_UPDATE_GOLDEN=1`` rewrites them). The cross-check applies the example
 topology to a copy of the example snapshot through the real command line and compares
-every annotation a node's patch carries with what apply wrote on that node.
+every annotation a node's patch carries with what apply wrote on that node. Every
+document rendered is checked against the Talos configuration schema of its version
+(tests/talos/schemas/, whose README names the source), merged as Talos merges a patch
+into the documents ``talosctl gen config`` writes.
 """
 
 from __future__ import annotations
@@ -19,16 +23,22 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+from referencing import Registry, Resource
 
 from reconciler.cli import main
 from reconciler.core.rendering.talos import KUBELET_LABELS, kubelet_may_set, talos_value
+from reconciler.core.rendering.talos_versions import NEWEST_TALOS, TalosVersionError, talos_form
 from reconciler.model import keys
 from reconciler.model.state import TaintValue
 
 ROOT = Path(__file__).resolve().parents[1]
 SITES = ROOT / "sites"
 GOLDEN = ROOT / "tests" / "golden" / "talos"
+SCHEMAS = ROOT / "tests" / "talos" / "schemas"
 EXAMPLE_SITE_NAMES = ("azure-weu", "hetzner-fsn1", "onprem-ams1")
+VERSIONS = ("1.13", "1.14")
 
 
 def topoctl(*args: str | Path) -> Result:
@@ -39,18 +49,180 @@ def topoctl(*args: str | Path) -> Result:
     return result
 
 
+# --- the Talos configuration schema of each version ----------------------------------
+
+
+def schema_of(version: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / f"v{version}" / "config.schema.json").read_text())  # type: ignore[no-any-return]
+
+
+def definition_of(document: dict[str, Any]) -> str:
+    """The schema definition a config document is checked against (Talos picks it by
+    apiVersion and kind; the v1alpha1 config has neither)."""
+    if "kind" not in document:
+        return "v1alpha1.Config"
+    return f"k8s.{document['kind']}V1Alpha1"
+
+
+def check_talos_schema(version: str, document: dict[str, Any]) -> None:
+    """Raise ValidationError unless the document is one Talos ``version`` takes."""
+    schema = schema_of(version)
+    name = definition_of(document)
+    if {"$ref": f"#/$defs/{name}"} not in schema["oneOf"]:
+        raise ValidationError(f"Talos {version} has no {name} document")
+    registry: Registry[Any] = Registry().with_resource(
+        schema["$id"], Resource.from_contents(schema)
+    )
+    Draft202012Validator({"$ref": f"{schema['$id']}#/$defs/{name}"}, registry=registry).validate(
+        document
+    )
+
+
+def generated(version: str) -> list[dict[str, Any]]:
+    """The documents of a worker's config as `talosctl gen config` writes them for the
+    version, as far as a patch from topoctl reaches them."""
+    if talos_form(version) == "documents":
+        return [
+            {
+                "apiVersion": "v1alpha1",
+                "kind": "KubeletConfig",
+                "image": "ghcr.io/siderolabs/kubelet:v1.36.0",
+            },
+            {"apiVersion": "v1alpha1", "kind": "KubeNodeConfig"},
+        ]
+    return [
+        {
+            "version": "v1alpha1",
+            "machine": {
+                "type": "worker",
+                "kubelet": {"image": "ghcr.io/siderolabs/kubelet:v1.35.0"},
+            },
+        }
+    ]
+
+
+def merged(base: list[dict[str, Any]], patch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Talos's merge of a strategic-merge patch for what topoctl writes: a document goes
+    into the base document of the same kind (maps merged key by key), else it is added."""
+
+    def merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        out = dict(into)
+        for key, value in extra.items():
+            old = out.get(key)
+            out[key] = (
+                merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+            )
+        return out
+
+    out = [dict(d) for d in base]
+    for doc in patch:
+        same = next((i for i, d in enumerate(out) if d.get("kind") == doc.get("kind")), None)
+        if same is None:
+            out.append(doc)
+        else:
+            out[same] = merge(out[same], doc)
+    return out
+
+
+def check_patch(version: str, patch: list[dict[str, Any]]) -> None:
+    """The patch, and the config it makes, against the version's schema; never both forms."""
+    for document in merged(generated(version), patch):
+        check_talos_schema(version, document)
+    kinds = {definition_of(d) for d in patch}
+    if talos_form(version) == "documents":
+        assert kinds == {"k8s.KubeNodeConfigV1Alpha1", "k8s.KubeletConfigV1Alpha1"}
+    else:
+        assert kinds == {"v1alpha1.Config"}
+    for document in patch:
+        if document.get("kind") == "KubeNodeConfig":
+            check_talos_schema(version, document)  # required fields: its own suffice
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("site", EXAMPLE_SITE_NAMES)
-def test_site_patches_match_their_golden(site: str) -> None:
-    result = topoctl("render", "talos", SITES, "--site", site)
+def test_site_patches_match_their_golden_and_the_schema_of_their_version(
+    site: str, version: str
+) -> None:
+    result = topoctl("render", "talos", SITES, "--site", site, "--talos-version", version)
     assert result.exit_code == 0, result.output
-    golden = GOLDEN / f"{site}.yaml"
+    golden = GOLDEN / f"v{version}" / f"{site}.yaml"
     if os.environ.get("TOPOCTL_UPDATE_GOLDEN") == "1":
         golden.write_text(result.output)
     assert result.output == golden.read_text()
+    by_target = json.loads(
+        topoctl(
+            "render", "talos", SITES, "--site", site, "--talos-version", version, "--format", "json"
+        ).output
+    )
+    for patch in by_target.values():
+        check_patch(version, patch if isinstance(patch, list) else [patch])
+
+
+def test_the_default_is_the_newest_talos() -> None:
+    default = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1").output
+    newest = topoctl(
+        "render", "talos", SITES, "--node", "fsn1-gw-1", "--talos-version", NEWEST_TALOS
+    )
+    assert default == newest.output
+    assert "kind: KubeNodeConfig" in default and "machine:" not in default
+
+
+@pytest.mark.parametrize(
+    ("version", "form"),
+    [
+        ("1.14", "documents"),
+        ("v1.14.0", "documents"),
+        ("1.14.0-beta.0", "documents"),
+        ("1.15", "documents"),
+        ("1.13", "machine"),
+        ("v1.13.2", "machine"),
+        ("1.8", "machine"),
+    ],
+)
+def test_talos_versions_and_their_form(version: str, form: str) -> None:
+    assert talos_form(version) == form
+
+
+@pytest.mark.parametrize("version", ["1.7", "2.0", "fourteen", "1", ""])
+def test_a_version_without_a_known_form_is_refused(version: str) -> None:
+    with pytest.raises(TalosVersionError):
+        talos_form(version)
+    result = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1", "--talos-version", version)
+    assert result.exit_code == 2 and "--talos-version" in result.output
+
+
+@pytest.mark.parametrize(
+    ("version", "document"),
+    [
+        # the 1.14 form for a Talos that does not have it
+        ("1.13", {"apiVersion": "v1alpha1", "kind": "KubeNodeConfig", "labels": {"a": "b"}}),
+        # a field name Talos does not know
+        ("1.14", {"apiVersion": "v1alpha1", "kind": "KubeNodeConfig", "nodeLabels": {"a": "b"}}),
+        # values must be text
+        ("1.14", {"apiVersion": "v1alpha1", "kind": "KubeNodeConfig", "taints": {"t": 1}}),
+        ("1.13", {"machine": {"nodeAnnotations": {"a": True}}}),
+        ("1.13", {"machine": {"kubelet": {"extraArg": {"cloud-provider": "external"}}}}),
+        # a KubeletConfig without the image the generated one carries
+        ("1.14", {"apiVersion": "v1alpha1", "kind": "KubeletConfig", "extraArgs": {}}),
+    ],
+)
+def test_the_schema_check_refuses_what_talos_refuses(
+    version: str, document: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        check_talos_schema(version, document)
 
 
 def _documents(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def _annotations(patch: Any) -> dict[str, str]:
+    """The node annotations a patch sets, in either form."""
+    if isinstance(patch, list):
+        node = next(d for d in patch if d.get("kind") == "KubeNodeConfig")
+        return dict(node.get("annotations", {}))
+    return dict(patch["machine"].get("nodeAnnotations", {}))
 
 
 def _applied(tmp_path: Path) -> dict[str, dict[str, Any]]:
@@ -69,7 +241,7 @@ def test_every_annotation_in_a_patch_is_what_apply_writes(tmp_path: Path) -> Non
         result = topoctl("render", "talos", SITES, "--site", site, "--format", "json")
         assert result.exit_code == 0, result.output
         for target, patch in json.loads(result.output).items():
-            annotations = patch["machine"].get("nodeAnnotations", {})
+            annotations = _annotations(patch)
             if "/" in target:  # a pool: its members got at least the pool's values
                 members = [n for n in applied.values() if _owned_by_pool(n, target)]
             else:
@@ -107,8 +279,9 @@ def test_a_pool_member_gets_its_pools_patch() -> None:
 
 
 def test_one_node_in_json_is_the_patch_itself_and_yaml_says_the_same() -> None:
-    as_json = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1", "--format", "json")
-    as_yaml = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1")
+    old = ("--talos-version", "1.13")
+    as_json = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1", "--format", "json", *old)
+    as_yaml = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1", *old)
     patch = json.loads(as_json.output)
     assert _documents(as_yaml.output) == [patch]
     machine = patch["machine"]
@@ -118,10 +291,40 @@ def test_one_node_in_json_is_the_patch_itself_and_yaml_says_the_same() -> None:
     assert as_yaml.output.startswith("# for node fsn1-gw-1 in site hetzner-fsn1\n")
 
 
-def test_labels_the_kubelet_may_not_set_are_left_to_the_controller() -> None:
-    result = topoctl("render", "talos", SITES, "--site", "hetzner-fsn1")
+def test_the_two_forms_say_the_same_and_never_both() -> None:
+    new = json.loads(
+        topoctl("render", "talos", SITES, "--node", "fsn1-gw-1", "--format", "json").output
+    )
+    old = json.loads(
+        topoctl(
+            "render",
+            "talos",
+            SITES,
+            "--node",
+            "fsn1-gw-1",
+            "--format",
+            "json",
+            "--talos-version",
+            "1.13",
+        ).output
+    )
+    node, kubelet = new
+    assert node["kind"] == "KubeNodeConfig" and kubelet["kind"] == "KubeletConfig"
+    assert "machine" not in node and "machine" not in kubelet
+    assert node["annotations"] == old["machine"]["nodeAnnotations"]
+    assert node["labels"] == old["machine"]["nodeLabels"]
+    assert kubelet["extraArgs"] == old["machine"]["kubelet"]["extraArgs"]
+    text = topoctl("render", "talos", SITES, "--node", "fsn1-gw-1").output
+    assert text.startswith("# for node fsn1-gw-1 in site hetzner-fsn1\n")
+    assert [d["kind"] for d in _documents(text)] == ["KubeNodeConfig", "KubeletConfig"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_labels_the_kubelet_may_not_set_are_left_to_the_controller(version: str) -> None:
+    result = topoctl("render", "talos", SITES, "--site", "hetzner-fsn1", "--talos-version", version)
     for doc in _documents(result.output):
-        assert all(kubelet_may_set(k) for k in doc["machine"].get("nodeLabels", {}))
+        labels = doc.get("labels") or doc.get("machine", {}).get("nodeLabels", {})
+        assert all(kubelet_may_set(k) for k in labels)
     assert "left to the controller: node-role.kubernetes.io/worker" in result.output
 
 
@@ -174,11 +377,15 @@ def test_taints_in_talos_form(tmp_path: Path) -> None:
         "    - {key: dedicated, value: edge, effect: NoExecute}\n"
         "  nodes:\n    - name: n-1\n"
     )
-    result = topoctl("render", "talos", sites, "--node", "n-1")
+    result = topoctl("render", "talos", sites, "--node", "n-1", "--talos-version", "1.13")
     assert result.exit_code == 0, result.output
     (doc,) = _documents(result.output)
     assert doc["machine"]["nodeTaints"] == {"dedicated": "edge:NoExecute"}
     assert "left to the controller: dedicated:NoSchedule" in result.output
+    newest = topoctl("render", "talos", sites, "--node", "n-1", "--format", "json")
+    node, _ = json.loads(newest.output)
+    assert node["taints"] == {"dedicated": "edge:NoExecute"}
+    check_patch(NEWEST_TALOS, json.loads(newest.output))
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     read_topology,
     topology_or_fail,
 )
+from reconciler.core.rendering.talos_versions import NEWEST_TALOS
 
 
 @main.command()
@@ -132,26 +133,54 @@ def render() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
+@click.option(
+    "--talos-version",
+    "version",
+    metavar="V",
+    default=NEWEST_TALOS,
+    show_default=True,
+    help="The Talos version the machine config is for: 1.14 and later take KubeNodeConfig "
+    "and KubeletConfig documents, earlier versions (from 1.8) the machine.* fields.",
+)
 def render_talos(
-    directory: Path, node: str | None, site_name: str | None, rev: str | None, fmt: str
+    directory: Path,
+    node: str | None,
+    site_name: str | None,
+    rev: str | None,
+    fmt: str,
+    version: str,
 ) -> None:
     """Print Talos machine-config patches (strategic-merge form) for nodes of the topology.
 
-    Each patch sets machine.nodeAnnotations (the Kilo keys and the topology's annotations,
-    with exactly the values `topoctl apply` writes), machine.nodeLabels (only the labels a
-    kubelet may set under NodeRestriction; the rest stay with the controller),
-    machine.nodeTaints and machine.kubelet.extraArgs.cloud-provider=external.
-    A pool member, whose name is not known yet, gets its pool's patch.
+    Each patch sets the node's annotations (the Kilo keys and the topology's annotations,
+    with exactly the values `topoctl apply` writes), its labels (only those a kubelet may
+    set under NodeRestriction; the rest stay with the controller), its taints, and the
+    kubelet's extraArgs cloud-provider=external. A pool member, whose name is not known
+    yet, gets its pool's patch.
+
+    For Talos 1.14 and later (the default) a patch is two documents, KubeNodeConfig
+    (labels, annotations, taints) and KubeletConfig (extraArgs), which Talos merges into
+    the documents of the same kinds that `talosctl gen config` writes from 1.14 on. For
+    earlier versions, or a machine config still in the v1alpha1 form, give
+    --talos-version 1.13: machine.nodeLabels, machine.nodeAnnotations,
+    machine.nodeTaints and machine.kubelet.extraArgs. Never both: Talos refuses a
+    config that sets the same thing in both forms.
 
     \b
       topoctl render talos --node fsn1-gw-1 > fsn1-gw-1.patch.yaml
       talosctl machineconfig patch worker.yaml --patch @fsn1-gw-1.patch.yaml -o fsn1-gw-1.yaml
-      topoctl render talos --site hetzner-fsn1        one YAML document per node and pool
+      topoctl render talos --site hetzner-fsn1        the documents of each node and pool
+      topoctl render talos --node fsn1-gw-1 --talos-version 1.13   the machine.* form
     """
     from reconciler.core.rendering import talos
+    from reconciler.core.rendering.talos_versions import TalosVersionError, talos_form
 
     if (node is None) == (site_name is None):
         raise UsageFailure("give exactly one of --node NAME or --site SITE")
+    try:
+        form = talos_form(version)
+    except TalosVersionError as err:
+        raise UsageFailure(f"--talos-version: {err}") from None
     topology = topology_or_fail(directory, rev)
     try:
         if node is not None:
@@ -161,5 +190,5 @@ def render_talos(
             patches = talos.site_patches(topology.sites, topology.cluster, site_name)
     except talos.TalosError as err:
         raise Failure(str(err)) from None
-    text = talos.as_json(patches) if fmt == "json" else talos.as_yaml(patches)
+    text = talos.as_json(patches, form) if fmt == "json" else talos.as_yaml(patches, form)
     click.echo(text, nl=False)

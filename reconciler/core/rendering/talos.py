@@ -1,19 +1,30 @@
 """Talos machine-config patches from the topology: the Talos side of one source of truth.
 
-Pure. A patch carries, for one node (or one pool, whose members have no name yet):
+Pure. A patch has one of two forms, by the Talos version it is for, never both (Talos
+refuses a config that sets both: ``V1Alpha1ConflictValidate``, siderolabs/talos
+pkg/machinery/config/types/k8s/node.go and kubelet.go):
 
-- ``machine.nodeAnnotations``: every annotation topoctl writes on the node (the Kilo keys
+- Talos 1.14 and later (the multi-document config ``talosctl gen config`` writes from
+  1.14 on): a ``KubeNodeConfig`` document (``labels``, ``annotations``, ``taints``) and a
+  ``KubeletConfig`` document (``extraArgs``), both ``apiVersion: v1alpha1``, merged by
+  Talos into the documents of the same kinds the machine config holds;
+- before 1.14: the v1alpha1 fields ``machine.nodeLabels``, ``machine.nodeAnnotations``
+  (Talos 1.8+), ``machine.nodeTaints`` and ``machine.kubelet.extraArgs``.
+
+A patch carries, for one node (or one pool, whose members have no name yet):
+
+- the node annotations: every annotation topoctl writes on the node (the Kilo keys
   and the topology's own), with exactly the values ``topoctl apply`` writes: both come
   from :func:`reconciler.core.planning.desired.desired_node`. topoctl's bookkeeping keys
   (``topoctl.io/owned``, ``topoctl.io/agent``) stay with the controller: the agent
   settings follow the predicted leader, which only the live cluster knows;
-- ``machine.nodeLabels``: only the labels a kubelet may set on its own Node under the
+- the node labels: only the labels a kubelet may set on its own Node under the
   NodeRestriction admission plugin (Talos writes them with the kubelet's identity); the
   others are listed apart and left to the controller;
-- ``machine.nodeTaints``: Talos's ``key: value:Effect`` form (``key: Effect`` without a
+- the node taints, in Talos's ``key: value:Effect`` form (``key: Effect`` without a
   value; Talos splits at the first colon); Talos keeps one taint per key, so a second
   effect on the same key is left to the controller;
-- ``machine.kubelet.extraArgs.cloud-provider: external``, which makes the kubelet add the
+- the kubelet's ``extraArgs.cloud-provider: external``, which makes the kubelet add the
   uninitialized taint that topoctl's agent removes once the addresses are set.
 
 A named node's patch is computed as for a node that carries no labels yet: a pool that
@@ -36,6 +47,7 @@ from ruamel.yaml.comments import CommentedMap
 from reconciler.core.kilo.leader import PER_NODE
 from reconciler.core.planning.desired import desired_node, location_ips_anchor
 from reconciler.core.planning.membership import ClaimIndex, Member, claims_of
+from reconciler.core.rendering.talos_versions import Form
 from reconciler.model.state import NodeState, TaintValue
 from reconciler.model.topology import Cluster, Site
 
@@ -60,6 +72,7 @@ KUBELET_LABELS = frozenset(
 KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 NODE_RESTRICTION_NAMESPACE = "node-restriction.kubernetes.io"
 Target = Literal["node", "pool"]
+CLOUD_PROVIDER = {"cloud-provider": "external"}
 
 
 def _in_namespace(namespace: str, domain: str) -> bool:
@@ -97,17 +110,25 @@ class TalosPatch:
     pool: str | None = None  # "site/pool" when the values include a pool's
     label_pools: tuple[str, ...] = ()  # pools that may add values once the node has joined
 
-    def document(self) -> dict[str, Any]:
-        """The patch as ``talosctl machineconfig patch --patch @file`` takes it."""
-        machine: dict[str, Any] = {}
+    def documents(self, form: Form) -> list[dict[str, Any]]:
+        """The patch as ``talosctl machineconfig patch --patch @file`` takes it: one
+        v1alpha1 document (``machine``), or a KubeNodeConfig and a KubeletConfig
+        document (``documents``)."""
+        node: dict[str, Any] = {}
         if self.annotations:
-            machine["nodeAnnotations"] = dict(sorted(self.annotations.items()))
+            node["annotations"] = dict(sorted(self.annotations.items()))
         if self.labels:
-            machine["nodeLabels"] = dict(sorted(self.labels.items()))
+            node["labels"] = dict(sorted(self.labels.items()))
         if self.taints:
-            machine["nodeTaints"] = dict(sorted(self.taints.items()))
-        machine["kubelet"] = {"extraArgs": {"cloud-provider": "external"}}
-        return {"machine": machine}
+            node["taints"] = dict(sorted(self.taints.items()))
+        if form == "documents":
+            return [
+                {"apiVersion": "v1alpha1", "kind": "KubeNodeConfig", **node},
+                {"apiVersion": "v1alpha1", "kind": "KubeletConfig", "extraArgs": CLOUD_PROVIDER},
+            ]
+        machine = {f"node{key.capitalize()}": value for key, value in node.items()}
+        machine["kubelet"] = {"extraArgs": CLOUD_PROVIDER}
+        return [{"machine": machine}]
 
     def notes(self) -> list[str]:
         """What the patch leaves out, in words (YAML comments)."""
@@ -225,25 +246,33 @@ def site_patches(sites: Iterable[Site], cluster: Cluster, site_name: str) -> lis
     return out
 
 
-def as_yaml(patches: list[TalosPatch]) -> str:
-    """One YAML document per patch, each headed by comments saying what it is for."""
+def as_yaml(patches: list[TalosPatch], form: Form) -> str:
+    """The patches' YAML documents, each patch's first headed by comments saying what it
+    is for."""
     yaml = YAML()
     yaml.default_flow_style = False
     yaml.width = 4096
     out = io.StringIO()
-    for i, patch in enumerate(patches):
-        doc = CommentedMap(patch.document())
-        doc.yaml_set_start_comment("\n".join(patch.notes()))
-        if i:
-            out.write("---\n")
-        yaml.dump(doc, out)
+    first = True
+    for patch in patches:
+        for i, document in enumerate(patch.documents(form)):
+            doc = CommentedMap(document)
+            if i == 0:
+                doc.yaml_set_start_comment("\n".join(patch.notes()))
+            if not first:
+                out.write("---\n")
+            first = False
+            yaml.dump(doc, out)
     return out.getvalue()
 
 
-def as_json(patches: list[TalosPatch]) -> str:
-    """One patch: the patch itself. Several: an object keyed by node (or site/pool)."""
-    if len(patches) == 1:
-        body: Any = patches[0].document()
-    else:
-        body = {p.target: p.document() for p in patches}
+def as_json(patches: list[TalosPatch], form: Form) -> str:
+    """One patch: the patch itself (``machine``: its document; ``documents``: the list of
+    them). Several: an object keyed by node (or site/pool)."""
+
+    def body_of(patch: TalosPatch) -> Any:
+        documents = patch.documents(form)
+        return documents[0] if form == "machine" else documents
+
+    body = body_of(patches[0]) if len(patches) == 1 else {p.target: body_of(p) for p in patches}
     return json.dumps(body, indent=2, sort_keys=True) + "\n"

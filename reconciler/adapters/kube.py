@@ -2,7 +2,9 @@
 
 Responses are read as raw JSON (no model objects: thousands of nodes stay cheap) and
 handed on as the port's NodeState values. Writes are merge patches (adapters/patches.py)
-that carry the resourceVersion they were computed against.
+that carry the resourceVersion they were computed against, under topoctl's field manager
+(``topoctl``, the agent's ``topoctl-agent``), so the API server's managedFields say which
+keys topoctl wrote and which another writer took since (core/planning/contested.py).
 Transient faults - 5xx, 429 (honouring Retry-After), timeouts, resets - are retried
 with capped, jittered exponential backoff; 409 and 404 become the port's
 ConflictError and NotFoundError for the executor to handle.
@@ -35,6 +37,7 @@ from tenacity import (
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite
+from reconciler.model.writers import FIELD_MANAGER
 from reconciler.ports import BackendError, ConflictError, ExpiredError, NodeObject, NotFoundError
 
 log = logging.getLogger("topoctl.kube")
@@ -84,8 +87,10 @@ class KubeBackend:
         retry: RetryPolicy | None = None,
         page_size: int = 500,
         timeout: tuple[float, float] = (5.0, 30.0),
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
         self.api = api
+        self.field_manager = field_manager
         self.core = client.CoreV1Api(api)
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
@@ -94,7 +99,11 @@ class KubeBackend:
 
     @classmethod
     def connect(
-        cls, kubeconfig: Path | None = None, context: str | None = None, parallel: int = 4
+        cls,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        parallel: int = 4,
+        field_manager: str = FIELD_MANAGER,
     ) -> KubeBackend:
         """Find the cluster as kubectl does: the given kubeconfig, ``$KUBECONFIG``,
         ``~/.kube/config``, then the pod's service account."""
@@ -121,7 +130,7 @@ class KubeBackend:
             raise BackendError(f"kubeconfig {path}: not a readable kubeconfig ({err})") from None
         configuration.retries = False  # retries are ours, with backoff and Retry-After
         configuration.connection_pool_maxsize = max(parallel, 4)
-        return cls(client.ApiClient(configuration))
+        return cls(client.ApiClient(configuration), field_manager=field_manager)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -180,6 +189,7 @@ class KubeBackend:
                 self.core.patch_node,
                 write.name,
                 node_patch(write),
+                field_manager=self.field_manager,
                 _content_type=MERGE_PATCH,
             ),
             write.name,
@@ -193,6 +203,7 @@ class KubeBackend:
                 self.core.patch_node_status,
                 write.name,
                 status_patch(write),
+                field_manager=self.field_manager,
                 _content_type=MERGE_PATCH,
             ),
             write.name,

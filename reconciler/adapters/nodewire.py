@@ -21,6 +21,7 @@ from types import MappingProxyType
 import msgspec
 
 from reconciler.model.state import NodeCondition, NodeState, TaintValue
+from reconciler.model.writers import FieldWriters, ManagedEntry
 
 LIST_KINDS = ("List", "NodeList")
 
@@ -45,12 +46,28 @@ class _Address(msgspec.Struct, frozen=True):
     address: str = ""
 
 
+class _FieldsMeta(msgspec.Struct, frozen=True):
+    annotations: dict[str, object] = msgspec.field(default_factory=dict, name="f:annotations")
+    labels: dict[str, object] = msgspec.field(default_factory=dict, name="f:labels")
+
+
+class _Fields(msgspec.Struct, frozen=True):
+    metadata: _FieldsMeta = msgspec.field(default_factory=_FieldsMeta, name="f:metadata")
+
+
+class _Managed(msgspec.Struct, frozen=True):
+    manager: str = ""
+    time: str = ""
+    fieldsV1: _Fields = _Fields()  # noqa: N815
+
+
 class _Meta(msgspec.Struct, frozen=True):
     name: str = ""
     uid: str = ""
     resourceVersion: str | int = ""  # noqa: N815
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
+    managedFields: list[_Managed] = []  # noqa: N815
 
 
 class _Spec(msgspec.Struct, frozen=True):
@@ -119,4 +136,15 @@ def _state(item: _Node) -> NodeState:
         tuple((a.type, a.address) for a in status.addresses),
         spec.podCIDR,
         tuple(spec.podCIDRs),
+        FieldWriters.of(_managed(m) for m in meta.managedFields),
+    )
+
+
+def _managed(entry: _Managed) -> ManagedEntry:
+    fields = entry.fieldsV1.metadata
+    return ManagedEntry(
+        entry.manager,
+        entry.time,
+        tuple(k[2:] for k in fields.annotations if k.startswith("f:")),
+        tuple(k[2:] for k in fields.labels if k.startswith("f:")),
     )

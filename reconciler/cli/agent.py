@@ -150,6 +150,7 @@ def agent(
     from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
     from reconciler.agent import run_forever
     from reconciler.core.agent.refusals import Boundary
+    from reconciler.model.writers import AGENT_MANAGER
     from reconciler.ports import BackendError
     from reconciler.usecases.agent_pass import Agent
 
@@ -158,7 +159,9 @@ def agent(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     seconds = _seconds(interval)
-    backend = open_cluster(snapshot, kubeconfig, context, writable=True)
+    backend = open_cluster(
+        snapshot, kubeconfig, context, writable=True, field_manager=AGENT_MANAGER
+    )
     try:
         netlink = NetlinkAdapter(netns)
     except (NetlinkAdapterError, OSError) as err:

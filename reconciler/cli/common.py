@@ -89,8 +89,10 @@ def open_cluster(
     *,
     writable: bool,
     parallel: int = 4,
+    field_manager: str | None = None,
 ) -> Any:
-    """The backend for the given flags; with none, find the cluster as kubectl does."""
+    """The backend for the given flags; with none, find the cluster as kubectl does.
+    ``field_manager`` names its writes in managedFields (default: topoctl's)."""
     from reconciler.ports import BackendError
 
     if snapshot is not None and kubeconfig is not None:
@@ -107,6 +109,8 @@ def open_cluster(
     from reconciler.adapters.kube import ClusterNotFoundError, KubeBackend
 
     try:
+        if field_manager is not None:
+            return KubeBackend.connect(kubeconfig, context, parallel, field_manager)
         return KubeBackend.connect(kubeconfig, context, parallel=parallel)
     except ClusterNotFoundError as err:
         raise UsageFailure(str(err)) from None

@@ -73,9 +73,17 @@ class Metrics:
             ["site", "reason"],
             registry=r,
         )
+        self.held_keys = Gauge(
+            "topoctl_held_keys",
+            "Keys left to another field manager that wrote them back after topoctl wrote "
+            "git's value, by site and manager.",
+            ["site", "manager"],
+            registry=r,
+        )
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(result)
         self._sites: set[str] = set()
+        self._held: dict[str, set[str]] = {}  # site -> managers with a held_keys series
 
     # ------------------------------------------------------------- source
 
@@ -105,6 +113,15 @@ class Metrics:
         self.conflicts.labels(name).set(conflicts)
         self.agent_ready.labels(name).set(agents_ready)
 
+    def held(self, site: str, by_manager: Mapping[str, int]) -> None:
+        """The keys of a site held for each other field manager; a manager that holds
+        none any more loses its series."""
+        for manager in self._held.get(site, set()) - by_manager.keys():
+            self.held_keys.remove(site, manager)
+        for manager, count in by_manager.items():
+            self.held_keys.labels(site, manager).set(count)
+        self._held[site] = set(by_manager)
+
     def keep_sites(self, names: Iterable[str]) -> None:
         """Drop the per-site gauges of every site not in ``names`` (a site left git)."""
         keep = set(names)
@@ -113,4 +130,5 @@ class Metrics:
                 self.nodes.remove(name, state)
             self.conflicts.remove(name)
             self.agent_ready.remove(name)
+            self.held(name, {})
         self._sites &= keep

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from reconciler.controller.guard import WriteStats
@@ -75,6 +76,8 @@ class MetricsObserver:
         states = {"member": len(plan.members), "pending": len(plan.pending)}
         conflicts = sum(len(n.conflicts) for n in plan.nodes)
         self.metrics.site(plan.site, states, conflicts, ready)
+        held = Counter(c.writer for n in plan.nodes for c in n.conflicts if c.writer)
+        self.metrics.held(plan.site, held)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         self.metrics.keep_sites(plan.sites)

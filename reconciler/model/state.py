@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from reconciler.model import keys, shape
+from reconciler.model.writers import FieldWriters, ManagedEntry, fields_keys
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _NOTHING: Mapping[str, str | None] = MappingProxyType({})
@@ -83,6 +84,7 @@ class NodeState(msgspec.Struct, frozen=True):
     addresses: tuple[tuple[str, str], ...] = ()  # (type, address)
     pod_cidr: str = ""
     pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs: both families on a dual-stack node
+    writers: FieldWriters = msgspec.field(default_factory=FieldWriters)  # managedFields
 
     def condition(self, kind: str) -> NodeCondition | None:
         """The condition of type ``kind`` (Ready, TopologyReady, ...), if reported."""
@@ -145,6 +147,12 @@ class NodeState(msgspec.Struct, frozen=True):
             ),
             pod_cidr=shape.text(spec, "podCIDR", "spec"),
             pod_cidrs=shape.strings(spec.get("podCIDRs"), "spec.podCIDRs"),
+            writers=FieldWriters.of(
+                _managed(entry, f"metadata.managedFields[{i}]")
+                for i, entry in enumerate(
+                    shape.items(meta.get("managedFields"), "metadata.managedFields")
+                )
+            ),
         )
 
     def address(self, kind: str) -> str | None:
@@ -162,6 +170,16 @@ class NodeState(msgspec.Struct, frozen=True):
     def talos_owned(self, kind: str) -> frozenset[str]:
         """Keys Talos manages on this node, for ``label``, ``annotation`` or ``taint``."""
         return _talos_keys(self.annotations.get(_TALOS_SOURCES[kind], ""))
+
+
+def _managed(raw: Mapping[str, Any], field: str) -> ManagedEntry:
+    fields = shape.mapping(raw.get("fieldsV1"), f"{field}.fieldsV1")
+    return ManagedEntry(
+        shape.text(raw, "manager", field),
+        shape.text(raw, "time", field),
+        fields_keys(fields, "annotations"),
+        fields_keys(fields, "labels"),
+    )
 
 
 def _condition(raw: Mapping[str, Any], field: str) -> NodeCondition:

@@ -37,6 +37,17 @@ def _fields(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any
     return st.fixed_dictionaries({}, optional={k: _or_odd(v) for k, v in fields.items()})
 
 
+FIELD_KEYS = st.dictionaries(
+    st.one_of(st.sampled_from(["f:a", "f:b", ".", "f:"]), TEXT), _or_odd(st.just({})), max_size=3
+)
+MANAGED = _fields(  # a managedFields entry: who owns which labels and annotations
+    manager=st.sampled_from(["topoctl", "kubectl-annotate", "talos", ""]),
+    operation=st.sampled_from(["Update", "Apply"]),
+    time=st.sampled_from(["2026-12-07T10:00:00Z", "2026-12-07T10:00:01Z", ""]),
+    fieldsV1=_fields(
+        **{"f:metadata": _fields(**{"f:annotations": FIELD_KEYS, "f:labels": FIELD_KEYS})}
+    ),
+)
 NODE = st.fixed_dictionaries(
     {
         "kind": _or_odd(st.just("Node")),
@@ -47,6 +58,7 @@ NODE = st.fixed_dictionaries(
                 resourceVersion=st.one_of(TEXT, st.integers(-5, 2**40)),
                 labels=st.dictionaries(TEXT, _or_odd(TEXT), max_size=3),
                 annotations=st.dictionaries(TEXT, _or_odd(TEXT), max_size=3),
+                managedFields=st.lists(MANAGED, max_size=3),
             )
         ),
     },

@@ -47,6 +47,9 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
   nodeStatusStrategy). Leases and Events allow create-on-update; Leases refuse
   unconditional updates. Finalizers defer deletion (deletionTimestamp); new
   finalizers are refused once deleting.
+- metadata.managedFields for writes that name a fieldManager (create, update, merge,
+  json and strategic patches: operation Update, fieldsV1 of the fields written, moved
+  from other managers as kube-apiserver does; tests/apiserver/managed.py).
 - PATCH: merge-patch (RFC 7386), json-patch (`jsonpatch` library),
   strategic merge driven by the bundled OpenAPI patch metadata (merge keys,
   `$patch: delete|replace`, `$retainKeys`, `$deleteFromPrimitiveList/`,
@@ -81,7 +84,8 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
   by the stored policies, their CEL evaluated by cel-python (403/422 with the real
   message).
 
-Knowingly not implemented: server-side apply and managedFields, protobuf, OpenAPI
+Knowingly not implemented: server-side apply (and the Apply operation in
+managedFields; writes without a fieldManager record no manager of their own), protobuf, OpenAPI
 schemas (the /openapi/v3 documents list paths and operations, not schemas: kubectl's
 client-side validation and `kubectl explain` are not served), admission webhooks and
 mutating policies, impersonation, generation (but for CRDs and custom objects), graceful

@@ -614,6 +614,7 @@ class ApiServer:
         if query.get("dryRun") not in (None, "", "All"):
             raise errors.bad_request(f"dryRun: Unsupported value: {query['dryRun']!r}")
         strict = query.get("fieldValidation") == "Strict"
+        manager = query.get("fieldManager") or None  # managedFields (tests/apiserver/managed.py)
         warnings = Warnings()
         wants_table = "as=Table" in accept
         media = (content_type or "").split(";")[0].strip().lower()
@@ -658,8 +659,9 @@ class ApiServer:
             status = 201
         elif route.verb == "create":
             result = store.create(
-                rt, ns, parsed_body(), dry_run=dry_run, strict=strict, warnings=warnings
-            )
+                rt, ns, parsed_body(), dry_run=dry_run, strict=strict, warnings=warnings,
+                manager=manager,
+            )  # fmt: skip
             status = 201
         elif route.verb == "update":
             result, created = store.update(
@@ -671,6 +673,7 @@ class ApiServer:
                 dry_run=dry_run,
                 strict=strict,
                 warnings=warnings,
+                manager=manager,
             )
             status = 201 if created else 200
         elif route.verb == "patch":
@@ -708,6 +711,7 @@ class ApiServer:
                 dry_run=dry_run,
                 strict=strict,
                 warnings=warnings,
+                manager=manager,
             )
         elif route.verb == "delete":
             options = parsed_body() if raw else None

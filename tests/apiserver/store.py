@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.apiserver import crds, errors, schema, validation
+from tests.apiserver import crds, errors, managed, schema, validation
 from tests.apiserver.errors import ApiError
 from tests.apiserver.patching import (
     PatchError,
@@ -469,6 +469,7 @@ class Store:
         dry_run: bool = False,
         strict: bool = False,
         warnings: Warnings | None = None,
+        manager: str | None = None,
     ) -> JSON:
         """POST: AlreadyExists, generateName, uid/creationTimestamp, ADDED event."""
         warnings = warnings if warnings is not None else Warnings()
@@ -505,6 +506,14 @@ class Store:
             if key in self._objects[rt.storage]:
                 raise errors.already_exists(rt.plural, rt.group, key[1])
             obj["kind"], obj["apiVersion"] = _storage_type(rt)
+            given = meta.pop("managedFields", None)  # kept as sent (the test API seeds them)
+            if given:
+                meta["managedFields"] = given
+            if manager is not None:
+                meta["managedFields"] = managed.updated(
+                    given, None, obj, manager=manager, subresource=None,
+                    api_version=rt.api_version, now=self._stamp(),
+                )  # fmt: skip
             if dry_run:
                 return rt.view(obj)
             return rt.view(self._commit("ADDED", rt, key, obj, None))
@@ -520,6 +529,7 @@ class Store:
         dry_run: bool = False,
         strict: bool = False,
         warnings: Warnings | None = None,
+        manager: str | None = None,
     ) -> tuple[JSON, bool]:
         """PUT: returns (object, created). 409 on a stale resourceVersion."""
         warnings = warnings if warnings is not None else Warnings()
@@ -548,8 +558,9 @@ class Store:
                 if _meta(obj).get("resourceVersion"):
                     raise errors.conflict(rt.plural, rt.group, name)
                 created = self.create(
-                    rt, namespace, rt.view(obj), dry_run=dry_run, warnings=warnings
-                )
+                    rt, namespace, rt.view(obj), dry_run=dry_run, warnings=warnings,
+                    manager=manager,
+                )  # fmt: skip
                 return created, True
             sent_uid = _meta(obj).get("uid")
             if sent_uid and sent_uid != _meta(old).get("uid"):
@@ -561,7 +572,10 @@ class Store:
                     f"Precondition failed: UID in precondition: {sent_uid}, UID in object "
                     f"meta: {_meta(old).get('uid')}",
                 )
-            return self._update_existing(rt, key, old, obj, subresource, dry_run), False
+            return (
+                self._update_existing(rt, key, old, obj, subresource, dry_run, manager=manager),
+                False,
+            )
 
     def patch(
         self,
@@ -575,6 +589,7 @@ class Store:
         dry_run: bool = False,
         strict: bool = False,
         warnings: Warnings | None = None,
+        manager: str | None = None,
     ) -> JSON:
         """PATCH (merge, json, strategic) against the current object; 409 on a stale RV."""
         warnings = warnings if warnings is not None else Warnings()
@@ -622,7 +637,7 @@ class Store:
                 )
             patched["kind"], patched["apiVersion"] = rt.kind, rt.api_version
             new = rt.to_storage(self._conform(rt, patched, warnings, strict=strict, patching=True))
-            return self._update_existing(rt, key, old, new, subresource, dry_run)
+            return self._update_existing(rt, key, old, new, subresource, dry_run, manager=manager)
 
     def _update_existing(
         self,
@@ -634,6 +649,7 @@ class Store:
         dry_run: bool,
         *,
         direct: bool = False,
+        manager: str | None = None,
     ) -> JSON:
         old_meta = _meta(old)
         meta = new.setdefault("metadata", {})
@@ -704,8 +720,23 @@ class Store:
         self._validate(rt, new)
         new["kind"], new["apiVersion"] = _storage_type(rt)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if direct:
+            pass  # the test API's mutate sets managedFields as it likes
+        elif "managedFields" in old_meta:  # the server's record, whatever the body says
+            meta["managedFields"] = old_meta["managedFields"]
+        else:
+            meta.pop("managedFields", None)
         if new == old:
             return rt.view(old)  # a no-op write: same resourceVersion, no event
+        if not direct:
+            fields = managed.updated(
+                old_meta.get("managedFields"), old, new, manager=manager,
+                subresource=subresource, api_version=rt.api_version, now=self._stamp(),
+            )  # fmt: skip
+            if fields:
+                meta["managedFields"] = fields
+            else:
+                meta.pop("managedFields", None)
         if dry_run:
             return rt.view(new)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):

@@ -3,8 +3,9 @@
 docs/topology.md "Ownership": keys others set are never touched, a key leaving git is
 removed only when topoctl owns it, a key with another value is adopted, and on member
 nodes the six user-set Kilo keys are fully declared by git. Keys Talos manages are
-reported as conflicts and left alone. Removing a ``force-*`` key also removes Kilo's
-mirror of it.
+reported as conflicts and left alone, and so is a key another field manager keeps
+writing back once topoctl wrote it (contested.py). Removing a ``force-*`` key also
+removes Kilo's mirror of it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.core.kilo.node import kilo_endpoint, kilo_internal_ip, reads_alike
+from reconciler.core.planning.contested import contest, kept
 from reconciler.core.planning.desired import DesiredNode
-from reconciler.core.planning.owned import empty_record, owned_record, render_owned
+from reconciler.core.planning.owned import (
+    HeldRecord,
+    empty_record,
+    held_record,
+    owned_record,
+    render_owned,
+)
 from reconciler.core.planning.plan import (
     ADOPTED,
     DECLARED,
@@ -44,7 +52,7 @@ def diff_node(desired: DesiredNode, live: NodeState) -> NodePlan:
     new_owned["labels"] = differ.keyed("label", desired.labels, live.labels, owned["labels"])
     differ.undeclared_kilo(owned["annotations"])
     new_owned["taints"] = differ.taints(owned["taints"])
-    record = render_owned(new_owned)
+    record = render_owned(new_owned, differ.holds_after(wanted))
     before = live.annotations.get(keys.TOPOCTL_OWNED)
     if record != before:
         differ.add("annotation", keys.TOPOCTL_OWNED, PUT, Reason.OWNERSHIP, before, record)
@@ -81,6 +89,8 @@ class _Differ:
         self.desired = desired
         self.live = live
         self.changes: list[Change] = []
+        self.holds = held_record(live.annotations)
+        self.new_holds: HeldRecord = {}
 
     @property
     def out(self) -> tuple[Change, ...]:
@@ -95,6 +105,7 @@ class _Differ:
         before: str | None,
         after: str | None,
         taint: TaintValue | None = None,
+        writer: str = "",
     ) -> None:
         # "Same for Kilo": a Kilo key rewritten (or removed) without changing what Kilo
         # reads, such as leader "false" -> "true" (Kilo reads the key's presence).
@@ -116,8 +127,36 @@ class _Differ:
                 after,
                 taint,
                 same,
+                writer,
             )
         )
+
+    def held(self, kind: Kind, key: str, want: str | None, owned: bool) -> bool:
+        """Whether another field manager keeps this write from being made (then it is
+        reported, naming the manager); records the key's hold either way."""
+        if key.startswith(keys.TOPOCTL):
+            return False
+        ident = (kind, key)
+        verdict = contest(self.live, kind, key, want, owned, self.holds.get(ident))
+        if verdict.wrote is not None:
+            self.new_holds[ident] = verdict.wrote
+        if verdict.writer is None:
+            return False
+        before = (self.live.annotations if kind == "annotation" else self.live.labels).get(key)
+        self.add(kind, key, NONE, Reason.OTHER_WRITER, before, want, writer=verdict.writer)
+        return True
+
+    def holds_after(self, wanted: Mapping[str, str]) -> HeldRecord:
+        """What topoctl wrote, to record: the keys decided now, and the others whose git
+        value has not changed; a key git no longer has an opinion on is dropped."""
+        out: HeldRecord = {}
+        for ident, wrote in (*self.holds.items(), *self.new_holds.items()):
+            kind, key = ident
+            want = (wanted if kind == "annotation" else self.desired.labels).get(key)
+            in_play = want is not None or (kind == "annotation" and key in keys.KILO_USER_KEYS)
+            if in_play and (ident in self.new_holds or kept(wrote, want)):
+                out[ident] = wrote
+        return out
 
     def keyed(
         self, kind: Kind, wanted: Mapping[str, str], live: Mapping[str, str], owned: set[str]
@@ -134,12 +173,16 @@ class _Differ:
             elif current is None or key in owned or key.startswith(keys.TOPOCTL):
                 # topoctl.io/* keys are topoctl's own, recorded as owned or not.
                 new_owned.add(key)
-                self.add(kind, key, PUT, DECLARED, current, value)
-            else:
+                if not self.held(kind, key, value, key in owned):
+                    self.add(kind, key, PUT, DECLARED, current, value)
+            elif not self.held(kind, key, value, False):
                 new_owned.add(key)
                 self.add(kind, key, PUT, ADOPTED, current, value)
         for key in sorted(owned - set(wanted)):
             if key in live and key not in talos and not key.startswith(keys.TOPOCTL):
+                if self.held(kind, key, None, True):
+                    new_owned.add(key)  # still topoctl's to remove once the hold ends
+                    continue
                 self.add(kind, key, DELETE, Reason.NO_LONGER_DECLARED, live[key], None)
                 self._mirror(key)
         return new_owned
@@ -153,6 +196,8 @@ class _Differ:
                 continue
             if key in talos:
                 self.add("annotation", key, NONE, TALOS_CONFLICT, current, None)
+                continue
+            if self.held("annotation", key, None, False):
                 continue
             self.add("annotation", key, DELETE, Reason.UNDECLARED_KILO, current, None)
             self._mirror(key)

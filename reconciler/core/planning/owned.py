@@ -1,6 +1,9 @@
 """topoctl's ownership record on each node (``topoctl.io/owned``): what it set there.
 
-A key that leaves git is removed only when this record says topoctl set it.
+A key that leaves git is removed only when this record says topoctl set it. The record
+also keeps what topoctl wrote where the API server names other writers
+(core/planning/contested.py): for each key, a digest of git's value it wrote and the
+field manager it wrote against.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from reconciler.model import keys
 
 OwnedRecord = dict[str, set[str]]  # "annotations" | "labels" | "taints" -> keys
+# (kind, key) -> (the manager written against, or topoctl; digest of git's value written)
+HeldRecord = dict[tuple[str, str], tuple[str, str]]
+_HELD = "held"
 
 
 def empty_record() -> OwnedRecord:
@@ -31,6 +37,28 @@ def owned_record(annotations: Mapping[str, str]) -> OwnedRecord:
         return empty
 
 
-def render_owned(record: Mapping[str, Iterable[str]]) -> str:
-    """Canonical compact JSON of an ownership record."""
-    return json.dumps({k: sorted(v) for k, v in sorted(record.items())}, separators=(",", ":"))
+def held_record(annotations: Mapping[str, str]) -> HeldRecord:
+    """The held keys of ``topoctl.io/owned``; an unreadable part counts as none."""
+    raw = annotations.get(keys.TOPOCTL_OWNED)
+    if not raw or _HELD not in raw:
+        return {}
+    try:
+        held = json.loads(raw).get(_HELD) or {}
+        return {
+            (str(kind), str(key)): (str(entry[0]), str(entry[1]))
+            for kind, entries in held.items()
+            for key, entry in entries.items()
+        }
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        return {}
+
+
+def render_owned(record: Mapping[str, Iterable[str]], held: HeldRecord | None = None) -> str:
+    """Canonical compact JSON of an ownership record (held keys only when there are)."""
+    data: dict[str, object] = {k: sorted(v) for k, v in sorted(record.items())}
+    if held:
+        by_kind: dict[str, dict[str, list[str]]] = {}
+        for (kind, key), (manager, digest) in sorted(held.items()):
+            by_kind.setdefault(kind, {})[key] = [manager, digest]
+        data[_HELD] = by_kind
+    return json.dumps(dict(sorted(data.items())), separators=(",", ":"))

@@ -41,6 +41,7 @@ class Reason(enum.Enum):
     UNDECLARED_KILO = "undeclared-kilo"  # a Kilo key git does not declare: Kilo acts on it
     KILO_MIRROR = "kilo-mirror"  # Kilo's copy of a removed force-* key
     TALOS_CONFLICT = "talos-conflict"  # Talos manages the key and would put it back
+    OTHER_WRITER = "other-writer"  # another field manager writes it back: held, named
     CLAIMED_TWICE = "claimed-twice"  # two sites claim the node: nothing is changed
     OWNERSHIP = "ownership"  # topoctl's record of what it set
 
@@ -70,6 +71,7 @@ class Change(msgspec.Struct, frozen=True):
     after: str | None
     taint: TaintValue | None = None  # the taint a PUT sets
     same_for_kilo: bool = False  # a Kilo key whose new text Kilo reads as the old one
+    writer: str = ""  # OTHER_WRITER: the field manager that keeps writing the key
 
     @property
     def writes(self) -> bool:
@@ -106,6 +108,13 @@ class Change(msgspec.Struct, frozen=True):
                 f"Talos manages this {self.kind} ({source}) and would put it back; change "
                 f"it in the machine config (`topoctl render talos --node {self.node}` prints "
                 "the patch), or drop it from git"
+            )
+        if reason is Reason.OTHER_WRITER:
+            done = "removed it" if self.after is None else "wrote git's value"
+            return (
+                f"{self.writer} writes it back after topoctl {done} (managedFields): left "
+                f"to {self.writer} on this node until git or the writer changes - stop "
+                f"{self.writer} writing it, or make git agree"
             )
         if reason is UNDECLARED_KILO:
             if self.same_for_kilo:

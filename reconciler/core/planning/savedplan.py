@@ -110,6 +110,7 @@ def _change(raw: dict[str, Any]) -> Change:
         after=raw["after"],
         taint=None if taint is None else TaintValue(**taint),
         same_for_kilo=bool(raw.get("same_for_kilo", False)),
+        writer=str(raw.get("writer", "")),
     )
 
 

@@ -228,7 +228,7 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:
 
 
 def _change(ch: Change) -> dict[str, Any]:
-    return {
+    out = {
         "node": ch.node,
         "site": ch.site,
         "kind": ch.kind,
@@ -239,6 +239,9 @@ def _change(ch: Change) -> dict[str, Any]:
         "reason": ch.why,
         "same_for_kilo": ch.same_for_kilo,
     }
+    if ch.writer:
+        out["writer"] = ch.writer  # the field manager a held key is left to
+    return out
 
 
 def _sites_json(plan: Plan) -> list[dict[str, Any]]:

@@ -401,3 +401,23 @@ def test_clear_errors(args: tuple[str, ...], code: int, message: str) -> None:
     result = topoctl("render", "talos", SITES, *args)
     assert result.exit_code == code
     assert message in result.output
+
+
+@pytest.mark.parametrize("granularity", ["full", "cross"])
+def test_per_node_granularity_leaves_the_allowed_ips_to_the_controller(
+    tmp_path: Path, granularity: str
+) -> None:
+    """Under full or cross granularity the site's allowed IPs go on one member Kilo counts
+    as Ready, which only the live cluster says: no machine config pins them."""
+    sites = tmp_path / "sites"
+    shutil.copytree(SITES, sites)
+    cluster = sites / "cluster.yaml"
+    cluster.write_text(
+        cluster.read_text().replace("granularity: location", f"granularity: {granularity}")
+    )
+    for directory, carried in ((SITES, True), (sites, False)):
+        result = topoctl("render", "talos", directory, "--site", "hetzner-fsn1", "--format", "json")
+        assert result.exit_code == 0, result.output
+        patches = json.loads(result.output)
+        found = [t for t, p in patches.items() if keys.KILO_ALLOWED_LOCATION_IPS in _annotations(p)]
+        assert bool(found) is carried, (directory, found)

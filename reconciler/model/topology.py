@@ -196,7 +196,8 @@ class SiteSpec(Model):
         alias="allowedLocationIPs",
         description="CIDRs reachable through this location -> kilo.squat.ai/allowed-location-ips "
         "on every member (under mesh granularity full or cross, where each node is a "
-        "segment, on one: the first pinned leader, else the first listed node present).",
+        "segment, on one that Kilo counts as Ready: the one carrying them while it is, else "
+        "the first Ready pinned leader, listed node, or member by name).",
     )
     labels: Labels = {}
     annotations: Annotations = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from reconciler.core.planning.plan import Plan
@@ -28,7 +28,10 @@ from tests.core.test_plan import (
     PROPERTY_SETTINGS,
     SEEN,
     apply_to_objects,
+    kilo_annotations,
     live_nodes,
+    node_object,
+    site,
     states_of,
     topologies,
     topology,
@@ -159,3 +162,104 @@ def test_kilo_reads_what_topoctl_writes_and_elects_the_predicted_leader(
         else:
             assert prediction.predicted is None
             assert all(s["segment_nodes"] == [s["leader"]] for s in segments), segments
+
+
+def carried_by(seen: dict[str, Any], members: list[str], cidrs: list[str]) -> list[dict[str, Any]]:
+    """The members Kilo reads the site's allowed IPs on."""
+    nodes = {n["name"]: n for n in seen["nodes"]}
+    return [nodes[m] for m in members if nodes[m]["allowed_location_ips"] == cidrs]
+
+
+@PROPERTY_SETTINGS
+@given(topo=topologies(), objects=live_nodes(), granularity=st.sampled_from(("full", "cross")))
+def test_kilo_routes_a_sites_allowed_ips_through_a_ready_member(
+    topo: Topology, objects: list[dict[str, Any]], granularity: str
+) -> None:
+    """Under full and cross granularity the member carrying a site's allowed IPs is one
+    Kilo counts as Ready and elects for its segment, whenever a member is Ready."""
+    topo = topology(*topo.sites, mesh={"granularity": granularity})
+    now = int(time.time())
+    objects = as_of_now(objects, now)
+    plan = Planner(topo, states_of(objects), now=now).plan_all()
+    if plan.errors:
+        return
+    seen = kilo(apply_to_objects(plan, objects), granularity)
+    leaders = {
+        s["leader"] for segs in seen["topology"]["leaders_by_location"].values() for s in segs
+    }
+    for one in topo.sites:
+        cidrs = [str(c) for c in one.spec.allowed_location_ips]
+        members = sorted(n for n, s in plan.members.items() if s == one.name)
+        held = any(
+            c.key in (keys.KILO_ALLOWED_LOCATION_IPS, keys.KILO_LOCATION)
+            for n in plan.nodes
+            if n.site == one.name
+            for c in n.conflicts
+        )
+        if not cidrs or not members or held:
+            continue  # nothing to carry, no one to carry it, or Talos keeps a key in place
+        ready = [n for n in seen["nodes"] if n["name"] in members and n["ready"]]
+        carriers = carried_by(seen, members, cidrs)
+        if not ready:
+            event("no member Ready: warned")
+            assert any("no member is Ready" in w for w in plan.warnings), plan.warnings
+            continue
+        event(f"a Ready member carries them, {len(members) - len(ready)} member(s) not Ready")
+        assert len(carriers) == 1, carriers
+        assert carriers[0]["ready"], (carriers, ready)
+        if carriers[0]["location"] == one.name:
+            assert carriers[0]["name"] in leaders  # it leads its own segment
+
+
+def three_members(now: int, stale: int, carrier: int | None) -> list[dict[str, Any]]:
+    """Members a-1..a-3 of location a, Kilo running on each; a-``stale`` stopped checking
+    in five minutes ago; a-``carrier`` carries the site's allowed IPs now."""
+    return [
+        node_object(
+            f"a-{i}",
+            annotations={
+                keys.KILO_LOCATION: "a",
+                **kilo_annotations(
+                    f"203.0.113.{i}:51820",
+                    f"10.8.0.{i}/24",
+                    last_seen=now - (300 if i == stale else 0),
+                    extra={keys.KILO_ALLOWED_LOCATION_IPS: CIDRS[0]} if i == carrier else None,
+                ),
+            },
+        )
+        for i in (1, 2, 3)
+    ]
+
+
+CIDRS = ["192.168.50.0/24"]
+PINNED_SITE = {
+    "allowedLocationIPs": CIDRS,
+    "leader": ["a-1"],
+    "nodes": [{"name": "a-1"}, {"name": "a-2"}, {"name": "a-3"}],
+}
+
+
+@pytest.mark.parametrize("granularity", ["full", "cross"])
+@pytest.mark.parametrize(
+    ("stale", "carrier", "expected"),
+    [
+        (1, None, "a-2"),  # the first pinned leader's Kilo stopped: the next listed
+        (2, 2, "a-1"),  # the carrier's Kilo stopped: moved to the pinned leader
+        (1, 3, "a-3"),  # a Ready carrier keeps them
+    ],
+)
+def test_the_allowed_ips_are_on_a_member_kilo_counts_ready(
+    granularity: str, stale: int, carrier: int | None, expected: str
+) -> None:
+    """The case that misled: the first pinned leader's Kilo had stopped checking in, and
+    Kilo routed the site's networks through no node while other members were Ready."""
+    now = int(time.time())
+    objects = three_members(now, stale, carrier)
+    topo = topology(site("a", **PINNED_SITE), mesh={"granularity": granularity})
+    plan = Planner(topo, states_of(objects), now=now).plan_all()
+    assert not plan.errors
+    seen = kilo(apply_to_objects(plan, objects), granularity)
+    (carried,) = carried_by(seen, ["a-1", "a-2", "a-3"], CIDRS)
+    assert carried["name"] == expected and carried["ready"]
+    leaders = {s["leader"] for s in seen["topology"]["leaders_by_location"]["a"]}
+    assert expected in leaders and f"a-{stale}" not in leaders  # Kilo leaves it out

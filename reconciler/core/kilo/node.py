@@ -82,30 +82,45 @@ class KiloNode(msgspec.Struct, frozen=True):
 
 
 def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
-    """Read a node as Kilo does (live, or projected as it will be after apply).
-
-    ``reference`` is the newest ``last-seen`` in the cluster: Kilo counts a node Ready
-    when it has an endpoint, a key, a pod CIDR and checked in within 60 s of now. Using
-    the newest check-in as "now" keeps the prediction right for saved snapshots. With
-    no Kilo data at all (``reference`` None), the Kubernetes Ready condition stands in.
-    """
+    """Read a node as Kilo does (live, or projected as it will be after apply), Ready
+    or not as :func:`kilo_ready` says."""
     annotations = node.annotations
-    endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
-    if endpoint is None:
-        endpoint = _endpoint_host(annotations.get(keys.KILO_ENDPOINT))
+    endpoint = _endpoint(node)
     internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
     if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
         internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
-    if reference is None:
-        ready = node.ready == "True"
-    else:
-        ready = (
-            endpoint is not None
-            and is_wireguard_key(annotations.get(keys.KILO_KEY))
-            and bool(node.pod_cidr)
-            and is_fresh(node, reference)
-        )
+    ready = _ready(node, endpoint, reference)
     return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
+
+
+def kilo_ready(node: NodeState, reference: int | None) -> bool:
+    """Whether Kilo counts the node as Ready (pkg/mesh Node.Ready), and so lets it lead
+    or carry routes: an endpoint, a WireGuard key that parses, a pod CIDR, and a
+    ``last-seen`` within 60 s of ``reference``, the newest check-in in the cluster
+    (which keeps the prediction right for saved snapshots). With no Kilo data at all
+    (``reference`` None) the Kubernetes Ready condition stands in. The one statement of
+    the rule: the leader election and the node that carries a site's allowed IPs under
+    ``full``/``cross`` granularity both ask it."""
+    return _ready(node, _endpoint(node), reference)
+
+
+def _ready(node: NodeState, endpoint: str | None, reference: int | None) -> bool:
+    if reference is None:
+        return node.ready == "True"
+    return (
+        endpoint is not None
+        and is_wireguard_key(node.annotations.get(keys.KILO_KEY))
+        and bool(node.pod_cidr)
+        and is_fresh(node, reference)
+    )
+
+
+def _endpoint(node: NodeState) -> str | None:
+    """The endpoint host Kilo uses: the forced one when Kilo can read it, else its own."""
+    endpoint = _endpoint_host(node.annotations.get(keys.KILO_FORCE_ENDPOINT))
+    if endpoint is None:
+        endpoint = _endpoint_host(node.annotations.get(keys.KILO_ENDPOINT))
+    return endpoint
 
 
 @lru_cache(maxsize=65536)

@@ -33,16 +33,29 @@ class DesiredNode(msgspec.Struct, frozen=True):
     kilo: Mapping[str, str]  # the six user-set Kilo keys git declares
 
 
-def location_ips_anchor(site: Site, members: Collection[str]) -> str | None:
+def location_ips_anchor(
+    site: Site, members: Collection[str], ready: Collection[str], carrying: Collection[str]
+) -> str | None:
     """The one member that carries the site's allowed-location-ips under ``full`` and
     ``cross`` granularity, where every node is a Kilo segment of its own and Kilo refuses
     the same CIDR on two segments (pkg/mesh/topology.go: "overlapping allowed location
-    IPnets"): the first pinned leader candidate present, else the first listed node
-    present, else the first member by name."""
-    for name in (*site.spec.leader, *(n.name for n in site.spec.nodes)):
-        if name in members:
-            return name
-    return min(members, default=None)
+    IPnets"), and routes a segment's allowed IPs only through a node it counts as Ready.
+
+    A ``ready`` member that carries them now keeps them (moving them rebuilds routes on
+    every peer); else the first ``ready`` one of the pinned leader candidates, the listed
+    nodes, then the members by name. With no member Ready, the one carrying them keeps
+    them, else the first in that order (the plan warns: Kilo routes them nowhere)."""
+    listed = (*site.spec.leader, *(n.name for n in site.spec.nodes), *sorted(members))
+    order = [name for name in dict.fromkeys(listed) if name in members]
+    for among in (
+        [name for name in order if name in ready and name in carrying],
+        [name for name in order if name in ready],
+        [name for name in order if name in carrying],
+        order,
+    ):
+        if among:
+            return among[0]
+    return None
 
 
 def kilo_annotations(

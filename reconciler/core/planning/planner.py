@@ -24,7 +24,7 @@ import msgspec
 
 from reconciler.core.kilo.freshness import newest_check_in
 from reconciler.core.kilo.leader import PER_NODE, find_leader
-from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
+from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node, kilo_ready
 from reconciler.core.planning.desired import (
     DesiredNode,
     agent_annotation,
@@ -51,6 +51,7 @@ class _Memo:
 
     base: dict[str, tuple[DesiredNode, NodePlan, NodeState]] = field(default_factory=dict)
     kilo: dict[str, KiloNode] = field(default_factory=dict)
+    anchor: dict[str, str | None] = field(default_factory=dict)  # site -> its IPs' carrier
     agent: dict[str, str] = field(default_factory=dict)
 
 
@@ -190,6 +191,7 @@ class Planner:
             errors += self._drift(member, plan, projected)
             nodes.append(final)
         warnings += self._own_segments(site, members, memo)
+        warnings += self._unrouted(site, memo)
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
@@ -284,13 +286,48 @@ class Planner:
         if found is None:
             cluster = self.topology.cluster
             site = member.site
-            location_ips = cluster.spec.mesh.granularity not in PER_NODE or name == (
-                location_ips_anchor(site, self._members[site.name])
+            location_ips = cluster.spec.mesh.granularity not in PER_NODE or name == self._anchor(
+                site, memo
             )
             desired = desired_node(site, member, cluster, location_ips)
             plan = diff_node(desired, member.node)
             found = memo.base[name] = (desired, plan, project(member.node, plan))
         return found
+
+    def _anchor(self, site: Site, memo: _Memo) -> str | None:
+        """The member that carries the site's allowed-location-ips under ``full`` or
+        ``cross`` granularity: one Kilo counts as Ready (:func:`location_ips_anchor`)."""
+        if site.name not in memo.anchor:
+            members = self._members[site.name]
+            memo.anchor[site.name] = location_ips_anchor(
+                site,
+                members,
+                {n for n in members if kilo_ready(self._nodes[n], self._reference)},
+                {
+                    n
+                    for n in members
+                    if keys.KILO_ALLOWED_LOCATION_IPS in self._nodes[n].annotations
+                },
+            )
+        return memo.anchor[site.name]
+
+    def _unrouted(self, site: Site, memo: _Memo) -> list[str]:
+        """Under ``full``/``cross``: a site whose allowed IPs no Ready member can carry."""
+        members = self._members[site.name]
+        if not site.spec.allowed_location_ips or not members:
+            return []
+        if self.topology.cluster.spec.mesh.granularity not in PER_NODE:
+            return []
+        anchor = self._anchor(site, memo)
+        if anchor is None or kilo_ready(self._nodes[anchor], self._reference):
+            return []
+        return [
+            f"site {site.name!r}: no member is Ready for Kilo (an endpoint, a WireGuard key, a "
+            f"pod CIDR and a recent last-seen) to carry its allowedLocationIPs "
+            f"({', '.join(str(c) for c in site.spec.allowed_location_ips)}) under granularity "
+            f"{self.topology.cluster.spec.mesh.granularity!r}: Kilo routes them through no "
+            f"node until one is; they stay on {anchor} ({_some(sorted(members))} not Ready)"
+        ]
 
     def _predict(self, site: Site, memo: _Memo) -> LeaderPrediction:
         """Kilo's leader of the location now, and once every plan is applied."""

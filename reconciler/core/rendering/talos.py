@@ -45,7 +45,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from reconciler.core.kilo.leader import PER_NODE
-from reconciler.core.planning.desired import desired_node, location_ips_anchor
+from reconciler.core.planning.desired import desired_node
 from reconciler.core.planning.membership import ClaimIndex, Member, claims_of
 from reconciler.core.rendering.talos_versions import Form
 from reconciler.model.state import NodeState, TaintValue
@@ -162,13 +162,11 @@ def talos_value(taint: TaintValue) -> str:
 
 
 def _patch(member: Member, cluster: Cluster, target: str, kind: Target) -> TalosPatch:
-    # Under full/cross granularity one member carries the allowed-location-ips: the
-    # anchor among the listed nodes (a pool member's name is not known in advance).
+    # Under full/cross granularity one member carries the allowed-location-ips, one Kilo
+    # counts as Ready, which only the live cluster tells: the controller places them and
+    # moves them, so no machine config pins them (Talos would then own them on a node).
     site = member.site
-    listed = {n.name for n in site.spec.nodes}
-    location_ips = cluster.spec.mesh.granularity not in PER_NODE or (
-        kind == "node" and target == location_ips_anchor(site, listed)
-    )
+    location_ips = cluster.spec.mesh.granularity not in PER_NODE
     desired = desired_node(site, member, cluster, location_ips)
     labels = {k: v for k, v in desired.labels.items() if kubelet_may_set(k)}
     taints: dict[str, str] = {}

@@ -3,7 +3,9 @@
 Writes a synthetic cluster (bench/nodegen.py) to a temporary directory: a JSON snapshot
 of realistic Node objects and the matching sites/. Two states are measured: ``fresh``
 (Kilo runs, topoctl never did: every node changes) and ``steady`` (the snapshot after an
-apply, with one node in ten drifted). Each command runs in a subprocess several times;
+apply, with one node in ten drifted), then ``managed``: the steady snapshot with the
+``metadata.managedFields`` a live API server keeps on each node (read to name other
+writers). Each command runs in a subprocess several times;
 the median wall time is reported, with the peak RSS of the plan process.
 
 The package is compiled to bytecode first, as an install does (bench/installed.py).
@@ -72,6 +74,50 @@ def steady_state(topoctl: list[str], sites: Path, snapshot: Path, drift_every: i
     snapshot.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
 
 
+def with_managed_fields(snapshot: Path) -> None:
+    """Give every node the ``metadata.managedFields`` a real API server keeps: the
+    kubelet's (status), the node controller's (podCIDR), Kilo's (its annotations),
+    topoctl's (what it wrote) and a person's ``kubectl annotate``."""
+    doc = json.loads(snapshot.read_text())
+    for item in doc["items"]:
+        meta = item["metadata"]
+        annotations = meta.get("annotations", {})
+        kilo = [k for k in annotations if k.startswith("kilo.squat.ai/")]
+        ours = [k for k in annotations if k not in kilo]
+
+        def owned(keys: list[str], kind: str = "annotations") -> dict[str, object]:
+            return {"f:metadata": {f"f:{kind}": {".": {}, **{f"f:{k}": {} for k in keys}}}}
+
+        status: dict[str, object] = {
+            "f:status": {f"f:{f}": {} for f in ("addresses", "conditions", "nodeInfo")}
+        }
+        meta["managedFields"] = [
+            entry("kubelet", status, "status"),
+            entry("kube-controller-manager", dict(CONTROLLER_MANAGER)),
+            entry("kg", owned(kilo[:-1])),
+            entry("kubectl-annotate", owned(kilo[-1:])),
+            entry("topoctl", {**owned(ours), **owned(list(meta.get("labels", {})), "labels")}),
+        ]
+    snapshot.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+CONTROLLER_MANAGER: dict[str, object] = {"f:spec": {"f:podCIDR": {}, "f:podCIDRs": {}}}
+
+
+def entry(manager: str, fields: dict[str, object], subresource: str = "") -> dict[str, object]:
+    out: dict[str, object] = {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": "v1",
+        "time": "2026-12-07T10:00:00Z",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    if subresource:
+        out["subresource"] = subresource
+    return out
+
+
 def measure(
     topoctl: list[str], label: str, sites: Path, snapshot: Path, rounds: int, out: Path
 ) -> None:
@@ -119,6 +165,8 @@ def main() -> None:
         measure(topoctl, "fresh", sites, snapshot, args.rounds, work / "plan.json")
         steady_state(topoctl, sites, snapshot, drift_every=10)
         measure(topoctl, "steady", sites, snapshot, args.rounds, work / "plan.json")
+        with_managed_fields(snapshot)  # as a live API server answers (who wrote what)
+        measure(topoctl, "managed", sites, snapshot, args.rounds, work / "plan.json")
         # getrusage(RUSAGE_CHILDREN) is the peak of the largest child so far.
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"largest child peak RSS (incl. apply): {children:.1f} MB")

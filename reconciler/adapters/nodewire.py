@@ -58,7 +58,8 @@ class _Fields(msgspec.Struct, frozen=True):
 class _Managed(msgspec.Struct, frozen=True):
     manager: str = ""
     time: str = ""
-    fieldsV1: _Fields = _Fields()  # noqa: N815
+    # read node by node (_FIELDS), not with the whole list: a key's ``{}`` is an object
+    fieldsV1: msgspec.Raw = msgspec.Raw(b"{}")  # noqa: N815
 
 
 class _Meta(msgspec.Struct, frozen=True):
@@ -94,6 +95,7 @@ class _List(msgspec.Struct, frozen=True):
 
 
 _DECODER = msgspec.json.Decoder(_List)
+_FIELDS = msgspec.json.Decoder(_Fields)
 
 
 def node_states(data: bytes) -> dict[str, NodeState] | None:
@@ -109,7 +111,10 @@ def node_states(data: bytes) -> dict[str, NodeState] | None:
         meta = item.metadata
         if item.kind != "Node" or not meta.name or meta.name in states:
             return None
-        states[meta.name] = _state(item)
+        try:
+            states[meta.name] = _state(item)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
     return states
 
 
@@ -141,7 +146,7 @@ def _state(item: _Node) -> NodeState:
 
 
 def _managed(entry: _Managed) -> ManagedEntry:
-    fields = entry.fieldsV1.metadata
+    fields = _FIELDS.decode(entry.fieldsV1).metadata
     return ManagedEntry(
         entry.manager,
         entry.time,

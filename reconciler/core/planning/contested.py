@@ -55,7 +55,7 @@ def contest(
     current = wrote if wrote is not None and wrote[1] == wanted else None
     writer = node.writers.writer(kind, key)
     if writer is None or writer in OWN_MANAGERS:
-        if node.writers.times:  # an API server that keeps managedFields
+        if node.writers.recorded:  # an API server that keeps managedFields
             return Verdict(None, (FIELD_MANAGER, wanted))
         return Verdict(None, current)
     if current is not None and current[0] in (writer, FIELD_MANAGER):

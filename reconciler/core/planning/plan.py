@@ -112,9 +112,8 @@ class Change(msgspec.Struct, frozen=True):
         if reason is Reason.OTHER_WRITER:
             done = "removed it" if self.after is None else "wrote git's value"
             return (
-                f"{self.writer} writes it back after topoctl {done} (managedFields): left "
-                f"to {self.writer} on this node until git or the writer changes - stop "
-                f"{self.writer} writing it, or make git agree"
+                f"{self.writer} wrote it back after topoctl {done}: left to it on this node "
+                "until git or the writer changes (stop that writer, or make git agree)"
             )
         if reason is UNDECLARED_KILO:
             if self.same_for_kilo:

@@ -146,6 +146,30 @@ def test_the_double_records_field_managers_as_kube_apiserver(
     assert managers(seeded, "annotations", "b") == ["y"]
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/merge-patch+json", {"metadata": {"labels": {"l": "1"}}}),
+        ("application/strategic-merge-patch+json", {"metadata": {"labels": {"l": "1"}}}),
+        (
+            "application/json-patch+json",
+            [{"op": "add", "path": "/metadata/labels/l", "value": "1"}],
+        ),
+    ],
+)
+def test_every_patch_type_records_its_manager_and_status_writes_their_subresource(
+    seeded: ApiServer, kube_api: client.ApiClient, content_type: str, body: Any
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    core.patch_node(NODE, body, field_manager="w", _content_type=content_type)
+    assert managers(seeded, "labels", "l") == ["w"]
+    status = {"status": {"conditions": [{"type": "TopologyReady", "status": "True"}]}}
+    core.patch_node_status(NODE, status, field_manager="agent")
+    (entry,) = [e for e in node_of(seeded)["metadata"]["managedFields"] if e["manager"] == "agent"]
+    assert entry["subresource"] == "status" and "f:status" in entry["fieldsV1"]
+    assert managers(seeded, "labels", "l") == ["w"]  # a status write leaves labels alone
+
+
 def test_kubectl_annotate_is_recorded_under_its_own_manager(
     seeded: ApiServer, kubectl: Any
 ) -> None:

@@ -122,7 +122,7 @@ def test_nodes_without_managed_fields_are_planned_as_before() -> None:
     plan = diff_node(desired(kilo_keys=want(GIT[1])), live)
     assert [c.key for c in plan.writes] == [KEY, keys.KILO_LOCATION, keys.TOPOCTL_OWNED]
     assert plan.writes[0].verb == "adopt"
-    assert "held" not in (plan.writes[-1].after or "")  # no writer known: no hold
+    assert "written" not in (plan.writes[-1].after or "")  # no writer known: no record
     assert held_record({keys.TOPOCTL_OWNED: plan.writes[-1].after or ""}) == {}
 
 

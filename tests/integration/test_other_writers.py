@@ -200,7 +200,7 @@ def test_an_operator_rewriting_force_endpoint_gets_one_write_then_a_conflict(
     annotations = node_of(seeded)["metadata"]["annotations"]
     assert annotations[keys.KILO_FORCE_ENDPOINT] == "198.51.100.20:51820"
     record = json.loads(annotations[keys.TOPOCTL_OWNED])
-    assert record["held"]["annotation"][keys.KILO_FORCE_ENDPOINT][0] == OPERATOR
+    assert record["written"]["annotation"][keys.KILO_FORCE_ENDPOINT][0] == OPERATOR
 
     # git changes the value: written once more, then held again when put back
     sites(directory, endpoint="203.0.113.11:51820")

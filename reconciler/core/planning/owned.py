@@ -16,7 +16,7 @@ from reconciler.model import keys
 OwnedRecord = dict[str, set[str]]  # "annotations" | "labels" | "taints" -> keys
 # (kind, key) -> (the manager written against, or topoctl; digest of git's value written)
 HeldRecord = dict[tuple[str, str], tuple[str, str]]
-_HELD = "held"
+_HELD = "written"  # (kind, key) -> [manager written against, digest]
 
 
 def empty_record() -> OwnedRecord:

@@ -179,8 +179,8 @@ class ReconcileLoop:
                     self._process(key)
                 finally:
                     self.queue.done(key)
-            if self.observer is not None and writer:
-                self.observer.idle()
+            if self.observer is not None:
+                self.observer.idle()  # the metrics on every replica; the status guards itself
 
     def _process(self, key: str) -> None:
         if self.revision is None or not self.may_write():

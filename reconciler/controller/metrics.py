@@ -56,6 +56,16 @@ class Metrics:
         self.watch_restarts = Counter(
             "topoctl_watch_restarts", "Node watches started again.", registry=r
         )
+        self.node_lists = Counter(
+            "topoctl_node_lists",
+            "Lists of every node: the first, and one after each 410 Expired or failed list.",
+            registry=r,
+        )
+        self.watch_backoff = Gauge(
+            "topoctl_watch_backoff_seconds",
+            "The wait before the node watch's next request while it keeps failing (0: healthy).",
+            registry=r,
+        )
         self.agent_ready = Gauge(
             "topoctl_agent_ready", "Nodes whose agent reports TopologyReady.", ["site"], registry=r
         )

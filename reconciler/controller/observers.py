@@ -57,6 +57,7 @@ class MetricsObserver:
         self.informer = informer
         self.writes = writes
         self._restarts = 0
+        self._lists = 0
         self._sent = 0
 
     def site_planned(
@@ -89,6 +90,11 @@ class MetricsObserver:
         if restarts > self._restarts:
             self.metrics.watch_restarts.inc(restarts - self._restarts)
             self._restarts = restarts
+        lists = self.informer.lists
+        if lists > self._lists:
+            self.metrics.node_lists.inc(lists - self._lists)
+            self._lists = lists
+        self.metrics.watch_backoff.set(self.informer.backoff)
         sent = self.writes.node_writes  # requests sent (a dry run sends none)
         if sent > self._sent:
             self.metrics.node_writes.inc(sent - self._sent)

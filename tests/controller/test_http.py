@@ -32,6 +32,8 @@ NAMES = [
     "topoctl_source_errors_total",
     "topoctl_leader",
     "topoctl_watch_restarts_total",
+    "topoctl_node_lists_total",
+    "topoctl_watch_backoff_seconds",
     "topoctl_agent_ready",
     "topoctl_node_deletions_total",
     "topoctl_node_deletions_withheld_total",

@@ -1,10 +1,20 @@
-"""The controller's ClusterWriter: every Node write passes here, and nowhere else.
+"""The guard of every write the controller sends, and its ClusterWriter for Nodes.
 
-Before each write: a stop requested (SIGTERM) refuses it, so the write in flight ends
-and no other starts; a replica that does not hold the lease (``may_write`` false)
-refuses it; ``--dry-run`` logs and counts it instead. A sent write is counted and logged
-on one line naming the node, the keys and the revision; the executor's report says
-which writes were taken (the status's TopologyApplied Events come from there).
+:class:`LeaseGate` is the one statement of when a write may go out, for every kind of
+write: Node patches, the status ConfigMap (the status, the deletion record), Events and
+deletions. The adapter that sends a write asks it immediately before each request (each
+attempt of it): a replica that does not hold the lease - or whose renew deadline has
+passed, however long the requests before took - sends nothing, and a request that is
+sent gets a timeout that ends before the lease could expire for the others, so none
+lands after another replica could have taken over. ``--dry-run`` sends no write at all.
+
+:class:`GuardedWriter` is what the reconcile loop writes Nodes through, before the
+adapter's own look at the gate: a stop requested (SIGTERM) refuses the write, so the
+write in flight ends and no other starts; a replica that does not hold the lease
+(``may_write`` false) refuses it; ``--dry-run`` logs and counts it instead. A sent
+write is counted and logged on one line naming the
+node, the keys and the revision; the executor's report says which writes were taken
+(the status's TopologyApplied Events come from there).
 """
 
 from __future__ import annotations
@@ -15,17 +25,48 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite
-from reconciler.ports import BackendError, ClusterWriter
+from reconciler.ports import BackendError, ClusterWriter, NotSentError
 
 log = logging.getLogger("topoctl.controller")
 
 
-class NotLeaderError(BackendError):
+MIN_BUDGET = 0.25  # seconds: a write with less time left before the lease could expire waits
+
+
+class NotLeaderError(NotSentError):
     """The write was not sent: this replica does not hold the lease."""
 
 
-class StoppingError(BackendError):
+class StoppingError(NotSentError):
     """The write was not sent: the controller is shutting down."""
+
+
+class DryRunError(NotSentError):
+    """The write was not sent: ``--dry-run``."""
+
+
+class LeaseGate:
+    """The WriteGate of one replica (see the module)."""
+
+    def __init__(self, time_left: Callable[[], float], *, dry_run: bool = False) -> None:
+        """``time_left``: the seconds before the lease could expire for the others, 0
+        unless this replica may write now (the elector's ``write_deadline``)."""
+        self.time_left = time_left
+        self.dry_run = dry_run
+        self.refused = 0  # requests refused at the last moment
+        self._lock = threading.Lock()
+
+    def admit(self, what: str) -> float:
+        """The timeout of the request ``what``, or NotSentError."""
+        if self.dry_run:
+            raise DryRunError(f"{what}: not sent (--dry-run)")
+        left = self.time_left()
+        if left < MIN_BUDGET:
+            with self._lock:
+                self.refused += 1
+            log.warning("%s: not sent, this replica does not hold the lease (any more)", what)
+            raise NotLeaderError(f"{what}: not sent, this replica does not hold the lease")
+        return left
 
 
 @dataclass

@@ -31,6 +31,7 @@ from reconciler.adapters.kubelease import KubeLease, KubeNodeLeases, discover_na
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.events import EventRecorder
+from reconciler.controller.guard import LeaseGate
 from reconciler.controller.http import Hook, HttpServer
 from reconciler.controller.leader import LeaderElector
 from reconciler.controller.lifecycle import LifecyclePass
@@ -101,13 +102,13 @@ class Controller:
     """The parts of one ``topoctl run`` replica, wired."""
 
     def __init__(self, settings: RunSettings, backend: KubeBackend) -> None:
-        """``backend`` reads and watches; Node writes and deletions go through a copy
-        that tries once, within the lease time left after the renew deadline (the loop
-        retries with backoff, after looking at the lease again)."""
+        """``backend`` reads and watches. Every write - Node patches and deletions, the
+        status ConfigMap, Events - is admitted by the lease gate immediately before it
+        is sent, with the time before the lease could expire as its timeout; Node
+        writes and deletions are tried once (the loop retries with backoff, after
+        looking at the lease again)."""
         self.settings = settings
         lease = timing(settings.lease_duration)
-        budget = (lease.lease_duration - lease.renew_deadline) / 2  # connect, then read
-        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), timeout=(budget, budget))
         self.clock = SystemClock()
         self.metrics = Metrics()
         self.stop_event = threading.Event()
@@ -126,10 +127,14 @@ class Controller:
             on_started=lambda: self.metrics.leader.set(1),
         )
         may_write = self.elector.may_write
-        self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME))
-        self.node_events = KubeEventSink(api, identity)  # Events about Nodes
+        self.gate = gate = LeaseGate(self.elector.write_deadline, dry_run=settings.dry_run)
+        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), gate=gate)
+        self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME, gate))
+        # a standby's one write: its webhook, recorded for the holder without the lease
+        self.fetch_requests = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME))
+        self.node_events = KubeEventSink(api, identity, gate=gate)  # Events about Nodes
         self.status_events = EventRecorder(  # about the status ConfigMap, in its namespace
-            KubeEventSink(api, identity, namespace=namespace), self.clock
+            KubeEventSink(api, identity, namespace=namespace, gate=gate), self.clock
         )
         self.status = StatusReporter(
             self.status_map,
@@ -211,7 +216,7 @@ class Controller:
             self.source.request_fetch()
             return
         try:
-            self.status_map.request_fetch(_now(self.clock))
+            self.fetch_requests.request_fetch(_now(self.clock))
         except BackendError as err:
             log.warning("webhook on a standby: the request could not be recorded: %s", err)
 

@@ -47,6 +47,14 @@ class ExpiredError(BackendError):
     """The resourceVersion a list or watch started from was compacted away (HTTP 410)."""
 
 
+class ThrottledError(BackendError):
+    """The API asked to wait (429, or 503, with Retry-After) before the next request."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds
+
+
 class NotSentError(BackendError):
     """A write was not sent: the lease is not held, the controller is stopping, or it is
     a dry run (see :class:`WriteGate`)."""

@@ -5,7 +5,8 @@ handed on as the port's NodeState values. Writes are merge patches (adapters/pat
 that carry the resourceVersion they were computed against.
 Transient faults - 5xx, 429 (honouring Retry-After), timeouts, resets - are retried
 with capped, jittered exponential backoff; 409 and 404 become the port's
-ConflictError and NotFoundError for the executor to handle. With a WriteGate (the controller's
+ConflictError and NotFoundError for the executor to handle, and a Retry-After that
+outlasted the retries ThrottledError, carrying it. With a WriteGate (the controller's
 lease), every write request - each attempt - is admitted by it immediately before it
 is sent, and its whole timeout is the gate's time left, when shorter than its own.
 """
@@ -43,6 +44,7 @@ from reconciler.ports import (
     ExpiredError,
     NodeObject,
     NotFoundError,
+    ThrottledError,
     WriteGate,
 )
 
@@ -343,4 +345,8 @@ def _translate(what: str, err: ApiException, gave_up: str = "") -> BackendError:
         return NotFoundError(f"{what}: {message}")
     if err.status == 410:
         return ExpiredError(f"{what}: {message}")
+    hinted = retry_after(err)
+    if err.status in (429, 503) and hinted is not None:
+        text = f"{what}: HTTP {err.status}: {message} (Retry-After {hinted:g}s){gave_up}"
+        return ThrottledError(text, hinted)
     return BackendError(f"{what}: HTTP {err.status}: {message}{gave_up}")

@@ -95,7 +95,7 @@ class ReconcileLoop:
         self.queue = SiteQueue(clock, s.retry_base, s.retry_cap)
         self.informer = Informer(watcher, self.cache, self._on_deltas, clock, s.informer)
         self.writer = GuardedWriter(
-            cluster, may_write, self.stop, self._revision_sha, dry_run=s.dry_run
+            cluster, may_write, self.stop, self._revision_sha, clock, dry_run=s.dry_run
         )
         self.reconciler = SiteReconciler(
             self.plans, cluster, self.writer, parallel=s.parallel, dry_run=s.dry_run
@@ -233,7 +233,7 @@ class ReconcileLoop:
         elif result == "error" and (self.stop.is_set() or not self.may_write()):
             result, error = "ok", ""  # stopping, or no longer leading: not retried here
         elif result == "error":
-            delay = self.queue.retry(site)
+            delay = self.queue.retry(site, at_least=done.retry_after)
             log.warning("site %s: %s (retry in %.1fs)", site, error, delay)
         if result != "error":
             self.queue.forget(site)

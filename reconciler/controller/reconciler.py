@@ -32,6 +32,7 @@ class Reconciled:
     error: str = ""
     writes: Sequence[NodeWrite] = field(default_factory=tuple)  # sent, and taken
     conflicts_retried: int = 0
+    retry_after: float = 0.0  # seconds the API asked to wait before writing again
 
 
 class SiteReconciler:
@@ -84,4 +85,5 @@ class SiteReconciler:
             error,
             tuple(report.writes.values()),
             report.conflicts_retried,
+            report.retry_after,
         )

@@ -5,7 +5,9 @@ its changes recomputed from the fresh object (so the other writer's change survi
 and the write retried; when only what the planner does not read moved (Kilo's
 ``last-seen`` heartbeat, the kubelet's status), the same write is retried under the new
 resourceVersion, without a re-plan. Transient faults (5xx, 429, timeouts) are the backend's to
-retry; what still fails is reported per node, and the other nodes go on.
+retry; what still fails is reported per node, and the other nodes go on. A write the API
+answered with Retry-After leaves the longest such wait in the report, for the caller to
+retry no sooner.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from reconciler.ports import (
     ClusterWriter,
     ConflictError,
     NotFoundError,
+    ThrottledError,
 )
 
 MAX_CONFLICT_RETRIES = 5
@@ -56,6 +59,7 @@ class ApplyReport:
     conflicts_retried: int = 0
     deleted: list[str] = field(default_factory=list)  # by the deletion protocol
     kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
+    retry_after: float = 0.0  # seconds: the longest Retry-After a failed write was told
 
     @property
     def ok(self) -> bool:
@@ -112,9 +116,14 @@ def apply_plan(
     lock = threading.Lock()
 
     def one(node_plan: NodePlan) -> None:
-        outcome, retried, took = _apply_node(
-            node_plan, live[node_plan.node], reader, writer, replan
-        )
+        try:
+            outcome, retried, took = _apply_node(
+                node_plan, live[node_plan.node], reader, writer, replan
+            )
+        except ThrottledError as err:
+            outcome, retried, took = str(err), 0, None
+            with lock:
+                report.retry_after = max(report.retry_after, err.retry_after)
         with lock:
             report.conflicts_retried += retried
             if took is not None:
@@ -179,6 +188,8 @@ def _apply_node(
             live = fresh
         except NotFoundError:
             return "the node was deleted meanwhile", retried, None
+        except ThrottledError:
+            raise  # its Retry-After goes to the report
         except BackendError as err:
             return str(err), retried, None
     return "", retried, None

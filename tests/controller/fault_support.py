@@ -1,5 +1,5 @@
-"""What the fault matrix's tests share: moving fake time under a running loop, and
-reading the double's request log.
+"""What the fault matrix's tests share: moving fake time under a running loop, a
+reconcile loop on fake time, and reading the double's request log.
 
 A loop under test waits on a FakeClock; :func:`drive` moves fake time on in steps, each
 once the loop is asleep (so every request it makes between two steps was made at one
@@ -13,8 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 
+from reconciler.adapters.kube import KubeBackend, RetryPolicy
+from reconciler.adapters.kubewatch import KubeWatcher
+from reconciler.controller.loop import LoopSettings, ReconcileLoop
+from reconciler.controller.plans import Revision
+from reconciler.model.topology import Topology
+from reconciler.ports import Observer
 from tests.apiserver import ApiServer
-from tests.controller.fakeclock import TimeBase
+from tests.controller.fakeclock import EPOCH, FakeClock, TimeBase
+from tests.controller.loop_support import SHA, as_shipped
 
 
 def settled(
@@ -56,3 +63,51 @@ def drive(
 def count(apiserver: ApiServer, verb: str, resource: str = "nodes") -> int:
     """Requests of ``verb`` on ``resource`` in the double's log."""
     return apiserver.log.count(verb=verb, resource=resource)
+
+
+class FakeTimeLoop:
+    """A reconcile loop on the double whose worker waits on a fake clock, writing as
+    ``topoctl run`` does: Node writes tried once (the loop retries), the example nodes
+    and sites/ as the controller's service account. ``wall`` is where the fake wall
+    clock starts (Kilo's freshness is judged against it)."""
+
+    def __init__(
+        self,
+        apiserver: ApiServer,
+        topology: Topology,
+        wall: float,
+        *,
+        observer: Observer | None = None,
+        settings: LoopSettings | None = None,
+    ) -> None:
+        shipped = as_shipped(apiserver)
+        self.apiserver = apiserver
+        self.base = TimeBase()
+        self.clock = FakeClock(self.base, wall_skew=wall - EPOCH.timestamp())
+        self.api = shipped.api(shipped.controller_token())
+        reader = KubeBackend(self.api, RetryPolicy(attempts=3, initial=0.01, cap=0.05))
+        writer = KubeBackend(self.api, RetryPolicy(attempts=1))
+        self.loop = ReconcileLoop(
+            KubeWatcher(reader),
+            writer,
+            clock=self.clock,
+            settings=settings or LoopSettings(resync=3600.0),
+            observer=observer,
+        )
+        self.loop.set_revision(Revision(SHA, topology))
+        self.thread = threading.Thread(target=self.loop.run, name="loop", daemon=True)
+
+    def __enter__(self) -> FakeTimeLoop:
+        self.thread.start()
+        assert self.loop.informer.synced.wait(10.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.request_stop()
+        self.thread.join(timeout=10.0)
+        self.api.close()
+        assert not self.thread.is_alive(), "the loop did not stop"
+
+    def drive(self, seconds: float, step: float = 0.1) -> None:
+        """Move fake time on, each step once the worker waits for its next key."""
+        drive(self.base, self.thread, seconds, step)

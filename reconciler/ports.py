@@ -291,8 +291,10 @@ class Observer(Protocol):
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
-        """One site was planned and, unless ``error``, written: ``writes`` were taken."""
+        """One site was planned and, unless ``error``, written: ``writes`` were taken;
+        ``flapping`` names the keys another writer keeps changing back (rate-limited)."""
         ...
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:

@@ -66,6 +66,12 @@ class Metrics:
             "The wait before the node watch's next request while it keeps failing (0: healthy).",
             registry=r,
         )
+        self.flapping = Gauge(
+            "topoctl_flapping_keys",
+            "Keys another writer keeps changing back, written at most once per interval.",
+            ["site"],
+            registry=r,
+        )
         self.agent_ready = Gauge(
             "topoctl_agent_ready", "Nodes whose agent reports TopologyReady.", ["site"], registry=r
         )
@@ -107,13 +113,21 @@ class Metrics:
 
     # --------------------------------------------------------------- sites
 
-    def site(self, name: str, states: Mapping[str, int], conflicts: int, agents_ready: int) -> None:
+    def site(
+        self,
+        name: str,
+        states: Mapping[str, int],
+        conflicts: int,
+        agents_ready: int,
+        flapping: int = 0,
+    ) -> None:
         """One site's gauges, every node state included (absent ones as 0)."""
         self._sites.add(name)
         for state in NODE_STATES:
             self.nodes.labels(name, state).set(states.get(state, 0))
         self.conflicts.labels(name).set(conflicts)
         self.agent_ready.labels(name).set(agents_ready)
+        self.flapping.labels(name).set(flapping)
 
     def keep_sites(self, names: Iterable[str]) -> None:
         """Drop the per-site gauges of every site not in ``names`` (a site left git)."""
@@ -123,4 +137,5 @@ class Metrics:
                 self.nodes.remove(name, state)
             self.conflicts.remove(name)
             self.agent_ready.remove(name)
+            self.flapping.remove(name)
         self._sites &= keep

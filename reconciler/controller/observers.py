@@ -31,9 +31,10 @@ class Fanout:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         for o in self.observers:
-            o.site_planned(plan, planner, revision, error, writes)
+            o.site_planned(plan, planner, revision, error, writes, flapping)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         for o in self.observers:
@@ -67,6 +68,7 @@ class MetricsObserver:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         ready = 0
         for name in plan.members:
@@ -75,7 +77,7 @@ class MetricsObserver:
             ready += condition is not None and condition.status == "True"
         states = {"member": len(plan.members), "pending": len(plan.pending)}
         conflicts = sum(len(n.conflicts) for n in plan.nodes)
-        self.metrics.site(plan.site, states, conflicts, ready)
+        self.metrics.site(plan.site, states, conflicts, ready, len(flapping))
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         self.metrics.keep_sites(plan.sites)

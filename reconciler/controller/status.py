@@ -212,6 +212,7 @@ class StatusReporter:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         """One site's picture; Events for the writes taken, a moved leader and changed
         conflicts."""
@@ -228,6 +229,7 @@ class StatusReporter:
                         "predicted": leader.predicted if leader else None,
                     },
                     "conflicts": listing(_conflicts(plan), 1000),
+                    "flapping": listing(list(flapping), 1000),
                     "errors": listing(plan.errors, 1000),
                     "lastError": error or None,
                     "agents": {**agents, "problems": listing(sorted(problems), 1000)},

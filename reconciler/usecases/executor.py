@@ -36,6 +36,7 @@ from reconciler.ports import (
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
+Hold = Callable[[NodePlan, NodeState], NodePlan]  # the plan less what must wait, vs live
 
 
 def replanner(planner: Planner) -> Replan:
@@ -109,16 +110,18 @@ def apply_plan(
     writer: ClusterWriter,
     replan: Replan | None = None,
     parallel: int = 4,
+    hold: Hold | None = None,
 ) -> ApplyReport:
     """Write every node plan against the ``live`` nodes it was computed from; with
-    ``replan``, resolve 409s by recomputing that node."""
+    ``replan``, resolve 409s by recomputing that node; with ``hold``, each node plan
+    (and each re-plan) passes it just before it is written."""
     report = ApplyReport()
     lock = threading.Lock()
 
     def one(node_plan: NodePlan) -> None:
         try:
             outcome, retried, took = _apply_node(
-                node_plan, live[node_plan.node], reader, writer, replan
+                node_plan, live[node_plan.node], reader, writer, replan, hold
             )
         except ThrottledError as err:
             outcome, retried, took = str(err), 0, None
@@ -152,12 +155,17 @@ def _apply_node(
     reader: ClusterReader,
     writer: ClusterWriter,
     replan: Replan | None,
+    hold: Hold | None = None,
 ) -> tuple[str, int, tuple[NodeWrite, NodeState] | None]:
     """The failure ("" when none), the conflicts retried, and the write that was taken
     with the node as written (None when nothing was left to write, or it failed)."""
     current: NodePlan | None = node_plan
     retried = 0
-    while current is not None and current.writes:
+    while current is not None:
+        if hold is not None:
+            current = hold(current, live)
+        if not current.writes:
+            break
         write = node_write(live, current)
         try:
             return "", retried, (write, writer.write_node(write))

@@ -65,6 +65,11 @@ def count(apiserver: ApiServer, verb: str, resource: str = "nodes") -> int:
     return apiserver.log.count(verb=verb, resource=resource)
 
 
+def fake_clock(base: TimeBase, wall: float) -> FakeClock:
+    """A fake clock on ``base`` whose wall time starts at ``wall`` (Unix seconds)."""
+    return FakeClock(base, wall_skew=wall - EPOCH.timestamp())
+
+
 class FakeTimeLoop:
     """A reconcile loop on the double whose worker waits on a fake clock, writing as
     ``topoctl run`` does: Node writes tried once (the loop retries), the example nodes
@@ -79,11 +84,12 @@ class FakeTimeLoop:
         *,
         observer: Observer | None = None,
         settings: LoopSettings | None = None,
+        base: TimeBase | None = None,
     ) -> None:
         shipped = as_shipped(apiserver)
         self.apiserver = apiserver
-        self.base = TimeBase()
-        self.clock = FakeClock(self.base, wall_skew=wall - EPOCH.timestamp())
+        self.base = base or TimeBase()
+        self.clock = fake_clock(self.base, wall)
         self.api = shipped.api(shipped.controller_token())
         reader = KubeBackend(self.api, RetryPolicy(attempts=3, initial=0.01, cap=0.05))
         writer = KubeBackend(self.api, RetryPolicy(attempts=1))

@@ -35,6 +35,7 @@ NAMES = [
     "topoctl_node_lists_total",
     "topoctl_watch_backoff_seconds",
     "topoctl_agent_ready",
+    "topoctl_flapping_keys",
     "topoctl_node_deletions_total",
     "topoctl_node_deletions_withheld_total",
     "topoctl_revision_refused_total",

@@ -89,6 +89,22 @@ class Metrics:
             ["site", "reason"],
             registry=r,
         )
+        self.http_cut = Counter(
+            "topoctl_http_connections_cut",
+            "HTTP connections closed by the server: past the request deadline, or over the cap.",
+            ["reason"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "topoctl_webhook_deliveries",
+            "Webhook deliveries, by result: accepted, duplicate (seen before), refused.",
+            ["result"],
+            registry=r,
+        )
+        for reason in ("deadline", "capacity"):
+            self.http_cut.labels(reason)
+        for result in ("accepted", "duplicate", "refused"):
+            self.webhook_deliveries.labels(result)
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(result)
         self._sites: set[str] = set()

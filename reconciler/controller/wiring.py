@@ -185,7 +185,7 @@ class Controller:
             hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
         self.http = HttpServer(
             settings.listen,
-            self.metrics.registry,
+            self.metrics,
             live=self.live,
             ready=lambda: self.loop.ready,
             hook=hook,

@@ -51,7 +51,7 @@ class Endpoints:
         self.metrics = Metrics()
         self.server = HttpServer(
             "127.0.0.1:0",
-            self.metrics.registry,
+            self.metrics,
             live=self.heartbeat,
             ready=lambda: self.is_ready,
             hook=Hook(SECRET, self.fetch) if hook else None,
@@ -209,7 +209,7 @@ def test_a_webhook_makes_the_source_fetch_the_new_commit_at_once(tmp_path: Path)
     )
     server = HttpServer(
         "127.0.0.1:0",
-        Metrics().registry,
+        Metrics(),
         live=lambda: True,
         ready=lambda: source.good is not None,
         hook=Hook(SECRET, source.request_fetch),

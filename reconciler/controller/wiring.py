@@ -34,7 +34,7 @@ from reconciler.controller.events import EventRecorder
 from reconciler.controller.fetchrequests import FetchRequests
 from reconciler.controller.guard import LeaseGate
 from reconciler.controller.http import Hook, HttpServer
-from reconciler.controller.leader import LeaderElector
+from reconciler.controller.leader import LeaderElector, LeaseObserver
 from reconciler.controller.lifecycle import LifecyclePass
 from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.metrics import Metrics
@@ -118,15 +118,21 @@ class Controller:
             settings.kubeconfig, settings.context
         )
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.elector = LeaderElector(
-            KubeLease(api, settings.lease_name, namespace),
-            identity,
-            self.clock,
-            timing=lease,
-            on_lost=self._lost,
-            on_started=lambda: self.metrics.leader.set(1),
-        )
-        may_write = self.elector.may_write
+        port = KubeLease(api, settings.lease_name, namespace)
+        self.elector: LeaderElector | LeaseObserver
+        if settings.dry_run:  # reads the Lease and says who holds it; never writes it
+            self.elector = LeaseObserver(port, identity, self.clock, timing=lease)
+        else:
+            self.elector = LeaderElector(
+                port,
+                identity,
+                self.clock,
+                timing=lease,
+                on_lost=self._lost,
+                on_started=lambda: self.metrics.leader.set(1),
+            )
+        # whether this replica plans, decides and reports (a dry run does, writing nothing)
+        may_write = (lambda: True) if settings.dry_run else self.elector.may_write
         self.gate = gate = LeaseGate(self.elector.write_deadline, dry_run=settings.dry_run)
         writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), gate=gate)
         self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME, gate))
@@ -178,7 +184,7 @@ class Controller:
             dry_run=settings.dry_run,
             wake=self.loop.plans.changed,
         )
-        fetches_itself = (lambda: True) if settings.dry_run else may_write
+        fetches_itself = may_write  # the holder, or a dry run: a standby records it
         self.fetch_requests = FetchRequests(
             # a standby's one write: its webhook, recorded for the holder without the lease
             StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME)),

@@ -18,7 +18,7 @@ from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.plans import Revision
 from reconciler.model.topology import Topology
-from reconciler.ports import Observer
+from reconciler.ports import Observer, WriteGate
 from tests.apiserver import ApiServer
 from tests.controller.fakeclock import EPOCH, FakeClock, TimeBase
 from tests.controller.loop_support import SHA, as_shipped
@@ -30,12 +30,20 @@ def settled(
     sleepers: int = 1,
     waiting: Callable[[], bool] | None = None,
     timeout: float = 10.0,
+    quiet: Callable[[], bool] | None = None,
 ) -> None:
     """Block (real time) until ``sleepers`` loops sleep on the fake clock, or ``waiting()``
-    says the loop waits on something else (a watch held open); AssertionError when
-    neither happens within ``timeout`` real seconds: the loop spins."""
+    says the loop waits on something else (a watch held open) - or, given ``quiet``, until
+    it says so; AssertionError when that does not happen within ``timeout`` real seconds:
+    the loop spins."""
     deadline = time.monotonic() + timeout
-    while base.sleepers < sleepers and not (waiting is not None and waiting()):
+
+    def still() -> bool:
+        if quiet is not None:
+            return quiet()
+        return base.sleepers >= sleepers or (waiting is not None and waiting())
+
+    while not still():
         if not loop.is_alive():
             return
         if time.monotonic() > deadline:
@@ -50,14 +58,15 @@ def drive(
     step: float = 0.1,
     sleepers: int = 1,
     waiting: Callable[[], bool] | None = None,
+    quiet: Callable[[], bool] | None = None,
 ) -> None:
     """Move fake time on by ``seconds``, ``step`` at a time, each once the loop has
     settled (see :func:`settled`)."""
     end = base.now + seconds
     while base.now < end - 1e-9:
-        settled(base, loop, sleepers, waiting)
+        settled(base, loop, sleepers, waiting, quiet=quiet)
         base.advance(min(step, end - base.now))
-    settled(base, loop, sleepers, waiting)
+    settled(base, loop, sleepers, waiting, quiet=quiet)
 
 
 def count(apiserver: ApiServer, verb: str, resource: str = "nodes") -> int:
@@ -85,6 +94,8 @@ class FakeTimeLoop:
         observer: Observer | None = None,
         settings: LoopSettings | None = None,
         base: TimeBase | None = None,
+        may_write: Callable[[], bool] = lambda: True,
+        gate: WriteGate | None = None,
     ) -> None:
         shipped = as_shipped(apiserver)
         self.apiserver = apiserver
@@ -92,11 +103,12 @@ class FakeTimeLoop:
         self.clock = fake_clock(self.base, wall)
         self.api = shipped.api(shipped.controller_token())
         reader = KubeBackend(self.api, RetryPolicy(attempts=3, initial=0.01, cap=0.05))
-        writer = KubeBackend(self.api, RetryPolicy(attempts=1))
+        writer = KubeBackend(self.api, RetryPolicy(attempts=1), gate=gate)
         self.loop = ReconcileLoop(
             KubeWatcher(reader),
             writer,
             clock=self.clock,
+            may_write=may_write,
             settings=settings or LoopSettings(resync=3600.0),
             observer=observer,
         )

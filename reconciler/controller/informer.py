@@ -29,6 +29,7 @@ from reconciler.controller.cache import Delta, NodeCache
 from reconciler.ports import BackendError, Clock, ClusterWatcher, ExpiredError
 
 log = logging.getLogger("topoctl.informer")
+WARN_AFTER = 3  # failures in a row logged as warnings from this many on
 
 
 @dataclass(frozen=True)
@@ -143,5 +144,8 @@ class Informer:
             failures = failures + 1 if failed else 0
             self.stats.backoff = self._backoff(failures) if failures else 0.0
             if failures and not stop.is_set():
-                log.info("%s in %.1fs (%d failure(s) in a row)", why, self.stats.backoff, failures)
+                level = logging.INFO if failures < WARN_AFTER else logging.WARNING
+                log.log(
+                    level, "%s in %.1fs (%d failure(s) in a row)", why, self.stats.backoff, failures
+                )
                 self.clock.wait(stop, self.stats.backoff)

@@ -46,7 +46,6 @@ class FetchRequests:
         self.clock = clock
         self.poll = poll
         self.interval = interval
-        self.recorded = 0  # requests this standby wrote
         self._lock = threading.Lock()
         self._recorded_at = float("-inf")
         self._pending = False
@@ -76,7 +75,6 @@ class FetchRequests:
             with self._lock:
                 self._pending = True  # the next look tries again
             return
-        self.recorded += 1
 
     def _look(self) -> None:
         """The holder: fetch when a standby recorded a request it has not seen."""

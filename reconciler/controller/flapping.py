@@ -70,7 +70,6 @@ class FlapLimiter:
         self.interval = interval
         self.cap = cap
         self.quiet = 2 * cap
-        self.held = 0  # key writes held back so far
         self._lock = threading.Lock()
         self._written: dict[tuple[str, Key], _Written] = {}
         self._release: dict[str, float] = {}  # site -> when its first held key may go
@@ -93,7 +92,6 @@ class FlapLimiter:
                 if now < release:
                     held.add(key)
                     self._release[plan.site] = min(release, self._release.get(plan.site, release))
-            self.held += len(held)
         if not held:
             return plan
         kept = tuple(c for c in plan.changes if not (c.writes and _key(c) in held))

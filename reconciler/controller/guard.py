@@ -56,8 +56,6 @@ class LeaseGate:
         unless this replica may write now (the elector's ``write_deadline``)."""
         self.time_left = time_left
         self.dry_run = dry_run
-        self.refused = 0  # requests refused at the last moment
-        self._lock = threading.Lock()
 
     def admit(self, what: str) -> float:
         """The timeout of the request ``what``, or NotSentError."""
@@ -65,8 +63,6 @@ class LeaseGate:
             raise DryRunError(f"{what}: not sent (--dry-run)")
         left = self.time_left()
         if left < MIN_BUDGET:
-            with self._lock:
-                self.refused += 1
             log.warning("%s: not sent, this replica does not hold the lease (any more)", what)
             raise NotLeaderError(f"{what}: not sent, this replica does not hold the lease")
         return left

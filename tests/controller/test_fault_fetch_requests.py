@@ -74,8 +74,7 @@ def test_a_flood_on_a_standby_costs_one_write_per_interval(
     writes = apiserver.log.count(resource="configmaps", verb="update") + apiserver.log.count(
         resource="configmaps", verb="create"
     )
-    assert writes == standby.requests.recorded
-    assert writes <= seconds / INTERVAL + 2
+    assert 1 <= writes <= seconds / INTERVAL + 2
     assert recorded(apiserver) >= last_request  # the last push is not lost
     # the holder fetched once for each request it saw recorded, never once a webhook
     assert 1 <= holder.fetches <= writes

@@ -308,3 +308,27 @@ class Observer(Protocol):
     def idle(self) -> None:
         """Between reconciles (and while there are none): publish what is due."""
         ...
+
+
+class ForgeError(Exception):
+    """A forge (GitHub, GitLab) refused or failed a request: the message says what to fix."""
+
+
+class CommentThread(Protocol):
+    """The comments of one pull request (GitHub) or merge request (GitLab)."""
+
+    def comments(self) -> list[tuple[int, str]]:
+        """Every comment people can see, oldest first: (id, body); all pages."""
+        ...
+
+    def create(self, body: str) -> int:
+        """Post a new comment; its id."""
+        ...
+
+    def update(self, comment_id: int, body: str) -> None:
+        """Replace the body of a comment."""
+        ...
+
+    def describe(self) -> str:
+        """``acme/topology#7`` or ``acme/topology!7``: for messages."""
+        ...

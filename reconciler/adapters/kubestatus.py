@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from reconciler.adapters.kube import MERGE_PATCH, _translate
 from reconciler.adapters.kubelease import format_microtime
+from reconciler.model.names import event_name
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.ports import BackendError, NotFoundError, WriteGate
 
@@ -117,10 +118,11 @@ class KubeEventSink:
         self.gate = gate
 
     def create(self, event: EventRecord) -> str:
-        """A new Event; its name is the node's plus a hash, as client-go names them."""
+        """A new Event; its name is the node's plus a hash, as client-go names them (the
+        node's cut to fit, see :func:`~reconciler.model.names.event_name`)."""
         stamp = format_microtime(event.time)
         digest = hashlib.sha256(f"{event.node}/{event.reason}/{stamp}".encode()).hexdigest()
-        name = f"{event.node}.{digest[:16]}"
+        name = event_name(event.node, digest[:16])
         regarding = {"apiVersion": "v1", "kind": event.kind, "name": event.node}
         if event.kind != "Node":  # namespaced: the Event lives beside the object
             regarding["namespace"] = self.namespace

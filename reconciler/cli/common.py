@@ -249,16 +249,21 @@ def leave(code: object) -> NoReturn:
     os._exit(status)
 
 
-def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
+def print_plan(plan: Any, fmt: str, deltas: Any = None, **comment: Any) -> None:
+    """The plan on stdout as text, json or markdown (a pull-request comment, rendered
+    with ``comment``'s options). ``deltas`` None: no --base was given."""
     from reconciler.core.rendering import plans
 
     if sys.stdout is None:  # started without a stdout (``>&-``): nowhere to print
         return
     if fmt == "json":
-        click.echo(plans.as_json(plan, deltas), nl=False)
+        click.echo(plans.as_json(plan, deltas or ()), nl=False)
     elif fmt == "markdown":
-        click.echo(plans.markdown(plan, deltas), nl=False)
+        from reconciler.core.rendering.comment import comment as markdown
+
+        click.echo(markdown(plan, deltas, **comment), nl=False)
     else:
+        deltas = deltas or ()
         from rich.console import Console
 
         # One change, one line: CI logs, grep and diffs of saved output need them unbroken.

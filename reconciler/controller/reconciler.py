@@ -5,14 +5,16 @@ kept as the site's latest, and - unless it has errors, which hold back this site
 written through the apply use case (resourceVersion-guarded patches, a 409 re-planned
 through the same planner), each node's plan passing the flap limiter just before it is
 written (:mod:`reconciler.controller.flapping`: a key another writer keeps changing
-back waits). What was written is folded into the planner at once. The result says what
-the loop does next: ``ok`` (forget the site's backoff), ``held`` (its plan has errors:
-nothing written) or ``error`` (some writes failed: retry with backoff); and when to look
-at the site again for a key the limiter held back.
+back waits); a node error (annotations that would pass 256 KiB) leaves that node out
+and is reported as the site's error. What was written is folded into the planner at
+once. The result says what the loop does next: ``ok`` (forget the site's backoff),
+``held`` (its plan has errors: nothing written) or ``error`` (some writes failed: retry
+with backoff); and when to look at the site again for a key the limiter held back.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeWrite
 from reconciler.ports import ClusterReader, ClusterWriter
 from reconciler.usecases.apply import write_plan
+
+log = logging.getLogger("topoctl.reconcile")
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,11 @@ class SiteReconciler:
         if plan.errors:
             error = "; ".join(plan.errors[:3])
             return self._unwritten(plan, planner, revision.sha, "held", error)
+        held = "; ".join(plan.node_errors[:3])  # those nodes are left out: the rest goes ahead
+        if held:
+            log.warning("site %s: node(s) held back: %s", site, held)
         if not any(n.writes for n in plan.nodes):
-            return self._unwritten(plan, planner, revision.sha, "ok", "")
+            return self._unwritten(plan, planner, revision.sha, "ok", held)
         whole = Plan(
             cluster=revision.topology.cluster.metadata.name,
             nodes=plan.nodes,
@@ -88,7 +95,8 @@ class SiteReconciler:
             self.plans.written(planner, report.states.values())
             for write in report.writes.values():
                 self.flaps.written(site, write)
-        error = "; ".join(f"{n}: {w}" for n, w in sorted(report.failed.items()))
+        failed = (f"{n}: {w}" for n, w in sorted(report.failed.items()))
+        error = "; ".join((*([held] if held else []), *failed))
         return Reconciled(
             plan,
             planner,

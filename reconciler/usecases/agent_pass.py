@@ -5,6 +5,10 @@ One pass reads the agent's own Node, looks up the routes to the address targets 
 kernel, converges the routes published in ``topoctl.io/agent`` (touching only routes
 that carry topoctl's protocol), and writes the Node's status, taint and condition only
 when they change - each write guarded by the resourceVersion it was computed from.
+
+The annotation is not trusted further than the agent's own :class:`Boundary`: a set
+with a route it must never install (a default route, one inside a protected range or
+a reserved table), or more than the cap, is refused whole - no route write at all.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC
 
 from reconciler.core.agent.addresses import addresses_ready, merge_addresses, without_uninitialized
-from reconciler.core.agent.condition import Condition, judge, merge_condition
+from reconciler.core.agent.condition import Condition, judge, merge_condition, over_limit
 from reconciler.core.agent.published import Published, parse_settings
+from reconciler.core.agent.refusals import DEFAULT_BOUNDARY, Boundary, refusals
 from reconciler.core.agent.routes import (
     DuplicateRouteKeyError,
     RouteApplyResult,
@@ -23,7 +28,7 @@ from reconciler.core.agent.routes import (
     diff_routes,
 )
 from reconciler.model import keys
-from reconciler.model.settings import SettingsFormatError
+from reconciler.model.settings import SettingsFormatError, SettingsTooLargeError
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite
 from reconciler.ports import (
     Clock,
@@ -64,12 +69,14 @@ class Agent:
         writer: ClusterWriter,
         routes: RouteTable,
         clock: Clock,
+        boundary: Boundary = DEFAULT_BOUNDARY,
     ) -> None:
         self.node = node
         self.reader = reader
         self.writer = writer
         self.routes = routes
         self.clock = clock
+        self.boundary = boundary
         self.last_version = ""  # the Node's resourceVersion after the last pass
 
     def run_once(self) -> PassReport:
@@ -83,7 +90,11 @@ class Agent:
         try:
             published = parse_settings(node.annotations)
         except SettingsFormatError as err:
-            report = PassReport(judge(None, [str(err)], [], None, 0))
+            too_large = isinstance(err, SettingsTooLargeError)
+            if too_large:
+                log.warning("settings refused: %s", err)
+            condition = over_limit(str(err)) if too_large else judge(None, [str(err)], [], None, 0)
+            report = PassReport(condition)
             self.last_version = self._write_status(node, None, report).resource_version
             return report
         settings = published.settings
@@ -92,7 +103,13 @@ class Agent:
         internal = self._detect(settings.internal_ip_target, "InternalIP", problems)
         route_errors: list[str] = []
         unusable: list[str] = []
-        diff, result, in_place = self._routes(published, unusable, route_errors)
+        refused = refusals(settings, self.boundary.ranges(node))
+        if refused:  # refused whole: not one route write, what is installed stands
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            log.warning("published routes refused, none written: %s%s", refused[0], more)
+            diff, result, in_place = None, None, 0
+        else:
+            diff, result, in_place = self._routes(published, unusable, route_errors)
         if unusable:  # the published routes themselves: reported as invalid routes
             published = Published(
                 settings, published.routes, (*published.invalid_routes, *unusable)
@@ -105,6 +122,7 @@ class Agent:
                 result,
                 in_place,
                 route_errors=route_errors,
+                refused=refused,
             ),
             external_ip=external,
             internal_ip=internal,

@@ -82,8 +82,9 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
   message).
 
 Knowingly not implemented: server-side apply and managedFields, protobuf, OpenAPI
-documents (`kubectl apply --validate=false`), admission webhooks and mutating policies,
-impersonation, generation, graceful
+schemas (the /openapi/v3 documents list paths and operations, not schemas: kubectl's
+client-side validation and `kubectl explain` are not served), admission webhooks and
+mutating policies, impersonation, generation (but for CRDs and custom objects), graceful
 deletion periods and propagation policies (no garbage collector), Namespace
 Terminating phase (deleting a namespace removes its objects at once), the
 legacy /watch/ paths, Quantity canonicalisation (`1000m` stays `1000m`),

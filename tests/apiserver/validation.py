@@ -130,7 +130,7 @@ def object_meta(
     total = 0
     for key, value in (meta.get("annotations") or {}).items():
         errs.extend(qualified_name("metadata.annotations", key.lower()))
-        total += len(key) + len(value)
+        total += len(key.encode()) + len(value.encode())  # Go's len: bytes, not characters
     if total > TOTAL_ANNOTATION_SIZE_LIMIT:
         errs.append(
             (

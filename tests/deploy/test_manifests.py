@@ -4,6 +4,7 @@ minor versions kubernetes-validate ships) that say what docs/architecture.md ask
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.deploy.manifests import (
     BASE,
     COMPONENTS,
     EXAMPLE,
+    REPO,
     TARGETS,
     container,
     controller_flags,
@@ -210,11 +212,34 @@ def test_agent_pod_runs_a_valid_topoctl_agent_command() -> None:
     assert "The node agent" in result.output
 
 
-def test_images_come_from_the_overlay() -> None:
+def test_the_agent_protects_kilo_subnet_through_variables_its_flags_read() -> None:
+    command = main.get_command(click.Context(main), "agent")
+    assert command is not None
+    envvars = {f"--{p.name.replace('_', '-')}": p.envvar for p in command.params}
+    env = {e["name"]: e.get("value") for e in AGENT["env"]}
+    variables = [name for name in env if name.startswith("TOPOCTL_")]
+    assert env["TOPOCTL_KILO_SUBNET"] == "10.4.0.0/16"
+    for variable in variables:
+        assert envvars[env_flag(variable)] == variable, variable
+    # the commented Cozystack examples name variables the agent reads, and valid CIDRs
+    text = (BASE / "agent.yaml").read_text()
+    examples = re.findall(r"#\s+- name: (TOPOCTL_\w+)\n\s+#\s+value: (\S+)", text)
+    assert [name for name, _ in examples] == ["TOPOCTL_POD_CIDR", "TOPOCTL_SERVICE_CIDR"]
+    for variable, value in [*examples, ("TOPOCTL_KILO_SUBNET", env["TOPOCTL_KILO_SUBNET"])]:
+        assert envvars[env_flag(variable)] == variable, variable
+        ipaddress.ip_network(value)
+
+
+def test_the_image_is_named_only_by_a_release() -> None:
+    """No placeholder registry: the tree names the image `topoctl`, which each release's
+    topoctl.yaml (and the images: lines of its notes) pins to ghcr.io/<repository> by
+    digest (tests/test_release.py)."""
     images = {
         container(w, c)["image"] for w, c in ((DEPLOYMENT, "controller"), (DAEMONSET, "agent"))
     }
-    assert images == {"registry.example.com/topoctl:0.1.0"}
+    assert images == {"topoctl"}
+    tree = "\n".join(p.read_text() for p in (REPO / "deploy").rglob("*.yaml"))
+    assert "example.com/topoctl" not in tree and "REGISTRY" not in tree
 
 
 def _run_help() -> str:

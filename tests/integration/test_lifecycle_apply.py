@@ -156,3 +156,34 @@ def test_the_command_line_gives_the_budget_slot_back_when_the_delete_is_refused(
     status = cluster.get("ConfigMap", "topoctl-status", "default")
     assert status is not None
     assert DeletionRecord.parse(status["data"]["deletions"]) == DeletionRecord()
+
+
+def test_a_node_with_a_253_character_name_is_announced_then_deleted(
+    apiserver: ApiServer, backend: KubeBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its NodeDeleted Event gets a valid name (the node's cut), so the deletion it must
+    precede goes ahead; with an invalid name (422) the node would be kept for ever."""
+    from reconciler.cli.common import deletion_for
+
+    dead = "w-" + "x" * 61 + "." + ("y" * 62 + ".") * 2 + "z" * 63
+    assert len(dead) == 253
+    apiserver.seed_node("gw-1", internal_ip="10.0.0.1", pod_cidr="10.244.0.0/24")
+    for i in (1, 3, 4, 5):
+        apiserver.seed_node(f"w-{i}", internal_ip=f"10.0.1.{i}", pod_cidr="10.244.1.0/24")
+    hostname = {"kubernetes.io/hostname": "w-dead"}  # a label value holds 63 characters
+    apiserver.seed_node(
+        dead, internal_ip=DEAD_IP, pod_cidr="10.244.1.0/24", ready=None, labels=hostname
+    )
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # the lease namespace: default
+    converge(backend)
+    plan = plan_with_probes(backend)
+    assert [d.node for d in plan.deletions] == [dead]
+
+    result = applying.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
+
+    assert result.report is not None and result.report.deleted == [dead]
+    assert apiserver.node(dead) is None
+    (event,) = [e for e in apiserver.objects("Event", "default") if e["reason"] == "NodeDeleted"]
+    assert event["involvedObject"]["name"] == dead and len(event["metadata"]["name"]) <= 253
+    order = [(e.verb, e.resource) for e in apiserver.log if e.verb in ("create", "delete")]
+    assert order.index(("create", "events")) < order.index(("delete", "nodes"))

@@ -117,18 +117,9 @@ class KernelRoute:
         )
 
     def __str__(self) -> str:
-        parts = [self.dst]
-        if self.gateway is not None:
-            parts.append(f"via {self.gateway}")
-        if self.dev is not None:
-            parts.append(f"dev {self.dev}")
-        if self.table != MAIN_TABLE:
-            parts.append(f"table {self.table}")
-        if self.metric:
-            parts.append(f"metric {self.metric}")
-        if self.onlink:
-            parts.append("onlink")
-        return " ".join(parts)
+        return routerules.route_text(
+            self.dst, self.gateway, self.dev, self.table, self.metric, self.onlink
+        )
 
 
 @dataclass(frozen=True, slots=True)

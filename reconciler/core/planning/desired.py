@@ -21,10 +21,6 @@ from reconciler.model.settings import AgentRoute, AgentSettings
 from reconciler.model.state import TaintValue
 from reconciler.model.topology import Cluster, Site, Taint
 
-# Kubernetes caps all annotations of an object at 256 KiB together; the agent's share
-# is kept to a quarter so labels, Kilo's and others' annotations always fit beside it.
-AGENT_ANNOTATION_LIMIT = 64 * 1024
-
 
 class DesiredNode(msgspec.Struct, frozen=True):
     """Everything topoctl declares for one member node (before ownership is considered)."""

@@ -47,6 +47,19 @@ class ExpiredError(BackendError):
     """The resourceVersion a list or watch started from was compacted away (HTTP 410)."""
 
 
+class ThrottledError(BackendError):
+    """The API asked to wait (429, or 503, with Retry-After) before the next request."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds
+
+
+class NotSentError(BackendError):
+    """A write was not sent: the lease is not held, the controller is stopping, or it is
+    a dry run (see :class:`WriteGate`)."""
+
+
 class RouteTableError(Exception):
     """The kernel refused to read routes or to look one up; nothing was written."""
 
@@ -98,6 +111,16 @@ class NodeDeleter(Protocol):
     def delete_node(self, name: str, uid: str, resource_version: str) -> None:
         """Delete with uid and resourceVersion preconditions; ConflictError when either
         moved, NotFoundError when already gone."""
+        ...
+
+
+class WriteGate(Protocol):
+    """The controller's lease, asked by the adapter that sends a write immediately
+    before each request (each attempt) goes out."""
+
+    def admit(self, what: str) -> float:
+        """The seconds the request ``what`` may take, its whole timeout included; raises
+        NotSentError when it must not be sent at all."""
         ...
 
 
@@ -268,8 +291,10 @@ class Observer(Protocol):
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
-        """One site was planned and, unless ``error``, written: ``writes`` were taken."""
+        """One site was planned and, unless ``error``, written: ``writes`` were taken;
+        ``flapping`` names the keys another writer keeps changing back (rate-limited)."""
         ...
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:

@@ -11,7 +11,8 @@ from the cache and queues every site, then the cluster key, which puts the sites
 together for what only the whole cluster shows (nothing is planned twice). A site whose
 plan has errors is held back alone, one whose writes failed is retried with backoff.
 Kilo's freshness flips with no event when a node stops checking in: the cache's timers
-queue its sites then. Writes pass the GuardedWriter (lease, stop, dry run); what each
+queue its sites then; a key the flap limiter held back queues its site for when it may
+be written. Writes pass the GuardedWriter (lease, stop, dry run); what each
 reconcile did goes to the observer (status, metrics). :meth:`ReconcileLoop.request_stop`
 (SIGTERM) lets the write in flight end.
 """
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.controller.cache import Delta, NodeCache
+from reconciler.controller.flapping import FlapLimiter
 from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
 from reconciler.controller.plans import Revision, SharedPlanner
@@ -46,6 +48,8 @@ class LoopSettings:
     idle: float = 1.0  # longest wait between looks at the lease and the timers
     retry_base: float = 0.05
     retry_cap: float = 60.0
+    flap_interval: float = 10.0  # a key another writer keeps changing: once per this, ...
+    flap_cap: float = 300.0  # ... doubling to this
     informer: InformerSettings = field(default_factory=InformerSettings)
 
 
@@ -95,10 +99,16 @@ class ReconcileLoop:
         self.queue = SiteQueue(clock, s.retry_base, s.retry_cap)
         self.informer = Informer(watcher, self.cache, self._on_deltas, clock, s.informer)
         self.writer = GuardedWriter(
-            cluster, may_write, self.stop, self._revision_sha, dry_run=s.dry_run
+            cluster, may_write, self.stop, self._revision_sha, clock, dry_run=s.dry_run
         )
+        self.flaps = FlapLimiter(clock, s.flap_interval, s.flap_cap)
         self.reconciler = SiteReconciler(
-            self.plans, cluster, self.writer, parallel=s.parallel, dry_run=s.dry_run
+            self.plans,
+            cluster,
+            self.writer,
+            flaps=self.flaps,
+            parallel=s.parallel,
+            dry_run=s.dry_run,
         )
         self._thread: threading.Thread | None = None
 
@@ -179,8 +189,8 @@ class ReconcileLoop:
                     self._process(key)
                 finally:
                     self.queue.done(key)
-            if self.observer is not None and writer:
-                self.observer.idle()
+            if self.observer is not None:
+                self.observer.idle()  # the metrics on every replica; the status guards itself
 
     def _process(self, key: str) -> None:
         if self.revision is None or not self.may_write():
@@ -233,11 +243,15 @@ class ReconcileLoop:
         elif result == "error" and (self.stop.is_set() or not self.may_write()):
             result, error = "ok", ""  # stopping, or no longer leading: not retried here
         elif result == "error":
-            delay = self.queue.retry(site)
+            delay = self.queue.retry(site, at_least=done.retry_after)
             log.warning("site %s: %s (retry in %.1fs)", site, error, delay)
         if result != "error":
             self.queue.forget(site)
+        if done.recheck_in is not None:
+            self.queue.add_after(site, done.recheck_in)  # a key held back may go then
         self.stats.record(result, seconds)
         if self.observer is not None:
-            self.observer.site_planned(done.plan, done.planner, done.revision, error, done.writes)
+            self.observer.site_planned(
+                done.plan, done.planner, done.revision, error, done.writes, done.flapping
+            )
             self.observer.reconciled(result, seconds)

@@ -32,9 +32,10 @@ class Fanout:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         for o in self.observers:
-            o.site_planned(plan, planner, revision, error, writes)
+            o.site_planned(plan, planner, revision, error, writes, flapping)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         for o in self.observers:
@@ -58,6 +59,7 @@ class MetricsObserver:
         self.informer = informer
         self.writes = writes
         self._restarts = 0
+        self._lists = 0
         self._sent = 0
 
     def site_planned(
@@ -67,6 +69,7 @@ class MetricsObserver:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         ready = 0
         for name in plan.members:
@@ -75,7 +78,7 @@ class MetricsObserver:
             ready += condition is not None and condition.status == "True"
         states = {"member": len(plan.members), "pending": len(plan.pending)}
         conflicts = sum(len(n.conflicts) for n in plan.nodes)
-        self.metrics.site(plan.site, states, conflicts, ready)
+        self.metrics.site(plan.site, states, conflicts, ready, len(flapping))
         held = Counter(c.writer for n in plan.nodes for c in n.conflicts if c.writer)
         self.metrics.held(plan.site, held)
 
@@ -92,6 +95,11 @@ class MetricsObserver:
         if restarts > self._restarts:
             self.metrics.watch_restarts.inc(restarts - self._restarts)
             self._restarts = restarts
+        lists = self.informer.lists
+        if lists > self._lists:
+            self.metrics.node_lists.inc(lists - self._lists)
+            self._lists = lists
+        self.metrics.watch_backoff.set(self.informer.backoff)
         sent = self.writes.node_writes  # requests sent (a dry run sends none)
         if sent > self._sent:
             self.metrics.node_writes.inc(sent - self._sent)

@@ -4,7 +4,8 @@ A key is queued at most once however often it is added; a key added while it is 
 processed is queued again when :meth:`SiteQueue.done` is called, so one site is never
 reconciled twice at once and no event is lost. Delayed adds serve timers (Kilo
 freshness flips) and retries; a retry waits ``base * 2**failures`` capped at
-``max_delay``, with jitter, until :meth:`forget` says the key succeeded. Time comes from
+``max_delay``, with jitter, until :meth:`forget` says the key succeeded - and no less
+than the API asked (Retry-After, capped at ``max_delay`` too). Time comes from
 an injected clock, so tests move it by hand.
 """
 
@@ -68,13 +69,15 @@ class SiteQueue:
             heapq.heappush(self._later, (self.clock.monotonic() + delay, self._seq, key))
             self._wake.set()
 
-    def retry(self, key: str) -> float:
-        """Queue ``key`` again after its backoff; returns the delay chosen."""
+    def retry(self, key: str, at_least: float = 0.0) -> float:
+        """Queue ``key`` again after its backoff, and ``at_least`` seconds (the API's
+        Retry-After); returns the delay chosen."""
         with self._lock:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
         delay = min(self.max_delay, self.base_delay * 2.0**failures)
         delay *= 1.0 + JITTER * self.rng()
+        delay = max(delay, min(at_least, self.max_delay))
         self.add_after(key, delay)
         return delay
 

@@ -3,11 +3,13 @@
 The site is planned once (from the planner kept in step with the node cache), its plan
 kept as the site's latest, and - unless it has errors, which hold back this site alone -
 written through the apply use case (resourceVersion-guarded patches, a 409 re-planned
-through the same planner); a node error (annotations that would pass 256 KiB) leaves
-that node out and is reported as the site's error. What was written is folded into the
-planner at once. The result says what the loop does next: ``ok`` (forget the site's
-backoff), ``held`` (its plan has errors: nothing written) or ``error`` (some writes
-failed: retry with backoff).
+through the same planner), each node's plan passing the flap limiter just before it is
+written (:mod:`reconciler.controller.flapping`: a key another writer keeps changing
+back waits); a node error (annotations that would pass 256 KiB) leaves that node out
+and is reported as the site's error. What was written is folded into the planner at
+once. The result says what the loop does next: ``ok`` (forget the site's backoff),
+``held`` (its plan has errors: nothing written) or ``error`` (some writes failed: retry
+with backoff); and when to look at the site again for a key the limiter held back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reconciler.controller.flapping import FlapLimiter
 from reconciler.controller.plans import SharedPlanner
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
@@ -37,6 +40,9 @@ class Reconciled:
     error: str = ""
     writes: Sequence[NodeWrite] = field(default_factory=tuple)  # sent, and taken
     conflicts_retried: int = 0
+    retry_after: float = 0.0  # seconds the API asked to wait before writing again
+    flapping: Sequence[str] = ()  # keys another writer keeps changing back
+    recheck_in: float | None = None  # seconds until a key held back may be written
 
 
 class SiteReconciler:
@@ -48,12 +54,14 @@ class SiteReconciler:
         reader: ClusterReader,
         writer: ClusterWriter,
         *,
+        flaps: FlapLimiter,
         parallel: int = 4,
         dry_run: bool = False,
     ) -> None:
         self.plans = plans
         self.reader = reader
         self.writer = writer
+        self.flaps = flaps
         self.parallel = parallel
         self.dry_run = dry_run
 
@@ -69,20 +77,24 @@ class SiteReconciler:
         plan = planner.plan_site(site)
         self.plans.planned(plan)
         if plan.errors:
-            return Reconciled(plan, planner, revision.sha, "held", "; ".join(plan.errors[:3]))
+            error = "; ".join(plan.errors[:3])
+            return self._unwritten(plan, planner, revision.sha, "held", error)
         held = "; ".join(plan.node_errors[:3])  # those nodes are left out: the rest goes ahead
         if held:
             log.warning("site %s: node(s) held back: %s", site, held)
         if not any(n.writes for n in plan.nodes):
-            return Reconciled(plan, planner, revision.sha, "ok", held)
+            return self._unwritten(plan, planner, revision.sha, "ok", held)
         whole = Plan(
             cluster=revision.topology.cluster.metadata.name,
             nodes=plan.nodes,
             leaders=(plan.leader,) if plan.leader is not None else (),
         )
-        report = write_plan(whole, planner, self.reader, self.writer, self.parallel)
+        hold = None if self.dry_run else self.flaps.hold  # a dry run writes nothing to wait
+        report = write_plan(whole, planner, self.reader, self.writer, self.parallel, hold)
         if not self.dry_run:  # a dry run's "written" nodes are not the cluster's
             self.plans.written(planner, report.states.values())
+            for write in report.writes.values():
+                self.flaps.written(site, write)
         failed = (f"{n}: {w}" for n, w in sorted(report.failed.items()))
         error = "; ".join((*([held] if held else []), *failed))
         return Reconciled(
@@ -93,4 +105,20 @@ class SiteReconciler:
             error,
             tuple(report.writes.values()),
             report.conflicts_retried,
+            report.retry_after,
+            tuple(self.flaps.flapping(site)),
+            self._recheck(site),
         )
+
+    def _unwritten(
+        self, plan: SitePlan, planner: Planner, sha: str, result: str, error: str
+    ) -> Reconciled:
+        flapping = tuple(self.flaps.flapping(plan.site))
+        recheck = self._recheck(plan.site)
+        return Reconciled(plan, planner, sha, result, error, flapping=flapping, recheck_in=recheck)
+
+    def _recheck(self, site: str) -> float | None:
+        """When to look at ``site`` again: a key held back may be written, or the keys
+        reported flapping have been quiet long enough to report no more."""
+        due = [t for t in (self.flaps.due(site), self.flaps.settles_in(site)) if t is not None]
+        return min(due) if due else None

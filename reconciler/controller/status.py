@@ -6,8 +6,9 @@ The :class:`StatusReporter` hears the loop (it is one of its observers) and the 
 and the one it is predicted to have, Talos conflicts, the last error and the agents'
 TopologyReady; and for the cluster the revision in force (full sha) and when it was
 applied, the last refused revision and why. It publishes when idle, at most every
-``min_interval`` seconds and only when something changed, through the ConfigMap's one
-owner (:class:`~reconciler.usecases.statusmap.StatusConfigMap`). The JSON stays
+``min_interval`` seconds and only when something changed (and, after the API answered
+with Retry-After, not before that time), through the ConfigMap's one owner
+(:class:`~reconciler.usecases.statusmap.StatusConfigMap`). The JSON stays
 under 256 KiB: long lists are cut, their counts kept. Only the lease holder publishes,
 and ``--dry-run`` publishes nothing. Events: ``TopologyApplied`` on each node written
 (naming the revision), ``TopologyConflict`` when a node's conflicts change,
@@ -29,7 +30,7 @@ from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
-from reconciler.ports import BackendError, Clock
+from reconciler.ports import BackendError, Clock, ThrottledError
 from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.status")
@@ -38,6 +39,7 @@ SIZE_LIMIT = 256 * 1024
 DOC_LIMIT = SIZE_LIMIT - 16 * 1024  # room for the other keys and the object's metadata
 FLUSH_INTERVAL = 1.0  # seconds between looks at the held-back event series
 KEEP = (200, 50, 10, 0)  # list lengths tried, longest first
+RETRY_AFTER_CAP = 300.0  # seconds: the longest Retry-After honoured
 
 
 def listing(items: Sequence[str], keep: int) -> dict[str, Any]:
@@ -122,6 +124,7 @@ class StatusReporter:
         }
         self._dirty = False
         self._published_at = float("-inf")
+        self._quiet_until = float("-inf")  # the API's Retry-After, on our clock
         self._flushed_at = float("-inf")
         self._leaders: dict[str, str | None] = {}
         self._conflicts: dict[str, frozenset[str]] = {}
@@ -209,6 +212,7 @@ class StatusReporter:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         """One site's picture; Events for the writes taken, a moved leader and changed
         conflicts."""
@@ -225,6 +229,7 @@ class StatusReporter:
                         "predicted": leader.predicted if leader else None,
                     },
                     "conflicts": listing(_conflicts(plan), 1000),
+                    "flapping": listing(list(flapping), 1000),
                     "errors": listing(plan.errors, 1000),
                     "lastError": error or None,
                     "agents": {**agents, "problems": listing(sorted(problems), 1000)},
@@ -276,7 +281,11 @@ class StatusReporter:
         if events is not None and now - self._flushed_at >= FLUSH_INTERVAL:
             self._flushed_at = now
             events.flush()
-        if self._dirty and self.clock.monotonic() - self._published_at >= self.min_interval:
+        if (
+            self._dirty
+            and now - self._published_at >= self.min_interval
+            and now >= self._quiet_until
+        ):
             self.publish()
 
     def publish(self) -> bool:
@@ -292,6 +301,9 @@ class StatusReporter:
             written = self.status.publish(doc, revision or "", applied or "")
         except BackendError as err:
             log.info("status not published: %s", err)
+            if isinstance(err, ThrottledError):
+                wait = min(err.retry_after, RETRY_AFTER_CAP)
+                self._quiet_until = self.clock.monotonic() + wait
             with self._lock:
                 self._dirty = True
             return False

@@ -31,8 +31,10 @@ from reconciler.adapters.kubelease import KubeLease, KubeNodeLeases, discover_na
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.events import EventRecorder
+from reconciler.controller.fetchrequests import FetchRequests
+from reconciler.controller.guard import LeaseGate
 from reconciler.controller.http import Hook, HttpServer
-from reconciler.controller.leader import LeaderElector
+from reconciler.controller.leader import LeaderElector, LeaseObserver
 from reconciler.controller.lifecycle import LifecyclePass
 from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.metrics import Metrics
@@ -48,7 +50,6 @@ from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 log = logging.getLogger("topoctl.run")
 STUCK_AFTER = 300.0  # seconds without a loop tick before /healthz fails
 STOP_GRACE = 10.0  # seconds a lifecycle pass may take to end on stop
-FETCH_REQUEST_POLL = 2.0  # seconds between the holder's looks at it
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,13 @@ class Controller:
     """The parts of one ``topoctl run`` replica, wired."""
 
     def __init__(self, settings: RunSettings, backend: KubeBackend) -> None:
-        """``backend`` reads and watches; Node writes and deletions go through a copy
-        that tries once, within the lease time left after the renew deadline (the loop
-        retries with backoff, after looking at the lease again)."""
+        """``backend`` reads and watches. Every write - Node patches and deletions, the
+        status ConfigMap, Events - is admitted by the lease gate immediately before it
+        is sent, with the time before the lease could expire as its timeout; Node
+        writes and deletions are tried once (the loop retries with backoff, after
+        looking at the lease again)."""
         self.settings = settings
         lease = timing(settings.lease_duration)
-        budget = (lease.lease_duration - lease.renew_deadline) / 2  # connect, then read
-        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), timeout=(budget, budget))
         self.clock = SystemClock()
         self.metrics = Metrics()
         self.stop_event = threading.Event()
@@ -117,19 +118,27 @@ class Controller:
             settings.kubeconfig, settings.context
         )
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.elector = LeaderElector(
-            KubeLease(api, settings.lease_name, namespace),
-            identity,
-            self.clock,
-            timing=lease,
-            on_lost=self._lost,
-            on_started=lambda: self.metrics.leader.set(1),
-        )
-        may_write = self.elector.may_write
-        self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME))
-        self.node_events = KubeEventSink(api, identity)  # Events about Nodes
+        port = KubeLease(api, settings.lease_name, namespace)
+        self.elector: LeaderElector | LeaseObserver
+        if settings.dry_run:  # reads the Lease and says who holds it; never writes it
+            self.elector = LeaseObserver(port, identity, self.clock, timing=lease)
+        else:
+            self.elector = LeaderElector(
+                port,
+                identity,
+                self.clock,
+                timing=lease,
+                on_lost=self._lost,
+                on_started=lambda: self.metrics.leader.set(1),
+            )
+        # whether this replica plans, decides and reports (a dry run does, writing nothing)
+        may_write = (lambda: True) if settings.dry_run else self.elector.may_write
+        self.gate = gate = LeaseGate(self.elector.write_deadline, dry_run=settings.dry_run)
+        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), gate=gate)
+        self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME, gate))
+        self.node_events = KubeEventSink(api, identity, gate=gate)  # Events about Nodes
         self.status_events = EventRecorder(  # about the status ConfigMap, in its namespace
-            KubeEventSink(api, identity, namespace=namespace), self.clock
+            KubeEventSink(api, identity, namespace=namespace, gate=gate), self.clock
         )
         self.status = StatusReporter(
             self.status_map,
@@ -175,17 +184,24 @@ class Controller:
             dry_run=settings.dry_run,
             wake=self.loop.plans.changed,
         )
+        fetches_itself = may_write  # the holder, or a dry run: a standby records it
+        self.fetch_requests = FetchRequests(
+            # a standby's one write: its webhook, recorded for the holder without the lease
+            StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME)),
+            self.source.request_fetch,
+            fetches_itself,
+            self.clock,
+        )
         hook = None
         if settings.webhook_secret_file is not None:
-            hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
+            hook = Hook(read_secret(settings.webhook_secret_file), self.fetch_requests.requested)
         self.http = HttpServer(
             settings.listen,
-            self.metrics.registry,
+            self.metrics,
             live=self.live,
             ready=lambda: self.loop.ready,
             hook=hook,
         )
-        self._fetch_seen = ""
         self.started = self.clock.monotonic()
 
     def live(self) -> bool:
@@ -204,30 +220,6 @@ class Controller:
 
     def _new_revision(self, good: Good) -> None:
         self.loop.set_revision(Revision(good.revision, good.topology))
-
-    def _fetch_requested(self) -> None:
-        """A verified webhook: the holder fetches; a standby records it for the holder."""
-        if self.elector.may_write():
-            self.source.request_fetch()
-            return
-        try:
-            self.status_map.request_fetch(_now(self.clock))
-        except BackendError as err:
-            log.warning("webhook on a standby: the request could not be recorded: %s", err)
-
-    def _watch_fetch_requests(self) -> None:
-        """On the holder: a fetch request a standby recorded makes it fetch at once."""
-        while not self.stop_event.is_set():
-            if self.elector.may_write():
-                try:
-                    requested = self.status_map.fetch_requested()
-                except Exception as err:
-                    log.warning("fetch requests: the status cannot be read: %s", err)
-                    requested = ""
-                if requested and requested != self._fetch_seen:
-                    self._fetch_seen = requested
-                    self.source.request_fetch()
-            self.clock.wait(self.stop_event, FETCH_REQUEST_POLL)
 
     def _lost(self) -> None:
         log.error("lost the lease: stopping every write and exiting")
@@ -248,7 +240,12 @@ class Controller:
             threading.Thread(
                 target=self.lifecycle.run, args=(self.stop_event,), name="lifecycle", daemon=True
             ),
-            threading.Thread(target=self._watch_fetch_requests, name="fetch-requests", daemon=True),
+            threading.Thread(
+                target=self.fetch_requests.run,
+                args=(self.stop_event,),
+                name="fetch-requests",
+                daemon=True,
+            ),
         ]
         for thread in threads:
             thread.start()
@@ -265,10 +262,6 @@ class Controller:
                 self.elector.release()
             self.http.stop()
         return 1 if self.lost.is_set() else 0
-
-
-def _now(clock: SystemClock) -> str:
-    return clock.wall().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run(settings: RunSettings) -> int:

@@ -69,12 +69,21 @@ def write_plan(
     reader: ClusterReader,
     writer: ClusterWriter,
     parallel: int = 4,
+    hold: executor.Hold | None = None,
 ) -> executor.ApplyReport:
     """Write ``plan`` against the nodes ``planner`` planned it from: one guarded patch a
     node, a 409 re-planned through the same planner (``topoctl apply`` and the
-    controller's reconcile of a site alike). Nodes the plan deletes get no writes."""
+    controller's reconcile of a site alike). Nodes the plan deletes get no writes. With
+    ``hold`` (the controller's), each node plan loses what must wait just before it is
+    written."""
     return executor.apply_plan(
-        _sparing(plan), planner.nodes, reader, writer, executor.replanner(planner), parallel
+        _sparing(plan),
+        planner.nodes,
+        reader,
+        writer,
+        executor.replanner(planner),
+        parallel,
+        hold,
     )
 
 

@@ -28,6 +28,7 @@ from reconciler.ports import (
     EventSink,
     NodeDeleter,
     NotFoundError,
+    NotSentError,
 )
 from reconciler.usecases.executor import ApplyReport
 from reconciler.usecases.statusmap import StatusConfigMap
@@ -51,7 +52,7 @@ class DeletionPorts:
     may_write: Callable[[], bool] = _always  # the controller's lease
 
 
-class NotHolderError(BackendError):
+class NotHolderError(NotSentError):
     """Raised before a record or a DELETE once the lease is gone: nothing is sent."""
 
 

@@ -5,7 +5,9 @@ its changes recomputed from the fresh object (so the other writer's change survi
 and the write retried; when only what the planner does not read moved (Kilo's
 ``last-seen`` heartbeat, the kubelet's status), the same write is retried under the new
 resourceVersion, without a re-plan. Transient faults (5xx, 429, timeouts) are the backend's to
-retry; what still fails is reported per node, and the other nodes go on.
+retry; what still fails is reported per node, and the other nodes go on. A write the API
+answered with Retry-After leaves the longest such wait in the report, for the caller to
+retry no sooner.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from reconciler.ports import (
     ClusterWriter,
     ConflictError,
     NotFoundError,
+    ThrottledError,
 )
 
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
+Hold = Callable[[NodePlan, NodeState], NodePlan]  # the plan less what must wait, vs live
 
 
 def replanner(planner: Planner) -> Replan:
@@ -56,6 +60,7 @@ class ApplyReport:
     conflicts_retried: int = 0
     deleted: list[str] = field(default_factory=list)  # by the deletion protocol
     kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
+    retry_after: float = 0.0  # seconds: the longest Retry-After a failed write was told
 
     @property
     def ok(self) -> bool:
@@ -105,16 +110,23 @@ def apply_plan(
     writer: ClusterWriter,
     replan: Replan | None = None,
     parallel: int = 4,
+    hold: Hold | None = None,
 ) -> ApplyReport:
     """Write every node plan against the ``live`` nodes it was computed from; with
-    ``replan``, resolve 409s by recomputing that node."""
+    ``replan``, resolve 409s by recomputing that node; with ``hold``, each node plan
+    (and each re-plan) passes it just before it is written."""
     report = ApplyReport()
     lock = threading.Lock()
 
     def one(node_plan: NodePlan) -> None:
-        outcome, retried, took = _apply_node(
-            node_plan, live[node_plan.node], reader, writer, replan
-        )
+        try:
+            outcome, retried, took = _apply_node(
+                node_plan, live[node_plan.node], reader, writer, replan, hold
+            )
+        except ThrottledError as err:
+            outcome, retried, took = str(err), 0, None
+            with lock:
+                report.retry_after = max(report.retry_after, err.retry_after)
         with lock:
             report.conflicts_retried += retried
             if took is not None:
@@ -143,12 +155,17 @@ def _apply_node(
     reader: ClusterReader,
     writer: ClusterWriter,
     replan: Replan | None,
+    hold: Hold | None = None,
 ) -> tuple[str, int, tuple[NodeWrite, NodeState] | None]:
     """The failure ("" when none), the conflicts retried, and the write that was taken
     with the node as written (None when nothing was left to write, or it failed)."""
     current: NodePlan | None = node_plan
     retried = 0
-    while current is not None and current.writes:
+    while current is not None:
+        if hold is not None:
+            current = hold(current, live)
+        if not current.writes:
+            break
         write = node_write(live, current)
         try:
             return "", retried, (write, writer.write_node(write))
@@ -179,6 +196,8 @@ def _apply_node(
             live = fresh
         except NotFoundError:
             return "the node was deleted meanwhile", retried, None
+        except ThrottledError:
+            raise  # its Retry-After goes to the report
         except BackendError as err:
             return str(err), retried, None
     return "", retried, None

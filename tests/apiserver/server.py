@@ -218,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if route.verb == "watch" and not decision.status and route_error is None:
             try:
-                self._watch(route, query, info)  # logs itself once the stream is open
+                self._watch(route, query, info, expire=decision.expire)  # logs once open
             except ApiError as exc:
                 api._log(info, exc.code, headers_in)
                 self._send_json(exc.code, exc.status())
@@ -226,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
         code, payload, ctype, headers = self._respond(
             route, route_error, decision, query, content_type, raw, body
         )
+        for hook in decision.after:
+            hook(info)  # another writer, reacting to this request once it was served
         if decision.reset_after:
             api._log(info, 0, headers_in)  # served, but the client never gets the answer
             self._reset()
@@ -285,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- watch
 
-    def _watch(self, route: Route, query: dict[str, str], info: RequestInfo) -> None:
+    def _watch(
+        self, route: Route, query: dict[str, str], info: RequestInfo, *, expire: bool = False
+    ) -> None:
         api = self.server.api
         rt = route.rt
         assert rt is not None
@@ -330,6 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
             write("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
 
         try:
+            if expire and sub.expired is None:  # an injected 410 (Faults.expire)
+                sub.expired = errors.expired(f"too old resource version: {start_rv}")
             if sub.expired is not None:
                 write("ERROR", sub.expired.status())
                 self.wfile.write(b"0\r\n\r\n")

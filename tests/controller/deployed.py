@@ -69,6 +69,7 @@ def deployed_controller(shipped: Shipped, workdir: Path) -> Iterator[Deployed]:
     lifecycle.lifecycle = Lifecycle(eyes)
     lifecycle.deletion = replace(lifecycle.deletion, clock=clock, may_write=lambda: True)
     lifecycle.may_write = lambda: True
+    controller.gate.time_left = lambda: 15.0  # the lease just renewed, at every write
     topology = fsn1()
     lifecycle.view = lambda: planned_view(
         topology, [NodeState.from_object(n) for n in apiserver.nodes()]

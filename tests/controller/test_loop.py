@@ -233,6 +233,7 @@ class Planned:
         revision: str,
         error: str,
         writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
     ) -> None:
         self.sites.append(plan.site)
 

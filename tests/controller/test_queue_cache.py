@@ -45,6 +45,8 @@ def test_retries_back_off_exponentially_up_to_the_cap_until_forgotten() -> None:
     q.done("a")
     q.forget("a")
     assert q.retry("a") == 1.0  # from the base delay again
+    assert q.retry("b", at_least=5.0) == 5.0  # the API's Retry-After, when longer
+    assert q.retry("b", at_least=30.0) == 8.0  # capped as every retry is
 
 
 def test_a_delayed_key_wakes_a_waiting_worker() -> None:

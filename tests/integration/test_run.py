@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver import ApiServer
+from tests.apiserver import ApiServer, make_lease
 from tests.controller.gitrepos import BROKEN_EAST, CLUSTER, EAST, Remote
 from tests.shipped_rbac import NAMESPACE, Shipped
 
@@ -73,11 +74,14 @@ class Run:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
-    def hook(self, body: bytes = b'{"ref":"refs/heads/main"}', secret: bytes = SECRET) -> int:
+    def hook(self, body: bytes | None = None, secret: bytes = SECRET) -> int:
+        """A push delivery as GitHub sends one: each a new delivery id and body."""
+        delivery = str(uuid.uuid4())
+        if body is None:
+            body = json.dumps({"ref": "refs/heads/main", "delivery": delivery}).encode()
         signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/hooks/git", body, {"X-Hub-Signature-256": signature}
-        )
+        headers = {"X-Hub-Signature-256": signature, "X-GitHub-Delivery": delivery}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/hooks/git", body, headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as answer:
                 return int(answer.status)
@@ -248,3 +252,31 @@ def test_a_killed_holder_is_replaced_and_the_new_holder_applies_pushes(
                 lambda: annotation(apiserver, "east-gw-1", ENDPOINT) == "203.0.113.91:51822",
                 what="the new holder applying a push",
             )
+
+
+@pytest.mark.parametrize("held_by", [None, "the-holder"], ids=["no-lease", "expired"])
+def test_dry_run_reads_the_lease_and_writes_nothing_at_all(
+    apiserver: ApiServer, remote: Remote, tmp_path: Path, held_by: str | None
+) -> None:
+    apiserver.seed_node("east-gw-1", pod_cidr="10.244.0.0/24")
+    if held_by is not None:  # its holder stopped renewing: a standby would take it over
+        apiserver.seed(make_lease("topoctl", NAMESPACE, holder=held_by, duration_seconds=1))
+    apiserver.log.clear()
+    with topoctl_run(apiserver, remote, tmp_path, "dry", "--dry-run") as run:
+        eventually(lambda: "dry run: would write node east-gw-1" in run.output(), what="a plan")
+        eventually(lambda: "lease" in run.output() and "not taken" in run.output(), 10)
+        assert run.hook() == 202  # a webhook: it fetches itself, records nothing
+        time.sleep(4.0)  # longer than the 3 s lease: an elector would have taken it
+        assert run.metric("topoctl_leader") == 0.0
+        run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=20) == 0
+    said = run.output()
+    assert (f"the lease is held by {held_by}" if held_by else "nobody holds the lease") in said
+    writes = [(e.method, e.path) for e in apiserver.log.writes()]
+    assert writes == []  # no Lease, no status, no Event, no Node: nothing
+    assert apiserver.log.count(resource="leases", verb="get") >= 1  # it did look
+    lease = apiserver.get("Lease", "topoctl", NAMESPACE)
+    if held_by is None:
+        assert lease is None
+    else:
+        assert lease is not None and lease["spec"]["holderIdentity"] == held_by

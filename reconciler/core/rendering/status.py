@@ -46,4 +46,6 @@ def status_text(doc: Mapping[str, Any]) -> str:
     for name, site in sorted((doc.get("sites") or {}).items()):
         if site.get("lastError"):
             lines.append(f"{name}: last error: {site['lastError']}")
+        for line in ((site.get("flapping") or {}).get("items") or [])[:5]:
+            lines.append(f"{name}: another writer keeps changing {line}")
     return "\n".join(lines)

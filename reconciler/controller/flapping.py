@@ -8,7 +8,8 @@ the plan wants to write the same value again - someone changed it since - the wr
 that key waits until ``interval`` seconds after the last one; each further rewrite of
 the same value doubles the wait, up to ``cap``. A new value (git changed) is written at
 once and starts over, and so does a key left alone for ``quiet`` seconds (twice the
-cap). Only the held keys wait: the node's other changes are written as usual.
+cap). Only the held keys wait: the node's other changes are written as usual, and the
+ownership record's entry of what topoctl wrote of a held key waits with it.
 
 This is a small mechanism of its own, under whatever else decides what to write: the
 reconcile of a site passes each node plan through :meth:`FlapLimiter.hold` just before
@@ -29,8 +30,10 @@ from dataclasses import dataclass
 
 import msgspec
 
+from reconciler.core.planning.owned import keep_written
 from reconciler.core.planning.plan import Change, NodePlan
 from reconciler.core.planning.project import node_write
+from reconciler.model import keys
 from reconciler.model.state import NodeState, NodeWrite
 from reconciler.ports import Clock
 
@@ -60,6 +63,20 @@ def _wants(write: NodeWrite) -> Iterator[tuple[Key, Want]]:
 
 def _key(change: Change) -> Key:
     return ("taints", "") if change.kind == "taint" else (change.kind, change.key)
+
+
+_OWNED: Key = ("annotation", keys.TOPOCTL_OWNED)
+
+
+def _unrecorded(change: Change, held: set[Key]) -> Change | None:
+    """The ownership record's change without the written entries of the held keys (they
+    are recorded when they go); None when nothing else of it changes."""
+    if not change.writes or change.after is None:
+        return change
+    after = keep_written(change.after, change.before, held)
+    if after == change.before:
+        return None
+    return msgspec.structs.replace(change, after=after)
 
 
 class FlapLimiter:
@@ -94,8 +111,12 @@ class FlapLimiter:
                     self._release[plan.site] = min(release, self._release.get(plan.site, release))
         if not held:
             return plan
-        kept = tuple(c for c in plan.changes if not (c.writes and _key(c) in held))
-        return msgspec.structs.replace(plan, changes=kept)
+        kept = tuple(
+            _unrecorded(c, held) if _key(c) == _OWNED else c
+            for c in plan.changes
+            if not (c.writes and _key(c) in held)
+        )
+        return msgspec.structs.replace(plan, changes=tuple(c for c in kept if c is not None))
 
     def written(self, site: str, write: NodeWrite) -> None:
         """``write`` was taken: remember each key's value, and count a rewrite of the

@@ -62,3 +62,18 @@ def render_owned(record: Mapping[str, Iterable[str]], held: HeldRecord | None = 
             by_kind.setdefault(kind, {})[key] = [manager, digest]
         data[_HELD] = by_kind
     return json.dumps(dict(sorted(data.items())), separators=(",", ":"))
+
+
+def keep_written(after: str, before: str | None, keys_kept: Iterable[tuple[str, str]]) -> str:
+    """The record ``after`` with the written entries of ``keys_kept`` as in ``before``:
+    a write of those keys that waits must not be recorded as made."""
+    old, new = (
+        held_record({keys.TOPOCTL_OWNED: before or ""}),
+        held_record({keys.TOPOCTL_OWNED: after}),
+    )
+    for key in keys_kept:
+        if key in old:
+            new[key] = old[key]
+        else:
+            new.pop(key, None)
+    return render_owned(owned_record({keys.TOPOCTL_OWNED: after}), new)

@@ -1,18 +1,31 @@
-"""Kilo's freshness: a node counts as Ready to Kilo only while its ``kilo.squat.ai/last-seen``
-check-in is recent (squat/kilo pkg/mesh/mesh.go: within two 30 s check-in periods).
+"""Kilo's freshness and the time it is judged at.
 
-The rule is stated here once: the planner's view of Kilo (:func:`~.node.kilo_node`), the
-controller's cache timers and the 409 re-plan's heartbeat check all ask these functions.
+Two rules, each stated here once; the planner's view of Kilo (:func:`~.node.kilo_node`),
+the controller's cache timers and the 409 re-plan's heartbeat check all ask them.
+
+- **Fresh.** A node counts as Ready to Kilo only while its ``kilo.squat.ai/last-seen``
+  check-in is younger than two check-in periods (squat/kilo pkg/mesh/mesh.go: ``now -
+  LastSeen < 60 s``, each agent with its own clock). A ``last-seen`` in the future is
+  fresh, as Kilo's subtraction makes it.
+- **Now.** Freshness is judged at the planner's own clock: the controller's, or the
+  machine's where ``plan``/``apply`` read a live cluster. Offline it is the capture time
+  ``topoctl snapshot`` records, else the median of the nodes' ``last-seen`` values
+  (:func:`reference`). Never the newest ``last-seen``: that let one node whose clock runs
+  ahead, or one forged value, make every other node stale. A node's ``last-seen`` says
+  only whether that node is fresh.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from reconciler.model import keys
 from reconciler.model.state import NodeState
 
-KILO_READY_SECONDS = 60  # Kilo: last-seen within two 30 s check-in periods
+CHECK_IN_SECONDS = 30  # Kilo's check-in period: each agent renews its last-seen this often
+KILO_READY_SECONDS = 2 * CHECK_IN_SECONDS  # Kilo: last-seen within two check-in periods
 
 
 def last_seen(node: NodeState) -> int | None:
@@ -37,7 +50,40 @@ def is_fresh(node: NodeState, now: int) -> bool:
     return until is not None and now < until
 
 
-def newest_check_in(nodes: Iterable[NodeState]) -> int | None:
-    """The newest Kilo ``last-seen`` among the nodes, or None where Kilo never ran."""
-    seen = [s for n in nodes if (s := last_seen(n)) is not None]
-    return max(seen) if seen else None
+# --- now ---------------------------------------------------------------------------
+
+
+class TimeSource(enum.Enum):
+    """Where the time a plan judges Kilo's freshness at came from."""
+
+    CLOCK = "clock"  # the planner's own clock: the controller's, or this machine's
+    CAPTURED = "captured"  # the capture time `topoctl snapshot` recorded in the file
+    MEDIAN = "median"  # the median last-seen of the nodes: a snapshot without one
+    NONE = "none"  # no clock and no check-in: Kubernetes' Ready condition stands in
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The unix second Kilo's freshness is judged at (None: no clock and no check-in),
+    and where it came from."""
+
+    at: int | None
+    source: TimeSource = TimeSource.CLOCK
+
+
+NO_TIME = Reference(None, TimeSource.NONE)
+
+
+def reference(
+    nodes: Iterable[NodeState], now: int | None, source: TimeSource = TimeSource.CLOCK
+) -> Reference:
+    """``now`` when a clock or a capture time gives one; else the lower median of the
+    nodes' ``last-seen`` values (an observed value: fewer than half of the nodes, however
+    far ahead their clocks run or whatever they claim, cannot move it past an honest
+    one). It lags the real capture time by about half a check-in period."""
+    if now is not None:
+        return Reference(now, source)
+    seen = sorted(s for n in nodes if (s := last_seen(n)) is not None)
+    if not seen:
+        return NO_TIME
+    return Reference(seen[(len(seen) - 1) // 2], TimeSource.MEDIAN)

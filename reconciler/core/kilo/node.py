@@ -75,13 +75,13 @@ class KiloNode(msgspec.Struct, frozen=True):
             return True
 
 
-def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
+def kilo_node(node: NodeState, now: int | None) -> KiloNode:
     """Read a node as Kilo does (live, or projected as it will be after apply).
 
-    ``reference`` is the newest ``last-seen`` in the cluster: Kilo counts a node Ready
-    when it has an endpoint, a key, a pod CIDR and checked in within 60 s of now. Using
-    the newest check-in as "now" keeps the prediction right for saved snapshots. With
-    no Kilo data at all (``reference`` None), the Kubernetes Ready condition stands in.
+    Kilo counts a node Ready when it has an endpoint, a key, a pod CIDR and checked in
+    within 60 s of ``now`` (:mod:`.freshness` says which time that is). With no time at
+    all (``now`` None: an offline plan of a cluster where Kilo never checked in) the
+    Kubernetes Ready condition stands in for Kilo's.
     """
     annotations = node.annotations
     endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
@@ -90,14 +90,14 @@ def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
     internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
     if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
         internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
-    if reference is None:
+    if now is None:
         ready = node.ready == "True"
     else:
         ready = (
             endpoint is not None
             and is_wireguard_key(annotations.get(keys.KILO_KEY))
             and bool(node.pod_cidr)
-            and is_fresh(node, reference)
+            and is_fresh(node, now)
         )
     return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
 

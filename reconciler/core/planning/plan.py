@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from reconciler.core.kilo.freshness import NO_TIME, Reference
 from reconciler.model import keys
 from reconciler.model.state import TaintValue
 
@@ -236,6 +237,7 @@ class Plan:
     members: Mapping[str, str] = field(default_factory=dict)  # node -> site
     agent_problems: Mapping[str, str] = field(default_factory=dict)  # node -> condition text
     lifecycle: LifecyclePlan | None = None  # None: no site deletes unreachable nodes
+    now: Reference = NO_TIME  # when Kilo's freshness was judged, and by what clock
 
     @property
     def writes(self) -> tuple[NodePlan, ...]:
@@ -278,6 +280,7 @@ _VALUES = (
     LifecyclePlan,
     NodeDeletion,
     Withheld,
+    Reference,
 )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.freshness import Reference, TimeSource, reference
 from reconciler.core.kilo.leader import PER_NODE, find_leader
 from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
 from reconciler.core.planning.desired import (
@@ -56,12 +56,15 @@ class Planner:
     """Plans a topology against a set of live nodes. Immutable once built."""
 
     def __init__(
-        self, topology: Topology, nodes: Iterable[NodeState], now: int | None = None
+        self,
+        topology: Topology,
+        nodes: Iterable[NodeState],
+        now: int | None = None,
+        source: TimeSource = TimeSource.CLOCK,
     ) -> None:
-        """``now`` (unix seconds) times Kilo's ``last-seen`` freshness; without it the
-        newest check-in among the nodes stands in (right for saved snapshots)."""
+        """``now`` (unix seconds, from ``source``) times Kilo's ``last-seen`` freshness;
+        without it the median check-in of the nodes stands in (:func:`reference`)."""
         self.topology = topology
-        self.now = now
         self._sites: dict[str, Site] = {s.name: s for s in topology.sites}
         self._index = ClaimIndex(topology.sites)
         self._nodes: dict[str, NodeState] = {}
@@ -70,7 +73,7 @@ class Planner:
         self._located: dict[str, set[str]] = {}
         for node in nodes:
             self._add(node)
-        self._reference = now if now is not None else newest_check_in(self._nodes.values())
+        self.reference = reference(self._nodes.values(), now, source)
 
     # --- the index ---
 
@@ -95,9 +98,11 @@ class Planner:
         self, fresh: Iterable[NodeState] = (), gone: Iterable[str] = (), at: int | None = None
     ) -> Planner:
         """A planner for the same topology where ``fresh`` nodes replace (or join) theirs
-        and ``gone`` nodes left; only those are indexed again. ``at`` moves ``now``."""
+        and ``gone`` nodes left; only those are indexed again. ``at`` moves ``now`` (the
+        planner's clock); without it a given time stays, and one derived from the nodes
+        is derived again."""
         other = Planner.__new__(Planner)
-        other.topology, other.now = self.topology, self.now if at is None else at
+        other.topology = self.topology
         other._sites, other._index = self._sites, self._index
         other._nodes, other._claims = dict(self._nodes), dict(self._claims)
         other._members = {k: set(v) for k, v in self._members.items()}
@@ -107,9 +112,12 @@ class Planner:
             other._drop(name)
         for node in fresh:
             other._add(node)
-        other._reference = (
-            other.now if other.now is not None else newest_check_in(other._nodes.values())
-        )
+        if at is not None:
+            other.reference = Reference(at, TimeSource.CLOCK)
+        elif self.reference.source in (TimeSource.CLOCK, TimeSource.CAPTURED):
+            other.reference = self.reference
+        else:  # derived from the nodes: derived again, as a planner built anew would
+            other.reference = reference(other._nodes.values(), None)
         return other
 
     @property
@@ -233,6 +241,7 @@ class Planner:
             members=members,
             sites=tuple(sorted(self._sites)),
             agent_problems=self._agent_problems(members),
+            now=self.reference,
         )
 
     def desired(self) -> dict[str, DesiredNode]:
@@ -288,7 +297,7 @@ class Planner:
                 now.append(
                     self._kilo(name, live, memo)
                     if projected is live
-                    else kilo_node(live, self._reference)
+                    else kilo_node(live, self.reference.at)
                 )
             if kilo_location(projected) == site.name:  # unless Talos pins another
                 after.append(self._kilo(name, projected, memo))
@@ -304,7 +313,7 @@ class Planner:
         """How Kilo reads the node once the plan is applied (``projected``), once a call."""
         found = memo.kilo.get(name)
         if found is None:
-            found = memo.kilo[name] = kilo_node(projected, self._reference)
+            found = memo.kilo[name] = kilo_node(projected, self.reference.at)
         return found
 
     def _own_segments(self, site: Site, members: list[Member], memo: _Memo) -> list[str]:

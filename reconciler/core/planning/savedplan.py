@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reconciler.core.kilo.freshness import NO_TIME, Reference, TimeSource
 from reconciler.core.planning.plan import (
     Action,
     Change,
@@ -80,6 +81,7 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
             sites=tuple(raw["sites"]),
             agent_problems=dict(raw.get("agent_problems") or {}),
             lifecycle=_lifecycle(raw.get("lifecycle")),
+            now=_now(raw.get("now")),
         )
     except (KeyError, TypeError, IndexError, ValueError) as err:
         raise SavedPlanError(f"saved plan is damaged ({err!r})") from None
@@ -109,6 +111,12 @@ def _change(raw: dict[str, Any]) -> Change:
         after=raw["after"],
         taint=None if taint is None else TaintValue(**taint),
     )
+
+
+def _now(raw: dict[str, Any] | None) -> Reference:
+    if raw is None:  # saved before plans said when they judged Kilo's freshness
+        return NO_TIME
+    return Reference(raw["at"], TimeSource(raw["source"]))
 
 
 def _lifecycle(raw: dict[str, Any] | None) -> LifecyclePlan | None:

@@ -148,7 +148,7 @@ class LifecyclePass:
         self.stats.passes += 1
         self.history = self.history.add(self.prober.probe(addresses_to_probe(nodes)), now)
         self.stats.probe_rounds += 1
-        plan = Planner(topology, nodes).plan_all()
+        plan = Planner(topology, nodes, int(now.timestamp())).plan_all()
         record = self.records.load_record()
         leases = self.leases() if self.leases is not None else {}
         observed = Observations(now, self.history.nodes(nodes), leases, record)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.lifecycle.planned import lifecycle_plan
 from reconciler.core.planning.plan import Plan
 from reconciler.core.planning.planner import Planner
@@ -41,11 +42,14 @@ def apply_once(
     parallel: int = 4,
     eyes: Eyes | None = None,
     deletion: DeletionPorts | None = None,
+    now: Reference | None = None,
 ) -> ApplyResult:
-    """Plan and apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
+    """Plan (Kilo's freshness judged at ``now``; None: the nodes' median check-in) and
+    apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
     ``deletion``, dead nodes the plan names are deleted too."""
     nodes = cluster.list_nodes()
-    planner = Planner(topology, nodes)
+    at, source = (now.at, now.source) if now is not None else (None, TimeSource.CLOCK)
+    planner = Planner(topology, nodes, at, source)
     plan = planner.plan_all()
     if eyes is not None:
         seen = observe(eyes, nodes)

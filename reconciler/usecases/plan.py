@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.lifecycle.planned import lifecycle_plan
 from reconciler.core.lifecycle.probes import ProbeHistory, ProbeSchedule, addresses_to_probe
 from reconciler.core.lifecycle.record import DeletionRecord
@@ -75,17 +76,19 @@ def plan_once(
     topology: Topology,
     reader: ClusterReader,
     base: Topology | None = None,
-    now: int | None = None,
+    now: Reference | None = None,
     eyes: Eyes | None = None,
 ) -> PlanResult:
-    """Plan ``topology`` against the cluster; with ``base``, also what changed since;
-    with ``eyes``, also which dead nodes to delete."""
+    """Plan ``topology`` against the cluster, judging Kilo's freshness at ``now`` (None:
+    the nodes' median check-in); with ``base``, also what changed since; with ``eyes``,
+    also which dead nodes to delete."""
     nodes = reader.list_nodes()
-    plan = Planner(topology, nodes, now).plan_all()
+    at, source = (now.at, now.source) if now is not None else (None, TimeSource.CLOCK)
+    plan = Planner(topology, nodes, at, source).plan_all()
     if eyes is not None:
         live = {n.name: n for n in nodes}
         seen = observe(eyes, nodes)
         decided = lifecycle_plan(topology, plan, live, seen, probed=eyes.prober is not None)
         plan = replace(plan, lifecycle=decided)
-    deltas = tuple(desired_changes(base, topology, nodes)) if base is not None else ()
+    deltas = tuple(desired_changes(base, topology, nodes, plan.now)) if base is not None else ()
     return PlanResult(plan, {n.name: n for n in nodes}, deltas)

@@ -14,6 +14,7 @@ from reconciler.adapters.kubestatus import KubeStatusStore
 from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
 from reconciler.core.planning.plan import NodeDeletion
+from reconciler.model import keys
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, ConflictError
@@ -58,6 +59,7 @@ def make(
     holder: bool = True,
     dry_run: bool = False,
     conflict: bool = False,
+    kilo: bool = True,
 ) -> tuple[LifecyclePass, FakeClock, FakeProber, list[str], Store]:
     clock = FakeClock()
     prober = FakeProber(clock, {DEAD_IP})
@@ -69,7 +71,7 @@ def make(
         log.append(f"event {deletion.node} after {store.saves} record saves")
 
     lifecycle = LifecyclePass(
-        lambda: (topo, nodes),
+        lambda: (topo, kilo_checked_in(nodes, clock) if kilo else nodes),
         prober,
         Deleter(log, conflict),
         store,
@@ -79,6 +81,28 @@ def make(
         dry_run=dry_run,
     )
     return lifecycle, clock, prober, log, store
+
+
+def kilo_checked_in(nodes: list[NodeState], clock: FakeClock) -> list[NodeState]:
+    """The nodes as the controller sees them while Kilo runs: every Ready node checked
+    in just now (the pass judges Kilo's freshness at the controller's clock)."""
+    seen = str(int(clock.wall().timestamp()))
+    return [
+        replace(n, annotations={**n.annotations, **kilo_annotations(n, seen)})
+        if n.ready == "True"
+        else n
+        for n in nodes
+    ]
+
+
+def kilo_annotations(node: NodeState, seen: str) -> dict[str, str]:
+    internal = dict(node.addresses).get("InternalIP", "10.0.0.9")
+    return {
+        keys.KILO_KEY: "c2NlbmFyaW8gdGVzdCBrZXkgLSBub3QgcmVhbCEhISE=",
+        keys.KILO_ENDPOINT: f"{internal}:51820",
+        keys.KILO_INTERNAL_IP: f"{internal}/24",
+        keys.KILO_LAST_SEEN: seen,
+    }
 
 
 def steps(lifecycle: LifecyclePass, clock: FakeClock, count: int = 4) -> None:
@@ -202,3 +226,20 @@ def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
     lifecycle.step()
     assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
     assert store.record.deletions == ()  # the budget slot is given back
+
+
+def test_a_site_whose_kilo_is_silent_deletes_nothing() -> None:
+    """Kilo's agents there stopped checking in: its leader is unknown, and a site whose
+    leader cannot be predicted never loses a member."""
+    seen = str(int(NOW.timestamp()))
+    nodes = [
+        replace(n, annotations={**n.annotations, **kilo_annotations(n, seen)})
+        for n in cluster(["w-2"])
+    ]
+    lifecycle, clock, prober, log, store = make(nodes, kilo=False)
+    steps(lifecycle, clock, 6)
+    assert prober.rounds == 6
+    assert log == [] and store.saves == 0
+    decided = lifecycle.stats.last
+    assert decided is not None and decided.deletions == ()
+    assert any("no Kilo leader can be predicted" in w.text for w in decided.withheld)

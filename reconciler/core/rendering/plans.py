@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.planning.plan import (
     PLAN_FORMAT_VERSION,
     Change,
@@ -21,7 +22,7 @@ from reconciler.core.planning.plan import (
     Plan,
 )
 from reconciler.core.rendering import lifecycle as lifecycle_lines
-from reconciler.model import keys
+from reconciler.model import captured, keys
 
 
 def escape(text: str) -> str:
@@ -104,6 +105,20 @@ def _owned_delta(before: str | None, after: str | None) -> str:
     return ": " + ", ".join(parts) if parts else ""
 
 
+_SOURCES = {
+    TimeSource.CLOCK: "the clock of the machine that planned",
+    TimeSource.CAPTURED: "the snapshot's capture time",
+    TimeSource.MEDIAN: "the median last-seen of the nodes: the snapshot records no capture time",
+}
+
+
+def time_text(now: Reference) -> str:
+    """The time Kilo's freshness was judged at, and where it came from."""
+    if now.at is None:
+        return "none (no clock, no Kilo check-in: Kubernetes' Ready stands in for Kilo's)"
+    return f"{captured.render(now.at)} ({_SOURCES[now.source]})"
+
+
 def counts(plan: Plan) -> Counter[str]:
     """Changes by action (conflicts included)."""
     return Counter(c.verb for n in plan.nodes for c in n.changes)
@@ -149,6 +164,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
     out = [
         f"{styled('bold', 'topoctl plan')}: cluster {esc(plan.cluster)}, "
         f"{len(plan.members)} member node(s) in {len(plan.sites)} site(s)",
+        styled("dim", f"now: {time_text(plan.now)}"),
         "",
     ]
     for error in plan.errors:
@@ -250,7 +266,14 @@ def leader_news(prediction: LeaderPrediction) -> str:
 
 def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
     """A pull-request comment: summary table, predicted leaders, a section per site."""
-    out = [f"### topoctl plan: cluster `{plan.cluster}`", "", f"**{summary_line(plan)}**", ""]
+    out = [
+        f"### topoctl plan: cluster `{plan.cluster}`",
+        "",
+        f"**{summary_line(plan)}**",
+        "",
+        f"<sub>now: {time_text(plan.now)}</sub>",
+        "",
+    ]
     for error in plan.errors:
         out.append(f"> [!CAUTION]\n> {error}\n")
     for move in (p for p in plan.leaders if p.changes):
@@ -318,6 +341,11 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:
     payload: dict[str, Any] = {
         "format_version": PLAN_FORMAT_VERSION,
         "cluster": plan.cluster,
+        "now": {
+            "at": plan.now.at,
+            "time": captured.render(plan.now.at) if plan.now.at is not None else None,
+            "source": plan.now.source.value,
+        },
         "summary": {
             "nodes_to_change": len(plan.writes),
             "changes": {a: c[a] for a in ("set", "update", "adopt", "remove", "remove-mirror")},

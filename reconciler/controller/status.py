@@ -24,7 +24,7 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
-from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.plan import LeaderPrediction, Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
@@ -47,6 +47,19 @@ def listing(items: Sequence[str], keep: int) -> dict[str, Any]:
 
 def _conflicts(plan: SitePlan) -> list[str]:
     return [f"{c.node}: {c.kind} {c.key} ({c.why})" for n in plan.nodes for c in n.conflicts]
+
+
+def _leader(leader: LeaderPrediction | None) -> dict[str, Any]:
+    """Kilo's leader now and predicted; where none can be predicted, why, what keeps
+    each node from leading, and the gateways the routes via the leader keep meanwhile."""
+    if leader is None:
+        return {"current": None, "predicted": None}
+    out: dict[str, Any] = {"current": leader.current, "predicted": leader.predicted}
+    if leader.unknown:
+        out["unknown"] = leader.unknown
+        out["notReady"] = listing(leader.not_ready, 1000)
+        out["held"] = leader.held or None
+    return out
 
 
 def _agents(plan: SitePlan, planner: Planner) -> tuple[dict[str, int], dict[str, str]]:
@@ -181,10 +194,7 @@ class StatusReporter:
                 {
                     "members": listing(plan.members, 1000),
                     "pending": listing(plan.pending, 1000),
-                    "leader": {
-                        "current": leader.current if leader else None,
-                        "predicted": leader.predicted if leader else None,
-                    },
+                    "leader": _leader(leader),
                     "conflicts": listing(_conflicts(plan), 1000),
                     "errors": listing(plan.errors, 1000),
                     "lastError": error or None,
@@ -192,7 +202,10 @@ class StatusReporter:
                 },
             )
             before = self._leaders.get(plan.site, leader.current if leader else None)
-            self._leaders[plan.site] = predicted = leader.predicted if leader else None
+            predicted = leader.predicted if leader else None
+            if leader is not None and leader.unknown:
+                predicted = before  # not knowing the leader is no leader change
+            self._leaders[plan.site] = predicted
         events = self._events()
         if events is not None and predicted != before and (predicted or before):
             events.record(
@@ -314,7 +327,8 @@ def status_text(doc: Mapping[str, Any]) -> str:
                 str(members),
                 str((site.get("pending") or {}).get("count", 0)),
                 (site.get("leader") or {}).get("current") or "-",
-                (site.get("leader") or {}).get("predicted") or "-",
+                (site.get("leader") or {}).get("predicted")
+                or ("unknown" if (site.get("leader") or {}).get("unknown") else "-"),
                 str((site.get("conflicts") or {}).get("count", 0)),
                 f"{agents.get('ready', 0)}/{members}",
             )
@@ -323,6 +337,12 @@ def status_text(doc: Mapping[str, Any]) -> str:
     lines.append("")
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for name, site in sorted((doc.get("sites") or {}).items()):
+        leader = site.get("leader") or {}
+        if leader.get("unknown"):
+            lines.append(f"{name}: leader unknown: {leader['unknown']}")
+            lines += [f"  {n}" for n in (leader.get("notReady") or {}).get("items") or []]
+            if leader.get("held"):
+                lines.append(f"  routes via the leader stand as last published: {leader['held']}")
         if site.get("lastError"):
             lines.append(f"{name}: last error: {site['lastError']}")
     return "\n".join(lines)

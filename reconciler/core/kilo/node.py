@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import msgspec
 
-from reconciler.core.kilo.freshness import is_fresh
+from reconciler.core.kilo.freshness import is_fresh, last_seen
 from reconciler.model import keys
 from reconciler.model.addresses import parse_endpoint
 from reconciler.model.state import NodeState
@@ -76,30 +76,54 @@ class KiloNode(msgspec.Struct, frozen=True):
 
 
 def kilo_node(node: NodeState, now: int | None) -> KiloNode:
-    """Read a node as Kilo does (live, or projected as it will be after apply).
+    """Read a node as Kilo does (live, or projected as it will be after apply), Ready or
+    not at ``now`` (:func:`not_ready`). With no time at all (``now`` None: an offline
+    plan of a cluster where Kilo never checked in) the Kubernetes Ready condition stands
+    in for Kilo's."""
+    annotations = node.annotations
+    endpoint = _endpoint(node)
+    internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
+    if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
+        internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
+    ready = node.ready == "True" if now is None else not _not_ready(node, endpoint, now)
+    return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
 
-    Kilo counts a node Ready when it has an endpoint, a key, a pod CIDR and checked in
-    within 60 s of ``now`` (:mod:`.freshness` says which time that is). With no time at
-    all (``now`` None: an offline plan of a cluster where Kilo never checked in) the
-    Kubernetes Ready condition stands in for Kilo's.
-    """
+
+def not_ready(node: NodeState, now: int) -> list[str]:
+    """Why Kilo cannot count the node as Ready at ``now`` (empty: it can). Kilo's
+    ``Node.Ready`` (pkg/mesh/mesh.go): an endpoint, a WireGuard key, a pod CIDR and a
+    fresh ``last-seen`` (:mod:`.freshness`)."""
+    return _not_ready(node, _endpoint(node), now)
+
+
+def _not_ready(node: NodeState, endpoint: str | None, now: int) -> list[str]:
+    annotations = node.annotations
+    causes = []
+    if endpoint is None:
+        causes.append("no endpoint")
+    key = annotations.get(keys.KILO_KEY)
+    if not is_wireguard_key(key):
+        causes.append("no key" if not key else "a key that is not a WireGuard key")
+    if not node.pod_cidr:
+        causes.append("no podCIDR")
+    if not is_fresh(node, now):
+        seen = last_seen(node)
+        if seen is not None:
+            causes.append(f"stale last-seen ({now - seen} s ago)")
+        elif keys.KILO_LAST_SEEN in annotations:
+            causes.append("a last-seen that is not a number")
+        else:
+            causes.append("never checked in")
+    return causes
+
+
+def _endpoint(node: NodeState) -> str | None:
+    """The endpoint host Kilo uses: the forced one when it parses, else its own."""
     annotations = node.annotations
     endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
     if endpoint is None:
         endpoint = _endpoint_host(annotations.get(keys.KILO_ENDPOINT))
-    internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
-    if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
-        internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
-    if now is None:
-        ready = node.ready == "True"
-    else:
-        ready = (
-            endpoint is not None
-            and is_wireguard_key(annotations.get(keys.KILO_KEY))
-            and bool(node.pod_cidr)
-            and is_fresh(node, now)
-        )
-    return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
+    return endpoint
 
 
 @lru_cache(maxsize=65536)

@@ -17,18 +17,20 @@ settings, with ``via: leader`` resolved to that leader, complete each member's p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 
 from reconciler.core.kilo.freshness import Reference, TimeSource, reference
 from reconciler.core.kilo.leader import PER_NODE, find_leader
-from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
+from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node, not_ready
 from reconciler.core.planning.desired import (
     AGENT_ANNOTATION_LIMIT,
     DesiredNode,
     agent_annotation,
     desired_node,
+    held_routes,
+    leader_gateways,
     location_ips_anchor,
     routes_for,
 )
@@ -158,24 +160,34 @@ class Planner:
             self._base(member, memo)
         leader = self._predict(site, memo)
         per_node = self.topology.cluster.spec.mesh.granularity in PER_NODE
-        leader_ip = leader.predicted_internal_ip if leader else None
+        held = bool(leader.unknown)  # no prediction: what was published stands
+        leader_ip = leader.predicted_internal_ip
         warnings: list[str] = []
         errors: list[str] = []
         nodes: list[NodePlan] = []
         agents: dict[bool, tuple[str, int]] = {}  # leaders and others differ only: once each
         oversize: list[str] = []
+        gateways: set[str] = set()
         for member in members:
             node = member.node
             _desired, plan, projected = memo.base[node.name]
-            is_leader = per_node or (leader is not None and leader.predicted == node.name)
-            if is_leader not in agents:
-                routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
-                agents[is_leader] = agent_annotation(self.topology.cluster, routes), unresolved
-            agent, unresolved = agents[is_leader]
+            if held:
+                routes, unresolved = held_routes(
+                    site.spec.routes, node.annotations.get(keys.TOPOCTL_AGENT)
+                )
+                gateways |= leader_gateways(site.spec.routes, routes)
+                agent = agent_annotation(self.topology.cluster, routes)
+            else:
+                is_leader = per_node or leader.predicted == node.name
+                if is_leader not in agents:
+                    routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
+                    agents[is_leader] = agent_annotation(self.topology.cluster, routes), unresolved
+                agent, unresolved = agents[is_leader]
             if unresolved:
                 warnings.append(
                     f"{node.name}: {unresolved} route(s) via the leader left out: no "
                     "leader with an internal IP is predicted for this site"
+                    + (", and none was published on this node before" if held else "")
                 )
             if len(agent) > AGENT_ANNOTATION_LIMIT:
                 oversize.append(f"{node.name} ({len(agent)} bytes)")
@@ -183,6 +195,8 @@ class Planner:
             memo.agent[node.name] = agent
             errors += self._drift(member, plan, projected)
             nodes.append(with_agent(plan, node, agent))
+        if gateways:
+            leader = replace(leader, held=self._gateways(gateways, memo))
         warnings += self._own_segments(site, members, memo)
         if oversize:
             errors.append(
@@ -281,14 +295,16 @@ class Planner:
         return found
 
     def _predict(self, site: Site, memo: _Memo) -> LeaderPrediction:
-        """Kilo's leader of the location now, and once every plan is applied."""
+        """Kilo's leader of the location now, and once every plan is applied; or why no
+        leader can be predicted (no node Kilo counts as Ready leads), naming what keeps
+        each node from leading."""
         granularity = self.topology.cluster.spec.mesh.granularity
         if granularity in PER_NODE:
             return LeaderPrediction(site.name, None, None, None, granularity)
         here = self._located.get(site.name, set())
         candidates = here | self._members[site.name]
         now: list[KiloNode] = []
-        after: list[KiloNode] = []
+        after: list[tuple[KiloNode, NodeState]] = []
         for name in sorted(candidates):
             live = self._nodes[name]
             member = self._claims[name].member
@@ -300,14 +316,40 @@ class Planner:
                     else kilo_node(live, self.reference.at)
                 )
             if kilo_location(projected) == site.name:  # unless Talos pins another
-                after.append(self._kilo(name, projected, memo))
-        current, predicted = find_leader(now), find_leader(after)
+                after.append((self._kilo(name, projected, memo), projected))
+        current, predicted = find_leader(now), find_leader([k for k, _ in after])
+        if predicted is not None:
+            return LeaderPrediction(
+                site.name,
+                current.name if current else None,
+                predicted.name,
+                predicted.internal_ip,
+            )
         return LeaderPrediction(
-            site=site.name,
-            current=current.name if current else None,
-            predicted=predicted.name if predicted else None,
-            predicted_internal_ip=predicted.internal_ip if predicted else None,
+            site.name,
+            current.name if current else None,
+            None,
+            None,
+            unknown="no node Kilo counts as Ready, with an internal IP, would lead it",
+            not_ready=self._not_leading(after),
         )
+
+    def _not_leading(self, after: list[tuple[KiloNode, NodeState]]) -> tuple[str, ...]:
+        """The location's nodes that cannot lead it, each with what Kilo lacks."""
+        out = []
+        at = self.reference.at
+        for kilo, projected in after:
+            if not kilo.ready:
+                why = not_ready(projected, at) if at is not None else ["NotReady"]
+                out.append(f"{kilo.name}: {', '.join(why)}")
+            elif kilo.internal_ip is None:
+                out.append(f"{kilo.name}: no internal IP (a Kilo segment of its own)")
+        return tuple(out)
+
+    def _gateways(self, gateways: set[str], memo: _Memo) -> str:
+        """The gateways held routes via the leader use, with the node each belongs to."""
+        owners = {k.internal_ip: k.name for k in memo.kilo.values() if k.internal_ip}
+        return ", ".join(f"{ip} ({owners[ip]})" if ip in owners else ip for ip in sorted(gateways))
 
     def _kilo(self, name: str, projected: NodeState, memo: _Memo) -> KiloNode:
         """How Kilo reads the node once the plan is applied (``projected``), once a call."""

@@ -70,7 +70,7 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
         plan = Plan(
             cluster=raw["cluster"],
             nodes=tuple(_node(n) for n in raw["nodes"]),
-            leaders=tuple(LeaderPrediction(**p) for p in raw["leaders"]),
+            leaders=tuple(_leader(p) for p in raw["leaders"]),
             claimed_twice={k: tuple(v) for k, v in raw["claimed_twice"].items()},
             pending={k: tuple(v) for k, v in raw["pending"].items()},
             unassigned=tuple(raw["unassigned"]),
@@ -111,6 +111,10 @@ def _change(raw: dict[str, Any]) -> Change:
         after=raw["after"],
         taint=None if taint is None else TaintValue(**taint),
     )
+
+
+def _leader(raw: dict[str, Any]) -> LeaderPrediction:
+    return LeaderPrediction(**{**raw, "not_ready": tuple(raw.get("not_ready") or ())})
 
 
 def _now(raw: dict[str, Any] | None) -> Reference:

@@ -144,6 +144,9 @@ def summary_line(plan: Plan) -> str:
     moves = [p for p in plan.leaders if p.changes]
     if moves:
         extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
+    unknown = [p for p in plan.leaders if p.unknown]
+    if unknown:
+        extra.append(f"{len(unknown)} leader{'s' * (len(unknown) != 1)} unknown")
     if plan.errors:
         extra.append(f"{len(plan.errors)} error{'s' * (len(plan.errors) != 1)}")
     if deleting := lifecycle_lines.summary(plan.lifecycle):
@@ -180,7 +183,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
     for site in sorted(set(by_site) | set(leaders)):
         nodes = by_site.get(site, [])
         pred = leaders.get(site)
-        if not nodes and not (pred and pred.changes):
+        if not nodes and not (pred and (pred.changes or pred.unknown)):
             continue
         head = styled("bold", f"site {site}")
         if pred is not None:
@@ -188,6 +191,8 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
             if pred.changes:
                 head += "  " + styled("bold red", f"LEADER CHANGE: {leader_news(pred)}")
         out.append(head)
+        if pred is not None and pred.unknown:
+            out += ["  " + styled("yellow", esc(line)) for line in unknown_lines(pred)]
         for node in nodes:
             out.append("  " + styled("bold", f"~ node {node.node}"))
             for change in node.changes:
@@ -245,7 +250,22 @@ def leader_text(prediction: LeaderPrediction) -> str:
     """Who leads the location once the plan is applied."""
     if prediction.granularity != "location":
         return f"every node leads its own segment (granularity {prediction.granularity})"
+    if prediction.unknown:
+        silent = prediction.silent_for
+        return "unknown" + (f" (Kilo silent for {silent} s)" if silent is not None else "")
     return prediction.predicted or "(none)"
+
+
+def unknown_lines(prediction: LeaderPrediction, shown: int = 10) -> list[str]:
+    """Why no leader can be predicted, what keeps each node from leading, and what
+    stands meanwhile."""
+    out = [f"? leader unknown: {prediction.unknown}"]
+    out += [f"    {line}" for line in prediction.not_ready[:shown]]
+    if len(prediction.not_ready) > shown:
+        out.append(f"    ... and {len(prediction.not_ready) - shown} more")
+    via = f": via {prediction.held}" if prediction.held else ""
+    out.append(f"    routes via the leader stand as last published{via}; nothing is withdrawn")
+    return out
 
 
 def leader_news(prediction: LeaderPrediction) -> str:
@@ -278,6 +298,11 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         out.append(f"> [!CAUTION]\n> {error}\n")
     for move in (p for p in plan.leaders if p.changes):
         out.append(f"> [!WARNING]\n> Leader change in `{move.site}`: {leader_news(move)}.\n")
+    for unknown in (p for p in plan.leaders if p.unknown):
+        lines = unknown_lines(unknown)
+        out.append(f"> [!NOTE]\n> Site `{unknown.site}`: {lines[0][2:]}")
+        out += [f"> - {line.strip()}" for line in lines[1:]]
+        out.append("")
     out += [
         "| site | nodes to change | keys | conflicts | leader now | leader after |",
         "| --- | ---: | ---: | ---: | --- | --- |",
@@ -293,6 +318,8 @@ def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
         after = p.predicted if p else None
         if p is not None and p.granularity != "location":
             now = after = f"each node ({p.granularity})"
+        elif p is not None and p.unknown:
+            after = "unknown"
         mark = " :warning:" if p and p.changes else ""
         out.append(
             f"| `{site}` | {sum(1 for n in nodes if n.writes)} | {writes} | {conflicts} | "
@@ -406,6 +433,10 @@ def _sites_json(plan: Plan) -> list[dict[str, Any]]:
                 "changes": prediction.changes,
                 "predicted_internal_ip": prediction.predicted_internal_ip,
                 "granularity": prediction.granularity,
+                "unknown": prediction.unknown or None,
+                "not_ready": list(prediction.not_ready),
+                "silent_for": prediction.silent_for,
+                "held": prediction.held or None,
             }
         out.append(
             {

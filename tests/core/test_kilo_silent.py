@@ -1,0 +1,199 @@
+"""Kilo going silent is not a leader change: over a fake clock, the example cluster's
+Kilo agents stop checking in (all at once, or each on its own 30 s phase), one runs
+ahead, one's ``last-seen`` is forged, or the leader alone dies; every second a plan is
+made on the controller's clock and applied, as the controller would.
+
+hetzner-fsn1 is watched: fsn1-gw-1 (10.10.0.2) is its pinned leader, the workers route
+172.31.0.0/16 via the leader, and Kilo's next choice is fsn1-worker-7kq2p (10.10.0.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pytest
+from msgspec.structs import replace
+
+from reconciler.core.planning import savedplan
+from reconciler.core.planning.plan import Plan
+from reconciler.core.planning.planner import Planner
+from reconciler.core.planning.project import project
+from reconciler.model import keys
+from reconciler.model.settings import AgentSettings
+from reconciler.model.state import NodeState
+from tests.controller.loop_support import EXAMPLE_SEEN, example_topology
+from tests.core.test_kilo_time import example_nodes
+
+SITE = "hetzner-fsn1"
+LEADER, NEXT, LAST = "fsn1-gw-1", "fsn1-worker-7kq2p", "fsn1-worker-x9m4t"
+GATEWAY = {LEADER: "10.10.0.2", NEXT: "10.10.0.3", LAST: "10.10.0.4"}
+VIA_LEADER = "172.31.0.0/16"
+START = EXAMPLE_SEEN  # Kilo's agents run until STOP, each on its own phase
+STOP = START + 100
+TOPOLOGY = example_topology()
+
+
+@dataclass
+class Kilo:
+    """When each node's agent checks in: every 30 s from its phase, until it stops;
+    ``ahead`` seconds added by a clock that runs ahead; ``forged`` last-seen values."""
+
+    phases: Mapping[str, int]
+    stops: Mapping[str, int] = field(default_factory=dict)  # node -> when its agent stops
+    ahead: Mapping[str, int] = field(default_factory=dict)
+    forged: Mapping[str, int] = field(default_factory=dict)
+
+    def last_seen(self, name: str, now: int) -> int:
+        if name in self.forged:
+            return self.forged[name]
+        until = min(now, self.stops.get(name, now))
+        phase = self.phases.get(name, 0)
+        checked = START + phase + (until - START - phase) // 30 * 30
+        return checked + self.ahead.get(name, 0)
+
+
+@dataclass
+class Step:
+    at: int
+    plan: Plan
+    gateways: dict[str, str | None]  # each non-leader's gateway to 172.31.0.0/16
+
+
+def run(kilo: Kilo, until: int, start: int = START + 61) -> list[Step]:
+    """Plan every second from ``start`` to ``until`` on the controller's clock, and apply
+    each plan to the nodes (topoctl's writes; Kilo's check-ins as ``kilo`` says)."""
+    nodes = {n.name: n for n in converged()}
+    steps = []
+    for now in range(start, until + 1):
+        for name, node in nodes.items():
+            seen = str(kilo.last_seen(name, now))
+            nodes[name] = replace(node, annotations={**node.annotations, keys.KILO_LAST_SEEN: seen})
+        plan = Planner(TOPOLOGY, nodes.values(), now).plan_all()
+        for node_plan in plan.writes:
+            nodes[node_plan.node] = project(nodes[node_plan.node], node_plan)
+        steps.append(Step(now, plan, gateways(nodes)))
+    return steps
+
+
+def converged() -> list[NodeState]:
+    """The example cluster as the controller leaves it while Kilo runs."""
+    nodes = example_nodes()
+    plan = Planner(TOPOLOGY, nodes).plan_all()
+    written = {n.node: n for n in plan.writes}
+    return [project(n, written[n.name]) if n.name in written else n for n in nodes]
+
+
+def gateways(nodes: Mapping[str, NodeState]) -> dict[str, str | None]:
+    out = {}
+    for name in (LEADER, NEXT, LAST):
+        settings = AgentSettings.from_annotation(nodes[name].annotations[keys.TOPOCTL_AGENT])[0]
+        out[name] = next((r.via for r in settings.routes if r.to == VIA_LEADER), None)
+    return out
+
+
+def predicted(step: Step) -> str | None:
+    return next(p.predicted for p in step.plan.leaders if p.site == SITE)
+
+
+def agent_writes(step: Step) -> list[str]:
+    """The nodes whose published agent settings (routes) a plan changes."""
+    return [n.node for n in step.plan.writes for c in n.writes if c.key == keys.TOPOCTL_AGENT]
+
+
+AS_PUBLISHED = {LEADER: None, NEXT: GATEWAY[LEADER], LAST: GATEWAY[LEADER]}
+PHASES = {LEADER: 0, NEXT: 10, LAST: 20}  # the leader's check-in runs out first
+
+
+def test_while_kilo_runs_the_leader_and_its_routes_stand() -> None:
+    steps = run(Kilo(PHASES), STOP + 200)
+    assert {predicted(s) for s in steps} == {LEADER}
+    assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+
+
+@pytest.mark.parametrize(
+    "phases",
+    [
+        pytest.param({LEADER: 0, NEXT: 0, LAST: 0}, id="all at once"),
+    ],
+)
+def test_kilo_going_silent_withdraws_nothing_and_moves_no_route(phases: dict[str, int]) -> None:
+    """Every agent stops at STOP. Kilo's leader was fsn1-gw-1 and no agent is left to
+    elect another: no plan predicts one, and the routes via fsn1-gw-1 stand, written by
+    no plan."""
+    stops = dict.fromkeys(phases, STOP)
+    steps = run(Kilo(phases, stops), STOP + 300)
+    assert {predicted(s) for s in steps} <= {LEADER, None}
+    for step in steps:
+        assert step.gateways == AS_PUBLISHED, (step.at - STOP, step.gateways)
+        assert agent_writes(step) == [], step.at - STOP
+
+
+def test_the_leader_dying_alone_is_a_leader_change_kilo_makes_and_routes_follow() -> None:
+    """fsn1-gw-1's agent stops; the others go on checking in. Kilo counts it not Ready
+    from the second its last check-in is 60 s old, and elects fsn1-worker-7kq2p: so does
+    the plan at that very second, and the routes go via the new leader."""
+    kilo = Kilo(PHASES, {LEADER: STOP})
+    stale_from = kilo.last_seen(LEADER, STOP) + 60
+    steps = run(kilo, STOP + 200)
+    for step in steps:
+        if step.at < stale_from:
+            assert predicted(step) == LEADER and step.gateways == AS_PUBLISHED, step.at
+        else:
+            assert predicted(step) == NEXT, step.at - stale_from
+            assert step.gateways == {LEADER: GATEWAY[NEXT], NEXT: None, LAST: GATEWAY[NEXT]}
+    moved = [s for s in steps if agent_writes(s)]
+    assert [s.at for s in moved] == [stale_from]  # once, when Kilo moves
+
+
+def test_kilo_gone_from_every_node_is_no_leader_change_either() -> None:
+    """kg removes its annotations when it stops cleanly (key, endpoint, internal IP,
+    last-seen: pkg/k8s/backend.go CleanUp): no node is Ready to Kilo, so no leader can
+    be predicted, and nothing topoctl published is withdrawn."""
+    gone = (keys.KILO_KEY, keys.KILO_ENDPOINT, keys.KILO_INTERNAL_IP, keys.KILO_LAST_SEEN)
+    nodes = [
+        replace(n, annotations={k: v for k, v in n.annotations.items() if k not in gone})
+        for n in converged()
+    ]
+    plan = Planner(TOPOLOGY, nodes, STOP + 30).plan_all()
+    assert [c for n in plan.writes for c in n.writes if c.key == keys.TOPOCTL_AGENT] == []
+    leader = next(p for p in plan.leaders if p.site == SITE)
+    assert leader.predicted is None and leader.silent_for is None
+    assert leader.unknown == "no node Kilo counts as Ready, with an internal IP, would lead it"
+    assert leader.not_ready == (
+        f"{LEADER}: no key, never checked in",  # its endpoint is forced by git
+        f"{NEXT}: no endpoint, no key, never checked in",
+        f"{LAST}: no endpoint, no key, never checked in",
+    )
+    assert leader.held == f"{GATEWAY[LEADER]} ({LEADER})"
+
+
+def test_a_node_kilo_cannot_count_is_named_with_its_cause() -> None:
+    nodes = {n.name: n for n in converged()}
+    seen = str(STOP)
+    for name, node in nodes.items():
+        nodes[name] = replace(node, annotations={**node.annotations, keys.KILO_LAST_SEEN: seen})
+    nodes[LEADER] = replace(nodes[LEADER], pod_cidr="")
+    nodes[NEXT] = replace(
+        nodes[NEXT], annotations={**nodes[NEXT].annotations, keys.KILO_KEY: "not-a-key"}
+    )
+    nodes[LAST] = replace(
+        nodes[LAST], annotations={**nodes[LAST].annotations, keys.KILO_LAST_SEEN: str(STOP - 75)}
+    )
+    plan = Planner(TOPOLOGY, nodes.values(), STOP + 5).plan_all()
+    leader = next(p for p in plan.leaders if p.site == SITE)
+    assert (leader.current, leader.predicted, leader.changes) == (None, None, False)
+    assert leader.not_ready == (
+        f"{LEADER}: no podCIDR",
+        f"{NEXT}: a key that is not a WireGuard key",
+        f"{LAST}: stale last-seen (80 s ago)",
+    )
+    assert [c for n in plan.writes for c in n.writes if c.key == keys.TOPOCTL_AGENT] == []
+
+
+def test_a_saved_plan_keeps_why_the_leader_is_unknown() -> None:
+    steps = run(Kilo(PHASES, dict.fromkeys(PHASES, STOP)), STOP + 95, start=STOP + 95)
+    plan = steps[-1].plan
+    loaded, _source = savedplan.load(savedplan.dump(plan, {}))
+    assert loaded == plan
+    assert next(p for p in loaded.leaders if p.site == SITE).not_ready[0].startswith(LEADER)

@@ -23,6 +23,7 @@ from reconciler.controller.cache import Delta, NodeCache
 from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
 from reconciler.controller.queue import SiteQueue
+from reconciler.core.kilo.freshness import CHECK_IN_SECONDS
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
@@ -31,6 +32,7 @@ from reconciler.usecases.executor import apply_plan, replanner
 
 log = logging.getLogger("topoctl.controller")
 EVERYTHING = "\x00all"  # the queue key of a full pass (no site has this name)
+SILENT_RECHECK = CHECK_IN_SECONDS / 3  # how often a site whose Kilo is silent is re-planned
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,10 @@ class ReconcileLoop:
                 log.warning("site %s: %s (retry in %.1fs)", plan.site, error, delay)
         if result != "error":
             self.queue.forget(plan.site)
+        if plan.leader is not None and plan.leader.silent_for is not None:
+            # Kilo silent here: it is heard again at a check-in that flips no freshness
+            # and so queues nothing; look again until then.
+            self.queue.add_after(plan.site, SILENT_RECHECK)
         if self.observer is not None:
             self.observer.site_planned(plan, planner, revision.sha, error)
         return result

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 import pytest
 from msgspec.structs import replace
 
+from reconciler.core.kilo.freshness import CLOCK_SKEW_SECONDS
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.core.planning.project import project
+from reconciler.core.rendering import plans
 from reconciler.model import keys
 from reconciler.model.settings import AgentSettings
 from reconciler.model.state import NodeState
@@ -115,12 +117,15 @@ def test_while_kilo_runs_the_leader_and_its_routes_stand() -> None:
     "phases",
     [
         pytest.param({LEADER: 0, NEXT: 0, LAST: 0}, id="all at once"),
+        pytest.param(PHASES, id="one by one, the leader first"),
+        pytest.param({LEADER: 20, NEXT: 0, LAST: 10}, id="one by one, the leader last"),
+        pytest.param({LEADER: 29, NEXT: 0, LAST: 1}, id="one by one, a second apart"),
     ],
 )
 def test_kilo_going_silent_withdraws_nothing_and_moves_no_route(phases: dict[str, int]) -> None:
-    """Every agent stops at STOP. Kilo's leader was fsn1-gw-1 and no agent is left to
-    elect another: no plan predicts one, and the routes via fsn1-gw-1 stand, written by
-    no plan."""
+    """Every agent stops at STOP; their check-ins run out one at a time. Kilo's leader
+    was fsn1-gw-1 and no agent is left to elect another: no plan predicts one, and the
+    routes via fsn1-gw-1 stand, written by no plan."""
     stops = dict.fromkeys(phases, STOP)
     steps = run(Kilo(phases, stops), STOP + 300)
     assert {predicted(s) for s in steps} <= {LEADER, None}
@@ -144,6 +149,69 @@ def test_the_leader_dying_alone_is_a_leader_change_kilo_makes_and_routes_follow(
             assert step.gateways == {LEADER: GATEWAY[NEXT], NEXT: None, LAST: GATEWAY[NEXT]}
     moved = [s for s in steps if agent_writes(s)]
     assert [s.at for s in moved] == [stale_from]  # once, when Kilo moves
+
+
+@pytest.mark.parametrize(
+    ("phases", "ahead"),
+    [
+        # The worst case: the leader checked in 29 s before the agents stopped, the node
+        # ahead at the very end.
+        pytest.param({LEADER: 11, NEXT: 10, LAST: 20}, {NEXT: CLOCK_SKEW_SECONDS}, id="5 s"),
+        pytest.param({LEADER: 0, NEXT: 10, LAST: 20}, {LAST: 3}, id="3 s"),
+    ],
+)
+def test_a_clock_a_little_ahead_moves_no_route_while_kilo_is_silent(
+    phases: dict[str, int], ahead: dict[str, int]
+) -> None:
+    steps = run(Kilo(phases, dict.fromkeys(phases, STOP), ahead), STOP + 150)
+    assert {predicted(s) for s in steps} <= {LEADER, None}
+    assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+
+
+@pytest.mark.parametrize(
+    "kilo",
+    [
+        pytest.param(Kilo(PHASES, dict.fromkeys(PHASES, STOP), forged={LAST: 10**10}), id="forged"),
+        pytest.param(
+            Kilo(PHASES, dict.fromkeys(PHASES, STOP), ahead={NEXT: 300}), id="5 min ahead"
+        ),
+    ],
+)
+def test_a_check_in_far_ahead_is_no_sign_that_kilo_is_alive(kilo: Kilo) -> None:
+    """Kilo counts such a node Ready (its last-seen is in the future), but it says
+    nothing of when the location last checked in: the silence is seen as it would be
+    without it. (A clock minutes ahead counts again once its last check-in is no longer
+    ahead: five minutes after the agents stopped here, beyond this test.)"""
+    steps = run(kilo, STOP + 200)
+    assert {predicted(s) for s in steps} <= {LEADER, None}
+    assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+
+
+def test_while_kilo_runs_a_forged_or_ahead_check_in_changes_no_prediction() -> None:
+    for kilo in (Kilo(PHASES, forged={LAST: 10**10}), Kilo(PHASES, ahead={NEXT: 300})):
+        steps = run(kilo, STOP + 100)
+        assert {predicted(s) for s in steps} == {LEADER}
+        assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+
+
+def test_the_plan_says_why_the_leader_is_unknown() -> None:
+    steps = run(Kilo(PHASES, dict.fromkeys(PHASES, STOP)), STOP + 95, start=STOP + 95)
+    leader = next(p for p in steps[-1].plan.leaders if p.site == SITE)
+    assert (leader.current, leader.predicted, leader.changes) == (None, None, False)
+    assert leader.silent_for == 95
+    assert leader.unknown == (
+        "Kilo is silent here: no node has checked in for 95 s, and the check-ins of "
+        f"{LEADER}, {NEXT}, {LAST} ran out since: that says nothing of who leads"
+    )
+    assert leader.not_ready == (
+        f"{LEADER}: stale last-seen (105 s ago)",
+        f"{NEXT}: stale last-seen (95 s ago)",
+        f"{LAST}: stale last-seen (115 s ago)",
+    )
+    assert leader.held == f"{GATEWAY[LEADER]} ({LEADER})"
+    text = plans.text(steps[-1].plan, markup=False)
+    assert f"site {SITE}  leader: unknown (Kilo silent for 95 s)" in text
+    assert f"routes via the leader stand as last published: via {GATEWAY[LEADER]}" in text
 
 
 def test_kilo_gone_from_every_node_is_no_leader_change_either() -> None:

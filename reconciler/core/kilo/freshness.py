@@ -1,6 +1,6 @@
-"""Kilo's freshness and the time it is judged at.
+"""Kilo's freshness, the time it is judged at, and when a location's Kilo has gone silent.
 
-Two rules, each stated here once; the planner's view of Kilo (:func:`~.node.kilo_node`),
+Three rules, each stated here once; the planner's view of Kilo (:func:`~.node.kilo_node`),
 the controller's cache timers and the 409 re-plan's heartbeat check all ask them.
 
 - **Fresh.** A node counts as Ready to Kilo only while its ``kilo.squat.ai/last-seen``
@@ -13,6 +13,14 @@ the controller's cache timers and the 409 re-plan's heartbeat check all ask them
   (:func:`reference`). Never the newest ``last-seen``: that let one node whose clock runs
   ahead, or one forged value, make every other node stale. A node's ``last-seen`` says
   only whether that node is fresh.
+- **Kilo silent.** Each Kilo agent checks in on its own 30 s phase, so when a location's
+  agents all stop (killed, rolling, cut off from the API server) their check-ins run out
+  one at a time, and Kilo's rule read at face value would move the leader from node to
+  node before finding none. So a location none of whose nodes has checked in for 25 s
+  (a check-in period, less 5 s for clocks a little apart) is *silent* (:func:`silence`),
+  and a check-in that ran out after that is no evidence of who leads: the leader is
+  unknown until Kilo is heard again, and what topoctl published stands. A leader that
+  stops checking in while the others go on is a leader change, as Kilo sees it.
 """
 
 from __future__ import annotations
@@ -87,3 +95,54 @@ def reference(
     if not seen:
         return NO_TIME
     return Reference(seen[(len(seen) - 1) // 2], TimeSource.MEDIAN)
+
+
+# --- Kilo silent ---------------------------------------------------------------------
+
+CLOCK_SKEW_SECONDS = 5  # how far apart the agents' clocks may be for the rule to hold
+SILENT_AFTER = CHECK_IN_SECONDS - CLOCK_SKEW_SECONDS  # no check-in for this long: silent
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A location whose Kilo agents have all stopped checking in."""
+
+    heard: int | None  # its newest check-in (None: no node there ever checked in)
+    went_stale: tuple[str, ...]  # nodes whose check-in ran out after it fell silent
+
+    def seconds(self, now: int) -> int | None:
+        """How long ago the location was last heard from."""
+        return None if self.heard is None else now - self.heard
+
+
+def heard(nodes: Iterable[NodeState], now: int) -> int | None:
+    """The location's newest check-in as a sign of life at ``now``: a ``last-seen`` a
+    little ahead (a clock running ahead) counts as a check-in now; one more than a
+    check-in period ahead (forged, or a clock far off) is no sign of anything."""
+    seen = [s for n in nodes if (s := last_seen(n)) is not None and s <= now + CHECK_IN_SECONDS]
+    return min(max(seen), now) if seen else None
+
+
+def silence(nodes: Iterable[NodeState], now: int) -> Silence | None:
+    """The location's silence at ``now``, or None while one of ``nodes`` checked in
+    within the last :data:`SILENT_AFTER` seconds (:func:`heard`).
+
+    Every node still alive when its agents stopped had checked in within the check-in
+    period before, so its check-in runs out no earlier than a period after the last one
+    heard: the silence is seen first, with :data:`CLOCK_SKEW_SECONDS` to spare for a
+    clock running ahead, and ``went_stale`` names every node whose staleness may be only
+    the silence (a clock further ahead delays seeing the silence by as much).
+    """
+    nodes = list(nodes)
+    last = heard(nodes, now)
+    if last is not None and now - last < SILENT_AFTER:
+        return None
+    if last is None:
+        return Silence(None, ())
+    began = last + SILENT_AFTER
+    went_stale = tuple(
+        sorted(
+            n.name for n in nodes if (until := fresh_until(n)) is not None and began <= until <= now
+        )
+    )
+    return Silence(last, went_stale)

@@ -3,8 +3,10 @@
 Two states of a node with the same fingerprint and the same Kilo freshness give the
 same plan (only the resourceVersion a write is guarded by differs), so a watch event
 that leaves both alone - Kilo's ``last-seen`` heartbeat every 30 s, a kubelet status
-update, new images - costs no re-plan and no write. One thing a heartbeat moves is
-left out on purpose: how long ago a stale node checked in (words in the plan).
+update, new images - costs no re-plan and no write. Two things a heartbeat moves are
+left out on purpose: how long ago a stale node checked in (words in the plan), and
+whether a location's Kilo is silent (``core.kilo.freshness.silence``): the controller
+re-plans a site whose Kilo is silent every few seconds until it is heard again.
 
 The planner reads: the name and uid, every label (pool selectors, Kilo's region
 fallback), every annotation but ``last-seen`` (declared keys, Kilo's, Talos' ownership

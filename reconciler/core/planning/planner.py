@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import msgspec
 
-from reconciler.core.kilo.freshness import Reference, TimeSource, reference
+from reconciler.core.kilo.freshness import Reference, TimeSource, reference, silence
 from reconciler.core.kilo.leader import PER_NODE, find_leader
 from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node, not_ready
 from reconciler.core.planning.desired import (
@@ -296,8 +296,8 @@ class Planner:
 
     def _predict(self, site: Site, memo: _Memo) -> LeaderPrediction:
         """Kilo's leader of the location now, and once every plan is applied; or why no
-        leader can be predicted (no node Kilo counts as Ready leads), naming what keeps
-        each node from leading."""
+        leader can be predicted (:func:`~reconciler.core.kilo.freshness.silence`, or no
+        node Kilo counts as Ready leads), naming what keeps each node from leading."""
         granularity = self.topology.cluster.spec.mesh.granularity
         if granularity in PER_NODE:
             return LeaderPrediction(site.name, None, None, None, granularity)
@@ -317,6 +317,23 @@ class Planner:
                 )
             if kilo_location(projected) == site.name:  # unless Talos pins another
                 after.append((self._kilo(name, projected, memo), projected))
+        at = self.reference.at
+        quiet = silence((self._nodes[n] for n in candidates), at) if at is not None else None
+        if at is not None and quiet is not None and quiet.went_stale:
+            heard = quiet.seconds(at)
+            return LeaderPrediction(
+                site.name,
+                None,
+                None,
+                None,
+                unknown=(
+                    f"Kilo is silent here: no node has checked in for {heard} s, and the "
+                    f"check-ins of {_some(quiet.went_stale)} ran out since: that says "
+                    "nothing of who leads"
+                ),
+                not_ready=self._not_leading(after),
+                silent_for=heard,
+            )
         current, predicted = find_leader(now), find_leader([k for k, _ in after])
         if predicted is not None:
             return LeaderPrediction(

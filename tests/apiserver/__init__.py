@@ -1,8 +1,9 @@
 """A Kubernetes API-server double for topoctl's adapter and integration tests.
 
-A real HTTP/1.1 server on 127.0.0.1 (ephemeral port) that the official
-`kubernetes` client and `kubectl --server=http://127.0.0.1:PORT` use as they
-would kube-apiserver. Test infrastructure only: never shipped.
+A real HTTP/1.1 server on 127.0.0.1 (ephemeral port; `start(host=ADDR)` or
+`--host ADDR` for an address other network namespaces reach) that the official
+`kubernetes` client, `kubectl --server=http://127.0.0.1:PORT` and Kilo's agent
+`kg` use as they would kube-apiserver. Test infrastructure only: never shipped.
 
 Usage (fixtures from tests/apiserver/fixtures.py, enabled in tests/conftest.py)::
 
@@ -23,10 +24,13 @@ Usage (fixtures from tests/apiserver/fixtures.py, enabled in tests/conftest.py):
     apiserver.compact()                                 # older watches get 410
 
 Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
-- core/v1 Node (+ /status), Namespace, Event; coordination.k8s.io/v1 Lease;
-  events.k8s.io/v1 Event (same storage as core Events, converted);
-  discovery (/api, /apis, /api/v1, groups), /version, /healthz; Tables for
-  `kubectl get` (Accept: as=Table).
+- core/v1 Node (+ /status), Namespace, ConfigMap, Event; coordination.k8s.io/v1
+  Lease; events.k8s.io/v1 Event (same storage as core Events, converted);
+  apiextensions.k8s.io/v1 CustomResourceDefinition, whose resources are served
+  the moment it is created and stop when it is deleted (tests/apiserver/crds.py;
+  Kilo's own CRD is in tests/apiserver/kilo-crds.yaml); discovery (/api, /apis,
+  /api/v1, groups), /openapi/v3 as far as kubectl reads it (openapi.py),
+  /version, /healthz; Tables for `kubectl get` (Accept: as=Table).
 - A global, monotonically increasing resourceVersion; uid, creationTimestamp,
   generateName. A write whose result equals the stored object keeps the
   resourceVersion and emits no watch event.
@@ -58,9 +62,12 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
 - WATCH: chunked JSON lines (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR);
   initial ADDED events without a resourceVersion (or with "0"); replay after
   a resourceVersion; objects entering/leaving a selector become ADDED/DELETED;
-  allowWatchBookmarks (every `bookmark_interval` s), sendInitialEvents with the
-  initial-events-end bookmark, timeoutSeconds; after compaction an in-stream
-  ERROR Status 410 Expired (the client retries once, then raises 410).
+  allowWatchBookmarks (every `bookmark_interval` s), watch-list for every resource
+  (sendInitialEvents=true&resourceVersionMatch=NotOlderThan: the initial state,
+  then the BOOKMARK annotated k8s.io/initial-events-end, as client-go's informers
+  and kg's wait for), timeoutSeconds; list/watch options checked as the real
+  server checks them (listoptions.py, 422); after compaction an in-stream ERROR
+  Status 410 Expired (the client retries once, then raises 410).
 
 Knowingly not implemented: server-side apply and managedFields, protobuf,
 authn/authz/admission beyond namespace existence, generation, graceful

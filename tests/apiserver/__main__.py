@@ -1,7 +1,9 @@
-"""`python -m tests.apiserver [--port N] [--nodes FILE]`: serve the double until interrupted.
+"""`python -m tests.apiserver [--host ADDR] [--port N] [--nodes FILE]`: serve the double.
 
-The first stdout line is the URL (`http://127.0.0.1:PORT`), flushed before anything
-else is printed, so a script can read it and point kubectl or topoctl at it:
+The first stdout line is the URL (`http://ADDR:PORT`, ADDR 127.0.0.1 by default),
+flushed before anything else is printed, so a script can read it and point kubectl or
+topoctl at it; `--host` takes an address of this network namespace that other
+namespaces reach (a bridge's or a veth's), so processes in them can use the double:
 
     python -m tests.apiserver --nodes examples/nodes.yaml > url.txt &
     kubectl --server "$(head -1 url.txt)" get nodes
@@ -24,7 +26,10 @@ from tests.apiserver.server import ApiServer
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.apiserver", description=__doc__)
-    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free)")
     parser.add_argument(
         "--nodes", type=Path, help="`kubectl get nodes -o json|yaml` output to serve"
     )
@@ -45,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        server.start(port=args.port)
+        server.start(port=args.port, host=args.host)
     except OSError as err:
-        print(f"error: cannot listen on 127.0.0.1:{args.port}: {err.strerror}", file=sys.stderr)
+        print(f"error: cannot listen on {args.host}:{args.port}: {err.strerror}", file=sys.stderr)
         return 2
     print(server.url, flush=True)
     print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,16 @@ def _noop(obj: JSON, old: JSON | None) -> None:
     return None
 
 
+def keep_other_half(new: JSON, old: JSON, subresource: str | None) -> None:
+    """A built-in type's status strategy: a main write keeps the old status, a /status write
+    the old spec (its metadata changes persist, as in the real nodeStatusStrategy)."""
+    kept = "spec" if subresource == "status" else "status"
+    if kept in old:
+        new[kept] = old[kept]
+    else:
+        new.pop(kept, None)
+
+
 @dataclass(frozen=True)
 class ResourceType:
     """One served resource (group/version/plural) and how writes to it behave."""
@@ -64,6 +74,11 @@ class ResourceType:
     prepare: Callable[[JSON, JSON | None], None] = _noop  # (new, old or None on create)
     to_storage: Callable[[JSON], JSON] = _identity
     from_storage: Callable[[JSON], JSON] = _identity
+    # with status_subresource: what a main or /status write keeps of the old object
+    split_write: Callable[[JSON, JSON, str | None], None] = keep_other_half
+    # a CustomResourceDefinition's resource (tests/apiserver/crds.py): schemaless beyond
+    # metadata, and no strategic merge patch
+    custom: bool = False
 
     @property
     def api_version(self) -> str:
@@ -326,18 +341,24 @@ RESOURCES: tuple[ResourceType, ...] = (NODES, NAMESPACES, CONFIGMAPS, EVENTS, EV
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def lookup(group: str, version: str, plural: str) -> ResourceType | None:
+def lookup(
+    group: str, version: str, plural: str, types: Sequence[ResourceType] = RESOURCES
+) -> ResourceType | None:
     """The resource served at /api(s)/group/version/plural, if any."""
-    for rt in RESOURCES:
+    for rt in types:
         if (rt.group, rt.version, rt.plural) == (group, version, plural):
             return rt
     return None
 
 
-def by_kind(kind_or_plural: str, api_version: str | None = None) -> ResourceType:
+def by_kind(
+    kind_or_plural: str,
+    api_version: str | None = None,
+    types: Sequence[ResourceType] = RESOURCES,
+) -> ResourceType:
     """Find a resource by kind (`Node`) or plural (`nodes`); core group preferred."""
     wanted = kind_or_plural.lower()
-    for rt in RESOURCES:
+    for rt in types:
         if api_version is not None and rt.api_version != api_version:
             continue
         if wanted in (rt.kind.lower(), rt.plural, rt.singular, *rt.short_names):
@@ -345,10 +366,10 @@ def by_kind(kind_or_plural: str, api_version: str | None = None) -> ResourceType
     raise KeyError(f"the double does not serve {kind_or_plural!r} ({api_version or 'any'})")
 
 
-def groups() -> list[tuple[str, list[str]]]:
+def groups(types: Sequence[ResourceType] = RESOURCES) -> list[tuple[str, list[str]]]:
     """(group, [versions]) for every named group, in first-seen order."""
     out: dict[str, list[str]] = {}
-    for rt in RESOURCES:
+    for rt in types:
         if rt.group and rt.version not in out.setdefault(rt.group, []):
             out[rt.group].append(rt.version)
     return list(out.items())
@@ -375,26 +396,28 @@ def _group_doc(group: str, versions: list[str]) -> JSON:
     return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-def api_group_list() -> JSON:
+def api_group_list(types: Sequence[ResourceType] = RESOURCES) -> JSON:
     """GET /apis."""
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in groups()],
+        "groups": [_group_doc(g, vs) for g, vs in groups(types)],
     }
 
 
-def api_group(group: str) -> JSON | None:
+def api_group(group: str, types: Sequence[ResourceType] = RESOURCES) -> JSON | None:
     """GET /apis/{group}."""
-    for name, versions in groups():
+    for name, versions in groups(types):
         if name == group:
             return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(name, versions)}
     return None
 
 
-def api_resource_list(group: str, version: str) -> JSON | None:
+def api_resource_list(
+    group: str, version: str, types: Sequence[ResourceType] = RESOURCES
+) -> JSON | None:
     """GET /api/v1 or /apis/{group}/{version}."""
-    served = [rt for rt in RESOURCES if (rt.group, rt.version) == (group, version)]
+    served = [rt for rt in types if (rt.group, rt.version) == (group, version)]
     if not served:
         return None
     resources: list[JSON] = []
@@ -546,6 +569,15 @@ def table(rt: ResourceType, objects: list[JSON], list_meta: JSON) -> JSON:
                 (o.get("metadata") or {}).get("name", ""),
                 len(o.get("data") or {}) + len(o.get("binaryData") or {}),
                 _age(o, now),
+            ]
+            for o in objects
+        ]
+    elif rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
+        columns = [("Name", "string", 0), ("Created At", "date", 0)]
+        rows = [
+            [
+                (o.get("metadata") or {}).get("name", ""),
+                (o.get("metadata") or {}).get("creationTimestamp", ""),
             ]
             for o in objects
         ]

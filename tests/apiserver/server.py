@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.apiserver import errors, resources, schema
+from tests.apiserver import errors, listoptions, openapi, resources, schema
 from tests.apiserver.errors import ApiError
 from tests.apiserver.faults import Decision, Faults, LoggedRequest, RequestInfo, RequestLog
 from tests.apiserver.resources import NODES, ResourceType
 from tests.apiserver.selectors import parse_field_selector, parse_label_selector
-from tests.apiserver.store import APPLY_PATCH, PATCH_TYPES, Store, Warnings
+from tests.apiserver.store import APPLY_PATCH, PATCH_TYPES, STRATEGIC_PATCH, Store, Warnings
 
 JSON = dict[str, Any]
 
@@ -282,6 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         rt = route.rt
         assert rt is not None
+        listoptions.validate(query, watch=True)
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"), rt.field_getters())
         bookmarks = _bool(query, "allowWatchBookmarks")
@@ -351,6 +352,8 @@ class _Handler(BaseHTTPRequestHandler):
                     seen = sub.translate(event)
                     if seen is not None:
                         write(seen[0], rt.view(seen[1]))
+                if sub.ending:
+                    break  # its CRD is gone: the events it had are out, the stream ends
                 if initial_pending:
                     bookmark(start_rv, {"k8s.io/initial-events-end": "true"})
                     initial_pending = False
@@ -369,7 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiServer:
-    """A Kubernetes API-server double on 127.0.0.1, for the real client and kubectl.
+    """A Kubernetes API-server double (127.0.0.1 unless started on another host), for the
+    real client, kubectl and Kilo's agent.
 
     `store` holds the objects, `faults` injects failures, `log` records requests.
     """
@@ -393,12 +397,18 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self.host = "127.0.0.1"
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self, port: int = 0) -> ApiServer:
-        """Bind `port` (0: an ephemeral one) on 127.0.0.1 and serve in a background thread."""
-        httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> ApiServer:
+        """Bind `host`:`port` (0: an ephemeral port) and serve in a background thread.
+
+        `host` is an address of this network namespace: another namespace reaches the
+        double on an address routed to it (the mesh harness binds a veth's address).
+        """
+        httpd = _HTTPServer((host, port), _Handler)
+        self.host = host
         httpd.api = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -449,8 +459,9 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        """`http://127.0.0.1:PORT`."""
-        return f"http://127.0.0.1:{self.port}"
+        """`http://HOST:PORT` (`http://127.0.0.1:PORT` unless started on another host)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def _log(self, info: RequestInfo, status: int, headers: dict[str, str]) -> None:
         self.log.append(
@@ -494,6 +505,8 @@ class ApiServer:
                     "platform": "linux/amd64",
                 },
             )
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._openapi(path.removeprefix("/openapi/v3").strip("/"))
         segs = [s for s in path.split("/") if s]
         if not segs or segs[0] not in ("api", "apis"):
             return Route("plain", "other")
@@ -502,29 +515,29 @@ class ApiServer:
                 return Route(
                     "discovery",
                     "discovery",
-                    document=resources.api_versions(f"127.0.0.1:{self.port}"),
+                    document=resources.api_versions(f"{self.host}:{self.port}"),
                 )
             group, version, rest = "", segs[1], segs[2:]
         else:
             if len(segs) == 1:
-                return Route("discovery", "discovery", document=resources.api_group_list())
+                return Route("discovery", "discovery", document=self.store.types.api_group_list())
             if len(segs) == 2:
-                doc = resources.api_group(segs[1])
+                doc = self.store.types.api_group(segs[1])
                 if doc is None:
                     return Route("plain", "other")
                 return Route("discovery", "discovery", document=doc)
             group, version, rest = segs[1], segs[2], segs[3:]
         if not rest:
-            doc = resources.api_resource_list(group, version)
+            doc = self.store.types.api_resource_list(group, version)
             if doc is None:
                 return Route("plain", "other")
             return Route("discovery", "discovery", document=doc)
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3:
-            nested = resources.lookup(group, version, rest[2])
+            nested = self.store.types.lookup(group, version, rest[2])
             if nested is not None and nested.namespaced:
                 namespace, rest = rest[1], rest[2:]
-        rt = resources.lookup(group, version, rest[0])
+        rt = self.store.types.lookup(group, version, rest[0])
         if rt is None or len(rest) > 3:
             raise ApiError(404, "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
@@ -549,6 +562,16 @@ class ApiServer:
                 raise errors.method_not_allowed(method)
             verb = found
         return Route("resource", verb, rt=rt, namespace=namespace, name=name, subresource=sub)
+
+    def _openapi(self, gv: str) -> Route:
+        version = "v{}.{}.{}".format(*self.kube_version)
+        types = self.store.types.all()
+        if not gv:
+            return Route("discovery", "discovery", document=openapi.index(types, version))
+        doc = openapi.document(types, version, gv)
+        if doc is None:
+            return Route("plain", "other")
+        return Route("discovery", "discovery", document=doc)
 
     # -------------------------------------------------------------- serving
 
@@ -595,6 +618,7 @@ class ApiServer:
             else:
                 result = obj
         elif route.verb == "list":
+            listoptions.validate(query, watch=False)
             listed = store.list_objects(
                 rt,
                 ns,
@@ -633,6 +657,13 @@ class ApiServer:
                     "include: application/json-patch+json, application/merge-patch+json, "
                     "application/strategic-merge-patch+json (server-side apply is not "
                     "supported by the API-server double)",
+                )
+            if rt.custom and media == STRATEGIC_PATCH:
+                raise ApiError(
+                    415,
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml",
                 )
             if media not in PATCH_TYPES:
                 raise ApiError(
@@ -715,7 +746,7 @@ class ApiServer:
         """Create objects directly (by their kind/apiVersion); status is kept as given."""
         out = []
         for obj in objects:
-            rt = resources.by_kind(obj.get("kind") or "", obj.get("apiVersion"))
+            rt = self.store.types.by_kind(obj.get("kind") or "", obj.get("apiVersion"))
             ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
             out.append(schema.clone(self.store.create(rt, ns, obj)))
         return out
@@ -729,7 +760,7 @@ class ApiServer:
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> JSON | None:
         """One object by kind or plural (`Node`, `leases`), or None."""
-        rt = resources.by_kind(kind)
+        rt = self.store.types.by_kind(kind)
         try:
             return schema.clone_doc(self.store.get(rt, namespace, name))
         except ApiError:
@@ -745,13 +776,13 @@ class ApiServer:
 
     def objects(self, kind: str, namespace: str | None = None) -> list[JSON]:
         """All objects of a kind (optionally in one namespace)."""
-        return self.store.objects(resources.by_kind(kind), namespace)
+        return self.store.objects(self.store.types.by_kind(kind), namespace)
 
     def mutate(
         self, kind: str, name: str, fn: Callable[[JSON], None], namespace: str | None = None
     ) -> JSON:
         """Change an object as another writer would (bumps resourceVersion, emits MODIFIED)."""
-        return self.store.mutate(resources.by_kind(kind), namespace, name, fn)
+        return self.store.mutate(self.store.types.by_kind(kind), namespace, name, fn)
 
     def mutate_node(self, name: str, fn: Callable[[JSON], None]) -> JSON:
         """`mutate` for a Node: both spec and status changes apply."""
@@ -759,7 +790,7 @@ class ApiServer:
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         """Delete an object directly (emits DELETED)."""
-        self.store.delete(resources.by_kind(kind), namespace, name)
+        self.store.delete(self.store.types.by_kind(kind), namespace, name)
 
 
 def _encode(body: Any) -> bytes:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.apiserver import errors, schema, validation
+from tests.apiserver import crds, errors, schema, validation
 from tests.apiserver.errors import ApiError
 from tests.apiserver.patching import (
     PatchError,
@@ -99,6 +99,7 @@ class Subscription:
         self.queue: deque[WatchEvent] = deque()
         self.dropped = False
         self.abrupt = False
+        self.ending = False  # end the stream once the queued events are written
         self.expired: ApiError | None = None
         self._getters = rt.field_getters()
 
@@ -199,7 +200,8 @@ class Store:
         self.history_limit = history_limit
         self.clock = clock
         self.closed = False
-        self._objects: dict[str, dict[Key, JSON]] = {rt.storage: {} for rt in RESOURCES}
+        self.types = crds.TypeRegistry((*RESOURCES, crds.CUSTOM_RESOURCE_DEFINITIONS))
+        self._objects: dict[str, dict[Key, JSON]] = {rt.storage: {} for rt in self.types.all()}
         self._history: deque[WatchEvent] = deque()
         self._subs: set[Subscription] = set()
         for ns in DEFAULT_NAMESPACES:
@@ -232,12 +234,39 @@ class Store:
             if sub.rt.storage == rt.storage:
                 sub.queue.append(event)
         self.cond.notify_all()
+        if rt.storage == crds.CUSTOM_RESOURCE_DEFINITIONS.storage:
+            self._serve_crds()
         return stored
+
+    def _serve_crds(self) -> None:
+        """Serve what the stored CRDs define now: a new CRD's storage starts empty; a deleted
+        CRD's objects are deleted (watchers see them go) and its watches end, as do watches
+        of a version no longer served."""
+        before = self.types.custom_storages()
+        self.types.update(self._objects[crds.CUSTOM_RESOURCE_DEFINITIONS.storage].values())
+        after = self.types.custom_storages()
+        for storage in after.keys() - before.keys():
+            self._objects[storage] = {}
+        for storage in before.keys() - after.keys():
+            rt = before[storage]
+            for key, obj in sorted(self._objects[storage].items()):
+                self._commit("DELETED", rt, key, None, obj)
+            del self._objects[storage]
+        for sub in self._subs:
+            if (
+                sub.rt.custom
+                and self.types.lookup(sub.rt.group, sub.rt.version, sub.rt.plural) is None
+            ):
+                sub.ending = True
+        self.cond.notify_all()
 
     def _conform(
         self, rt: ResourceType, obj: JSON, warnings: Warnings, *, strict: bool, patching: bool
     ) -> JSON:
-        out, report = schema.conform_object(obj, rt.definition)
+        if rt.custom:
+            out, report = crds.conform_custom(obj)
+        else:
+            out, report = schema.conform_object(obj, rt.definition)
         if report.errors:
             msg = "; ".join(report.errors)
             if patching:
@@ -668,11 +697,7 @@ class Store:
         if rt.namespaced:
             meta["namespace"] = key[0]
         if rt.status_subresource and not direct:
-            kept = "spec" if subresource == "status" else "status"
-            if kept in old:
-                new[kept] = old[kept]
-            else:
-                new.pop(kept, None)
+            rt.split_write(new, old, subresource)
         rt.prepare(new, old)
         self._validate(rt, new)
         new["kind"], new["apiVersion"] = _storage_type(rt)
@@ -740,7 +765,7 @@ class Store:
                 return status, True
             self._commit("DELETED", rt, key, None, old)
             if rt is NAMESPACES:
-                for other in RESOURCES:
+                for other in self.types.all():
                     if not other.namespaced:
                         continue
                     for okey in [k for k in self._objects[other.storage] if k[0] == name]:
@@ -873,5 +898,5 @@ class Store:
 
 def _storage_type(rt: ResourceType) -> tuple[str, str]:
     """(kind, apiVersion) of the stored form: the first resource registered on that storage."""
-    canonical = next(other for other in RESOURCES if other.storage == rt.storage)
+    canonical = next((other for other in RESOURCES if other.storage == rt.storage), rt)
     return canonical.kind, canonical.api_version

@@ -886,7 +886,7 @@ def test_namespace_deletion_removes_its_objects(
 def test_discovery_and_version(apiserver: ApiServer) -> None:
     assert raw_get(apiserver, "/api")[1]["versions"] == ["v1"]
     groups = {g["name"] for g in raw_get(apiserver, "/apis")[1]["groups"]}
-    assert groups == {"coordination.k8s.io", "events.k8s.io"}
+    assert groups == {"coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"}
     core_resources = {r["name"] for r in raw_get(apiserver, "/api/v1")[1]["resources"]}
     assert {"nodes", "nodes/status", "namespaces", "events"} <= core_resources
     assert raw_get(apiserver, "/version")[1]["gitVersion"].startswith("v1.")

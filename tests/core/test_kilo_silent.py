@@ -34,6 +34,8 @@ VIA_LEADER = "172.31.0.0/16"
 START = EXAMPLE_SEEN  # Kilo's agents run until STOP, each on its own phase
 STOP = START + 100
 TOPOLOGY = example_topology()
+# What kg writes on its node, and removes when it stops cleanly (pkg/k8s/backend.go CleanUp).
+KG = (keys.KILO_KEY, keys.KILO_ENDPOINT, keys.KILO_INTERNAL_IP, keys.KILO_LAST_SEEN)
 
 
 @dataclass
@@ -45,6 +47,13 @@ class Kilo:
     stops: Mapping[str, int] = field(default_factory=dict)  # node -> when its agent stops
     ahead: Mapping[str, int] = field(default_factory=dict)
     forged: Mapping[str, int] = field(default_factory=dict)
+    # node -> (from, to): its agent stopped cleanly (SIGTERM) and started again at `to`
+    clean: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def cleaned(self, name: str, now: int) -> bool:
+        """Whether the node's agent removed its annotations, as kg does when it stops."""
+        start, end = self.clean.get(name, (now + 1, now + 1))
+        return start <= now < end
 
     def last_seen(self, name: str, now: int) -> int:
         if name in self.forged:
@@ -66,11 +75,15 @@ def run(kilo: Kilo, until: int, start: int = START + 61) -> list[Step]:
     """Plan every second from ``start`` to ``until`` on the controller's clock, and apply
     each plan to the nodes (topoctl's writes; Kilo's check-ins as ``kilo`` says)."""
     nodes = {n.name: n for n in converged()}
+    kilos = {name: {k: v for k, v in n.annotations.items() if k in KG} for name, n in nodes.items()}
     steps = []
     for now in range(start, until + 1):
         for name, node in nodes.items():
-            seen = str(kilo.last_seen(name, now))
-            nodes[name] = replace(node, annotations={**node.annotations, keys.KILO_LAST_SEEN: seen})
+            notes = {k: v for k, v in node.annotations.items() if k not in KG}
+            if not kilo.cleaned(name, now):
+                seen = str(kilo.last_seen(name, now))
+                notes.update({**kilos[name], keys.KILO_LAST_SEEN: seen})
+            nodes[name] = replace(node, annotations=notes)
         plan = Planner(TOPOLOGY, nodes.values(), now).plan_all()
         for node_plan in plan.writes:
             nodes[node_plan.node] = project(nodes[node_plan.node], node_plan)
@@ -227,7 +240,7 @@ def test_kilo_gone_from_every_node_is_no_leader_change_either() -> None:
     assert [c for n in plan.writes for c in n.writes if c.key == keys.TOPOCTL_AGENT] == []
     leader = next(p for p in plan.leaders if p.site == SITE)
     assert leader.predicted is None and leader.silent_for is None
-    assert leader.unknown == "no node Kilo counts as Ready, with an internal IP, would lead it"
+    assert leader.unknown.startswith(f"Kilo's agent on {LEADER}, the leader the routes via")
     assert leader.not_ready == (
         f"{LEADER}: no key, never checked in",  # its endpoint is forced by git
         f"{NEXT}: no endpoint, no key, never checked in",
@@ -265,3 +278,39 @@ def test_a_saved_plan_keeps_why_the_leader_is_unknown() -> None:
     loaded, _source = savedplan.load(savedplan.dump(plan, {}))
     assert loaded == plan
     assert next(p for p in loaded.leaders if p.site == SITE).not_ready[0].startswith(LEADER)
+
+
+def test_a_rollout_restarting_the_leaders_agent_moves_no_route() -> None:
+    """A DaemonSet rollout: fsn1-gw-1's kg stops cleanly (its key and last-seen gone:
+    Kilo's other agents count it not Ready and elect another for the seconds it takes)
+    and starts again. topoctl holds the routes via fsn1-gw-1 and says why."""
+    kilo = Kilo(PHASES, clean={LEADER: (STOP, STOP + 20)})
+    steps = run(kilo, STOP + 120, start=STOP - 5)
+    assert {predicted(s) for s in steps} == {LEADER, None}
+    assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+    during = next(p for p in steps[10].plan.leaders if p.site == SITE)
+    assert during.unknown.startswith(f"Kilo's agent on {LEADER}, the leader the routes via")
+    assert f"{LEADER}: no key, never checked in" in during.not_ready
+    assert predicted(steps[-1]) == LEADER
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        pytest.param((LEADER, NEXT, LAST), id="the leader first"),
+        pytest.param((NEXT, LAST, LEADER), id="the leader last"),
+    ],
+)
+def test_every_agent_stopping_cleanly_one_after_another_moves_no_route(
+    order: tuple[str, ...],
+) -> None:
+    clean = {name: (STOP + i * 2, STOP + 1000) for i, name in enumerate(order)}
+    steps = run(Kilo(PHASES, clean=clean), STOP + 100, start=STOP - 5)
+    assert {predicted(s) for s in steps} <= {LEADER, None}
+    assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+
+
+def test_a_non_leaders_agent_restarting_changes_nothing() -> None:
+    steps = run(Kilo(PHASES, clean={NEXT: (STOP, STOP + 20)}), STOP + 60, start=STOP - 5)
+    assert {predicted(s) for s in steps} == {LEADER}
+    assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)

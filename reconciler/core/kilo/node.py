@@ -117,6 +117,31 @@ def _not_ready(node: NodeState, endpoint: str | None, now: int) -> list[str]:
     return causes
 
 
+def kg_stopped(node: NodeState) -> bool:
+    """Whether Kilo's agent left the node as it leaves one it stops on (SIGTERM: a
+    rollout, or Kilo stopping): its key and its last-seen removed (pkg/k8s/backend.go
+    CleanUp), on a node topoctl publishes settings to. Kilo counts the node not Ready;
+    whether that moves the leader is the planner's to say."""
+    annotations = node.annotations
+    return (
+        keys.TOPOCTL_AGENT in annotations
+        and keys.KILO_KEY not in annotations
+        and keys.KILO_LAST_SEEN not in annotations
+    )
+
+
+def addresses(node: NodeState) -> set[str]:
+    """Every address Kilo or Kubernetes gives the node's private side: the forced and
+    Kilo's own internal IP, and its InternalIP addresses."""
+    annotations = node.annotations
+    out = {a for t, a in node.addresses if t == "InternalIP"}
+    for key in (keys.KILO_FORCE_INTERNAL_IP, keys.KILO_INTERNAL_IP):
+        ip = _cidr_ip(annotations.get(key))
+        if ip is not None:
+            out.add(ip)
+    return out
+
+
 def _endpoint(node: NodeState) -> str | None:
     """The endpoint host Kilo uses: the forced one when it parses, else its own."""
     annotations = node.annotations

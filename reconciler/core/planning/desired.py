@@ -156,10 +156,7 @@ def held_routes(routes: Sequence[Route], published: str | None) -> tuple[list[Ag
     (``published``: its ``topoctl.io/agent``), matched by slot (table, destination,
     metric), so nothing is withdrawn. Also how many routes via the leader the node lacks
     because it never had them published (nothing to keep, and no leader to resolve)."""
-    try:
-        settings = AgentSettings.from_annotation(published)[0] if published else None
-    except SettingsFormatError:
-        settings = None  # unreadable: the agent could not have installed any of it
+    settings = published_settings(published)
     kept = {r.order(): r for r in settings.routes} if settings is not None else {}
     out, _ = routes_for([r for r in routes if not leader_dependent(r)], False, None)
     missing = 0
@@ -172,6 +169,15 @@ def held_routes(routes: Sequence[Route], published: str | None) -> tuple[list[Ag
         elif settings is None and route.via == "leader" and route.on != "leader":
             missing += 1
     return out, missing
+
+
+def published_settings(published: str | None) -> AgentSettings | None:
+    """The agent settings last published on a node (None: none, or unreadable, so the
+    agent could not have installed any of it)."""
+    try:
+        return AgentSettings.from_annotation(published)[0] if published else None
+    except SettingsFormatError:
+        return None
 
 
 def leader_gateways(routes: Sequence[Route], published: Sequence[AgentRoute]) -> set[str]:

@@ -23,7 +23,14 @@ import msgspec
 
 from reconciler.core.kilo.freshness import Reference, TimeSource, reference, silence
 from reconciler.core.kilo.leader import PER_NODE, find_leader
-from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node, not_ready
+from reconciler.core.kilo.node import (
+    KiloNode,
+    addresses,
+    kg_stopped,
+    kilo_location,
+    kilo_node,
+    not_ready,
+)
 from reconciler.core.planning.desired import (
     AGENT_ANNOTATION_LIMIT,
     DesiredNode,
@@ -32,6 +39,7 @@ from reconciler.core.planning.desired import (
     held_routes,
     leader_gateways,
     location_ips_anchor,
+    published_settings,
     routes_for,
 )
 from reconciler.core.planning.diff import diff_node, with_agent
@@ -335,6 +343,21 @@ class Planner:
                 silent_for=heard,
             )
         current, predicted = find_leader(now), find_leader([k for k, _ in after])
+        stopped = self._stopped_leader(site, candidates)
+        if stopped is not None and (predicted is None or predicted.name != stopped):
+            return LeaderPrediction(
+                site.name,
+                None,
+                None,
+                None,
+                unknown=(
+                    f"Kilo's agent on {stopped}, the leader the routes via the leader were "
+                    "last published for, stopped and removed its keys (a rollout, or Kilo "
+                    "stopping): that is no leader change until it checks in again or its "
+                    "Node goes"
+                ),
+                not_ready=self._not_leading(after),
+            )
         if predicted is not None:
             return LeaderPrediction(
                 site.name,
@@ -351,6 +374,19 @@ class Planner:
             not_ready=self._not_leading(after),
         )
 
+    def _stopped_leader(self, site: Site, candidates: set[str]) -> str | None:
+        """The node the routes via the leader were last published for (their gateway in
+        the members' ``topoctl.io/agent``), when Kilo's agent on it stopped cleanly."""
+        stopped = [n for n in sorted(candidates) if kg_stopped(self._nodes[n])]
+        if not stopped:
+            return None
+        gateways: set[str] = set()
+        for name in self._members[site.name]:
+            settings = published_settings(self._nodes[name].annotations.get(keys.TOPOCTL_AGENT))
+            if settings is not None:
+                gateways |= leader_gateways(site.spec.routes, settings.routes)
+        return next((n for n in stopped if addresses(self._nodes[n]) & gateways), None)
+
     def _not_leading(self, after: list[tuple[KiloNode, NodeState]]) -> tuple[str, ...]:
         """The location's nodes that cannot lead it, each with what Kilo lacks."""
         out = []
@@ -365,7 +401,7 @@ class Planner:
 
     def _gateways(self, gateways: set[str], memo: _Memo) -> str:
         """The gateways held routes via the leader use, with the node each belongs to."""
-        owners = {k.internal_ip: k.name for k in memo.kilo.values() if k.internal_ip}
+        owners = {ip: name for name in sorted(memo.kilo) for ip in addresses(self._nodes[name])}
         return ", ".join(f"{ip} ({owners[ip]})" if ip in owners else ip for ip in sorted(gateways))
 
     def _kilo(self, name: str, projected: NodeState, memo: _Memo) -> KiloNode:

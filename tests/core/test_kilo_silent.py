@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from msgspec.structs import replace
 
-from reconciler.core.kilo.freshness import CLOCK_SKEW_SECONDS
+from reconciler.core.kilo.freshness import CLOCK_SKEW_SECONDS, Silence, silence
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
 from reconciler.core.planning.planner import Planner
@@ -26,6 +26,7 @@ from reconciler.model.settings import AgentSettings
 from reconciler.model.state import NodeState
 from tests.controller.loop_support import EXAMPLE_SEEN, example_topology
 from tests.core.test_kilo_time import example_nodes
+from tests.core.test_plan import state
 
 SITE = "hetzner-fsn1"
 LEADER, NEXT, LAST = "fsn1-gw-1", "fsn1-worker-7kq2p", "fsn1-worker-x9m4t"
@@ -314,3 +315,23 @@ def test_a_non_leaders_agent_restarting_changes_nothing() -> None:
     steps = run(Kilo(PHASES, clean={NEXT: (STOP, STOP + 20)}), STOP + 60, start=STOP - 5)
     assert {predicted(s) for s in steps} == {LEADER}
     assert all(s.gateways == AS_PUBLISHED and not agent_writes(s) for s in steps)
+
+
+def seen(**values: int) -> list[NodeState]:
+    return [state(name, annotations={keys.KILO_LAST_SEEN: str(v)}) for name, v in values.items()]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "now", "expected"),
+    [
+        pytest.param(seen(a=100, b=110), 134, None, id="heard 24 s ago"),
+        pytest.param(seen(a=100, b=110), 135, Silence(110, ()), id="silent, none stale yet"),
+        pytest.param(seen(a=100, b=110), 160, Silence(110, ("a",)), id="a ran out in it"),
+        pytest.param(seen(a=40, b=110), 200, Silence(110, ("b",)), id="a stale before it"),
+        pytest.param(seen(a=100, b=160), 140, None, id="a clock a little ahead: heard now"),
+        pytest.param(seen(a=100, b=10**10), 160, Silence(100, ("a",)), id="forged: no sign"),
+        pytest.param([state("a"), state("b")], 500, Silence(None, ()), id="never checked in"),
+    ],
+)
+def test_silence(nodes: list[NodeState], now: int, expected: Silence | None) -> None:
+    assert silence(nodes, now) == expected

@@ -12,6 +12,8 @@ state (:func:`project`) of every node Kilo will place in the location - members,
 members of other sites still there, nodes git cannot move because Talos owns the key,
 outsiders carrying the location - gives the leader Kilo will elect; then the agent
 settings, with ``via: leader`` resolved to that leader, complete each member's plan.
+Where no leader can be predicted (:mod:`.leaderless`), the routes that depend on it stand
+on each member as last published (:func:`~.desired.held_routes`).
 """
 
 from __future__ import annotations
@@ -21,16 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import msgspec
 
-from reconciler.core.kilo.freshness import Reference, TimeSource, reference, silence
+from reconciler.core.kilo.freshness import Reference, TimeSource, reference
 from reconciler.core.kilo.leader import PER_NODE, find_leader
-from reconciler.core.kilo.node import (
-    KiloNode,
-    addresses,
-    kg_stopped,
-    kilo_location,
-    kilo_node,
-    not_ready,
-)
+from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
 from reconciler.core.planning.desired import (
     AGENT_ANNOTATION_LIMIT,
     DesiredNode,
@@ -39,10 +34,10 @@ from reconciler.core.planning.desired import (
     held_routes,
     leader_gateways,
     location_ips_anchor,
-    published_settings,
     routes_for,
 )
 from reconciler.core.planning.diff import diff_node, with_agent
+from reconciler.core.planning.leaderless import gateways_text, not_leading, some, why_unknown
 from reconciler.core.planning.membership import ClaimIndex, Claims, Member, claims_of
 from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.planning.project import project
@@ -204,14 +199,15 @@ class Planner:
             errors += self._drift(member, plan, projected)
             nodes.append(with_agent(plan, node, agent))
         if gateways:
-            leader = replace(leader, held=self._gateways(gateways, memo))
+            standing = gateways_text(gateways, (self._nodes[n] for n in memo.kilo))
+            leader = replace(leader, held=standing)
         warnings += self._own_segments(site, members, memo)
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
                 f"{AGENT_ANNOTATION_LIMIT}-byte share of the 256 KiB Kubernetes allows for "
                 f"all annotations of a Node on {len(oversize)} node(s): "
-                f"{_some(oversize)} - declare fewer or wider routes"
+                f"{some(oversize)} - declare fewer or wider routes"
             )
         return SitePlan(
             site=name,
@@ -243,7 +239,7 @@ class Planner:
         unassigned = tuple(sorted(n for n, c in self._claims.items() if not c.members))
         policy = cluster.spec.unassigned_nodes
         if unassigned and policy != "ignore":
-            message = f"{len(unassigned)} live node(s) claimed by no site: {_some(unassigned)}"
+            message = f"{len(unassigned)} live node(s) claimed by no site: {some(unassigned)}"
             (errors if policy == "error" else warnings).append(message)
         members = {n: sp.site for sp in site_plans for n in sp.members}
         return Plan(
@@ -304,8 +300,8 @@ class Planner:
 
     def _predict(self, site: Site, memo: _Memo) -> LeaderPrediction:
         """Kilo's leader of the location now, and once every plan is applied; or why no
-        leader can be predicted (:func:`~reconciler.core.kilo.freshness.silence`, or no
-        node Kilo counts as Ready leads), naming what keeps each node from leading."""
+        leader can be predicted (:mod:`.leaderless`), naming what keeps each node from
+        leading."""
         granularity = self.topology.cluster.spec.mesh.granularity
         if granularity in PER_NODE:
             return LeaderPrediction(site.name, None, None, None, granularity)
@@ -325,84 +321,30 @@ class Planner:
                 )
             if kilo_location(projected) == site.name:  # unless Talos pins another
                 after.append((self._kilo(name, projected, memo), projected))
-        at = self.reference.at
-        quiet = silence((self._nodes[n] for n in candidates), at) if at is not None else None
-        if at is not None and quiet is not None and quiet.went_stale:
-            heard = quiet.seconds(at)
-            return LeaderPrediction(
-                site.name,
-                None,
-                None,
-                None,
-                unknown=(
-                    f"Kilo is silent here: no node has checked in for {heard} s, and the "
-                    f"check-ins of {_some(quiet.went_stale)} ran out since: that says "
-                    "nothing of who leads"
-                ),
-                not_ready=self._not_leading(after),
-                silent_for=heard,
-            )
         current, predicted = find_leader(now), find_leader([k for k, _ in after])
-        stopped = self._stopped_leader(site, candidates)
-        if stopped is not None and (predicted is None or predicted.name != stopped):
-            return LeaderPrediction(
-                site.name,
-                None,
-                None,
-                None,
-                unknown=(
-                    f"Kilo's agent on {stopped}, the leader the routes via the leader were "
-                    "last published for, stopped and removed its keys (a rollout, or Kilo "
-                    "stopping): that is no leader change until it checks in again or its "
-                    "Node goes"
-                ),
-                not_ready=self._not_leading(after),
-            )
-        if predicted is not None:
+        located = [self._nodes[n] for n in sorted(candidates)]
+        members = [self._nodes[n] for n in sorted(self._members[site.name])]
+        at = self.reference.at
+        unknown = why_unknown(
+            located, members, site.spec.routes, at, predicted.name if predicted else None
+        )
+        if unknown is None and predicted is not None:
             return LeaderPrediction(
                 site.name,
                 current.name if current else None,
                 predicted.name,
                 predicted.internal_ip,
             )
+        assert unknown is not None
         return LeaderPrediction(
             site.name,
-            current.name if current else None,
+            None if unknown.kilo_unheard or current is None else current.name,
             None,
             None,
-            unknown="no node Kilo counts as Ready, with an internal IP, would lead it",
-            not_ready=self._not_leading(after),
+            unknown=unknown.why,
+            not_ready=not_leading(after, at),
+            silent_for=unknown.silent_for,
         )
-
-    def _stopped_leader(self, site: Site, candidates: set[str]) -> str | None:
-        """The node the routes via the leader were last published for (their gateway in
-        the members' ``topoctl.io/agent``), when Kilo's agent on it stopped cleanly."""
-        stopped = [n for n in sorted(candidates) if kg_stopped(self._nodes[n])]
-        if not stopped:
-            return None
-        gateways: set[str] = set()
-        for name in self._members[site.name]:
-            settings = published_settings(self._nodes[name].annotations.get(keys.TOPOCTL_AGENT))
-            if settings is not None:
-                gateways |= leader_gateways(site.spec.routes, settings.routes)
-        return next((n for n in stopped if addresses(self._nodes[n]) & gateways), None)
-
-    def _not_leading(self, after: list[tuple[KiloNode, NodeState]]) -> tuple[str, ...]:
-        """The location's nodes that cannot lead it, each with what Kilo lacks."""
-        out = []
-        at = self.reference.at
-        for kilo, projected in after:
-            if not kilo.ready:
-                why = not_ready(projected, at) if at is not None else ["NotReady"]
-                out.append(f"{kilo.name}: {', '.join(why)}")
-            elif kilo.internal_ip is None:
-                out.append(f"{kilo.name}: no internal IP (a Kilo segment of its own)")
-        return tuple(out)
-
-    def _gateways(self, gateways: set[str], memo: _Memo) -> str:
-        """The gateways held routes via the leader use, with the node each belongs to."""
-        owners = {ip: name for name in sorted(memo.kilo) for ip in addresses(self._nodes[name])}
-        return ", ".join(f"{ip} ({owners[ip]})" if ip in owners else ip for ip in sorted(gateways))
 
     def _kilo(self, name: str, projected: NodeState, memo: _Memo) -> KiloNode:
         """How Kilo reads the node once the plan is applied (``projected``), once a call."""
@@ -428,7 +370,7 @@ class Planner:
         if not alone:
             return []
         return [
-            f"site {site.name!r}: {len(alone)} member(s) without an internal IP ({_some(alone)}) "
+            f"site {site.name!r}: {len(alone)} member(s) without an internal IP ({some(alone)}) "
             "form Kilo segments of their own, so their allowed-location-ips overlap the "
             "location's and Kilo routes them through only one segment - give them an "
             "internalIP"
@@ -462,7 +404,7 @@ class Planner:
             return []
         seen = self._nodes[differ[0]].annotations[keys.KILO_GRANULARITY]
         return [
-            f"{len(differ)} node(s) report Kilo's granularity {seen!r} ({_some(differ)}), but "
+            f"{len(differ)} node(s) report Kilo's granularity {seen!r} ({some(differ)}), but "
             f"mesh.granularity is {wanted!r}: leader predictions follow the topology, and "
             "will be wrong until the two agree"
         ]
@@ -485,9 +427,3 @@ def _claim(claims: Claims) -> str:
         sites = ", ".join(m.site.name for m in claims.members)
         return f"sites {sites} (claimed twice)"
     return "no site"
-
-
-def _some(names: Iterable[str], shown: int = 10) -> str:
-    items = list(names)
-    rest = len(items) - shown
-    return ", ".join(items[:shown]) + (f" ... and {rest} more" if rest > 0 else "")

@@ -226,3 +226,19 @@ def test_a_node_minutes_ahead_moves_no_leader_kilo_elects(ahead: str) -> None:
     assert {p.site: p.predicted for p in as_ahead.leaders} == {
         site: ahead_sees.get(site) for site in PINNED
     }
+
+
+def test_a_leader_that_alone_stopped_checking_in_is_replaced_as_kilo_replaces_it() -> None:
+    """fsn1-gw-1 last checked in 70 s ago, every other node just now: Kilo's agents
+    count it not Ready and elect another; topoctl predicts the same node."""
+    now = int(time.time())
+    topo, objects = example_cluster(now, ahead="")
+    for obj in objects:
+        if obj["metadata"]["name"] == "fsn1-gw-1":
+            obj["metadata"]["annotations"][keys.KILO_LAST_SEEN] = str(now - 70)
+    kilo_sees = elected(kilo(objects, "location"))
+    assert kilo_sees["hetzner-fsn1"] not in (None, "fsn1-gw-1")
+    plan = Planner(topo, states_of(objects), now).plan_all()
+    assert {p.site: p.predicted for p in plan.leaders} == {
+        site: kilo_sees.get(site) for site in PINNED
+    }

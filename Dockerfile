@@ -1,10 +1,15 @@
 # The topoctl image: the CLI, the controller (`topoctl run`) and the node agent.
-#   docker build -t REGISTRY/topoctl:TAG .   (see docs/install.md)
+#   docker build --build-arg VERSION=1.2.3 -t REGISTRY/topoctl:1.2.3 .   (docs/install.md)
+# The release workflow (.github/workflows/release.yml) builds it on a tag and pushes it to
+# the repository's own registry, ghcr.io/<owner>/<repository>.
 # Stage 1 builds the wheel; stage 2 installs that wheel alone, so no source tree, build
 # tool or compiler reaches the image. No HEALTHCHECK: Kubernetes probes /healthz and
 # /readyz (deploy/), and the agent has no port at all.
 
 FROM python:3.11-slim-bookworm AS builder
+# The version the wheel carries (the build context has no git history for setuptools-scm).
+ARG VERSION=0.0.0
+ENV SETUPTOOLS_SCM_PRETEND_VERSION_FOR_TOPOCTL=$VERSION
 WORKDIR /src
 RUN pip install --no-cache-dir build==1.2.2.post1
 COPY pyproject.toml README.md ./

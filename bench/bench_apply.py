@@ -11,7 +11,7 @@ read and its write on one node in ten, to show what conflicts cost.
 
 Run from the repository: `.venv/bin/python bench/bench_apply.py [--nodes N]
 [--sites S] [--parallel P ...] [--latency SECONDS ...] [--rounds R]`. Prints figures
-only; targets (DESIGN.md): one LIST per page and exactly N PATCH for N differing
+only; targets (docs/architecture.md): one LIST per page and exactly N PATCH for N differing
 nodes, zero writes when converged.
 
 `--snapshot 1000,5000,10000 [--format json|yaml ...]` measures the snapshot-file

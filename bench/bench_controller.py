@@ -2,7 +2,7 @@
 
 The double runs in this process on 127.0.0.1, seeded with bench/nodegen.py's cluster;
 the controller is a real `topoctl run` subprocess, so its CPU time and peak RSS are its
-own (read from /proc). Three measurements, figures only (targets in DESIGN.md):
+own (read from /proc). Three measurements, figures only (targets in docs/architecture.md):
 
 - join: nodes register one at a time, and each is timed until the controller has
   written its Kilo location: p50 and p99 over ``--joins`` joins (goal p99 < 1 s);

@@ -8,7 +8,7 @@ the median wall time is reported, with the peak RSS of the plan process.
 
 The package is compiled to bytecode first, as an install does (bench/installed.py).
 Run from the repository: `.venv/bin/python bench/bench_plan.py`. Prints figures only;
-targets (DESIGN.md): plan within 3x of json.load, under 1 s, under 200 MB peak.
+targets (docs/architecture.md): plan within 3x of json.load, under 1 s, under 200 MB peak.
 """
 
 from __future__ import annotations

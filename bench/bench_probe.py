@@ -2,7 +2,7 @@
 
 A target namespace holds 500 addresses on its loopback; 500 more are routed to it but
 not held (it does not forward, so they stay silent). Prints the wall time of one round
-and its ratio to the probe timeout (target, DESIGN.md: about one timeout).
+and its ratio to the probe timeout (target, docs/architecture.md: about one timeout).
 
 Run as root from the repository: `.venv/bin/python bench/bench_probe.py`.
 """

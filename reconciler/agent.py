@@ -1,19 +1,11 @@
-"""The node agent: detects addresses, lifts the uninitialized taint, keeps owned routes.
-
-One pass reads the agent's own Node, looks up the routes to the address targets in the
-kernel, converges the routes published in ``topoctl.io/agent`` (touching only routes
-that carry topoctl's protocol), and writes the Node's status, taint and condition only
-when they change - each write guarded by the resourceVersion it was computed from.
-"""
+"""The node agent's loop (``topoctl agent`` in a DaemonSet): pass after pass of the agent's
+use case (:mod:`reconciler.usecases.agent_pass`), woken by a change of its own Node, with
+capped, jittered backoff while passes fail."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from tenacity import (
     RetryCallState,
@@ -24,261 +16,59 @@ from tenacity import (
     wait_random,
 )
 
-from reconciler.core.agent.addresses import addresses_ready, merge_addresses, without_uninitialized
-from reconciler.core.agent.condition import Condition, judge, merge_condition
-from reconciler.core.agent.published import Published, parse_settings
-from reconciler.core.agent.routes import (
-    DuplicateRouteKeyError,
-    RouteApplyResult,
-    RouteDiff,
-    diff_routes,
-)
-from reconciler.model import keys
-from reconciler.model.settings import SettingsFormatError
-from reconciler.ports import (
-    BackendError,
-    ClusterReader,
-    ClusterWriter,
-    ConflictError,
-    NodeState,
-    NodeWatch,
-    NodeWrite,
-    RouteTable,
-    RouteTableError,
-    StatusWrite,
-)
+from reconciler.ports import BackendError, Clock, NodeWatch, RouteTableError
+from reconciler.usecases.agent_pass import Agent
 
 log = logging.getLogger("topoctl.agent")
-MAX_CONFLICT_RETRIES = 5
 BACKOFF_CAP = 60.0
 """Seconds: the longest wait between failing passes, before up to one interval of jitter."""
-
-
-@dataclass
-class PassReport:
-    """What one pass saw and did."""
-
-    condition: Condition
-    external_ip: str | None = None
-    internal_ip: str | None = None
-    route_writes: int = 0
-    node_writes: list[str] = field(default_factory=list)
-
-    @property
-    def converged(self) -> bool:
-        """True when the node is as published and nothing failed."""
-        return self.condition.status == "True"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Agent:
-    """Converges one node; call :meth:`run_once` per pass."""
-
-    def __init__(
-        self,
-        node: str,
-        reader: ClusterReader,
-        writer: ClusterWriter,
-        routes: RouteTable,
-        clock: Callable[[], str] = _now,
-    ) -> None:
-        self.node = node
-        self.reader = reader
-        self.writer = writer
-        self.routes = routes
-        self.clock = clock
-        self.last_version = ""  # the Node's resourceVersion after the last pass
-
-    def run_once(self) -> PassReport:
-        """One full pass; the writer's writes are made durable at its end."""
-        report = self._pass()
-        self.writer.commit()
-        return report
-
-    def _pass(self) -> PassReport:
-        node = self.reader.get_node(self.node)
-        try:
-            published = parse_settings(node.annotations)
-        except SettingsFormatError as err:
-            report = PassReport(judge(None, [str(err)], [], None, 0))
-            self.last_version = self._write_status(node, None, report).resource_version
-            return report
-        settings = published.settings
-        problems: list[str] = []
-        external = self._detect(settings.external_ip_target, "ExternalIP", problems)
-        internal = self._detect(settings.internal_ip_target, "InternalIP", problems)
-        route_errors: list[str] = []
-        unusable: list[str] = []
-        diff, result, in_place = self._routes(published, unusable, route_errors)
-        if unusable:  # the published routes themselves: reported as invalid routes
-            published = Published(
-                settings, published.routes, (*published.invalid_routes, *unusable)
-            )
-        report = PassReport(
-            judge(
-                published,
-                problems,
-                diff.conflicts if diff else (),
-                result,
-                in_place,
-                route_errors=route_errors,
-            ),
-            external_ip=external,
-            internal_ip=internal,
-            route_writes=result.messages_sent if result else 0,
-        )
-        node = self._write_status(node, (external, internal), report)
-        if settings.removes_uninitialized_taint and addresses_ready(settings, external, internal):
-            node = self._remove_taint(node, report)
-        self.last_version = node.resource_version
-        return report
-
-    # --- detection and routes ---
-
-    def _detect(self, target: str | None, kind: str, problems: list[str]) -> str | None:
-        if target is None:
-            return None
-        try:
-            found = self.routes.source_address(target)
-        except (RouteTableError, ValueError) as err:
-            problems.append(f"{kind}: route lookup to {target} failed: {err}")
-            return None
-        if found is None:
-            problems.append(f"{kind}: no route to {target}, so no source address to use")
-        return found
-
-    def _routes(
-        self, published: Published, unusable: list[str], errors: list[str]
-    ) -> tuple[RouteDiff | None, RouteApplyResult | None, int]:
-        try:
-            snapshot = self.routes.snapshot(published.protocol)
-            diff = diff_routes(published.routes, snapshot.owned, snapshot.foreign_keys)
-        except (DuplicateRouteKeyError, ValueError) as err:  # two share a slot; a reserved protocol
-            unusable.append(str(err))
-            return None, None, 0
-        except RouteTableError as err:
-            errors.append(f"routes: {err}")
-            return None, None, 0
-        result = self.routes.apply(diff)
-        for conflict in diff.conflicts:
-            log.warning(
-                "route %s left alone: protocol %d holds its slot",
-                conflict.route,
-                conflict.holder_protocol,
-            )
-        for failure in result.failed:
-            log.warning("route %s %s failed: %s", failure.action, failure.route, failure.reason)
-        if result.messages_sent:
-            log.info("routes: %d replaced, %d deleted", len(result.replaced), len(result.deleted))
-        not_in_place = len(diff.conflicts) + sum(1 for f in result.failed if f.action == "replace")
-        return diff, result, len(published.routes) - not_in_place
-
-    # --- Node writes, each resourceVersion-guarded, retried on 409 ---
-
-    def _write_status(
-        self, node: NodeState, detected: tuple[str | None, str | None] | None, report: PassReport
-    ) -> NodeState:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            addresses = None
-            if detected is not None:
-                merged = merge_addresses(node.addresses, *detected)
-                addresses = merged if merged != node.addresses else None
-            conditions = merge_condition(node.conditions, report.condition, self.clock())
-            if addresses is None and conditions is None:
-                return node
-            write = StatusWrite(self.node, node.resource_version, addresses, conditions)
-            try:
-                node = self.writer.write_status(write)
-            except ConflictError:
-                node = self.reader.get_node(self.node)
-                continue
-            written = [
-                name
-                for name, value in (("addresses", addresses), ("conditions", conditions))
-                if value is not None
-            ]
-            report.node_writes.append("status: " + ", ".join(written))
-            log.info("status written: %s", ", ".join(written))
-            return node
-        raise ConflictError(f"node {self.node}: status still conflicting after retries")
-
-    def _remove_taint(self, node: NodeState, report: PassReport) -> NodeState:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            taints = without_uninitialized(node.taints)
-            if taints is None:
-                return node
-            try:
-                node = self.writer.write_node(
-                    NodeWrite(self.node, node.resource_version, taints=taints)
-                )
-            except ConflictError:
-                node = self.reader.get_node(self.node)
-                continue
-            report.node_writes.append("taint: uninitialized removed")
-            log.info("removed taint %s", keys.TAINT_UNINITIALIZED)
-            return node
-        raise ConflictError(f"node {self.node}: taint still conflicting after retries")
 
 
 def run_forever(
     agent: Agent,
     interval: float,
     stop: threading.Event,
-    watch: NodeWatch | None = None,
-    *,
-    backoff_cap: float = BACKOFF_CAP,
-    sleep: Callable[[float], object] | None = None,
-    monotonic: Callable[[], float] = time.monotonic,
+    watch: NodeWatch | None,
+    clock: Clock,
 ) -> None:
     """Pass after pass until ``stop`` is set: woken by a change of the Node, else every
     interval. A failed pass or watch is retried after a capped exponential wait plus up
     to one interval of jitter (never sooner than the interval), reset by the next
-    success.
+    success. Every wait is ``clock``'s, ended early by ``stop``."""
 
-    ``sleep`` (default: waiting on ``stop``) and ``monotonic`` are the clock, for tests.
-    """
-    pause: Callable[[float], object] = sleep or stop.wait
-
-    def backoff_sleep(seconds: float) -> None:
-        pause(seconds)
+    def pause(seconds: float) -> None:
+        clock.wait(stop, seconds)
 
     retrying = Retrying(
         retry=retry_if_exception_type(Exception),
         # jitter on top of the cap too: a DaemonSet's agents must not retry in step
-        wait=wait_exponential(multiplier=interval, max=max(interval, backoff_cap))
+        wait=wait_exponential(multiplier=interval, max=max(interval, BACKOFF_CAP))
         + wait_random(0, interval),
         stop=stop_when_event_set(stop),
-        sleep=backoff_sleep,
+        sleep=pause,
         before_sleep=_log_failure,
         reraise=True,
     )
     while not stop.is_set():
         try:
-            retrying(_cycle, agent, interval, watch, pause, monotonic)
+            retrying(_cycle, agent, interval, watch, clock, stop)
         except Exception:  # stopped while failing: the failure is logged already
             return
 
 
 def _cycle(
-    agent: Agent,
-    interval: float,
-    watch: NodeWatch | None,
-    pause: Callable[[float], object],
-    monotonic: Callable[[], float],
+    agent: Agent, interval: float, watch: NodeWatch | None, clock: Clock, stop: threading.Event
 ) -> None:
     """One pass, then the wait for a change of the Node (at most the interval)."""
     report = agent.run_once()
     condition = report.condition
     log.info("pass: %s (%s) %s", condition.status, condition.reason, condition.message)
-    started = monotonic()
+    started = clock.monotonic()
     if watch is not None and watch.wait_for_change(agent.node, agent.last_version, interval):
         return
-    rest = interval - (monotonic() - started)  # a watch that ends early never shortens it
+    rest = interval - (clock.monotonic() - started)  # a watch that ends early never shortens it
     if rest > 0:
-        pause(rest)
+        clock.wait(stop, rest)
 
 
 def _log_failure(state: RetryCallState) -> None:

@@ -14,13 +14,12 @@ own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler.core.agent.routes import RouteApplyResult, RouteDiff, RouteSnapshot
 from reconciler.core.election.lease import LeaseObject, LeaseSpec
-from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.loading.load import SourceFile
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
@@ -28,8 +27,6 @@ from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.probe import ProbeRound
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeEvent, NodeState, NodeWrite, StatusWrite
-
-__all__ = ["EventRecord", "NodeEvent", "NodeState", "NodeWrite", "StatusRecord", "StatusWrite"]
 
 NodeObject = Mapping[str, Any]  # a Node as the API returns it (only for export)
 
@@ -48,6 +45,19 @@ class NotFoundError(BackendError):
 
 class ExpiredError(BackendError):
     """The resourceVersion a list or watch started from was compacted away (HTTP 410)."""
+
+
+class ThrottledError(BackendError):
+    """The API asked to wait (429, or 503, with Retry-After) before the next request."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds
+
+
+class NotSentError(BackendError):
+    """A write was not sent: the lease is not held, the controller is stopping, or it is
+    a dry run (see :class:`WriteGate`)."""
 
 
 class RouteTableError(Exception):
@@ -101,6 +111,16 @@ class NodeDeleter(Protocol):
     def delete_node(self, name: str, uid: str, resource_version: str) -> None:
         """Delete with uid and resourceVersion preconditions; ConflictError when either
         moved, NotFoundError when already gone."""
+        ...
+
+
+class WriteGate(Protocol):
+    """The controller's lease, asked by the adapter that sends a write immediately
+    before each request (each attempt) goes out."""
+
+    def admit(self, what: str) -> float:
+        """The seconds the request ``what`` may take, its whole timeout included; raises
+        NotSentError when it must not be sent at all."""
         ...
 
 
@@ -251,34 +271,64 @@ class Prober(Protocol):
         ...
 
 
-class RecordStore(Protocol):
-    """Where the deletion record lives (the status ConfigMap)."""
+class NodeLeases(Protocol):
+    """The kubelets' node Leases (``kube-node-lease``): a sign of life beside ICMP."""
 
-    def load_record(self) -> DeletionRecord:
-        """The record as stored; unreadable text gives an unreadable record."""
-        ...
-
-    def save_record(self, record: DeletionRecord) -> None:
-        """Store the record; raises BackendError when it could not be written."""
+    def renewals(self) -> Mapping[str, datetime]:
+        """When each node's Lease was last renewed, by node name; raises LeaseError when
+        they cannot be listed."""
         ...
 
 
 class Observer(Protocol):
-    """What the controller's status hears from its reconcile loop (every call from the
-    worker, but node_written)."""
+    """What hears the controller's reconcile loop (the status, the metrics): every call
+    from the loop's worker, after the reconcile it reports on."""
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site was planned (and, unless ``error``, applied)."""
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
+    ) -> None:
+        """One site was planned and, unless ``error``, written: ``writes`` were taken;
+        ``flapping`` names the keys another writer keeps changing back (rate-limited)."""
         ...
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
-        """Everything was planned for ``revision``."""
+        """Every site of ``revision`` was planned: ``plan`` is their plans put together."""
         ...
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """A write was sent (from an apply thread)."""
+    def reconciled(self, result: str, seconds: float) -> None:
+        """One reconcile ended: ``ok``, ``held`` or ``error``, after ``seconds``."""
         ...
 
     def idle(self) -> None:
         """Between reconciles (and while there are none): publish what is due."""
+        ...
+
+
+class ForgeError(Exception):
+    """A forge (GitHub, GitLab) refused or failed a request: the message says what to fix."""
+
+
+class CommentThread(Protocol):
+    """The comments of one pull request (GitHub) or merge request (GitLab)."""
+
+    def comments(self) -> list[tuple[int, str]]:
+        """Every comment people can see, oldest first: (id, body); all pages."""
+        ...
+
+    def create(self, body: str) -> int:
+        """Post a new comment; its id."""
+        ...
+
+    def update(self, comment_id: int, body: str) -> None:
+        """Replace the body of a comment."""
+        ...
+
+    def describe(self) -> str:
+        """``acme/topology#7`` or ``acme/topology!7``: for messages."""
         ...

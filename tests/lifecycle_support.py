@@ -6,12 +6,18 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts
+from reconciler.controller.plans import PlannedView, Revision
+from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
 from reconciler.core.lifecycle.probes import NodeProbe, ProbeVerdict
+from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.probe import ProbeOutcome
 from reconciler.model.state import NodeCondition, NodeState
-from reconciler.model.topology import ClusterLifecycle, SiteLifecycle
+from reconciler.model.topology import ClusterLifecycle, SiteLifecycle, Topology
+
+# The partition and rate guards (docs/lifecycle.md: "the last seven"): the other reasons
+# say the node is not dead.
+GUARD_RAILS = frozenset(list(WithheldReason)[-7:])
 
 NOW = datetime(2026, 12, 2, 20, 0, 0, tzinfo=UTC)
 
@@ -105,3 +111,13 @@ def unknown(addresses: tuple[str, ...] = ("10.0.0.1",)) -> NodeProbe:
 
 def cp_labels() -> dict[str, str]:
     return {keys.LABEL_CONTROL_PLANE: ""}
+
+
+def planned_view(
+    topology: Topology, nodes: Sequence[NodeState], now: int | None = None
+) -> PlannedView:
+    """What the controller's shared planner shows its lifecycle: every site planned
+    (once, Kilo's freshness judged at ``now``), and the nodes."""
+    planner = Planner(topology, nodes, now)
+    plans = tuple(planner.plan_site(site.name) for site in topology.sites)
+    return PlannedView(Revision("0" * 40, topology), planner, plans, {n.name: n for n in nodes})

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.core.loading.load import SourceFile, load
+from reconciler.model import keys, routerules
 from reconciler.model import topology as t
 from reconciler.model.addresses import (
     canonical_cidr,
@@ -100,7 +101,7 @@ port = st.integers(1, 65535)
 
 @st.composite
 def endpoints(draw: st.DrawFn) -> str:
-    """Any form TOPOLOGY.md allows, with or without a port."""
+    """Any form docs/topology.md allows, with or without a port."""
     kind = draw(st.sampled_from(["ip4", "ip6", "dns"]))
     if kind == "ip4":
         host = str(draw(endpoint_ip4))
@@ -143,9 +144,15 @@ def _mapped_network(text: str) -> bool:
 any_network = networks(4) | networks(6)
 
 
+def _routable(text: str) -> bool:
+    """Neither a default route nor inside Kilo's default subnet: the agent takes it."""
+    kilo = routerules.ProtectedRange(ipaddress.ip_network(keys.KILO_DEFAULT_SUBNET), "Kilo's")
+    return routerules.never_routed(ipaddress.ip_network(text), (kilo,)) is None
+
+
 @st.composite
 def routes(draw: st.DrawFn) -> dict[str, Any]:
-    to = draw(any_network)
+    to = draw(any_network.filter(_routable))
     family = ipaddress.ip_network(to).version
     gateways = st.ip_addresses(v=family).filter(_not_mapped).map(str)
     via = draw(st.none() | st.just("leader") | gateways)

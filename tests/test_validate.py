@@ -1,4 +1,4 @@
-"""One case per rule and per warning of TOPOLOGY.md "Validation", through `topoctl validate`.
+"""One case per rule and per warning of docs/topology.md "Validation", through `topoctl validate`.
 
 Each case writes a few files under ``sites/``, runs the real CLI (JSON and text output),
 and expects exactly these diagnostics: file, line, column, field path and part of the

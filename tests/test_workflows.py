@@ -1,9 +1,11 @@
-"""The GitHub workflows: clean under actionlint and zizmor, and doing what they should."""
+"""The GitHub workflows and the action (action.yml): clean under actionlint and zizmor,
+and doing what they should. tests/forge/test_action.py runs the action itself."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
 CI, TOPOLOGY = WORKFLOWS / "ci.yml", WORKFLOWS / "topology.yml"
 SNAPSHOT = WORKFLOWS / "snapshot.yml"
-ALL = [CI, TOPOLOGY, SNAPSHOT]
+RELEASE = WORKFLOWS / "release.yml"
+ALL = [CI, TOPOLOGY, SNAPSHOT, RELEASE]
+ACTION = REPO / "action.yml"
 BIN = Path(sys.executable).parent
 ACTIONLINT, ZIZMOR = BIN / "actionlint", BIN / "zizmor"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
@@ -59,8 +63,24 @@ def test_actionlint_is_clean() -> None:
 
 
 @needs_zizmor
-def test_zizmor_is_clean_even_pedantic() -> None:
-    assert zizmor_findings(WORKFLOWS) == []
+@pytest.mark.parametrize("target", [WORKFLOWS, ACTION], ids=["workflows", "action"])
+def test_zizmor_is_clean_even_pedantic(target: Path) -> None:
+    assert zizmor_findings(target) == []
+
+
+@needs_actionlint
+def test_actionlint_checks_the_local_action_s_inputs(tmp_path: Path) -> None:
+    """topology.yml's `uses: ./` is checked against action.yml: a wrong input fails."""
+    shutil.copy(ACTION, tmp_path / "action.yml")
+    (tmp_path / ".git").mkdir()  # actionlint finds the repository's root, and ./, by it
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    text = TOPOLOGY.read_text(encoding="utf-8")
+    (workflows / "topology.yml").write_text(text)
+    assert run(ACTIONLINT, "-no-color", workflows / "topology.yml", cwd=tmp_path).returncode == 0
+    (workflows / "topology.yml").write_text(text.replace("comment: ", "commment: "))
+    result = run(ACTIONLINT, "-no-color", workflows / "topology.yml", cwd=tmp_path)
+    assert result.returncode != 0 and 'input "commment" is not defined' in result.stdout
 
 
 @needs_actionlint
@@ -84,14 +104,22 @@ def test_the_linters_do_catch_a_careless_workflow(tmp_path: Path) -> None:
     assert {"unpinned-uses", "dangerous-triggers", "template-injection"} <= audits
 
 
-@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def uses_of(path: Path) -> list[dict[str, Any]]:
+    """The steps with ``uses`` of a workflow or of the composite action."""
+    doc = load(path)
+    found = doc["runs"]["steps"] if path == ACTION else steps(doc)
+    return [step for step in found if "uses" in step]
+
+
+@pytest.mark.parametrize("path", [*ALL, ACTION], ids=[p.stem for p in [*ALL, ACTION]])
 def test_least_privilege_and_pinned_actions(path: Path) -> None:
-    workflow = load(path)
-    assert workflow["permissions"] == {"contents": "read"}
-    assert "pull_request_target" not in workflow["on"]
+    if path != ACTION:
+        workflow = load(path)
+        assert workflow["permissions"] == {"contents": "read"}
+        assert "pull_request_target" not in workflow["on"]
     text = path.read_text(encoding="utf-8")
-    for step in steps(workflow):
-        if "uses" not in step:
+    for step in uses_of(path):
+        if step["uses"] == "./":  # this repository's own action, at the commit under test
             continue
         assert PINNED.match(step["uses"]), f"{step['uses']} is not pinned to a commit SHA"
         assert re.search(rf"{re.escape(step['uses'])} # v\d+\.\d+\.\d+\n", text), (
@@ -107,40 +135,48 @@ def test_ci_runs_make_test_on_push_and_pull_request() -> None:
     assert [step["run"] for step in steps(workflow) if "run" in step] == ["make test"]
 
 
-def test_topology_check_validates_sites_on_pull_requests() -> None:
+def test_topology_check_runs_the_action_of_this_commit_with_a_read_only_token() -> None:
     workflow = load(TOPOLOGY)
     assert set(workflow["on"]) == {"pull_request"}
-    assert {"sites/**", "cluster/**"} <= set(workflow["on"]["pull_request"]["paths"])
-    runs = [step["run"] for step in steps(workflow) if "run" in step]
-    assert runs[:2] == ["pip install .", "topoctl validate sites/ --format github"]
-
-
-def test_topology_check_puts_the_plan_in_the_job_summary() -> None:
-    workflow = load(TOPOLOGY)
-    plan = [step for step in steps(workflow) if "topoctl plan" in step.get("run", "")]
-    assert len(plan) == 1
-    run = plan[0]["run"]
-    assert "--format markdown" in run and '--base "$BASE_SHA"' in run
-    assert '>> "$GITHUB_STEP_SUMMARY"' in run
-    # The base revision comes through the environment, never spliced into the script.
-    assert "${{" not in run
-    assert plan[0]["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
-
-
-def test_the_plan_job_has_only_a_read_token_and_the_kubeconfig_secret() -> None:
-    workflow = load(TOPOLOGY)
+    assert {"sites/**", "cluster/**", "action.yml"} <= set(workflow["on"]["pull_request"]["paths"])
     job = workflow["jobs"]["validate"]
     assert "permissions" not in job  # the workflow's: contents read
-    plan = next(step for step in job["steps"] if "topoctl plan" in step.get("run", ""))
-    assert plan["env"]["KUBECONFIG_DATA"] == "${{ secrets.TOPOCTL_KUBECONFIG }}"
-    # Against the cluster when the secret is there, else the committed snapshot.
-    assert '--kubeconfig "$RUNNER_TEMP/kubeconfig"' in plan["run"]
-    assert "--cluster cluster/nodes.yaml" in plan["run"]
-    assert 'rm -f "$RUNNER_TEMP/kubeconfig"' in plan["run"]
+    checkout, _python, action = job["steps"]
+    assert checkout["with"]["fetch-depth"] == 0  # the base revision, for plan --base
+    assert action["uses"] == "./"
+    # Against the cluster when the secret is there (the action falls back to the
+    # committed snapshot); the pull request's own code posts nothing.
+    assert action["with"] == {
+        "kubeconfig": "${{ secrets.TOPOCTL_KUBECONFIG }}",
+        "comment": "false",
+    }
+    assert job["outputs"]["planned"] == "${{ steps.topoctl.outputs.planned }}"
     assert (REPO / "cluster" / "nodes.yaml").exists()
 
 
-def test_one_comment_job_runs_the_base_script_and_never_for_forks() -> None:
+def test_the_action_validates_plans_and_uploads_with_inputs_only_in_env() -> None:
+    action = load(ACTION)
+    assert action["runs"]["using"] == "composite"
+    names = [step["name"] for step in action["runs"]["steps"]]
+    assert names == [
+        "Install topoctl",
+        "Validate",
+        "Plan",
+        "Upload the whole plan",
+        "Post or update the plan comment",
+        "Fail when the plan has errors",
+    ]
+    install = action["runs"]["steps"][0]["run"]
+    assert '"$GITHUB_ACTION_PATH"' in install and "pip install ." not in install
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step.get("run", "")  # inputs reach scripts through env only
+    plan = action["runs"]["steps"][2]
+    assert plan["env"]["KUBECONFIG_DATA"] == "${{ inputs.kubeconfig }}"
+    assert 'rm -f "$RUNNER_TEMP/topoctl-kubeconfig"' in plan["run"]
+    assert "--report" in plan["run"] and "--format markdown" in plan["run"]
+
+
+def test_one_comment_job_installs_the_base_and_never_runs_for_forks() -> None:
     workflow = load(TOPOLOGY)
     job = workflow["jobs"]["comment"]
     assert job["needs"] == "validate"
@@ -149,7 +185,8 @@ def test_one_comment_job_runs_the_base_script_and_never_for_forks() -> None:
     checkout = job["steps"][0]
     assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
     (post,) = [step for step in job["steps"] if "run" in step]
-    assert post["run"].startswith("python3 .github/scripts/pr_comment.py ")
+    assert "python3 -m pip install --quiet ." in post["run"]
+    assert "topoctl comment --body-file" in post["run"]
     assert "${{" not in post["run"]
     assert post["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
     assert not any("secrets." in str(step) for step in job["steps"])

@@ -2,8 +2,15 @@
 
 An SSH key goes in through ``GIT_SSH_COMMAND`` (with a pinned known_hosts file and strict
 host key checking); a token through a credential helper that reads the token file when
-git asks, so the token is in no argv, no environment variable and no config file. Every
-text that may reach a log, a status or a metric passes through :func:`redact`.
+git asks, so the token is in no argv, no environment variable and no config file.
+
+A URL may carry credentials itself (``https://user:password@host/...``, a token as the
+user name), and git, or the remote through git, may echo them back in any form - in a
+URL, or bare in a ``remote error`` line, percent-decoded. So every text that may reach a
+log, a status, an exception or a metric passes through :func:`redact` (any userinfo in
+any URL) and :class:`Scrubber` (the secrets of this URL and of the token file, wherever
+they appear). Written here rather than taken from gitpython: its
+``remove_password_if_present`` knows URLs in argv only, not a secret echoed bare.
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"]*@")
+"""A scheme's ``//`` up to the last ``@`` before the path: a password may hold a bare
+``@`` (git and curl then take the last one as the host's)."""
 SCP_STYLE = re.compile(r"^[^/:@\s]+@[^/:\s]+:")  # git@host:org/repo.git
 TOKEN_USER = "x-access-token"  # what GitHub expects; GitLab and Gitea take any user name
 
@@ -28,17 +37,17 @@ def redact(text: str) -> str:
     return USERINFO.sub(r"\g<scheme>***@", text)
 
 
-def is_ssh(url: str) -> bool:
-    """Whether git reaches ``url`` over SSH (``ssh://`` or scp-style ``user@host:path``)."""
-    scheme = urlsplit(url).scheme.lower()
-    return scheme in {"ssh", "git+ssh", "ssh+git"} or (
-        "://" not in url and bool(SCP_STYLE.match(url))
-    )
-
-
-def is_http(url: str) -> bool:
-    """Whether ``url`` is http(s)."""
-    return urlsplit(url).scheme.lower() in {"http", "https"}
+def url_secrets(url: str) -> tuple[str, ...]:
+    """What in ``url`` is secret, as written and percent-decoded: the password, and over
+    http(s) a user name given without one (a token: ``https://ghp_...@github.com/``)."""
+    if "://" not in url:
+        return ()  # a path, or scp-style git@host:repo: the user is a login, not a secret
+    userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    if not at:
+        return ()
+    user, colon, password = userinfo.partition(":")
+    secret = password if colon else (user if is_http(url) else "")
+    return tuple(dict.fromkeys(s for s in (secret, unquote(secret)) if s))
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,11 @@ class Credentials:
 
     def check(self, url: str) -> None:
         """Refuse settings that cannot work for ``url``, before any fetch."""
+        if "://" in url and urlsplit(url).netloc.count("@") > 1:
+            raise CredentialsError(
+                "the URL's user information holds a bare '@': write it as %40 (git and "
+                "curl cannot tell where the password ends)"
+            )
         if is_ssh(url):
             if self.token_file is not None:
                 raise CredentialsError("--git-token-file is for https URLs; this one is ssh")
@@ -117,3 +131,31 @@ class Credentials:
         except OSError:
             return text
         return text.replace(token, "***") if token else text
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """Hides one remote's secrets in any text: its URL's and its token file's."""
+
+    url: str
+    credentials: Credentials
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every URL's userinfo and each known secret replaced by ``***``."""
+        text = redact(text)
+        for secret in sorted(url_secrets(self.url), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return self.credentials.scrub(text)
+
+
+def is_ssh(url: str) -> bool:
+    """Whether git reaches ``url`` over SSH (``ssh://`` or scp-style ``user@host:path``)."""
+    scheme = urlsplit(url).scheme.lower()
+    return scheme in {"ssh", "git+ssh", "ssh+git"} or (
+        "://" not in url and bool(SCP_STYLE.match(url))
+    )
+
+
+def is_http(url: str) -> bool:
+    """Whether ``url`` is http(s)."""
+    return urlsplit(url).scheme.lower() in {"http", "https"}

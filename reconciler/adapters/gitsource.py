@@ -15,7 +15,7 @@ from pathlib import Path
 import git
 
 from reconciler.adapters.files import MAX_FILES, SUFFIXES, SourceError, too_many_files
-from reconciler.adapters.gitauth import Credentials, redact
+from reconciler.adapters.gitauth import Credentials, Scrubber
 from reconciler.core.loading.load import SourceFile
 from reconciler.core.loading.yamlerrors import too_large
 from reconciler.core.loading.yamlstrict import MAX_FILE_BYTES
@@ -138,6 +138,7 @@ class GitRemote:
         self.path = path.strip("/")
         self.credentials = credentials or Credentials()
         self.credentials.check(url)
+        self._hide = Scrubber(url, self.credentials)
         self.cache = cache_dir / "git"
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -145,7 +146,7 @@ class GitRemote:
 
     def describe(self) -> str:
         """``URL (ref R, path P)`` with any userinfo removed from the URL."""
-        return f"{redact(self.url)} (ref {self.ref}, path {self.path or '.'})"
+        return self._hide(f"{self.url} (ref {self.ref}, path {self.path or '.'})")
 
     def fetch(self) -> str:
         """Fetch ``ref`` from the remote; the full sha of the commit it names."""
@@ -202,11 +203,12 @@ class GitRemote:
         return repo
 
     def _explain(self, verb: str, err: git.CommandError) -> str:
-        # The command line and stderr may carry the URL with its userinfo: redact both,
-        # and never pass the original exception (or its text) on.
+        # The command line and stderr may carry the URL with its userinfo, and the remote
+        # may echo a secret bare: scrub the text (before cutting it, so no half secret is
+        # left), and never pass the exception (or its text) on.
         stderr = str(err.stderr or "").strip()
         stderr = stderr.removeprefix("stderr:").strip().strip("'")
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         told = [line for line in lines if not line.startswith(BOILERPLATE)]
-        detail = "; ".join(told or [f"exit status {err.status}"])[:MAX_DETAIL]
-        return f"git {verb} from {self.describe()} failed: {self.credentials.scrub(redact(detail))}"
+        detail = self._hide("; ".join(told or [f"exit status {err.status}"]))
+        return f"git {verb} from {self.describe()} failed: {detail[:MAX_DETAIL]}"

@@ -5,7 +5,10 @@ handed on as the port's NodeState values. Writes are merge patches (adapters/pat
 that carry the resourceVersion they were computed against.
 Transient faults - 5xx, 429 (honouring Retry-After), timeouts, resets - are retried
 with capped, jittered exponential backoff; 409 and 404 become the port's
-ConflictError and NotFoundError for the executor to handle.
+ConflictError and NotFoundError for the executor to handle, and a Retry-After that
+outlasted the retries ThrottledError, carrying it. With a WriteGate (the controller's
+lease), every write request - each attempt - is admitted by it immediately before it
+is sent, and its whole timeout is the gate's time left, when shorter than its own.
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ from tenacity import (
 
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model.shape import ShapeError
-from reconciler.model.state import NodeState
+from reconciler.model.state import NodeState, NodeWrite, StatusWrite
 from reconciler.ports import (
     BackendError,
     ConflictError,
     ExpiredError,
     NodeObject,
-    NodeWrite,
     NotFoundError,
-    StatusWrite,
+    ThrottledError,
+    WriteGate,
 )
 
 log = logging.getLogger("topoctl.kube")
@@ -92,12 +95,14 @@ class KubeBackend:
         retry: RetryPolicy | None = None,
         page_size: int = 500,
         timeout: tuple[float, float] = (5.0, 30.0),
+        gate: WriteGate | None = None,
     ) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
         self.timeout = timeout
+        self.gate = gate
         self._backoff = wait_random_exponential(multiplier=self.retry.initial, max=self.retry.cap)
 
     @classmethod
@@ -189,6 +194,7 @@ class KubeBackend:
                 write.name,
                 node_patch(write),
                 _content_type=MERGE_PATCH,
+                _write=True,
             ),
             write.name,
         )
@@ -202,6 +208,7 @@ class KubeBackend:
                 write.name,
                 status_patch(write),
                 _content_type=MERGE_PATCH,
+                _write=True,
             ),
             write.name,
         )
@@ -211,7 +218,7 @@ class KubeBackend:
         body = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
         )
-        self._call(f"delete node {name}", self.core.delete_node, name, body=body)
+        self._call(f"delete node {name}", self.core.delete_node, name, body=body, _write=True)
 
     def wait_for_change(self, name: str, resource_version: str, timeout: float) -> bool:
         """Block until the node changes after ``resource_version`` (True), or ``timeout``
@@ -254,7 +261,15 @@ class KubeBackend:
             return min(hinted, self.retry.max_retry_after)
         return float(self._backoff(state))
 
-    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _request_timeout(self, what: str, write: bool) -> float | tuple[float, float]:
+        """The request's timeout: for a write through a gate, admitted just now."""
+        if not write or self.gate is None:
+            return self.timeout
+        return min(self.gate.admit(what), sum(self.timeout))
+
+    def _call(
+        self, what: str, method: Any, *args: Any, _write: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             wait=self._wait,
@@ -264,8 +279,9 @@ class KubeBackend:
         try:
             for attempt in retrying:
                 with attempt:
+                    timeout = self._request_timeout(what, _write)
                     response = method(
-                        *args, _preload_content=False, _request_timeout=self.timeout, **kwargs
+                        *args, _preload_content=False, _request_timeout=timeout, **kwargs
                     )
                     data = response.data
             return json.loads(data) if data else {}
@@ -329,4 +345,8 @@ def _translate(what: str, err: ApiException, gave_up: str = "") -> BackendError:
         return NotFoundError(f"{what}: {message}")
     if err.status == 410:
         return ExpiredError(f"{what}: {message}")
+    hinted = retry_after(err)
+    if err.status in (429, 503) and hinted is not None:
+        text = f"{what}: HTTP {err.status}: {message} (Retry-After {hinted:g}s){gave_up}"
+        return ThrottledError(text, hinted)
     return BackendError(f"{what}: HTTP {err.status}: {message}{gave_up}")

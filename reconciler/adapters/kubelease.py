@@ -212,6 +212,17 @@ def _context_namespace(kubeconfig: Path | None, context: str | None) -> str | No
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
+class KubeNodeLeases:
+    """The NodeLeases port over the API."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def renewals(self) -> dict[str, datetime]:
+        """See :func:`node_lease_renewals`."""
+        return node_lease_renewals(self.api)
+
+
 def node_lease_renewals(api: client.ApiClient, timeout: float = 10.0) -> dict[str, datetime]:
     """When each node's kubelet last renewed its Lease in ``kube-node-lease`` (a sign of
     life the lifecycle honours). Raises LeaseError when they cannot be listed."""

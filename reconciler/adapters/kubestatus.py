@@ -5,6 +5,8 @@ caller reads it again and merges): others' keys in it (``fetchRequestedAt``) are
 caller's to keep. Events are ``events.k8s.io/v1`` in the ``default`` namespace, where
 client-go records events about cluster-scoped objects; a repeat is a merge patch of
 the event's ``series``. No retries here: the status module publishes again later.
+With a WriteGate (the controller's lease), each write is admitted by it immediately
+before it is sent, with its time left as the request's whole timeout when shorter.
 """
 
 from __future__ import annotations
@@ -20,16 +22,31 @@ from kubernetes.client.exceptions import ApiException
 
 from reconciler.adapters.kube import MERGE_PATCH, _translate
 from reconciler.adapters.kubelease import format_microtime
+from reconciler.model.names import event_name
 from reconciler.model.records import EventRecord, StatusRecord
-from reconciler.ports import BackendError, NotFoundError
+from reconciler.ports import BackendError, NotFoundError, WriteGate
 
 EVENTS_NAMESPACE = "default"
 CONTROLLER = "topoctl.io/controller"
 
 
-def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
+
+
+def _timeout(gate: WriteGate | None, what: str) -> float | tuple[float, float]:
+    """A write's timeout: admitted by the gate just now, if there is one."""
+    return TIMEOUT if gate is None else min(gate.admit(what), sum(TIMEOUT))
+
+
+def _call(
+    what: str,
+    method: Any,
+    *args: Any,
+    _timeout: float | tuple[float, float] = TIMEOUT,
+    **kwargs: Any,
+) -> dict[str, Any]:
     try:
-        response = method(*args, _preload_content=False, _request_timeout=(5.0, 15.0), **kwargs)
+        response = method(*args, _preload_content=False, _request_timeout=_timeout, **kwargs)
         data = response.data
     except ApiException as err:
         raise _translate(what, err) from None
@@ -41,10 +58,13 @@ def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 class KubeStatusStore:
     """One ConfigMap."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, name: str = "topoctl-status"):
+    def __init__(
+        self, api: client.ApiClient, namespace: str, name: str, gate: WriteGate | None = None
+    ) -> None:
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.name = name
+        self.gate = gate
 
     def read(self) -> StatusRecord | None:
         """The ConfigMap's data, or None when it does not exist."""
@@ -71,12 +91,13 @@ class KubeStatusStore:
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}
         what = f"write configmap {self.namespace}/{self.name}"
         if resource_version is None:
-            doc = _call(what, self.core.create_namespaced_config_map, self.namespace, body)
+            method: Any = self.core.create_namespaced_config_map
+            args: tuple[Any, ...] = (self.namespace, body)
         else:
             meta["resourceVersion"] = resource_version
-            doc = _call(
-                what, self.core.replace_namespaced_config_map, self.name, self.namespace, body
-            )
+            method = self.core.replace_namespaced_config_map
+            args = (self.name, self.namespace, body)
+        doc = _call(what, method, *args, _timeout=_timeout(self.gate, what))
         version = str((doc.get("metadata") or {}).get("resourceVersion") or "")
         return StatusRecord(dict(data), version)
 
@@ -84,16 +105,24 @@ class KubeStatusStore:
 class KubeEventSink:
     """Events about Nodes, as one reporting instance."""
 
-    def __init__(self, api: client.ApiClient, instance: str, namespace: str = EVENTS_NAMESPACE):
+    def __init__(
+        self,
+        api: client.ApiClient,
+        instance: str,
+        namespace: str = EVENTS_NAMESPACE,
+        gate: WriteGate | None = None,
+    ) -> None:
         self.events = client.EventsV1Api(api)
         self.instance = instance
         self.namespace = namespace
+        self.gate = gate
 
     def create(self, event: EventRecord) -> str:
-        """A new Event; its name is the node's plus a hash, as client-go names them."""
+        """A new Event; its name is the node's plus a hash, as client-go names them (the
+        node's cut to fit, see :func:`~reconciler.model.names.event_name`)."""
         stamp = format_microtime(event.time)
         digest = hashlib.sha256(f"{event.node}/{event.reason}/{stamp}".encode()).hexdigest()
-        name = f"{event.node}.{digest[:16]}"
+        name = event_name(event.node, digest[:16])
         regarding = {"apiVersion": "v1", "kind": event.kind, "name": event.node}
         if event.kind != "Node":  # namespaced: the Event lives beside the object
             regarding["namespace"] = self.namespace
@@ -112,7 +141,8 @@ class KubeEventSink:
             "note": event.note[:1024],
             "type": event.type,
         }
-        _call(f"create event {name}", self._post, body)
+        what = f"create event {name}"
+        _call(what, self._post, body, _timeout=_timeout(self.gate, what))
         return name
 
     def _post(self, body: dict[str, Any], **kwargs: Any) -> Any:
@@ -139,11 +169,13 @@ class KubeEventSink:
             "series": {"count": event.count, "lastObservedTime": format_microtime(event.time)},
             "note": event.note[:1024],
         }
+        what = f"patch event {name}"
         _call(
-            f"patch event {name}",
+            what,
             self.events.patch_namespaced_event,
             name,
             self.namespace,
             patch,
             _content_type=MERGE_PATCH,
+            _timeout=_timeout(self.gate, what),
         )

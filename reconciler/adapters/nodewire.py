@@ -56,6 +56,7 @@ class _Meta(msgspec.Struct, frozen=True):
 class _Spec(msgspec.Struct, frozen=True):
     taints: list[_Taint] = []
     podCIDR: str = ""  # noqa: N815
+    podCIDRs: list[str] = []  # noqa: N815
 
 
 class _Status(msgspec.Struct, frozen=True):
@@ -129,4 +130,5 @@ def _state(item: _Node) -> NodeState:
         ),
         tuple((a.type, a.address) for a in status.addresses),
         spec.podCIDR,
+        tuple(spec.podCIDRs),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.ports import NodeWrite, StatusWrite
+from reconciler.model.state import NodeWrite, StatusWrite
 
 
 def node_patch(write: NodeWrite) -> dict[str, Any]:

@@ -28,15 +28,8 @@ from reconciler.adapters.nodewire import LIST_KINDS
 from reconciler.adapters.patches import node_patch, status_patch
 from reconciler.model import captured, keys
 from reconciler.model.shape import ShapeError, kind_of
-from reconciler.model.state import NodeState
-from reconciler.ports import (
-    BackendError,
-    ConflictError,
-    NodeObject,
-    NodeWrite,
-    NotFoundError,
-    StatusWrite,
-)
+from reconciler.model.state import NodeState, NodeWrite, StatusWrite
+from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
 
 
 class SnapshotError(BackendError):

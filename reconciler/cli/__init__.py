@@ -31,6 +31,7 @@ def main() -> None:
       topoctl run --git-url URL                      the controller: converge on every push
       topoctl status                                 what the controller last did
       topoctl render talos --node NAME               the Talos machine-config patch
+      topoctl comment --body-file plan.md --github R#N  the plan as one pull-request comment
 
     Exit status: 0 success, 1 invalid input or failure, 2 usage error
     (plan --detailed-exitcode: 2 means there are changes).
@@ -69,6 +70,6 @@ def _run() -> None:
 
 
 # The commands register themselves on the group as they are imported.
-from reconciler.cli import agent, cluster, controller, topology  # noqa: E402
+from reconciler.cli import agent, cluster, controller, review, topology  # noqa: E402
 
-__all__ = ["agent", "cluster", "controller", "main", "run", "topology"]
+__all__ = ["agent", "cluster", "controller", "main", "review", "run", "topology"]

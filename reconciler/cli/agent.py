@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,11 +14,15 @@ from reconciler.cli import main
 from reconciler.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    F,
     Failure,
     UsageFailure,
     cluster_options,
     open_cluster,
 )
+
+if TYPE_CHECKING:
+    from reconciler.model.routerules import Network
 
 
 def _seconds(text: str) -> float:
@@ -25,6 +32,36 @@ def _seconds(text: str) -> float:
         return flag_seconds(text)
     except ValueError:
         raise UsageFailure(f"--interval {text!r}: write e.g. 10s, 1m or 30") from None
+
+
+def _cidrs(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[Network, ...]:
+    """Repeated flags, or one variable of CIDRs separated by spaces or commas."""
+    out = []
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                out.append(ipaddress.ip_network(item, strict=True))
+            except ValueError as err:
+                raise click.BadParameter(f"{item!r}: {err} (e.g. 10.244.0.0/16)") from None
+    return tuple(out)
+
+
+def _protected(
+    name: str, variable: str, help: str, default: tuple[str, ...] = ()
+) -> Callable[[F], F]:
+    return click.option(
+        f"--{name}",
+        multiple=True,
+        default=default,
+        show_default=bool(default),
+        envvar=variable,
+        show_envvar=True,
+        metavar="CIDR",
+        callback=_cidrs,
+        help=help,
+    )
 
 
 @main.command()
@@ -47,6 +84,23 @@ def _seconds(text: str) -> float:
     show_default=True,
     help="Time between passes (a watch on the Node wakes the agent sooner).",
 )
+@_protected(
+    "kilo-subnet",
+    "TOPOCTL_KILO_SUBNET",
+    "Kilo's --subnet (its WireGuard addresses): no route inside it is installed.",
+    ("10.4.0.0/16",),
+)
+@_protected(
+    "pod-cidr",
+    "TOPOCTL_POD_CIDR",
+    "The cluster's pod CIDR (repeat for each family): no route inside it is installed. "
+    "The node's own spec.podCIDRs are always protected.",
+)
+@_protected(
+    "service-cidr",
+    "TOPOCTL_SERVICE_CIDR",
+    "The cluster's service CIDR (repeat for each family): no route inside it is installed.",
+)
 @cluster_options
 @click.option("-v", "--verbose", is_flag=True, help="Log every pass.")
 def agent(
@@ -54,6 +108,9 @@ def agent(
     netns: str | None,
     once: bool,
     interval: str,
+    kilo_subnet: tuple[Network, ...],
+    pod_cidr: tuple[Network, ...],
+    service_cidr: tuple[Network, ...],
     snapshot: Path | None,
     kubeconfig: Path | None,
     context: str | None,
@@ -73,16 +130,28 @@ def agent(
         topoctl's rtnetlink protocol (never Kilo's, Cilium's or the kernel's);
       - reports the TopologyReady condition, written only when it changes.
 
+    It never installs a default route (nor any wider than /8), a route inside
+    the ranges given here (Kilo's subnet, the cluster's pod and service CIDRs,
+    the node's own pod CIDR) or in a reserved table (Kilo's 1107), nor more
+    routes or bytes than the planner may publish: such a set is refused whole
+    (TopologyReady False, RouteRefused or RouteLimitExceeded) and the routes
+    in place stand. These ranges are the agent's own settings: the
+    annotation cannot change them.
+
     \b
-      topoctl agent --node fsn1-worker-1 --once --kubeconfig ~/.kube/config
+      topoctl agent --node fsn1-worker-1 --once --kubeconfig ~/.kube/config \\
+        --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/16
     """
     import logging
     import threading
 
+    from reconciler.adapters.clock import SystemClock
     from reconciler.adapters.kernelroutes import KernelRouteTable
     from reconciler.adapters.netlink import NetlinkAdapter, NetlinkAdapterError
-    from reconciler.agent import Agent, run_forever
+    from reconciler.agent import run_forever
+    from reconciler.core.agent.refusals import Boundary
     from reconciler.ports import BackendError
+    from reconciler.usecases.agent_pass import Agent
 
     logging.basicConfig(
         level=logging.INFO if verbose or not once else logging.WARNING,
@@ -95,7 +164,9 @@ def agent(
     except (NetlinkAdapterError, OSError) as err:
         raise Failure(f"netlink{f' in netns {netns}' if netns else ''}: {err}") from None
     with netlink:
-        the_agent = Agent(node, backend, backend, KernelRouteTable(netlink))
+        clock = SystemClock()
+        boundary = Boundary(kilo_subnet, pod_cidr, service_cidr)
+        the_agent = Agent(node, backend, backend, KernelRouteTable(netlink), clock, boundary)
         if once:
             try:
                 report = the_agent.run_once()
@@ -110,6 +181,6 @@ def agent(
             sys.exit(EXIT_OK if report.converged else EXIT_INVALID)
         stop = threading.Event()
         try:
-            run_forever(the_agent, seconds, stop, backend)
+            run_forever(the_agent, seconds, stop, backend, clock)
         except KeyboardInterrupt:
             stop.set()

@@ -62,6 +62,24 @@ from reconciler.cli.common import (
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write the whole plan into this directory: plan.json, plan.txt and plan.md "
+    "(the markdown with nothing left out), e.g. as a CI job's artifact.",
+)
+@click.option(
+    "--full-plan",
+    metavar="MARKDOWN",
+    help="markdown: where the whole plan is, named when the comment leaves parts out "
+    "(e.g. a link to the job's artifact).",
+)
+@click.option(
+    "--footer",
+    metavar="MARKDOWN",
+    help="markdown: a closing line (e.g. what the plan ran against), counted in the "
+    "comment's size.",
+)
 @probe_option
 def plan(
     directory: Path,
@@ -73,6 +91,9 @@ def plan(
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
+    report: Path | None,
+    full_plan: str | None,
+    footer: str | None,
     probe: bool,
 ) -> None:
     """Show what would change on which node, and why. Changes nothing in the cluster;
@@ -82,6 +103,11 @@ def plan(
       topoctl plan --cluster examples/nodes.yaml        against a snapshot
       topoctl plan --kubeconfig ~/.kube/prod            against a live cluster
       topoctl plan --base origin/main --format markdown  a pull-request comment
+
+    The markdown leads with what the change since --base does to the desired state,
+    groups nodes with identical changes, and stays under GitHub's 65,536 characters:
+    what does not fit is left out whole (never cut inside a table or a code block)
+    and counted.
 
     Kilo counts a node as Ready, so as a possible leader, only while its
     last-seen check-in is under 60 s old. The plan judges that at the time its
@@ -98,6 +124,8 @@ def plan(
     one_shot()
     if out is not None and not out.parent.is_dir():  # before the plan is computed
         raise Failure(f"--out {out}: no such directory {out.parent}")
+    if report is not None and not report.is_dir():
+        raise Failure(f"--report {report}: no such directory")
     try:
         topology = topology_or_fail(directory, rev)
         reader = open_cluster(snapshot, kubeconfig, context, writable=False)
@@ -110,7 +138,17 @@ def plan(
     now = plan_time(reader)
     result = backend_call(lambda: plan_once(topology, reader, base_topology, now, eyes))
     the_plan = result.plan
-    print_plan(the_plan, fmt, result.deltas)
+    deltas = result.deltas if base else None
+    comment: dict[str, Any] = {"footer": footer or ""}
+    if fmt == "markdown" or report is not None:
+        from reconciler.core.rendering import graphs, mesh
+
+        comment["graph"] = graphs.mermaid(mesh.from_plan(topology, the_plan))
+    if full_plan:
+        comment["full_plan"] = full_plan
+    if report is not None:
+        _report(report, the_plan, deltas, comment)
+    print_plan(the_plan, fmt, deltas, **comment)
     if out is not None:
         from reconciler.core.planning import savedplan
 
@@ -119,6 +157,27 @@ def plan(
     if the_plan.errors:
         sys.exit(EXIT_INVALID)
     sys.exit(EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK)
+
+
+def _report(directory: Path, plan: Any, deltas: Any, comment: dict[str, Any]) -> None:
+    """The whole plan as JSON, text and markdown (nothing left out), each file whole."""
+    from reconciler.adapters.atomicfile import write_atomic
+    from reconciler.core.rendering import plans
+    from reconciler.core.rendering.comment import comment as markdown
+
+    files = {
+        "plan.json": plans.as_json(plan, deltas or ()),
+        "plan.txt": (plans.text(plan, deltas or (), markup=False) + "\n").encode(),
+        "plan.md": markdown(plan, deltas, limit=UNLIMITED, **comment).encode(),
+    }
+    for name, data in files.items():
+        try:
+            write_atomic(directory / name, data)
+        except OSError as err:
+            raise Failure(f"--report {directory}: cannot write {name}: {err.strerror}") from None
+
+
+UNLIMITED = 1 << 40  # a report's markdown leaves nothing out
 
 
 def _save(out: Path, text: str) -> None:

@@ -9,7 +9,6 @@ import gc
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -172,7 +171,7 @@ def eyes_for(probe: bool, backend: Any = None) -> Any:
     live cluster the controller's deletion record (the hourly budget) and the node
     Leases (signs of life) are read too, so the CLI judges as the controller does."""
     from reconciler.adapters.clock import SystemClock
-    from reconciler.usecases.plan import Eyes
+    from reconciler.usecases.lifecycle import Eyes
 
     clock = SystemClock()
     if not probe:
@@ -182,48 +181,41 @@ def eyes_for(probe: bool, backend: Any = None) -> Any:
     live = _live_parts(backend)
     if live is None:
         return Eyes(clock, IcmpProber())
-    records, leases, _events = live
-    return Eyes(clock, IcmpProber(), record=records.load_record, leases=leases)
+    budget, leases, _events = live
+    return Eyes(clock, IcmpProber(), budget=budget, leases=leases)
 
 
 def deletion_for(backend: Any) -> Any:
-    """Deletion through a live cluster: each one recorded in the controller's deletion
-    record (the hourly budget both share), then announced by a NodeDeleted Event."""
-    from reconciler.usecases.apply import DeletionPorts
+    """Deletion through a live cluster, by the controller's protocol: each one recorded in
+    the controller's deletion record (the hourly budget both share) and announced by a
+    NodeDeleted Event; a deletion not done gives its slot back. None: the backend (a
+    snapshot file) cannot delete."""
+    from reconciler.adapters.clock import SystemClock
+    from reconciler.usecases.deletion import DeletionPorts
 
     live = _live_parts(backend)
     if live is None:
         return None
-    records, _leases, events = live
-
-    def before(deletion: Any) -> None:
-        from reconciler.controller.lifecycle import node_deleted
-        from reconciler.core.lifecycle.record import Deletion
-
-        now = datetime.now(UTC)
-        record = records.load_record().with_deletions([Deletion(now, deletion.node)], now)
-        records.save_record(record)
-        events.create(node_deleted(deletion, now))
-
-    return DeletionPorts(backend, before)
+    budget, _leases, events = live
+    return DeletionPorts(backend, SystemClock(), budget, events)
 
 
 def _live_parts(backend: Any) -> tuple[Any, Any, Any] | None:
-    """The deletion record, node Lease reader and Event sink of a live cluster."""
+    """The status ConfigMap (the deletion record), node Leases and Event sink of a live
+    cluster."""
     from reconciler.adapters.kube import KubeBackend
 
     if not isinstance(backend, KubeBackend):
         return None
-    from reconciler.adapters.kubelease import discover_namespace, node_lease_renewals
+    from reconciler.adapters.kubelease import KubeNodeLeases, discover_namespace
     from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
-    from reconciler.controller.lifecycle import ConfigMapRecords
-    from reconciler.controller.status import STATUS_NAME
+    from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
     namespace = discover_namespace(None, None)
-    records = ConfigMapRecords(KubeStatusStore(backend.api, namespace, STATUS_NAME))
+    store = KubeStatusStore(backend.api, namespace, STATUS_NAME)
     return (
-        records,
-        lambda: node_lease_renewals(backend.api),
+        StatusConfigMap(store),
+        KubeNodeLeases(backend.api),
         KubeEventSink(backend.api, "topoctl-cli"),
     )
 
@@ -277,16 +269,21 @@ def leave(code: object) -> NoReturn:
     os._exit(status)
 
 
-def print_plan(plan: Any, fmt: str, deltas: Any = ()) -> None:
+def print_plan(plan: Any, fmt: str, deltas: Any = None, **comment: Any) -> None:
+    """The plan on stdout as text, json or markdown (a pull-request comment, rendered
+    with ``comment``'s options). ``deltas`` None: no --base was given."""
     from reconciler.core.rendering import plans
 
     if sys.stdout is None:  # started without a stdout (``>&-``): nowhere to print
         return
     if fmt == "json":
-        click.echo(plans.as_json(plan, deltas), nl=False)
+        click.echo(plans.as_json(plan, deltas or ()), nl=False)
     elif fmt == "markdown":
-        click.echo(plans.markdown(plan, deltas), nl=False)
+        from reconciler.core.rendering.comment import comment as markdown
+
+        click.echo(markdown(plan, deltas, **comment), nl=False)
     else:
+        deltas = deltas or ()
         from rich.console import Console
 
         # One change, one line: CI logs, grep and diffs of saved output need them unbroken.

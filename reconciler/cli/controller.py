@@ -170,26 +170,41 @@ def run_controller(**flags: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--graph",
+    "graph_fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    is_flag=False,
+    flag_value="mermaid",
+    help="Draw the live mesh instead: each site's members and Kilo's leader now "
+    "(--graph dot for Graphviz).",
+)
 def status(
-    kubeconfig: Path | None, context: str | None, lease_namespace: str | None, fmt: str
+    kubeconfig: Path | None,
+    context: str | None,
+    lease_namespace: str | None,
+    fmt: str,
+    graph_fmt: str | None,
 ) -> None:
     """What the controller last did, read from the cluster (the topoctl-status ConfigMap).
 
     \b
       topoctl status --kubeconfig ~/.kube/prod
       topoctl status --format json | jq .sites
+      topoctl status --graph                    the live mesh as a Mermaid diagram
     """
     import json
 
     from reconciler.adapters.kubelease import discover_namespace
     from reconciler.adapters.kubestatus import KubeStatusStore
-    from reconciler.controller.status import STATUS_NAME, read_status, status_text
+    from reconciler.core.rendering.status import status_text
     from reconciler.ports import BackendError
+    from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
     namespace = lease_namespace or discover_namespace(kubeconfig, context)
     backend = open_cluster(None, kubeconfig, context, writable=False)
     try:
-        doc = read_status(KubeStatusStore(backend.api, namespace, STATUS_NAME))
+        doc = StatusConfigMap(KubeStatusStore(backend.api, namespace, STATUS_NAME)).read_status()
     except BackendError as err:
         raise Failure(f"reading {namespace}/{STATUS_NAME}: {err}") from None
     if doc is None:
@@ -197,4 +212,10 @@ def status(
             f"no {STATUS_NAME} ConfigMap in namespace {namespace}: the controller has not "
             "published a status there (another --lease-namespace?)"
         )
+    if graph_fmt is not None:
+        from reconciler.core.rendering import graphs, mesh
+
+        picture = mesh.from_status(doc)
+        click.echo(graphs.dot(picture) if graph_fmt == "dot" else graphs.mermaid(picture), nl=False)
+        return
     click.echo(json.dumps(doc, indent=2, sort_keys=True) if fmt == "json" else status_text(doc))

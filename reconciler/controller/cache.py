@@ -117,7 +117,3 @@ class NodeCache:
         """Every node's latest state."""
         with self._lock:
             return [e.state for e in self._entries.values()]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)

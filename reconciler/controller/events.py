@@ -4,8 +4,10 @@ The first event of a (node, reason) is created; a repeat within ``window`` secon
 joins its series (count and last time) and is sent at most once per ``interval`` -
 the rest wait for :meth:`EventRecorder.flush`. New events draw on a token bucket
 (``burst``, refilled one per ``refill`` seconds) shared by every node, so a storm of
-changes cannot flood the API: what the bucket refuses is counted, not sent. Events are
-for people (they expire and are aggregated); nothing is decided from them.
+changes cannot flood the API: what the bucket refuses is counted, not sent. After the
+API answered with Retry-After, nothing is sent until that time has passed (new events
+meanwhile are dropped and counted; series wait for the next flush). Events are for
+people (they expire and are aggregated); nothing is decided from them.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from reconciler.model.records import EventRecord
-from reconciler.ports import BackendError, Clock, EventSink, NotFoundError
+from reconciler.ports import BackendError, Clock, EventSink, NotFoundError, ThrottledError
 
 log = logging.getLogger("topoctl.events")
+RETRY_AFTER_CAP = 300.0  # seconds: the longest Retry-After honoured
 
 
 @dataclass
@@ -64,6 +67,13 @@ class EventRecorder:
         self._series: dict[tuple[str, str], _Series] = {}
         self._tokens = float(burst)
         self._filled_at = clock.monotonic()
+        self._quiet_until = float("-inf")  # the API's Retry-After, on our clock
+
+    def _failed(self, err: BackendError, what: str, now: float) -> None:
+        self.stats.failed += 1
+        if isinstance(err, ThrottledError):
+            self._quiet_until = now + min(err.retry_after, RETRY_AFTER_CAP)
+        log.info("%s: %s", what, err)
 
     def _take_token(self, now: float) -> bool:
         self._tokens = min(self.burst, self._tokens + (now - self._filled_at) / self.refill)
@@ -92,11 +102,11 @@ class EventRecorder:
                 count = series.event.count + 1
                 series.event = replace(series.event, note=note, time=wall, count=count)
                 series.unsent = True
-                if now - series.sent_at < self.interval:
+                if now - series.sent_at < self.interval or now < self._quiet_until:
                     return
                 self._send_series(series, now)
                 return
-            if not self._take_token(now):
+            if now < self._quiet_until or not self._take_token(now):
                 self.stats.dropped += 1
                 return
             event = EventRecord(
@@ -111,8 +121,7 @@ class EventRecorder:
             try:
                 name = self.sink.create(event)
             except BackendError as err:
-                self.stats.failed += 1
-                log.info("event %s on %s not recorded: %s", reason, node, err)
+                self._failed(err, f"event {reason} on {node} not recorded", now)
                 return
             self.stats.created += 1
             self._series[key] = _Series(name, event, now, now)
@@ -125,8 +134,7 @@ class EventRecorder:
             series.started = float("-inf")  # expired in the API: the next one starts anew
             return
         except BackendError as err:
-            self.stats.failed += 1
-            log.info("event series %s not updated: %s", series.name, err)
+            self._failed(err, f"event series {series.name} not updated", now)
             return
         self.stats.series_updates += 1
         series.sent_at, series.unsent = now, False
@@ -140,15 +148,11 @@ class EventRecorder:
         now = self.clock.monotonic()
         with self._lock:
             for series in list(self._series.values()):
+                if now < self._quiet_until:
+                    break
                 if series.unsent and now - series.sent_at >= self.interval:
                     self._send_series(series, now)
             self._expire(now)
-
-    def count(self, node: str, reason: str) -> int:
-        """How often ``reason`` was recorded on ``node`` in the current series."""
-        with self._lock:
-            series = self._series.get((node, reason))
-            return series.event.count if series is not None else 0
 
 
 def short(sha: str) -> str:

@@ -1,10 +1,22 @@
-"""The controller's ClusterWriter: every Node write passes here, and nowhere else.
+"""The guard of every write the controller sends, and its ClusterWriter for Nodes.
 
-Before each write: a stop requested (SIGTERM) refuses it, so the write in flight ends
-and no other starts; a replica that does not hold the lease (``may_write`` false)
-refuses it; ``--dry-run`` logs and counts it instead. A sent write is counted, logged
-on one line naming the node, the keys and the revision, and told to ``on_written``
-(the status module's TopologyApplied Event).
+:class:`LeaseGate` is the one statement of when a write may go out, for every kind of
+write: Node patches, the status ConfigMap (the status, the deletion record), Events and
+deletions. The adapter that sends a write asks it immediately before each request (each
+attempt of it): a replica that does not hold the lease - or whose renew deadline has
+passed, however long the requests before took - sends nothing, and a request that is
+sent gets a timeout that ends before the lease could expire for the others, so none
+lands after another replica could have taken over. ``--dry-run`` sends no write at all.
+
+:class:`GuardedWriter` is what the reconcile loop writes Nodes through, before the
+adapter's own look at the gate: a stop requested (SIGTERM) refuses the write, so the
+write in flight ends and no other starts; a replica that does not hold the lease
+(``may_write`` false) refuses it; ``--dry-run`` logs and counts it instead. After the
+API answered a write with ``Retry-After``, no Node write is sent until that time has
+passed (capped): the writes meanwhile fail at once with the time left, and the loop
+retries their sites then. A sent write is counted and logged on one line naming the
+node, the keys and the revision; the executor's report says which writes were taken
+(the status's TopologyApplied Events come from there).
 """
 
 from __future__ import annotations
@@ -15,17 +27,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite
-from reconciler.ports import BackendError, ClusterWriter
+from reconciler.ports import BackendError, Clock, ClusterWriter, NotSentError, ThrottledError
 
 log = logging.getLogger("topoctl.controller")
 
 
-class NotLeaderError(BackendError):
+MIN_BUDGET = 0.25  # seconds: a write with less time left before the lease could expire waits
+RETRY_AFTER_CAP = 60.0  # seconds: the longest Retry-After honoured
+
+
+class NotLeaderError(NotSentError):
     """The write was not sent: this replica does not hold the lease."""
 
 
-class StoppingError(BackendError):
+class StoppingError(NotSentError):
     """The write was not sent: the controller is shutting down."""
+
+
+class DryRunError(NotSentError):
+    """The write was not sent: ``--dry-run``."""
+
+
+class LeaseGate:
+    """The WriteGate of one replica (see the module)."""
+
+    def __init__(self, time_left: Callable[[], float], *, dry_run: bool = False) -> None:
+        """``time_left``: the seconds before the lease could expire for the others, 0
+        unless this replica may write now (the elector's ``write_deadline``)."""
+        self.time_left = time_left
+        self.dry_run = dry_run
+
+    def admit(self, what: str) -> float:
+        """The timeout of the request ``what``, or NotSentError."""
+        if self.dry_run:
+            raise DryRunError(f"{what}: not sent (--dry-run)")
+        left = self.time_left()
+        if left < MIN_BUDGET:
+            log.warning("%s: not sent, this replica does not hold the lease (any more)", what)
+            raise NotLeaderError(f"{what}: not sent, this replica does not hold the lease")
+        return left
 
 
 @dataclass
@@ -36,6 +76,7 @@ class WriteStats:
     failed: int = 0
     dry_run: int = 0  # writes --dry-run did not send
     refused: int = 0  # writes refused without the lease
+    throttled: int = 0  # writes held back while the API's Retry-After runs
 
 
 def describe(write: NodeWrite) -> str:
@@ -59,19 +100,19 @@ class GuardedWriter:
         may_write: Callable[[], bool],
         stop: threading.Event,
         revision: Callable[[], str],
+        clock: Clock,
         *,
         dry_run: bool = False,
-        on_written: Callable[[NodeWrite, str], None] | None = None,
     ) -> None:
         self.writer = writer
         self.may_write = may_write
         self.stop = stop
         self.revision = revision
+        self.clock = clock
         self.dry_run = dry_run
-        self.on_written = on_written
         self.stats = WriteStats()
         self._lock = threading.Lock()
-        self._results: dict[str, NodeState] = {}
+        self._quiet_until = float("-inf")  # the API's Retry-After, on our clock
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -80,6 +121,18 @@ class GuardedWriter:
             with self._lock:
                 self.stats.refused += 1
             raise NotLeaderError("not written: this replica does not hold the lease")
+        with self._lock:
+            left = self._quiet_until - self.clock.monotonic()
+            if left > 0:
+                self.stats.throttled += 1
+        if left > 0:
+            raise ThrottledError(f"not written: the API asked to wait {left:.1f}s more", left)
+
+    def _throttled(self, err: ThrottledError) -> None:
+        wait = min(err.retry_after, RETRY_AFTER_CAP)
+        with self._lock:
+            self._quiet_until = max(self._quiet_until, self.clock.monotonic() + wait)
+        log.warning("the API asked to wait %.1fs: no Node write until then (%s)", wait, err)
 
     def write_node(self, write: NodeWrite) -> NodeState:
         """The guarded write (see the module)."""
@@ -99,22 +152,14 @@ class GuardedWriter:
             self.stats.node_writes += 1
         try:
             result = self.writer.write_node(write)
-        except BackendError:
+        except BackendError as err:
             with self._lock:
                 self.stats.failed += 1
+            if isinstance(err, ThrottledError):
+                self._throttled(err)
             raise
-        with self._lock:
-            self._results[result.name] = result
         log.info("wrote node %s (revision %s): %s", write.name, revision[:12], describe(write))
-        if self.on_written is not None:
-            self.on_written(write, revision)
         return result
-
-    def take_results(self) -> list[NodeState]:
-        """The nodes as written since the last call (for the planner, ahead of the watch)."""
-        with self._lock:
-            out, self._results = list(self._results.values()), {}
-        return out
 
     def write_status(self, write: StatusWrite) -> NodeState:
         """Status writes are guarded the same way (the controller sends none today)."""

@@ -2,11 +2,19 @@
 
 Bookmarks move the resourceVersion on without an event; a 410 Expired (the version was
 compacted away) lists again and hands on only what changed meanwhile; a dropped or
-failed stream reconnects from the last version seen after a capped, jittered,
-exponential backoff (an empty stream counts as a failure, so a server that closes
-every watch at once is never spun on). Each watch asks for a bounded, jittered
-``timeoutSeconds``. Every update goes to ``on_delta`` (from this thread), marked with
-whether it matters to the planner.
+failed stream reconnects from the last version seen. Each watch asks for a bounded,
+jittered ``timeoutSeconds``. Every update goes to ``on_delta`` (from this thread),
+marked with whether it matters to the planner.
+
+Nothing is ever retried at once. Every failure - a 410 (answered at the start of a
+watch as in a storm of them), a failed list (5xx), a dropped or refused stream, a watch
+that ends at once with nothing in it - waits a capped, jittered, exponential backoff
+(``backoff_base`` doubling to ``backoff_cap``, each wait between half and all of it)
+before the next request, and the backoff starts over only after a healthy watch: one
+that ended cleanly after bringing events (bookmarks count), or that stayed open for
+``healthy_after`` seconds however it ended. So a 410 after hours of watching relists
+within ``backoff_base``, and a server that expires every watch gets a relist every
+``backoff_cap`` at most, never a spin.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from reconciler.controller.cache import Delta, NodeCache
 from reconciler.ports import BackendError, Clock, ClusterWatcher, ExpiredError
 
 log = logging.getLogger("topoctl.informer")
+WARN_AFTER = 3  # failures in a row logged as warnings from this many on
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class InformerSettings:
     watch_timeout: float = 300.0  # each watch asks for this to 1.5x it
     backoff_base: float = 0.2
     backoff_cap: float = 30.0
+    healthy_after: float = 30.0  # a watch open this long was healthy, however it ended
 
 
 @dataclass
@@ -39,7 +49,8 @@ class InformerStats:
     lists: int = 0
     relists_expired: int = 0
     watch_restarts: int = 0
-    watch_failures: int = 0
+    watch_failures: int = 0  # lists and watches that failed (410s apart)
+    backoff: float = 0.0  # the wait before the next request (0 while healthy)
     events: int = 0
     bookmarks: int = 0
 
@@ -106,25 +117,35 @@ class Informer:
         return seen
 
     def run(self, stop: threading.Event) -> None:
-        """List and watch until ``stop`` is set."""
+        """List and watch until ``stop`` is set (see the module for the backoff)."""
         failures = 0
         listed = False
         while not stop.is_set():
+            started = self.clock.monotonic()
+            failed = True
             try:
                 if not listed:
                     self.list()
                     listed = True
                 seen = self.watch_once(stop)
                 self.stats.watch_restarts += 1
-                failures = 0 if seen else failures + 1
+                failed = not seen
             except ExpiredError as err:
-                log.info("node watch expired (%s): listing again", err)
                 self.stats.relists_expired += 1
                 listed = False
-                continue
+                why = f"node watch expired ({err}): listing again"
             except BackendError as err:
-                failures += 1
                 self.stats.watch_failures += 1
-                log.info("node list/watch failed (%s): retrying", err)
+                why = f"node list/watch failed ({err}): retrying"
+            else:
+                why = "node watch ended at once with nothing in it: watching again"
+            if self.clock.monotonic() - started >= self.settings.healthy_after:
+                failures = 0  # it was healthy for a while before this
+            failures = failures + 1 if failed else 0
+            self.stats.backoff = self._backoff(failures) if failures else 0.0
             if failures and not stop.is_set():
-                self.clock.wait(stop, self._backoff(failures))
+                level = logging.INFO if failures < WARN_AFTER else logging.WARNING
+                log.log(
+                    level, "%s in %.1fs (%d failure(s) in a row)", why, self.stats.backoff, failures
+                )
+                self.clock.wait(stop, self.stats.backoff)

@@ -19,6 +19,9 @@ Use::
 
 ``on_lost`` is called once, from the loop's thread, when leadership ends for a
 reason other than release; the caller exits non-zero so the pod restarts.
+
+``--dry-run`` runs a :class:`LeaseObserver` instead: it reads the Lease and logs who
+holds it, and never writes it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class LeaderElector:
         timing: Timing | None = None,
         on_lost: Callable[[], None] | None = None,
         on_started: Callable[[], None] | None = None,
-        jitter: float = JITTER_FACTOR,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         if not identity:
             raise ValueError("the identity must not be empty")
@@ -57,7 +60,7 @@ class LeaderElector:
         self.clock = clock
         self.on_lost = on_lost
         self.on_started = on_started
-        self.jitter = jitter
+        self.rng = rng
         self._state = Elector(identity, timing or Timing())
         self._lock = threading.Lock()  # one step (or the release) at a time
         self._stop = threading.Event()
@@ -68,19 +71,9 @@ class LeaderElector:
     # ------------------------------------------------------------- queries
 
     @property
-    def state(self) -> Elector:
-        """The election state as of the last step."""
-        return self._state
-
-    @property
     def identity(self) -> str:
         """This candidate's holderIdentity."""
         return self._state.identity
-
-    @property
-    def is_leader(self) -> bool:
-        """Whether this candidate holds the lease and may write now."""
-        return self.may_write()
 
     def may_write(self) -> bool:
         """Whether a guarded write may be sent now (false from the renew deadline on)."""
@@ -159,7 +152,7 @@ class LeaderElector:
     def _pause(self, decision: Decision) -> float:
         if self._state.leader or decision.retry_in <= 0:
             return decision.retry_in
-        return decision.retry_in * (1.0 + random.random() * self.jitter)  # as wait.JitterUntil
+        return decision.retry_in * (1.0 + self.rng() * JITTER_FACTOR)  # as wait.JitterUntil
 
     def run(self) -> None:
         """Step until lost or stopped (``release``)."""
@@ -224,4 +217,66 @@ class LeaderElector:
             resource_version=lease.resource_version,
             released=False,
         )
+        return True
+
+
+class LeaseObserver:
+    """``--dry-run``'s stand-in for the elector: it reads the Lease every retry period and
+    logs who holds it whenever that changes, and never takes, renews or releases it - a
+    dry run writes nothing at all. It never may write."""
+
+    def __init__(
+        self, port: LeasePort, identity: str, clock: Clock, *, timing: Timing | None = None
+    ) -> None:
+        self.port = port
+        self.identity = identity
+        self.clock = clock
+        self.timing = timing or Timing()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._said: str | None = None
+
+    def may_write(self) -> bool:
+        """Never."""
+        return False
+
+    def write_deadline(self) -> float:
+        """No time: nothing may be written."""
+        return 0.0
+
+    def step(self) -> None:
+        """Read the Lease; say who holds it when that changed."""
+        try:
+            lease = self.port.get(self.timing.retry_period)
+        except LeaseError as err:
+            said = f"dry run: the lease cannot be read ({err}); not taken"
+        else:
+            holder = lease.spec.holder if lease is not None else ""
+            said = (
+                f"dry run: the lease is held by {holder}; not taken"
+                if holder
+                else "dry run: nobody holds the lease; not taken"
+            )
+        if said != self._said:
+            self._said = said
+            log.info("%s (this replica is %s)", said, self.identity)
+
+    def run(self) -> None:
+        """Look every retry period until stopped."""
+        while not self._stop.is_set():
+            self.step()
+            self.clock.wait(self._stop, self.timing.retry_period)
+
+    def start(self) -> threading.Thread:
+        """Look in a daemon thread."""
+        thread = threading.Thread(target=self.run, name=f"lease:{self.identity}", daemon=True)
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def release(self, timeout: float | None = None) -> bool:
+        """Stop looking; there is nothing to give up."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
         return True

@@ -1,46 +1,41 @@
-"""The reconcile loop of ``topoctl run``: node events and revisions in, guarded writes out.
+"""The reconcile loop of ``topoctl run``, shaped as controller-runtime's: a shared cache, a
+work queue of sites, one stateless reconcile of a site.
 
 An :class:`~reconciler.controller.informer.Informer` keeps the node cache; every update
-that matters to the planner queues the sites it touches (both, for a node moving
-between sites); a heartbeat queues nothing. One worker takes a site at a time, plans
-it alone through the one Planner (kept up to date by re-indexing only the nodes that
-moved) and writes through the executor (``reconciler.usecases.executor``: resourceVersion guard,
-409 re-plan). A new revision, the lease won and every ``resync`` plan everything. A
-site whose plan has errors is held back alone, and one whose writes failed is retried
-with backoff. Kilo's freshness flips with no event when a node stops checking in: the
-cache's timers queue its sites then. Writes pass the GuardedWriter (lease, stop,
-dry run). :meth:`ReconcileLoop.request_stop` (SIGTERM) lets the write in flight end.
+that matters to the planner queues the sites it touches (both, for a node moving between
+sites), through the shared planner (:mod:`reconciler.controller.plans`); a heartbeat
+queues nothing. One worker takes a key at a time: a site is reconciled
+(:mod:`reconciler.controller.reconciler`: planned once, written through the apply use
+case); a full pass (a new revision, the lease won, every ``resync``) builds the planner
+from the cache and queues every site, then the cluster key, which puts the sites' plans
+together for what only the whole cluster shows (nothing is planned twice). A site whose
+plan has errors is held back alone, one whose writes failed is retried with backoff.
+Kilo's freshness flips with no event when a node stops checking in: the cache's timers
+queue its sites then; a key the flap limiter held back queues its site for when it may
+be written. Writes pass the GuardedWriter (lease, stop, dry run); what each
+reconcile did goes to the observer (status, metrics). :meth:`ReconcileLoop.request_stop`
+(SIGTERM) lets the write in flight end.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.controller.cache import Delta, NodeCache
+from reconciler.controller.flapping import FlapLimiter
 from reconciler.controller.guard import GuardedWriter
 from reconciler.controller.informer import Informer, InformerSettings
+from reconciler.controller.plans import Revision, SharedPlanner
 from reconciler.controller.queue import SiteQueue
-from reconciler.core.kilo.freshness import CHECK_IN_SECONDS
-from reconciler.core.planning.plan import Plan, SitePlan
-from reconciler.core.planning.planner import Planner
-from reconciler.model.topology import Topology
+from reconciler.controller.reconciler import SiteReconciler
 from reconciler.ports import Clock, ClusterBackend, ClusterWatcher, Observer
-from reconciler.usecases.executor import apply_plan, replanner
 
 log = logging.getLogger("topoctl.controller")
-EVERYTHING = "\x00all"  # the queue key of a full pass (no site has this name)
-SILENT_RECHECK = CHECK_IN_SECONDS / 3  # how often a site whose Kilo is silent is re-planned
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A good revision to converge to: its full sha and its topology."""
-
-    sha: str
-    topology: Topology
+FULL = "\x00full"  # the queue key of a full pass (no site has this name)
+CLUSTER = "\x00cluster"  # the key of the cluster's part, after a full pass's sites
 
 
 @dataclass(frozen=True)
@@ -53,15 +48,17 @@ class LoopSettings:
     idle: float = 1.0  # longest wait between looks at the lease and the timers
     retry_base: float = 0.05
     retry_cap: float = 60.0
+    flap_interval: float = 10.0  # a key another writer keeps changing: once per this, ...
+    flap_cap: float = 300.0  # ... doubling to this
     informer: InformerSettings = field(default_factory=InformerSettings)
 
 
 @dataclass
 class LoopStats:
-    """Counters a metrics module reads (with ``writer.stats`` and ``informer.stats``)."""
+    """Counters (the metrics read ``writer.stats`` and ``informer.stats`` beside them)."""
 
     site_plans: int = 0
-    full_plans: int = 0
+    full_plans: int = 0  # full passes
     results: dict[str, int] = field(default_factory=dict)  # ok | held | error -> count
     conflicts_retried: int = 0
     deltas_relevant: int = 0
@@ -69,14 +66,11 @@ class LoopStats:
     freshness_flips: int = 0
     last_duration: float = 0.0
     last_tick: float = 0.0  # the worker's clock at its last turn (/healthz: not stuck)
-    observe: Callable[[str, float], None] | None = None  # (result, seconds) per reconcile
 
     def record(self, result: str, seconds: float) -> None:
         """One reconcile's outcome."""
         self.results[result] = self.results.get(result, 0) + 1
         self.last_duration = seconds
-        if self.observe is not None:
-            self.observe(result, seconds)
 
 
 class ReconcileLoop:
@@ -87,60 +81,57 @@ class ReconcileLoop:
         watcher: ClusterWatcher,
         cluster: ClusterBackend,
         *,
-        may_write: Callable[[], bool] = lambda: True,
         clock: Clock,
+        may_write: Callable[[], bool] = lambda: True,
         settings: LoopSettings | None = None,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        self.settings = settings or LoopSettings()
+        self.settings = s = settings or LoopSettings()
         self.clock = clock
-        self.cluster = cluster
         self.watcher = watcher
         self.may_write = may_write
         self.observer = observer
         self.stop = stop or threading.Event()
         self.stats = LoopStats()
         self.cache = NodeCache()
-        s = self.settings
-        self.queue = SiteQueue(self.clock, s.retry_base, s.retry_cap)
-        self.informer = Informer(watcher, self.cache, self._on_deltas, self.clock, s.informer)
+        self.plans = SharedPlanner(self.cache, clock)
+        self.queue = SiteQueue(clock, s.retry_base, s.retry_cap)
+        self.informer = Informer(watcher, self.cache, self._on_deltas, clock, s.informer)
         self.writer = GuardedWriter(
-            cluster,
-            may_write,
-            self.stop,
-            self._revision_sha,
-            dry_run=s.dry_run,
-            on_written=observer.node_written if observer is not None else None,
+            cluster, may_write, self.stop, self._revision_sha, clock, dry_run=s.dry_run
         )
-        self._lock = threading.Lock()
-        self._revision: Revision | None = None
-        self._planner: Planner | None = None
-        self._moved: set[str] = set()  # planning-relevant changes not in the planner yet
-        self._touched: set[str] = set()  # heartbeats not in the planner yet
-        self._sites_of: dict[str, frozenset[str]] = {}
+        self.flaps = FlapLimiter(clock, s.flap_interval, s.flap_cap)
+        self.reconciler = SiteReconciler(
+            self.plans,
+            cluster,
+            self.writer,
+            flaps=self.flaps,
+            parallel=s.parallel,
+            dry_run=s.dry_run,
+        )
         self._thread: threading.Thread | None = None
 
     # --- inputs ---
 
     def set_revision(self, revision: Revision) -> None:
         """Converge to ``revision`` from now on (a full pass follows)."""
-        with self._lock:
-            self._revision = revision
-        self.queue.add(EVERYTHING)
+        self.plans.set_revision(revision)
+        self.queue.add(FULL)
 
     @property
     def revision(self) -> Revision | None:
         """The revision in force."""
-        return self._revision
+        return self.plans.revision
 
     @property
     def ready(self) -> bool:
         """The node cache is synced and a good revision is in force (/readyz)."""
-        return self.informer.synced.is_set() and self._revision is not None
+        return self.informer.synced.is_set() and self.revision is not None
 
     def _revision_sha(self) -> str:
-        return self._revision.sha if self._revision is not None else ""
+        revision = self.revision
+        return revision.sha if revision is not None else ""
 
     def request_stop(self) -> None:
         """Stop soon: the write in flight ends, no other starts, ``run`` returns."""
@@ -148,28 +139,11 @@ class ReconcileLoop:
         self.queue.close()
         self.watcher.close()
 
-    def _now(self) -> int:
-        return int(self.clock.wall().timestamp())
-
-    def _on_deltas(self, deltas: list[Delta]) -> None:
+    def _on_deltas(self, deltas: Sequence[Delta]) -> None:
         """From the informer (and the freshness timers): queue the sites touched."""
-        sites: set[str] = set()
-        with self._lock:
-            planner = self._planner
-            for d in deltas:
-                if not d.relevant:
-                    self._touched.add(d.name)
-                    self.stats.deltas_ignored += 1
-                    continue
-                self.stats.deltas_relevant += 1
-                self._moved.add(d.name)
-                if planner is None:
-                    continue
-                sites |= self._sites_of.pop(d.name, frozenset())
-                if d.new is not None:
-                    now = frozenset(planner.sites_touched_by(d.new))
-                    self._sites_of[d.name] = now
-                    sites |= now
+        sites, relevant, ignored = self.plans.sites_for(deltas)
+        self.stats.deltas_relevant += relevant
+        self.stats.deltas_ignored += ignored
         for site in sorted(sites):
             self.queue.add(site)
 
@@ -194,16 +168,16 @@ class ReconcileLoop:
         was_writer = False
         while not self.stop.is_set():
             self.stats.last_tick = self.clock.monotonic()
-            flips = self.cache.flips_due(self._now())
+            flips = self.cache.flips_due(int(self.clock.wall().timestamp()))
             if flips:
                 self.stats.freshness_flips += len(flips)
                 self._on_deltas(flips)
             writer = self.may_write()
             if writer and not was_writer:
-                self.queue.add(EVERYTHING)  # the lease won (or the first pass): everything
+                self.queue.add(FULL)  # the lease won (or the first pass): everything
             was_writer = writer
             if self.clock.monotonic() >= resync_at:
-                self.queue.add(EVERYTHING)
+                self.queue.add(FULL)
                 resync_at = self.clock.monotonic() + self.settings.resync
             wait = min(self.settings.idle, resync_at - self.clock.monotonic())
             flip = self.cache.next_flip()
@@ -215,111 +189,69 @@ class ReconcileLoop:
                     self._process(key)
                 finally:
                     self.queue.done(key)
-            if self.observer is not None and writer:
-                self.observer.idle()
+            if self.observer is not None:
+                self.observer.idle()  # the metrics on every replica; the status guards itself
 
     def _process(self, key: str) -> None:
-        revision = self._revision
-        if revision is None or not self.may_write():
+        if self.revision is None or not self.may_write():
             return  # a full pass follows the revision, and the lease
-        started = self.clock.monotonic()
-        result = self._full(revision) if key == EVERYTHING else self._site(key, revision)
-        if result:
-            self.stats.record(result, self.clock.monotonic() - started)
+        if key == FULL:
+            self._full()
+        elif key == CLUSTER:
+            self._cluster()
+        else:
+            self._site(key)
 
-    def _planner_for(self, revision: Revision, site: str | None) -> Planner:
-        """The planner for one site (only moved nodes re-indexed), or a fresh one."""
-        with self._lock:
-            now = self._now()
-            old = self._planner
-            if site is None or old is None or old.topology is not revision.topology:
-                planner = Planner(revision.topology, self.cache.nodes(), now)
-                self._moved.clear()
-                self._touched.clear()
-                self._sites_of = {
-                    name: frozenset(planner.sites_touched_by(node))
-                    for name, node in planner.nodes.items()
-                }
-            else:
-                names = self._moved | {
-                    n for n in self._touched if site in self._sites_of.get(n, ())
-                }
-                self._moved.clear()
-                self._touched -= names
-                fresh = [node for n in names if (node := self.cache.get(n)) is not None]
-                gone = [n for n in names if self.cache.get(n) is None and n in old.nodes]
-                planner = old.updated(fresh, gone, at=now)
-            self._planner = planner
-        return planner
-
-    def _full(self, revision: Revision) -> str:
-        planner = self._planner_for(revision, None)
-        plan = planner.plan_all()
+    def _full(self) -> None:
+        """Build the planner from the cache, then queue every site and the cluster."""
+        revision = self.plans.rebuild()
+        self.queue.forget(FULL)
+        if revision is None:
+            return
         self.stats.full_plans += 1
+        for site in revision.topology.sites:
+            self.queue.add(site.name)
+        self.queue.add(CLUSTER)
+
+    def _cluster(self) -> None:
+        """What only the whole cluster shows, from the sites' latest plans."""
+        view = self.plans.view()
+        if view is None:
+            return
+        plan = view.plan
         log.info(
-            "planned revision %s: %d node(s) to write, %d warning(s), %d error(s)",
-            revision.sha[:12],
-            len(plan.writes),
+            "planned revision %s: %d site(s), %d warning(s), %d error(s)",
+            view.revision.sha[:12],
+            len(plan.sites),
             len(plan.warnings),
             len(plan.errors),
         )
         if self.observer is not None:
-            self.observer.full_planned(plan, planner, revision.sha)
-        results = []
-        for site in plan.sites:
-            if self.stop.is_set():
-                break
-            self.stats.site_plans += 1
-            results.append(self._apply_site(planner.plan_site(site), planner, revision))
-        self.queue.forget(EVERYTHING)
-        return next((r for r in ("error", "held") if r in results), "ok")
+            self.observer.full_planned(plan, view.planner, view.revision.sha)
 
-    def _site(self, site: str, revision: Revision) -> str:
-        if site not in {s.name for s in revision.topology.sites}:
-            return ""  # queued under an older revision
-        planner = self._planner_for(revision, site)
+    def _site(self, site: str) -> None:
+        started = self.clock.monotonic()
+        done = self.reconciler.reconcile(site)
+        if done is None:
+            return
+        seconds = self.clock.monotonic() - started
         self.stats.site_plans += 1
-        return self._apply_site(planner.plan_site(site), planner, revision)
-
-    def _apply_site(self, plan: SitePlan, planner: Planner, revision: Revision) -> str:
-        """Write one site's plan unless it has errors; the result's name."""
-        error, result = "", "ok"
-        if plan.errors:
-            error, result = "; ".join(plan.errors[:3]), "held"
-            log.warning("site %s held back: %s", plan.site, error)
-        elif any(n.writes for n in plan.nodes):
-            whole = Plan(
-                cluster=revision.topology.cluster.metadata.name,
-                nodes=plan.nodes,
-                leaders=(plan.leader,) if plan.leader is not None else (),
-            )
-            report = apply_plan(
-                whole,
-                planner.nodes,
-                self.cluster,
-                self.writer,
-                replanner(planner),
-                self.settings.parallel,
-            )
-            self.stats.conflicts_retried += report.conflicts_retried
-            written = self.writer.take_results()
-            if written:  # plan the next round from what was written, not the stale read
-                with self._lock:
-                    if self._planner is planner:
-                        self._planner = planner.updated(written)
-            if report.failed and not self.stop.is_set() and self.may_write():
-                error, result = (
-                    "; ".join(f"{n}: {w}" for n, w in sorted(report.failed.items())),
-                    ("error"),
-                )
-                delay = self.queue.retry(plan.site)
-                log.warning("site %s: %s (retry in %.1fs)", plan.site, error, delay)
+        self.stats.conflicts_retried += done.conflicts_retried
+        result, error = done.result, done.error
+        if result == "held":
+            log.warning("site %s held back: %s", site, error)
+        elif result == "error" and (self.stop.is_set() or not self.may_write()):
+            result, error = "ok", ""  # stopping, or no longer leading: not retried here
+        elif result == "error":
+            delay = self.queue.retry(site, at_least=done.retry_after)
+            log.warning("site %s: %s (retry in %.1fs)", site, error, delay)
         if result != "error":
-            self.queue.forget(plan.site)
-        if plan.leader is not None and plan.leader.silent_for is not None:
-            # Kilo silent here: it is heard again at a check-in that flips no freshness
-            # and so queues nothing; look again until then.
-            self.queue.add_after(plan.site, SILENT_RECHECK)
+            self.queue.forget(site)
+        if done.recheck_in is not None:
+            self.queue.add_after(site, done.recheck_in)  # a key held back, or Kilo silent
+        self.stats.record(result, seconds)
         if self.observer is not None:
-            self.observer.site_planned(plan, planner, revision.sha, error)
-        return result
+            self.observer.site_planned(
+                done.plan, done.planner, done.revision, error, done.writes, done.flapping
+            )
+            self.observer.reconciled(result, seconds)

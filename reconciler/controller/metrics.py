@@ -2,7 +2,7 @@
 
 Revisions are labelled by their full name (a commit's 40-character sha, or a
 ``--source-dir`` content hash). Node states are ``member``, ``pending`` and
-``unassigned``, as in TOPOLOGY.md.
+``unassigned``, as in docs/topology.md.
 """
 
 from __future__ import annotations
@@ -56,11 +56,32 @@ class Metrics:
         self.watch_restarts = Counter(
             "topoctl_watch_restarts", "Node watches started again.", registry=r
         )
+        self.node_lists = Counter(
+            "topoctl_node_lists",
+            "Lists of every node: the first, and one after each 410 Expired or failed list.",
+            registry=r,
+        )
+        self.watch_backoff = Gauge(
+            "topoctl_watch_backoff_seconds",
+            "The wait before the node watch's next request while it keeps failing (0: healthy).",
+            registry=r,
+        )
+        self.flapping = Gauge(
+            "topoctl_flapping_keys",
+            "Keys another writer keeps changing back, written at most once per interval.",
+            ["site"],
+            registry=r,
+        )
         self.agent_ready = Gauge(
             "topoctl_agent_ready", "Nodes whose agent reports TopologyReady.", ["site"], registry=r
         )
         self.node_deletions = Counter(
             "topoctl_node_deletions", "Nodes deleted by the lifecycle.", ["site"], registry=r
+        )
+        self.lifecycle_failures = Counter(
+            "topoctl_lifecycle_pass_failures",
+            "Lifecycle passes that failed and deleted nothing (the status says why).",
+            registry=r,
         )
         self.deletions_withheld = Counter(
             "topoctl_node_deletions_withheld",
@@ -68,6 +89,22 @@ class Metrics:
             ["site", "reason"],
             registry=r,
         )
+        self.http_cut = Counter(
+            "topoctl_http_connections_cut",
+            "HTTP connections closed by the server: past the request deadline, or over the cap.",
+            ["reason"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "topoctl_webhook_deliveries",
+            "Webhook deliveries, by result: accepted, duplicate (seen before), refused.",
+            ["result"],
+            registry=r,
+        )
+        for reason in ("deadline", "capacity"):
+            self.http_cut.labels(reason)
+        for result in ("accepted", "duplicate", "refused"):
+            self.webhook_deliveries.labels(result)
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(result)
         self._sites: set[str] = set()
@@ -92,13 +129,21 @@ class Metrics:
 
     # --------------------------------------------------------------- sites
 
-    def site(self, name: str, states: Mapping[str, int], conflicts: int, agents_ready: int) -> None:
+    def site(
+        self,
+        name: str,
+        states: Mapping[str, int],
+        conflicts: int,
+        agents_ready: int,
+        flapping: int = 0,
+    ) -> None:
         """One site's gauges, every node state included (absent ones as 0)."""
         self._sites.add(name)
         for state in NODE_STATES:
             self.nodes.labels(name, state).set(states.get(state, 0))
         self.conflicts.labels(name).set(conflicts)
         self.agent_ready.labels(name).set(agents_ready)
+        self.flapping.labels(name).set(flapping)
 
     def keep_sites(self, names: Iterable[str]) -> None:
         """Drop the per-site gauges of every site not in ``names`` (a site left git)."""
@@ -108,4 +153,5 @@ class Metrics:
                 self.nodes.remove(name, state)
             self.conflicts.remove(name)
             self.agent_ready.remove(name)
+            self.flapping.remove(name)
         self._sites &= keep

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Sequence
 
+from reconciler.controller.guard import WriteStats
 from reconciler.controller.informer import InformerStats
 from reconciler.controller.metrics import Metrics
 from reconciler.core.planning.plan import Plan, SitePlan
@@ -24,17 +24,25 @@ class Fanout:
         """Tell ``observer`` too, from now on."""
         self.observers.append(observer)
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
+    ) -> None:
         for o in self.observers:
-            o.site_planned(plan, planner, revision, error)
+            o.site_planned(plan, planner, revision, error, writes, flapping)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         for o in self.observers:
             o.full_planned(plan, planner, revision)
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
+    def reconciled(self, result: str, seconds: float) -> None:
         for o in self.observers:
-            o.node_written(write, revision)
+            o.reconciled(result, seconds)
 
     def idle(self) -> None:
         for o in self.observers:
@@ -42,15 +50,26 @@ class Fanout:
 
 
 class MetricsObserver:
-    """Per-site gauges from each site's plan, write and watch-restart counters."""
+    """Per-site gauges from each site's plan, the reconcile counters, and the write and
+    watch-restart counters taken from the writer's and the informer's own."""
 
-    def __init__(self, metrics: Metrics, informer: InformerStats) -> None:
+    def __init__(self, metrics: Metrics, informer: InformerStats, writes: WriteStats) -> None:
         self.metrics = metrics
         self.informer = informer
+        self.writes = writes
         self._restarts = 0
-        self._unassigned: Counter[str] = Counter()
+        self._lists = 0
+        self._sent = 0
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
+    ) -> None:
         ready = 0
         for name in plan.members:
             node = planner.nodes.get(name)
@@ -58,37 +77,27 @@ class MetricsObserver:
             ready += condition is not None and condition.status == "True"
         states = {"member": len(plan.members), "pending": len(plan.pending)}
         conflicts = sum(len(n.conflicts) for n in plan.nodes)
-        self.metrics.site(plan.site, states, conflicts, ready)
+        self.metrics.site(plan.site, states, conflicts, ready, len(flapping))
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         self.metrics.keep_sites(plan.sites)
         self.metrics.nodes.labels("", "unassigned").set(len(plan.unassigned))
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        self.metrics.node_writes.inc()
+    def reconciled(self, result: str, seconds: float) -> None:
+        self.metrics.reconcile_total.labels("success" if result == "ok" else "error").inc()
+        self.metrics.reconcile_duration.observe(seconds)
 
     def idle(self) -> None:
         restarts = self.informer.watch_restarts
         if restarts > self._restarts:
             self.metrics.watch_restarts.inc(restarts - self._restarts)
             self._restarts = restarts
-
-
-class LifecycleNudge:
-    """Tells the lifecycle pass that a site was re-planned (a node's planning inputs, its
-    Ready condition among them, changed), so a new NotReady member is probed at once."""
-
-    def __init__(self, nudge: Callable[[], None]) -> None:
-        self.nudge = nudge
-
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        self.nudge()
-
-    def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
-        self.nudge()
-
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """Its own writes change nothing the lifecycle reads."""
-
-    def idle(self) -> None:
-        """Nothing to tell."""
+        lists = self.informer.lists
+        if lists > self._lists:
+            self.metrics.node_lists.inc(lists - self._lists)
+            self._lists = lists
+        self.metrics.watch_backoff.set(self.informer.backoff)
+        sent = self.writes.node_writes  # requests sent (a dry run sends none)
+        if sent > self._sent:
+            self.metrics.node_writes.inc(sent - self._sent)
+            self._sent = sent

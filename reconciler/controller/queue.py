@@ -4,7 +4,8 @@ A key is queued at most once however often it is added; a key added while it is 
 processed is queued again when :meth:`SiteQueue.done` is called, so one site is never
 reconciled twice at once and no event is lost. Delayed adds serve timers (Kilo
 freshness flips) and retries; a retry waits ``base * 2**failures`` capped at
-``max_delay``, with jitter, until :meth:`forget` says the key succeeded. Time comes from
+``max_delay``, with jitter, until :meth:`forget` says the key succeeded - and no less
+than the API asked (Retry-After, capped at ``max_delay`` too). Time comes from
 an injected clock, so tests move it by hand.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Callable
 
 from reconciler.ports import Clock
 
+JITTER = 0.2  # a retry waits up to this much longer than its backoff
+
 
 class SiteQueue:
     """Deduplicated, delayed and rate-limited keys."""
@@ -26,13 +29,11 @@ class SiteQueue:
         clock: Clock,
         base_delay: float = 0.05,
         max_delay: float = 60.0,
-        jitter: float = 0.2,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.clock = clock
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.jitter = jitter
         self.rng = rng
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -68,13 +69,15 @@ class SiteQueue:
             heapq.heappush(self._later, (self.clock.monotonic() + delay, self._seq, key))
             self._wake.set()
 
-    def retry(self, key: str) -> float:
-        """Queue ``key`` again after its backoff; returns the delay chosen."""
+    def retry(self, key: str, at_least: float = 0.0) -> float:
+        """Queue ``key`` again after its backoff, and ``at_least`` seconds (the API's
+        Retry-After); returns the delay chosen."""
         with self._lock:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
         delay = min(self.max_delay, self.base_delay * 2.0**failures)
-        delay *= 1.0 + self.jitter * self.rng()
+        delay *= 1.0 + JITTER * self.rng()
+        delay = max(delay, min(at_least, self.max_delay))
         self.add_after(key, delay)
         return delay
 
@@ -82,11 +85,6 @@ class SiteQueue:
         """The key succeeded: its next retry starts from the base delay."""
         with self._lock:
             self._failures.pop(key, None)
-
-    def failures(self, key: str) -> int:
-        """How many retries in a row ``key`` has had."""
-        with self._lock:
-            return self._failures.get(key, 0)
 
     def get(self, stop: threading.Event, max_wait: float) -> str | None:
         """The next key (marked processing), or None after ``max_wait`` s or on stop."""
@@ -119,13 +117,6 @@ class SiteQueue:
                 self._again.discard(key)
                 self._add(key)
 
-    def next_due(self) -> float | None:
-        """Seconds until the next delayed key is due (None: none waits)."""
-        with self._lock:
-            if not self._later:
-                return None
-            return max(0.0, self._later[0][0] - self.clock.monotonic())
-
     @property
     def idle(self) -> bool:
         """Nothing queued, waiting or being processed."""
@@ -137,7 +128,3 @@ class SiteQueue:
         with self._lock:
             self._closed = True
             self._wake.set()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._ready)

@@ -1,13 +1,14 @@
-"""What the controller last did, for people and tools: the ``topoctl-status`` ConfigMap,
-Node Events, and the ``topoctl status`` view of both.
+"""What the controller last did, for people and tools: the status document of the
+``topoctl-status`` ConfigMap, and Node Events.
 
-The :class:`StatusReporter` hears the loop (it is its Observer) and the source (a
-refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
+The :class:`StatusReporter` hears the loop (it is one of its observers) and the source
+(a refused revision). It keeps, per site, the members, pending nodes, the leader Kilo has
 and the one it is predicted to have, Talos conflicts, the last error and the agents'
 TopologyReady; and for the cluster the revision in force (full sha) and when it was
 applied, the last refused revision and why. It publishes when idle, at most every
-``min_interval`` seconds and only when something changed, under the ConfigMap's
-resourceVersion, keeping every key others write (``fetchRequestedAt``). The JSON stays
+``min_interval`` seconds and only when something changed (and, after the API answered
+with Retry-After, not before that time), through the ConfigMap's one owner
+(:class:`~reconciler.usecases.statusmap.StatusConfigMap`). The JSON stays
 under 256 KiB: long lists are cut, their counts kept. Only the lease holder publishes,
 and ``--dry-run`` publishes nothing. Events: ``TopologyApplied`` on each node written
 (naming the revision), ``TopologyConflict`` when a node's conflicts change,
@@ -24,20 +25,21 @@ from typing import Any
 
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
+from reconciler.controller.source import Refused
 from reconciler.core.planning.plan import LeaderPrediction, Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
-from reconciler.ports import BackendError, Clock, ConflictError, StatusStore
+from reconciler.ports import BackendError, Clock, ThrottledError
+from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.status")
-STATUS_NAME = "topoctl-status"
-DOC_KEY = "status.json"
 FORMAT_VERSION = 1
 SIZE_LIMIT = 256 * 1024
 DOC_LIMIT = SIZE_LIMIT - 16 * 1024  # room for the other keys and the object's metadata
 FLUSH_INTERVAL = 1.0  # seconds between looks at the held-back event series
 KEEP = (200, 50, 10, 0)  # list lengths tried, longest first
+RETRY_AFTER_CAP = 300.0  # seconds: the longest Retry-After honoured
 
 
 def listing(items: Sequence[str], keep: int) -> dict[str, Any]:
@@ -107,16 +109,18 @@ class StatusReporter:
 
     def __init__(
         self,
-        store: StatusStore | None,
+        status: StatusConfigMap | None,
         events: EventRecorder | None,
         clock: Clock,
         *,
+        status_events: EventRecorder | None = None,
         may_write: Callable[[], bool] = lambda: True,
         dry_run: bool = False,
         min_interval: float = 2.0,
     ) -> None:
-        self.store = store
+        self.status = status
         self.events = events
+        self.status_events = status_events  # about the status ConfigMap, in its namespace
         self.clock = clock
         self.may_write = may_write
         self.dry_run = dry_run
@@ -133,6 +137,7 @@ class StatusReporter:
         }
         self._dirty = False
         self._published_at = float("-inf")
+        self._quiet_until = float("-inf")  # the API's Retry-After, on our clock
         self._flushed_at = float("-inf")
         self._leaders: dict[str, str | None] = {}
         self._conflicts: dict[str, frozenset[str]] = {}
@@ -154,6 +159,23 @@ class StatusReporter:
 
     # --- from the source ---
 
+    def revision_refused(self, refused: Refused) -> None:
+        """A revision was refused: the status says which and why, and a Warning Event on
+        the status ConfigMap names the commit and its first errors."""
+        errors = [d.brief for d in refused.errors]
+        self.refused(refused.revision, errors)
+        events = self.status_events if self._events() is not None else None
+        if events is not None:
+            left = refused.total - len(errors)
+            more = f" (and {left} more)" if left > 0 else ""
+            events.record(
+                STATUS_NAME,
+                "RevisionRefused",
+                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
+                warning=True,
+                kind="ConfigMap",
+            )
+
     def refused(self, revision: str, errors: Sequence[str]) -> None:
         """A revision was not applied, and why (its first errors with file:line)."""
         with self._lock:
@@ -161,6 +183,18 @@ class StatusReporter:
             if (self._doc.get("refused") or {}).get("revision") != revision:
                 entry["at"] = when(self.clock.wall())
                 self._set(("refused",), entry)
+
+    # --- from the lifecycle ---
+
+    def lifecycle_failed(self, why: str | None) -> None:
+        """The last lifecycle pass failed and why (None: it succeeded)."""
+        with self._lock:
+            current = (self._doc.get("lifecycle") or {}).get("lastError")
+            if why is None:
+                if current is not None:
+                    self._set(("lifecycle",), {"lastError": None})
+            elif why != current:
+                self._set(("lifecycle",), {"lastError": why, "at": when(self.clock.wall())})
 
     # --- from the loop ---
 
@@ -184,8 +218,17 @@ class StatusReporter:
                 del self._doc["sites"][gone]
                 self._dirty = True
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
-        """One site's picture; Events for a moved leader and changed conflicts."""
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
+    ) -> None:
+        """One site's picture; Events for the writes taken, a moved leader and changed
+        conflicts."""
         agents, problems = _agents(plan, planner)
         leader = plan.leader
         with self._lock:
@@ -196,6 +239,7 @@ class StatusReporter:
                     "pending": listing(plan.pending, 1000),
                     "leader": _leader(leader),
                     "conflicts": listing(_conflicts(plan), 1000),
+                    "flapping": listing(list(flapping), 1000),
                     "errors": listing(plan.errors, 1000),
                     "lastError": error or None,
                     "agents": {**agents, "problems": listing(sorted(problems), 1000)},
@@ -207,6 +251,13 @@ class StatusReporter:
                 predicted = before  # not knowing the leader is no leader change
             self._leaders[plan.site] = predicted
         events = self._events()
+        if events is not None:
+            for write in writes:
+                events.record(
+                    write.name,
+                    "TopologyApplied",
+                    f"revision {short(revision)} applied: {describe(write)}",
+                )
         if events is not None and predicted != before and (predicted or before):
             events.record(
                 predicted or before or "",
@@ -227,15 +278,8 @@ class StatusReporter:
                 )
             self._conflicts[node.node] = now
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
-        """TopologyApplied, naming the revision."""
-        events = self._events()
-        if events is not None:
-            events.record(
-                write.name,
-                "TopologyApplied",
-                f"revision {short(revision)} applied: {describe(write)}",
-            )
+    def reconciled(self, result: str, seconds: float) -> None:
+        """Counted by the metrics; the status shows each site's last error instead."""
 
     def _events(self) -> EventRecorder | None:
         """The recorder, when events may be written now."""
@@ -250,99 +294,36 @@ class StatusReporter:
         if events is not None and now - self._flushed_at >= FLUSH_INTERVAL:
             self._flushed_at = now
             events.flush()
-        if self._dirty and self.clock.monotonic() - self._published_at >= self.min_interval:
+        if (
+            self._dirty
+            and now - self._published_at >= self.min_interval
+            and now >= self._quiet_until
+        ):
             self.publish()
 
     def publish(self) -> bool:
         """Write the ConfigMap now if allowed and changed; True when it was written."""
-        if self.store is None or self.dry_run or not self.may_write():
+        if self.status is None or self.dry_run or not self.may_write():
             return False
         with self._lock:
             doc = render(self._doc)
             revision, applied = self._doc["revision"], self._doc["appliedAt"]
             self._dirty = False
         self._published_at = self.clock.monotonic()
-        for _attempt in range(2):
-            try:
-                current = self.store.read()
-                data = dict(current.data) if current is not None else {}
-                data.update({DOC_KEY: doc, "revision": revision or "", "appliedAt": applied or ""})
-                if current is not None and data == dict(current.data):
-                    return False
-                self.store.write(data, current.resource_version if current else None)
-                self.publishes += 1
-                return True
-            except ConflictError:
-                continue  # someone wrote it meanwhile (a standby's fetchRequestedAt): again
-            except BackendError as err:
-                log.info("status not published: %s", err)
-                break
-        with self._lock:
-            self._dirty = True
-        return False
+        try:
+            written = self.status.publish(doc, revision or "", applied or "")
+        except BackendError as err:
+            log.info("status not published: %s", err)
+            if isinstance(err, ThrottledError):
+                wait = min(err.retry_after, RETRY_AFTER_CAP)
+                self._quiet_until = self.clock.monotonic() + wait
+            with self._lock:
+                self._dirty = True
+            return False
+        self.publishes += written
+        return written
 
 
 def _uid(planner: Planner, name: str | None) -> str:
     node = planner.nodes.get(name or "")
     return node.uid if node is not None else ""
-
-
-def read_status(store: StatusStore) -> dict[str, Any] | None:
-    """The published status (None: the controller never published one)."""
-    record = store.read()
-    if record is None:
-        return None
-    try:
-        doc = json.loads(record.data.get(DOC_KEY) or "{}")
-    except ValueError:
-        doc = {}
-    if not isinstance(doc, dict):
-        doc = {}
-    extra = {k: v for k, v in record.data.items() if k not in (DOC_KEY, "revision", "appliedAt")}
-    return {**doc, **({"other": extra} if extra else {})}
-
-
-def status_text(doc: Mapping[str, Any]) -> str:
-    """``topoctl status`` for people."""
-    lines = [
-        f"revision:  {doc.get('revision') or '(none applied)'}"
-        + (f"  applied {doc['appliedAt']}" if doc.get("appliedAt") else "")
-    ]
-    refused = doc.get("refused")
-    if refused:
-        errors = (refused.get("errors") or {}).get("items") or []
-        lines.append(f"refused:   {refused.get('revision')} at {refused.get('at', '?')}")
-        lines += [f"           {e}" for e in errors[:5]]
-    cluster = doc.get("cluster") or {}
-    unassigned = (cluster.get("unassigned") or {}).get("count", 0)
-    lines.append(f"nodes:     {cluster.get('nodes', 0)} ({unassigned} claimed by no site)")
-    header = ("site", "members", "pending", "leader", "predicted", "conflicts", "agents ready")
-    rows = [header]
-    for name, site in sorted((doc.get("sites") or {}).items()):
-        agents = site.get("agents") or {}
-        members = (site.get("members") or {}).get("count", 0)
-        rows.append(
-            (
-                name,
-                str(members),
-                str((site.get("pending") or {}).get("count", 0)),
-                (site.get("leader") or {}).get("current") or "-",
-                (site.get("leader") or {}).get("predicted")
-                or ("unknown" if (site.get("leader") or {}).get("unknown") else "-"),
-                str((site.get("conflicts") or {}).get("count", 0)),
-                f"{agents.get('ready', 0)}/{members}",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines.append("")
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    for name, site in sorted((doc.get("sites") or {}).items()):
-        leader = site.get("leader") or {}
-        if leader.get("unknown"):
-            lines.append(f"{name}: leader unknown: {leader['unknown']}")
-            lines += [f"  {n}" for n in (leader.get("notReady") or {}).get("items") or []]
-            if leader.get("held"):
-                lines.append(f"  routes via the leader stand as last published: {leader['held']}")
-        if site.get("lastError"):
-            lines.append(f"{name}: last error: {site['lastError']}")
-    return "\n".join(lines)

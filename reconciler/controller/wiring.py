@@ -27,30 +27,29 @@ from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
 from reconciler.adapters.icmp import IcmpProber
 from reconciler.adapters.kube import KubeBackend, RetryPolicy
-from reconciler.adapters.kubelease import KubeLease, discover_namespace, node_lease_renewals
+from reconciler.adapters.kubelease import KubeLease, KubeNodeLeases, discover_namespace
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.events import EventRecorder
+from reconciler.controller.fetchrequests import FetchRequests
+from reconciler.controller.guard import LeaseGate
 from reconciler.controller.http import Hook, HttpServer
-from reconciler.controller.leader import LeaderElector
-from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass, node_deleted
-from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
+from reconciler.controller.leader import LeaderElector, LeaseObserver
+from reconciler.controller.lifecycle import LifecyclePass
+from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.metrics import Metrics
-from reconciler.controller.observers import Fanout, LifecycleNudge, MetricsObserver
-from reconciler.controller.source import Good, Refused, Source
-from reconciler.controller.status import STATUS_NAME, StatusReporter
+from reconciler.controller.observers import Fanout, MetricsObserver
+from reconciler.controller.plans import Revision
+from reconciler.controller.source import Good, Source
+from reconciler.controller.status import StatusReporter
 from reconciler.controller.webhook import read_secret
 from reconciler.core.election.lease import Timing
-from reconciler.core.planning.plan import NodeDeletion
-from reconciler.model.state import NodeState
-from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, GitSource
+from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.run")
 STUCK_AFTER = 300.0  # seconds without a loop tick before /healthz fails
 STOP_GRACE = 10.0  # seconds a lifecycle pass may take to end on stop
-FETCH_REQUESTED = "fetchRequestedAt"  # a standby's webhook, recorded for the holder
-FETCH_REQUEST_POLL = 2.0  # seconds between the holder's looks at it
 
 
 @dataclass(frozen=True)
@@ -103,13 +102,13 @@ class Controller:
     """The parts of one ``topoctl run`` replica, wired."""
 
     def __init__(self, settings: RunSettings, backend: KubeBackend) -> None:
-        """``backend`` reads and watches; Node writes and deletions go through a copy
-        that tries once, within the lease time left after the renew deadline (the loop
-        retries with backoff, after looking at the lease again)."""
+        """``backend`` reads and watches. Every write - Node patches and deletions, the
+        status ConfigMap, Events - is admitted by the lease gate immediately before it
+        is sent, with the time before the lease could expire as its timeout; Node
+        writes and deletions are tried once (the loop retries with backoff, after
+        looking at the lease again)."""
         self.settings = settings
         lease = timing(settings.lease_duration)
-        budget = (lease.lease_duration - lease.renew_deadline) / 2  # connect, then read
-        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), timeout=(budget, budget))
         self.clock = SystemClock()
         self.metrics = Metrics()
         self.stop_event = threading.Event()
@@ -119,23 +118,35 @@ class Controller:
             settings.kubeconfig, settings.context
         )
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.elector = LeaderElector(
-            KubeLease(api, settings.lease_name, namespace),
-            identity,
-            self.clock,
-            timing=lease,
-            on_lost=self._lost,
-            on_started=lambda: self.metrics.leader.set(1),
-        )
-        may_write = self.elector.may_write
-        self.store = KubeStatusStore(api, namespace, STATUS_NAME)
-        self.node_events = KubeEventSink(api, identity)
-        events = EventRecorder(self.node_events, self.clock)
-        self.status_events = EventRecorder(
-            KubeEventSink(api, identity, namespace=namespace), self.clock
+        port = KubeLease(api, settings.lease_name, namespace)
+        self.elector: LeaderElector | LeaseObserver
+        if settings.dry_run:  # reads the Lease and says who holds it; never writes it
+            self.elector = LeaseObserver(port, identity, self.clock, timing=lease)
+        else:
+            self.elector = LeaderElector(
+                port,
+                identity,
+                self.clock,
+                timing=lease,
+                on_lost=self._lost,
+                on_started=lambda: self.metrics.leader.set(1),
+            )
+        # whether this replica plans, decides and reports (a dry run does, writing nothing)
+        may_write = (lambda: True) if settings.dry_run else self.elector.may_write
+        self.gate = gate = LeaseGate(self.elector.write_deadline, dry_run=settings.dry_run)
+        writer = KubeBackend(backend.api, retry=RetryPolicy(attempts=1), gate=gate)
+        self.status_map = StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME, gate))
+        self.node_events = KubeEventSink(api, identity, gate=gate)  # Events about Nodes
+        self.status_events = EventRecorder(  # about the status ConfigMap, in its namespace
+            KubeEventSink(api, identity, namespace=namespace, gate=gate), self.clock
         )
         self.status = StatusReporter(
-            self.store, events, self.clock, may_write=may_write, dry_run=settings.dry_run
+            self.status_map,
+            EventRecorder(self.node_events, self.clock),
+            self.clock,
+            status_events=self.status_events,
+            may_write=may_write,
+            dry_run=settings.dry_run,
         )
         observers = Fanout(self.status)
         self.loop = ReconcileLoop(
@@ -147,8 +158,9 @@ class Controller:
             observer=observers,
             stop=self.stop_event,
         )
-        observers.add(MetricsObserver(self.metrics, self.loop.informer.stats))
-        self.loop.stats.observe = self._reconciled
+        observers.add(
+            MetricsObserver(self.metrics, self.loop.informer.stats, self.loop.writer.stats)
+        )
         self.source = Source(
             source_port(settings),
             self.clock,
@@ -156,32 +168,40 @@ class Controller:
             metrics=self.metrics,
             fallback=self._recorded_revision(),
             on_change=self._new_revision,
-            on_refused=self._refused,
+            on_refused=self.status.revision_refused,
         )
         self.lifecycle = LifecyclePass(
-            self._lifecycle_view,
+            self.loop.plans.view,
             IcmpProber(),
             writer,
-            ConfigMapRecords(self.store),
+            self.status_map,
             self.clock,
             may_write=may_write,
-            announce=self._announce_deletion,
-            leases=lambda: node_lease_renewals(api),
+            events=self.node_events,  # NodeDeleted is sent as itself: never merged or dropped
+            leases=KubeNodeLeases(api),
             metrics=self.metrics,
+            on_failure=self.status.lifecycle_failed,
             dry_run=settings.dry_run,
+            wake=self.loop.plans.changed,
         )
-        observers.add(LifecycleNudge(self.lifecycle.nudge))
+        fetches_itself = may_write  # the holder, or a dry run: a standby records it
+        self.fetch_requests = FetchRequests(
+            # a standby's one write: its webhook, recorded for the holder without the lease
+            StatusConfigMap(KubeStatusStore(api, namespace, STATUS_NAME)),
+            self.source.request_fetch,
+            fetches_itself,
+            self.clock,
+        )
         hook = None
         if settings.webhook_secret_file is not None:
-            hook = Hook(read_secret(settings.webhook_secret_file), self._fetch_requested)
+            hook = Hook(read_secret(settings.webhook_secret_file), self.fetch_requests.requested)
         self.http = HttpServer(
             settings.listen,
-            self.metrics.registry,
+            self.metrics,
             live=self.live,
             ready=lambda: self.loop.ready,
             hook=hook,
         )
-        self._fetch_seen = ""
         self.started = self.clock.monotonic()
 
     def live(self) -> bool:
@@ -190,76 +210,16 @@ class Controller:
         last = self.loop.stats.last_tick or self.started
         return self.clock.monotonic() - last <= STUCK_AFTER
 
-    def _announce_deletion(self, deletion: NodeDeletion) -> None:
-        """The NodeDeleted Event, sent as itself (never merged, never rate-limited away):
-        if it cannot be recorded, the node is not deleted."""
-        self.node_events.create(node_deleted(deletion, self.clock.wall()))
-
     def _recorded_revision(self) -> str | None:
         """The revision the status records in force (taken if the newest is refused)."""
         try:
-            current = self.store.read()
+            return self.status_map.revision_in_force()
         except BackendError as err:
             log.warning("the status cannot be read (%s): no recorded revision to fall back on", err)
             return None
-        revision = current.data.get("revision") if current is not None else None
-        return revision or None
-
-    def _refused(self, refused: Refused) -> None:
-        """Status, and a Warning Event on the status ConfigMap, name the commit and why."""
-        errors = [d.brief for d in refused.errors]
-        self.status.refused(refused.revision, errors)
-        if self.elector.may_write() and not self.settings.dry_run:
-            more = (
-                f" (and {refused.total - len(errors)} more)" if refused.total > len(errors) else ""
-            )
-            self.status_events.record(
-                STATUS_NAME,
-                "RevisionRefused",
-                f"revision {refused.revision} not applied: {'; '.join(errors[:3])}{more}",
-                warning=True,
-                kind="ConfigMap",
-            )
 
     def _new_revision(self, good: Good) -> None:
         self.loop.set_revision(Revision(good.revision, good.topology))
-
-    def _reconciled(self, result: str, seconds: float) -> None:
-        self.metrics.reconcile_total.labels("success" if result == "ok" else "error").inc()
-        self.metrics.reconcile_duration.observe(seconds)
-
-    def _lifecycle_view(self) -> tuple[Topology, list[NodeState]] | None:
-        revision = self.loop.revision
-        if revision is None or not self.loop.ready:
-            return None
-        return revision.topology, self.loop.cache.nodes()
-
-    def _fetch_requested(self) -> None:
-        """A verified webhook: the holder fetches; a standby records it for the holder."""
-        if self.elector.may_write():
-            self.source.request_fetch()
-            return
-        try:
-            current = self.store.read()
-            data = {**(current.data if current else {}), FETCH_REQUESTED: _now(self.clock)}
-            self.store.write(data, current.resource_version if current else None)
-        except BackendError as err:
-            log.warning("webhook on a standby: the request could not be recorded: %s", err)
-
-    def _watch_fetch_requests(self) -> None:
-        """On the holder: a fetch request a standby recorded makes it fetch at once."""
-        while not self.stop_event.is_set():
-            if self.elector.may_write():
-                try:
-                    current = self.store.read()
-                    requested = current.data.get(FETCH_REQUESTED, "") if current else ""
-                except Exception as err:
-                    log.warning("fetch requests: the status cannot be read: %s", err)
-                    requested = ""
-                if requested and requested != self._fetch_seen:
-                    self._fetch_seen = requested
-                    self.source.request_fetch()
-            self.clock.wait(self.stop_event, FETCH_REQUEST_POLL)
 
     def _lost(self) -> None:
         log.error("lost the lease: stopping every write and exiting")
@@ -280,7 +240,12 @@ class Controller:
             threading.Thread(
                 target=self.lifecycle.run, args=(self.stop_event,), name="lifecycle", daemon=True
             ),
-            threading.Thread(target=self._watch_fetch_requests, name="fetch-requests", daemon=True),
+            threading.Thread(
+                target=self.fetch_requests.run,
+                args=(self.stop_event,),
+                name="fetch-requests",
+                daemon=True,
+            ),
         ]
         for thread in threads:
             thread.start()
@@ -299,16 +264,11 @@ class Controller:
         return 1 if self.lost.is_set() else 0
 
 
-def _now(clock: SystemClock) -> str:
-    return clock.wall().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def run(settings: RunSettings, install_signals: bool = True) -> int:
+def run(settings: RunSettings) -> int:
     """Connect, wire, run; the exit status."""
     backend = KubeBackend.connect(settings.kubeconfig, settings.context)
     controller = Controller(settings, backend)
-    if install_signals:
-        _on_signals(controller.stop)
+    _on_signals(controller.stop)
     started = time.monotonic()
     try:
         return controller.run()

@@ -62,8 +62,9 @@ TAINT_UNREACHABLE: Final = "node.kubernetes.io/unreachable"
 # The Node condition the agent reports.
 CONDITION_AGENT: Final = "TopologyReady"
 
-# Kilo's own route markers (DOMAIN.md): never touched by topoctl.
+# Kilo's own route markers (docs/domain.md): never touched by topoctl.
 KILO_ROUTE_PROTOCOL: Final = 4
 KILO_RETURN_TABLE: Final = 1107
+KILO_DEFAULT_SUBNET: Final = "10.4.0.0/16"  # Kilo's --subnet: the WireGuard addresses
 MAIN_TABLE: Final = 254  # the kernel's main routing table (RT_TABLE_MAIN)
 DEFAULT_ROUTE_PROTOCOL: Final = 193

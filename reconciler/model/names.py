@@ -4,6 +4,7 @@ annotation keys and values, and the 256 KiB an object's annotations may hold."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.model.invalid import fail, odd, scalar_text, text_of
@@ -123,7 +124,23 @@ def annotation_value(value: Any) -> str:
     return scalar_text(value, "annotation value")
 
 
-def annotations_bytes(annotations: dict[str, str]) -> int:
+MAX_NAME = 253
+"""The longest object name Kubernetes takes (a DNS subdomain), an Event's among them."""
+
+
+def event_name(subject: str, digest: str) -> str:
+    """``<subject>.<digest>``, the subject cut so the whole stays a valid object name.
+
+    client-go names an Event ``<object>.<hex>``; a node name of 237 characters or more
+    would make that longer than 253, and the API server would refuse the Event (422). The
+    cut keeps a DNS subdomain (no trailing '-' or '.'), and the digest, made from the
+    whole name, keeps the Events of two long names with a common prefix apart.
+    """
+    room = MAX_NAME - len(digest) - 1
+    return f"{subject[:room].rstrip('.-')}.{digest}"
+
+
+def annotations_bytes(annotations: Mapping[str, str]) -> int:
     """The size Kubernetes counts against its 256 KiB limit: every key and value, in bytes."""
     return sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
 

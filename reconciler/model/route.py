@@ -50,7 +50,7 @@ def _device(value: Any) -> str:
 
 
 def _destination(value: str) -> str:
-    return str(route_rule("route_to", routerules.destination, value))
+    return str(route_rule("route_to", routerules.routable, value))
 
 
 RouteTable = Annotated[
@@ -82,7 +82,9 @@ class Route(Model):
     """A route the node agent keeps on member nodes, marked with topoctl's protocol."""
 
     to: Annotated[Cidr, AfterValidator(_destination)] = Field(
-        description="Destination: an IP address or CIDR."
+        description="Destination: an IP address or CIDR, at most /8 wide (a default route, "
+        "or part of one, is refused), never inside the Cluster document's mesh.subnet or "
+        "network ranges."
     )
     via: Via | None = Field(
         None,

@@ -9,9 +9,13 @@ Each rule raises RouteRuleError with a message meant for a person; callers add w
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Final
 
 from reconciler.model import keys
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_U32: Final = 2**32 - 1
 IFNAMSIZ: Final = 16
@@ -52,6 +56,10 @@ RESERVED_PROTOCOLS: Final = {
     192: "eigrp",
 }
 """rtnetlink protocol numbers with an owner already: linux/rtnetlink.h and iproute2's rt_protos."""
+WIDEST_PREFIX: Final = 8
+"""No route topoctl owns is wider than /8 (either family): a shorter prefix is a default
+route, or part of one (``0.0.0.0/1`` and ``128.0.0.0/1`` together take everything a
+default route would, and win over it by being longer)."""
 
 
 class RouteRuleError(ValueError):
@@ -156,6 +164,16 @@ def destination(value: str) -> str:
         raise RouteRuleError(str(error)) from None
 
 
+def routable(value: str) -> str:
+    """A destination topoctl may own a route to, whatever the cluster: not a default route
+    (:func:`never_routed` with no protected range)."""
+    network = ipaddress.ip_network(destination(value))
+    why = never_routed(network, ())
+    if why is not None:
+        raise RouteRuleError(f"{network} is {why} (the node agent refuses it)")
+    return str(network)
+
+
 def slot(destination: str, table: int, metric: int) -> tuple[int, str, int]:
     """What the kernel treats as one route for replace: (table, destination, slot metric)."""
     network = ipaddress.ip_network(destination)
@@ -182,3 +200,50 @@ def gateway(value: object, version: int | None = None) -> str:
     if version is not None and parsed.version != version:
         raise RouteRuleError(f"gateway {parsed} is not IPv{version}")
     return str(parsed)
+
+
+@dataclass(frozen=True)
+class ProtectedRange:
+    """Addresses no route topoctl owns may point into: ``what`` says whose they are."""
+
+    network: Network
+    what: str
+
+
+def never_routed(destination: Network, protected: Iterable[ProtectedRange]) -> str | None:
+    """Why topoctl must never own a route to ``destination``, or None when it may.
+
+    Refused: a default route (any prefix shorter than /8), and any destination inside
+    (or equal to) a protected range - a longer prefix wins, so such a route would take
+    that range's traffic from its owner (Kilo, the CNI, kube-proxy). A route that only
+    covers a protected range (10.0.0.0/8 around 10.4.0.0/16) is allowed: the owner's
+    longer routes keep winning.
+    """
+    if destination.prefixlen < WIDEST_PREFIX:
+        return (
+            f"a default route (any destination wider than /{WIDEST_PREFIX} is one, or part "
+            "of one): topoctl never routes the node's default traffic"
+        )
+    for entry in protected:
+        network = entry.network
+        if network.version == destination.version and destination.subnet_of(network):  # type: ignore[arg-type]
+            return f"inside {network}, {entry.what}"
+    return None
+
+
+def route_text(
+    dst: str, gateway: str | None, dev: str | None, table: int, metric: int, onlink: bool
+) -> str:
+    """A route as ``ip route`` would be told it: ``DST [via GW] [dev D] [table T] ...``."""
+    parts = [dst]
+    if gateway is not None:
+        parts.append(f"via {gateway}")
+    if dev is not None:
+        parts.append(f"dev {dev}")
+    if table != MAIN_TABLE:
+        parts.append(f"table {table}")
+    if metric:
+        parts.append(f"metric {metric}")
+    if onlink:
+        parts.append("onlink")
+    return " ".join(parts)

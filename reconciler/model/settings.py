@@ -6,23 +6,38 @@ One versioned model for both sides. The planner writes it as compact, canonical 
 others, so one bad route never costs a node all of its routes. A format version the
 agent does not know, or content that is not these settings, is a
 :class:`SettingsFormatError` with a message meant for ``kubectl describe node``.
+
+Both sides hold the annotation to one cap, stated here: at most :data:`MAX_BYTES` and
+:data:`MAX_ROUTES`. The planner refuses to publish more; the agent refuses to read more
+(:class:`SettingsTooLargeError`), whoever wrote it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
+from reconciler.model import routerules
 from reconciler.model.keys import DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE, TOPOCTL_AGENT
 
 FORMAT_VERSION: Literal[1] = 1
+MAX_BYTES: Final = 64 * 1024
+"""The most a ``topoctl.io/agent`` value may hold, in bytes: a quarter of the 256 KiB
+Kubernetes allows for all annotations of a Node, so labels, Kilo's and others'
+annotations always fit beside it."""
+MAX_ROUTES: Final = 1024
+"""The most routes one node's settings may list."""
 _INVALID = f"{TOPOCTL_AGENT} is not valid agent settings"
 
 
 class SettingsFormatError(ValueError):
     """The agent annotation is missing, of an unknown version, or not agent settings."""
+
+
+class SettingsTooLargeError(SettingsFormatError):
+    """The agent annotation holds more bytes or routes than the cap: nothing of it is read."""
 
 
 class AgentRoute(BaseModel):
@@ -51,6 +66,11 @@ class AgentRoute(BaseModel):
     def order(self) -> tuple[int, str, int]:
         """Routes are published sorted by slot."""
         return (self.table, self.to, self.metric)
+
+    def __str__(self) -> str:
+        return routerules.route_text(
+            self.to, self.via, self.dev, self.table, self.metric, self.onlink
+        )
 
 
 class AgentSettings(BaseModel):
@@ -87,12 +107,19 @@ class AgentSettings(BaseModel):
         """The settings with every readable route, and one problem per unreadable route.
 
         Raises SettingsFormatError when there is no annotation, its version is not one
-        this agent reads, or it is not agent settings at all.
+        this agent reads, or it is not agent settings at all; SettingsTooLargeError (before
+        anything is parsed, where it can) when it holds more than the cap.
         """
         if raw is None:
             raise SettingsFormatError(
                 f"no {TOPOCTL_AGENT} annotation yet: run topoctl apply "
                 "(or the controller) for this node"
+            )
+        size = len(raw.encode())
+        if size > MAX_BYTES:
+            raise SettingsTooLargeError(
+                f"{TOPOCTL_AGENT} holds {size} bytes, more than the {MAX_BYTES} a node's "
+                "settings may: nothing of it is used"
             )
         try:
             data = json.loads(raw)
@@ -116,6 +143,11 @@ class AgentSettings(BaseModel):
         if not isinstance(entries, list):
             raise SettingsFormatError(
                 f"{TOPOCTL_AGENT} is not valid agent settings: routes: a list is expected"
+            )
+        if len(entries) > MAX_ROUTES:
+            raise SettingsTooLargeError(
+                f"{TOPOCTL_AGENT} lists {len(entries)} routes, more than the {MAX_ROUTES} a "
+                "node's settings may: nothing of it is used"
             )
         try:
             settings = cls.model_validate(data)

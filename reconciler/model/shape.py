@@ -58,6 +58,18 @@ def items(value: Any, field: str) -> list[Mapping[str, Any]]:
     return value
 
 
+def strings(value: Any, field: str) -> tuple[str, ...]:
+    """A list of strings (``spec.podCIDRs``); absent is empty."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ShapeError(field, "a list", value)
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ShapeError(f"{field}[{index}]", "a string", item)
+    return tuple(value)
+
+
 def string_map(value: Any, field: str) -> dict[str, str]:
     """Labels or annotations: every key and value a string."""
     found = mapping(value, field)

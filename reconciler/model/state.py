@@ -82,6 +82,7 @@ class NodeState(msgspec.Struct, frozen=True):
     conditions: tuple[NodeCondition, ...] = ()
     addresses: tuple[tuple[str, str], ...] = ()  # (type, address)
     pod_cidr: str = ""
+    pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs: both families on a dual-stack node
 
     def condition(self, kind: str) -> NodeCondition | None:
         """The condition of type ``kind`` (Ready, TopologyReady, ...), if reported."""
@@ -143,6 +144,7 @@ class NodeState(msgspec.Struct, frozen=True):
                 for i, a in enumerate(addresses)
             ),
             pod_cidr=shape.text(spec, "podCIDR", "spec"),
+            pod_cidrs=shape.strings(spec.get("podCIDRs"), "spec.podCIDRs"),
         )
 
     def address(self, kind: str) -> str | None:

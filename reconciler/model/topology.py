@@ -1,4 +1,4 @@
-"""The topology contract (TOPOLOGY.md): pydantic models of the ``Cluster`` and ``Site``
+"""The topology contract (docs/topology.md): pydantic models of the ``Cluster`` and ``Site``
 kinds, and :class:`Topology`, the whole tree once loaded and validated.
 
 Field names are the YAML's (camelCase aliases); every field has a description, which feeds
@@ -239,6 +239,11 @@ class Mesh(Model):
         "location", description="Kilo --mesh-granularity."
     )
     port: Port = Field(51820, description="Kilo's WireGuard port, for endpoints without one.")
+    subnet: Cidr = Field(
+        keys.KILO_DEFAULT_SUBNET,
+        description="Kilo --subnet: its WireGuard addresses. No route may point inside it "
+        "(set the node agent's --kilo-subnet to the same).",
+    )
 
 
 class Addresses(Model):
@@ -253,6 +258,24 @@ class Addresses(Model):
         None,
         alias="internalIPTarget",
         description="Same for InternalIP; null disables.",
+    )
+
+
+class Network(Model):
+    """The cluster's own address ranges: no route may point inside them."""
+
+    pod_cidrs: tuple[Cidr, ...] = Field(
+        (),
+        alias="podCIDRs",
+        description="The cluster's pod CIDRs (kube-controller-manager --cluster-cidr), e.g. "
+        "Cozystack's 10.244.0.0/16. Routes inside them are errors; give the node agent the "
+        "same (--pod-cidr), which refuses them whatever it is told.",
+    )
+    service_cidrs: tuple[Cidr, ...] = Field(
+        (),
+        alias="serviceCIDRs",
+        description="The cluster's service CIDRs (kube-apiserver --service-cluster-ip-range), "
+        "e.g. Cozystack's 10.96.0.0/16; the node agent's --service-cidr.",
     )
 
 
@@ -311,6 +334,9 @@ class ClusterSpec(Model):
         default_factory=ClusterLifecycle, description="Guard rails for node deletion."
     )
     routes: RouteSettings = Field(default_factory=RouteSettings, description="Route ownership.")
+    network: Network = Field(
+        default_factory=Network, description="The cluster's ranges no route may point into."
+    )
 
 
 class ClusterMetadata(Model):

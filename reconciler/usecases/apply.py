@@ -1,19 +1,22 @@
 """The apply use case: plan and write (``topoctl apply DIR``), or write a saved plan exactly
-(``topoctl apply PLAN``); then delete the dead nodes the plan names."""
+(``topoctl apply PLAN``); then delete the dead nodes the plan names, through the
+deletion protocol (:mod:`.deletion`). The controller writes each site's plan through
+:func:`write_plan` too."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from reconciler.core.kilo.freshness import Reference, TimeSource
-from reconciler.core.lifecycle.planned import lifecycle_plan
+from reconciler.core.kilo.freshness import Reference
 from reconciler.core.planning.plan import Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
-from reconciler.ports import ClusterBackend, NodeDeleter
+from reconciler.ports import ClusterBackend, ClusterReader, ClusterWriter
 from reconciler.usecases import executor
-from reconciler.usecases.plan import Eyes, observe
+from reconciler.usecases.deletion import DeletionPorts, delete_dead
+from reconciler.usecases.lifecycle import Eyes
+from reconciler.usecases.plan import plan_nodes
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,6 @@ class ApplyResult:
 
 
 Confirm = Callable[[Plan], bool]
-
-
-@dataclass(frozen=True)
-class DeletionPorts:
-    """How an apply deletes the dead nodes its plan names."""
-
-    deleter: NodeDeleter
-    before: executor.BeforeDelete | None = None  # the budget record, the Event
 
 
 def apply_once(
@@ -47,21 +42,10 @@ def apply_once(
     """Plan (Kilo's freshness judged at ``now``; None: the nodes' median check-in) and
     apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
     ``deletion``, dead nodes the plan names are deleted too."""
-    nodes = cluster.list_nodes()
-    at, source = (now.at, now.source) if now is not None else (None, TimeSource.CLOCK)
-    planner = Planner(topology, nodes, at, source)
-    plan = planner.plan_all()
-    if eyes is not None:
-        seen = observe(eyes, nodes)
-        decided = lifecycle_plan(
-            topology, plan, planner.nodes, seen, probed=eyes.prober is not None
-        )
-        plan = replace(plan, lifecycle=decided)
+    planner, plan = plan_nodes(topology, cluster.list_nodes(), now, eyes)
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
-    report = executor.apply_plan(
-        _sparing(plan), planner.nodes, cluster, cluster, executor.replanner(planner), parallel
-    )
+    report = write_plan(plan, planner, cluster, cluster, parallel)
     return ApplyResult(plan, _delete(plan, deletion, report))
 
 
@@ -82,6 +66,30 @@ def apply_saved(
     return ApplyResult(plan, _delete(plan, deletion, report))
 
 
+def write_plan(
+    plan: Plan,
+    planner: Planner,
+    reader: ClusterReader,
+    writer: ClusterWriter,
+    parallel: int = 4,
+    hold: executor.Hold | None = None,
+) -> executor.ApplyReport:
+    """Write ``plan`` against the nodes ``planner`` planned it from: one guarded patch a
+    node, a 409 re-planned through the same planner (``topoctl apply`` and the
+    controller's reconcile of a site alike). Nodes the plan deletes get no writes. With
+    ``hold`` (the controller's), each node plan loses what must wait just before it is
+    written."""
+    return executor.apply_plan(
+        _sparing(plan),
+        planner.nodes,
+        reader,
+        writer,
+        executor.replanner(planner),
+        parallel,
+        hold,
+    )
+
+
 def _sparing(plan: Plan) -> Plan:
     """The plan without writes to the nodes it deletes: a write would move the
     resourceVersion the DELETE is conditioned on, and the node is going anyway."""
@@ -99,4 +107,4 @@ def _delete(
         for d in plan.deletions:
             report.kept[d.node] = "this backend cannot delete nodes"
         return report
-    return executor.delete_dead(plan.deletions, deletion.deleter, deletion.before, report)
+    return delete_dead(plan.deletions, deletion, report)

@@ -5,7 +5,9 @@ its changes recomputed from the fresh object (so the other writer's change survi
 and the write retried; when only what the planner does not read moved (Kilo's
 ``last-seen`` heartbeat, the kubelet's status), the same write is retried under the new
 resourceVersion, without a re-plan. Transient faults (5xx, 429, timeouts) are the backend's to
-retry; what still fails is reported per node, and the other nodes go on.
+retry; what still fails is reported per node, and the other nodes go on. A write the API
+answered with Retry-After leaves the longest such wait in the report, for the caller to
+retry no sooner.
 """
 
 from __future__ import annotations
@@ -18,24 +20,23 @@ from dataclasses import dataclass, field
 import msgspec
 
 from reconciler.core.planning.fingerprint import only_heartbeat
-from reconciler.core.planning.plan import NodeDeletion, NodePlan, Plan
+from reconciler.core.planning.plan import NodePlan, Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.core.planning.project import holds, node_write
-from reconciler.model.state import NodeState
+from reconciler.model.state import NodeState, NodeWrite
 from reconciler.ports import (
     BackendError,
     ClusterReader,
     ClusterWriter,
     ConflictError,
-    NodeDeleter,
     NotFoundError,
+    ThrottledError,
 )
 
 MAX_CONFLICT_RETRIES = 5
 
 Replan = Callable[[NodeState], NodePlan | None]
-# Runs before each DELETE (the budget record, the Event); raising keeps the node.
-BeforeDelete = Callable[[NodeDeletion], None]
+Hold = Callable[[NodePlan, NodeState], NodePlan]  # the plan less what must wait, vs live
 
 
 def replanner(planner: Planner) -> Replan:
@@ -52,11 +53,17 @@ class ApplyReport:
     """What apply did."""
 
     written: list[str] = field(default_factory=list)
+    writes: dict[str, NodeWrite] = field(default_factory=dict)  # the write each took
+    states: dict[str, NodeState] = field(default_factory=dict)  # each as the writer returned it
+    # each node re-read after a 409 whose re-plan then wrote nothing: newer than the read
+    # the plan was made from, so the next plan starts from it (not from a stale cache)
+    reread: dict[str, NodeState] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     conflicts_retried: int = 0
-    deleted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # by the deletion protocol
     kept: dict[str, str] = field(default_factory=dict)  # deletions not done, and why
+    retry_after: float = 0.0  # seconds: the longest Retry-After a failed write was told
 
     @property
     def ok(self) -> bool:
@@ -106,18 +113,30 @@ def apply_plan(
     writer: ClusterWriter,
     replan: Replan | None = None,
     parallel: int = 4,
+    hold: Hold | None = None,
 ) -> ApplyReport:
     """Write every node plan against the ``live`` nodes it was computed from; with
-    ``replan``, resolve 409s by recomputing that node."""
+    ``replan``, resolve 409s by recomputing that node; with ``hold``, each node plan
+    (and each re-plan) passes it just before it is written."""
     report = ApplyReport()
     lock = threading.Lock()
 
     def one(node_plan: NodePlan) -> None:
-        outcome, retried = _apply_node(node_plan, live[node_plan.node], reader, writer, replan)
+        try:
+            outcome, retried, took, seen = _apply_node(
+                node_plan, live[node_plan.node], reader, writer, replan, hold
+            )
+        except ThrottledError as err:
+            outcome, retried, took, seen = str(err), 0, None, None
+            with lock:
+                report.retry_after = max(report.retry_after, err.retry_after)
         with lock:
             report.conflicts_retried += retried
-            if outcome is None:
+            if took is None and seen is not None:
+                report.reread[node_plan.node] = seen
+            if took is not None:
                 report.written.append(node_plan.node)
+                report.writes[node_plan.node], report.states[node_plan.node] = took
             elif outcome == "":
                 report.unchanged.append(node_plan.node)
             else:
@@ -141,43 +160,54 @@ def _apply_node(
     reader: ClusterReader,
     writer: ClusterWriter,
     replan: Replan | None,
-) -> tuple[str | None, int]:
-    """None when written, "" when nothing was left to write, else the failure."""
+    hold: Hold | None = None,
+) -> tuple[str, int, tuple[NodeWrite, NodeState] | None, NodeState | None]:
+    """The failure ("" when none), the conflicts retried, the write that was taken with
+    the node as written (None when nothing was left to write, or it failed), and the node
+    as last re-read after a 409 (None: never re-read)."""
     current: NodePlan | None = node_plan
     retried = 0
-    while current is not None and current.writes:
+    seen: NodeState | None = None
+    while current is not None:
+        if hold is not None:
+            current = hold(current, live)
+        if not current.writes:
+            break
+        write = node_write(live, current)
         try:
-            writer.write_node(node_write(live, current))
-            return None, retried
+            return "", retried, (write, writer.write_node(write)), None
         except ConflictError as err:
             if replan is None:
                 # Applied exactly, never re-planned. The conflict may be this very write,
                 # landed with its answer lost (the retry meets the version it bumped): if
                 # the node already holds every change, nothing is left to do.
                 if _holds_now(current, reader):
-                    return "", retried
-                return f"conflict: {err} (a saved plan is applied exactly; plan again)", retried
+                    return "", retried, None, seen
+                why = f"conflict: {err} (a saved plan is applied exactly; plan again)"
+                return why, retried, None, seen
             if retried >= MAX_CONFLICT_RETRIES:
-                return f"still conflicting after {retried} retries: {err}", retried
+                return f"still conflicting after {retried} retries: {err}", retried, None, seen
             retried += 1
             try:
                 fresh = reader.get_node(current.node)
             except NotFoundError:
-                return "the node was deleted meanwhile", retried
+                return "the node was deleted meanwhile", retried, None, None
             except BackendError as read_err:
-                return f"re-reading after a conflict failed: {read_err}", retried
+                return f"re-reading after a conflict failed: {read_err}", retried, None, seen
             if only_heartbeat(live, fresh):
                 # Only what the planner does not read moved (Kilo's last-seen heartbeat):
                 # the same write, under the new resourceVersion; no re-plan.
                 current = msgspec.structs.replace(current, resource_version=fresh.resource_version)
             else:
                 current = replan(fresh)
-            live = fresh
+            live = seen = fresh
         except NotFoundError:
-            return "the node was deleted meanwhile", retried
+            return "the node was deleted meanwhile", retried, None, None
+        except ThrottledError:
+            raise  # its Retry-After goes to the report
         except BackendError as err:
-            return str(err), retried
-    return "", retried
+            return str(err), retried, None, seen
+    return "", retried, None, seen
 
 
 def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
@@ -186,30 +216,3 @@ def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:
         return holds(reader.get_node(node_plan.node), node_plan)
     except BackendError:
         return False
-
-
-def delete_dead(
-    deletions: Sequence[NodeDeletion],
-    deleter: NodeDeleter,
-    before: BeforeDelete | None = None,
-    report: ApplyReport | None = None,
-) -> ApplyReport:
-    """Delete each node only while it is the very object judged dead (uid and
-    resourceVersion preconditions): one that came back, or re-registered under the same
-    name, answers 409 and is kept, to be judged again."""
-    report = report if report is not None else ApplyReport()
-    for deletion in deletions:
-        name = deletion.node
-        try:
-            if before is not None:
-                before(deletion)
-            deleter.delete_node(name, deletion.uid, deletion.resource_version)
-        except ConflictError:
-            report.kept[name] = "it changed since it was judged dead (kept; judged again)"
-        except NotFoundError:
-            report.kept[name] = "already gone"
-        except BackendError as err:
-            report.kept[name] = f"not deleted: {err}"
-        else:
-            report.deleted.append(name)
-    return report

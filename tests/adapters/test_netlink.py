@@ -110,7 +110,7 @@ def test_reading_back_what_was_written_is_converged(adapter: NetlinkAdapter) -> 
     diff = diff_routes(DECLARED, snapshot.owned, snapshot.foreign_keys)
     result = adapter.apply(diff)
 
-    assert diff.is_empty
+    assert diff == RouteDiff()
     assert result == RouteApplyResult()
     assert adapter.write_messages == writes_before
 

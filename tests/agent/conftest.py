@@ -16,6 +16,7 @@ Every namespace a test makes is deleted at teardown, even when the test fails.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import subprocess
@@ -23,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +43,30 @@ NODE_INTERNAL_IP = "198.51.100.10"
 UPLINK_GATEWAY = "192.0.2.1"
 PRIVATE_GATEWAY = "198.51.100.1"
 KUBELET_INTERNAL_IP = "10.10.0.3"
+NODE_POD_CIDR = "10.244.5.0/24"
 OURS = keys.DEFAULT_ROUTE_PROTOCOL
 TOPOCTL = Path(sys.executable).parent / "topoctl"
 FIXED_NOW = "2030-01-01T00:00:00Z"
 
 
-def fixed_clock() -> str:
-    """The agent's clock in tests: transition times are then predictable."""
-    return FIXED_NOW
+class FixedClock:
+    """The agent's clock in tests: wall time stands at ``now`` (RFC 3339) until a test
+    moves it, so transition times are predictable; waits return at once."""
+
+    def __init__(self, now: str = FIXED_NOW) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def wall(self) -> datetime:
+        return datetime.fromisoformat(self.now)
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        return None
+
+
+fixed_clock = FixedClock()
 
 
 def owned_routes(netns: str, protocol: int = OURS) -> set[KernelRoute]:
@@ -224,8 +242,10 @@ def node_object(
     *,
     taints: Sequence[Mapping[str, Any]] = (UNINITIALIZED_TAINT,),
     resource_version: str = "1006",
+    pod_cidrs: Sequence[str] = (NODE_POD_CIDR,),
 ) -> dict[str, Any]:
-    """A Node as kubelet registered it with `cloud-provider: external` (a snapshot entry)."""
+    """A Node as kubelet registered it with `cloud-provider: external` (a snapshot entry);
+    kube-controller-manager gave it `pod_cidrs` (the first is also spec.podCIDR)."""
     annotations = {
         "kilo.squat.ai/location": "hetzner-fsn1",
         "node.alpha.kubernetes.io/ttl": "0",
@@ -243,7 +263,11 @@ def node_object(
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
             "annotations": annotations,
         },
-        "spec": {"podCIDR": "10.244.5.0/24", "taints": [dict(t) for t in taints]},
+        "spec": {
+            "podCIDR": pod_cidrs[0] if pod_cidrs else "",
+            "podCIDRs": list(pod_cidrs),
+            "taints": [dict(t) for t in taints],
+        },
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": KUBELET_INTERNAL_IP},
@@ -288,10 +312,15 @@ def agent_condition(node: Mapping[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"no {keys.CONDITION_AGENT} condition on {node['metadata']['name']}")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real `topoctl` of this virtualenv, in a subprocess."""
+def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `topoctl` of this virtualenv, in a subprocess (``env`` added to ours)."""
     return subprocess.run(
-        [str(TOPOCTL), *args], capture_output=True, text=True, check=False, timeout=60
+        [str(TOPOCTL), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 

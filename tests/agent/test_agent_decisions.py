@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.usecases.agent_pass import Agent, PassReport
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     FIXED_NOW,
@@ -33,6 +33,7 @@ from tests.agent.conftest import (
     OURS,
     PRIVATE_GATEWAY,
     UNINITIALIZED_TAINT,
+    FixedClock,
     agent_annotation,
     agent_condition,
     node_object,
@@ -44,7 +45,7 @@ from tests.agent.fake_routes import FakeRouteTable
 
 KILO = 4  # static: Kilo's protocol, never ours
 KERNEL = 2
-TUNNEL = route_entry("10.4.0.0/16", via="10.10.0.2", dev="cilium_tunl", onlink=True)
+TUNNEL = route_entry("172.31.0.0/16", via="10.10.0.2", dev="cilium_tunl", onlink=True)
 PRIVATE = route_entry("10.77.0.0/24", via=PRIVATE_GATEWAY, table=100, metric=5)
 IPV6 = route_entry("fd00:77::/64", dev="eth1")
 PUBLISHED = [TUNNEL, PRIVATE, IPV6]
@@ -72,12 +73,21 @@ class Node:
         self.kernel = FakeRouteTable(
             sources={EXTERNAL_TARGET: NODE_EXTERNAL_IP, INTERNAL_TARGET: NODE_INTERNAL_IP}
         )
-        self.now = FIXED_NOW
+        self.clock = FixedClock(FIXED_NOW)
+
+    @property
+    def now(self) -> str:
+        """The agent's wall time (RFC 3339); a test moves it between passes."""
+        return self.clock.now
+
+    @now.setter
+    def now(self, value: str) -> None:
+        self.clock.now = value
 
     def run(self) -> PassReport:
         """One pass of a freshly started agent; the file is written if anything changed."""
         backend = SnapshotBackend(self.path, writable=True)
-        return Agent(NODE, backend, backend, self.kernel, clock=lambda: self.now).run_once()
+        return Agent(NODE, backend, backend, self.kernel, clock=self.clock).run_once()
 
     def republish(self, annotation: str) -> None:
         """A new plan applied: the agent annotation changes on the Node."""
@@ -210,7 +220,7 @@ def test_a_custom_protocol_marks_the_routes(tmp_path: Path) -> None:
 
 
 def test_foreign_routes_are_never_touched_even_on_a_shared_slot(tmp_path: Path) -> None:
-    kilo = KernelRoute("10.4.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
+    kilo = KernelRoute("172.31.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
     connected = KernelRoute("198.51.100.0/24", dev="eth1", protocol=KERNEL)
     n = node(tmp_path, agent_annotation(routes=PUBLISHED))
     n.kernel.add(kilo, connected)
@@ -219,7 +229,7 @@ def test_foreign_routes_are_never_touched_even_on_a_shared_slot(tmp_path: Path) 
 
     assert (report.condition.status, report.condition.reason) == ("False", "RouteConflict")
     assert "its slot is held by protocol 4" in report.condition.message
-    assert report.condition.message.startswith("route 10.4.0.0/16 via 10.10.0.2")
+    assert report.condition.message.startswith("route 172.31.0.0/16 via 10.10.0.2")
     assert n.kernel.routes(KILO) == {kilo}
     assert n.kernel.routes(KERNEL) == {connected}
     assert n.kernel.routes(OURS) == {as_route(PRIVATE), as_route(IPV6)}
@@ -294,7 +304,7 @@ def test_routes_the_kernel_will_not_list_are_a_failed_pass_condition(tmp_path: P
 def test_a_slot_filled_between_read_and_write_is_not_overwritten(tmp_path: Path) -> None:
     """A vacant slot is written as an exclusive create: a route added since the read wins."""
     n = node(tmp_path, agent_annotation(routes=[TUNNEL]))
-    intruder = KernelRoute("10.4.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
+    intruder = KernelRoute("172.31.0.0/16", "10.10.0.9", "eth0", protocol=KILO)
     snapshot = n.kernel.snapshot
 
     def read_then_someone_adds() -> Any:
@@ -415,7 +425,7 @@ def test_invalid_routes_are_named_and_the_valid_ones_still_written(tmp_path: Pat
 
 
 def test_routes_sharing_a_slot_are_all_refused(tmp_path: Path) -> None:
-    twin = route_entry("10.4.0.0/16", dev="eth0")
+    twin = route_entry("172.31.0.0/16", dev="eth0")
     n = node(tmp_path, agent_annotation(routes=[TUNNEL, twin]))
 
     report = n.run()
@@ -432,7 +442,8 @@ def test_a_reserved_protocol_writes_no_route(tmp_path: Path) -> None:
 
     report = n.run()
 
-    assert report.condition.reason == "InvalidRoute"
-    assert "route protocol 4 is reserved" in report.condition.message
+    assert report.condition.reason == "RouteRefused"
+    assert report.condition.message.startswith("protocol 4 is reserved for static (Kilo's")
     assert n.kernel.routes() == {kilo}
+    assert n.kernel.reads == 0, "a refused set does not even read the routes"
     assert n.taints() == []  # addresses are fine: only the routes are refused

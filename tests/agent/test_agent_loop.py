@@ -1,8 +1,8 @@
 """The agent's loop over simulated time: failures back off, changes wake it, nothing spins.
 
-`run_forever` is given a simulated clock: its sleeps advance the time instead of
-waiting, so ten minutes of a failing agent take milliseconds, and the passes it made
-are counted minute by minute. Each pass is a real one (snapshot file, in-memory
+`run_forever` is given a simulated clock (the Clock port): its waits advance the time
+instead of waiting, so ten minutes of a failing agent take milliseconds, and the passes
+it made are counted minute by minute. Each pass is a real one (snapshot file, in-memory
 kernel); a failure is the cluster refusing to hand over the Node, or the watch
 breaking.
 """
@@ -13,15 +13,17 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import BACKOFF_CAP, Agent, run_forever
+from reconciler.agent import BACKOFF_CAP, run_forever
 from reconciler.model.state import NodeState
 from reconciler.ports import BackendError
+from reconciler.usecases.agent_pass import Agent
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     NODE,
@@ -57,6 +59,12 @@ class SimulatedTime:
 
     def monotonic(self) -> float:
         return self.now
+
+    def wall(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        self.sleep(seconds)
 
 
 class Cluster(SnapshotBackend):
@@ -120,7 +128,7 @@ def run(
     cluster = Cluster(snapshot, time, failing)
     kernel = FakeRouteTable(sources={EXTERNAL_TARGET: NODE_EXTERNAL_IP})
     agent = Agent(NODE, cluster, cluster, kernel, clock=fixed_clock)
-    run_forever(agent, INTERVAL, time.stop, watch, sleep=time.sleep, monotonic=time.monotonic)
+    run_forever(agent, INTERVAL, time.stop, watch, time)
     return cluster
 
 

@@ -18,9 +18,9 @@ import yaml
 from reconciler.adapters.kernelroutes import KernelRouteTable
 from reconciler.adapters.netlink import NetlinkAdapter
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.core.agent.routes import KernelRoute
 from reconciler.model import keys
+from reconciler.usecases.agent_pass import Agent, PassReport
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     GPU_TAINT,

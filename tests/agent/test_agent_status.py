@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,11 @@ from kubernetes import client
 
 from reconciler.adapters.kube import KubeBackend
 from reconciler.adapters.snapshot import SnapshotBackend
-from reconciler.agent import Agent, PassReport
 from reconciler.model import keys
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite, TaintValue
 from reconciler.ports import ConflictError
+from reconciler.usecases.agent_pass import Agent, PassReport
+from tests import shipped_rbac
 from tests.agent.conftest import (
     EXTERNAL_TARGET,
     FIXED_NOW,
@@ -45,6 +46,7 @@ from tests.agent.conftest import (
 from tests.agent.fake_routes import FakeRouteTable
 from tests.apiserver import ApiServer, LoggedRequest, RequestInfo, make_node
 from tests.conftest import needs_root
+from tests.shipped_rbac import Shipped
 
 MERGE_PATCH = "application/merge-patch+json"
 OTHER_NODE = "fsn1-worker-x9m4t"
@@ -237,7 +239,9 @@ def test_snapshot_concurrent_writers_lose_nothing(two_node_snapshot: Path) -> No
 
 @pytest.fixture
 def seeded(apiserver: ApiServer) -> ApiServer:
-    """The double holding our node as kubelet registered it, plus an unrelated one."""
+    """The double holding our node as kubelet registered it, plus an unrelated one, and
+    the RBAC deploy/base ships: the agent talks to it with its own service account's
+    token, bound to its Node as a pod's token is."""
     apiserver.seed_node(
         make_node(
             NODE,
@@ -247,14 +251,33 @@ def seeded(apiserver: ApiServer) -> ApiServer:
         )
     )
     apiserver.seed_node(make_node(OTHER_NODE, taints=[UNINITIALIZED_TAINT]))
+    shipped_rbac.load(apiserver)
     apiserver.log.clear()
     return apiserver
 
 
 @pytest.fixture
-def kube(kube_api: client.ApiClient) -> KubeBackend:
+def agent_api(seeded: ApiServer) -> Iterator[client.ApiClient]:
+    """The official client holding the agent's token (its Node's)."""
+    shipped = Shipped(seeded)
+    api = shipped.api(shipped.agent_token(NODE))
+    yield api
+    api.close()
+    refused = seeded.log.filter(status=403)
+    assert not refused, [(e.method, e.path) for e in refused]
+
+
+@pytest.fixture
+def agent_kubeconfig(seeded: ApiServer, tmp_path: Path) -> Path:
+    """A kubeconfig for the agent's service account on NODE."""
+    shipped = Shipped(seeded)
+    return shipped.kubeconfig(tmp_path / "agent-kubeconfig", shipped.agent_token(NODE))
+
+
+@pytest.fixture
+def kube(agent_api: client.ApiClient) -> KubeBackend:
     """The agent's backend over the official client, pointed at the double."""
-    return KubeBackend(kube_api)
+    return KubeBackend(agent_api)
 
 
 def node_in(server: ApiServer, name: str = NODE) -> dict[str, Any]:
@@ -374,13 +397,13 @@ def test_api_a_taint_another_writer_already_lifted_is_not_written_again(
 
 
 def test_api_a_converged_pass_makes_no_write_request(
-    seeded: ApiServer, kube_api: client.ApiClient
+    seeded: ApiServer, agent_api: client.ApiClient
 ) -> None:
-    run_agent(KubeBackend(kube_api))
+    run_agent(KubeBackend(agent_api))
     version = node_in(seeded)["metadata"]["resourceVersion"]
     seeded.log.clear()
 
-    report = run_agent(KubeBackend(kube_api))  # a restarted agent
+    report = run_agent(KubeBackend(agent_api))  # a restarted agent
 
     assert report.converged
     assert report.node_writes == []
@@ -403,9 +426,9 @@ def cli_agent(network: NodeNetwork, kubeconfig: Path) -> tuple[int, str]:
 
 @needs_root
 def test_cli_against_the_api_converges_then_writes_nothing(
-    node_network: NodeNetwork, seeded: ApiServer, kubeconfig_path: Path
+    node_network: NodeNetwork, seeded: ApiServer, agent_kubeconfig: Path
 ) -> None:
-    code, output = cli_agent(node_network, kubeconfig_path)
+    code, output = cli_agent(node_network, agent_kubeconfig)
 
     assert code == 0, output
     assert "wrote status: addresses, conditions" in output
@@ -413,7 +436,7 @@ def test_cli_against_the_api_converges_then_writes_nothing(
     assert node_in(seeded)["spec"]["taints"] == [GPU_TAINT]
     seeded.log.clear()
 
-    code, output = cli_agent(node_network, kubeconfig_path)
+    code, output = cli_agent(node_network, agent_kubeconfig)
 
     assert code == 0, output
     assert output.strip() == f"{NODE}: TopologyReady=True (Converged): 0 route(s) in place"
@@ -422,7 +445,7 @@ def test_cli_against_the_api_converges_then_writes_nothing(
 
 @needs_root
 def test_cli_gives_up_cleanly_when_every_write_conflicts(
-    node_network: NodeNetwork, seeded: ApiServer, kubeconfig_path: Path
+    node_network: NodeNetwork, seeded: ApiServer, agent_kubeconfig: Path
 ) -> None:
     heartbeats = itertools.count()
 
@@ -436,7 +459,7 @@ def test_cli_gives_up_cleanly_when_every_write_conflicts(
         kubelet_always_gets_there_first, method="PATCH", path=r"/status$", times=None
     )
 
-    code, output = cli_agent(node_network, kubeconfig_path)
+    code, output = cli_agent(node_network, agent_kubeconfig)
 
     assert code == 1, output
     assert f"node {NODE}: status still conflicting after retries" in output

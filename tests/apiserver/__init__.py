@@ -24,13 +24,15 @@ Usage (fixtures from tests/apiserver/fixtures.py, enabled in tests/conftest.py):
     apiserver.compact()                                 # older watches get 410
 
 Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
-- core/v1 Node (+ /status), Namespace, ConfigMap, Event; coordination.k8s.io/v1
-  Lease; events.k8s.io/v1 Event (same storage as core Events, converted);
-  apiextensions.k8s.io/v1 CustomResourceDefinition, whose resources are served
-  the moment it is created and stop when it is deleted (tests/apiserver/crds.py;
-  Kilo's own CRD is in tests/apiserver/kilo-crds.yaml); discovery (/api, /apis,
-  /api/v1, groups), /openapi/v3 as far as kubectl reads it (openapi.py),
-  /version, /healthz; Tables for `kubectl get` (Accept: as=Table).
+- core/v1 Node (+ /status), Namespace, Event, ConfigMap, ServiceAccount (+ /token,
+  the TokenRequest); coordination.k8s.io/v1 Lease; rbac.authorization.k8s.io/v1 Role,
+  ClusterRole, RoleBinding, ClusterRoleBinding; admissionregistration.k8s.io/v1
+  ValidatingAdmissionPolicy(Binding); events.k8s.io/v1 Event (same storage as core
+  Events, converted); apiextensions.k8s.io/v1 CustomResourceDefinition, whose
+  resources are served the moment it is created and stop when it is deleted
+  (tests/apiserver/crds.py; Kilo's own CRD is in tests/apiserver/kilo-crds.yaml);
+  discovery (/api, /apis, /api/v1, groups), /openapi/v3 as far as kubectl reads it
+  (openapi.py), /version, /healthz; Tables for `kubectl get` (Accept: as=Table).
 - A global, monotonically increasing resourceVersion; uid, creationTimestamp,
   generateName. A write whose result equals the stored object keeps the
   resourceVersion and emits no watch event.
@@ -69,8 +71,20 @@ Faithful to kube-apiserver (see tests/integration/test_apiserver_double.py):
   server checks them (listoptions.py, 422); after compaction an in-stream ERROR
   Status 410 Expired (the client retries once, then raises 410).
 
-Knowingly not implemented: server-side apply and managedFields, protobuf,
-authn/authz/admission beyond namespace existence, generation, graceful
+- Authentication by service-account tokens and RBAC authorization (tests/apiserver/rbac.py):
+  `apiserver.token("ns", "sa", node="n1")` mints a token as TokenRequest does; a request
+  carrying it is that account, checked against the stored Roles and bindings plus the
+  bootstrap policy (401 for a bad token, 403 with kube-apiserver's message). A request
+  without a token is the admin. kubectl sends no token over plain http: it stays admin.
+- ValidatingAdmissionPolicies and their bindings (admissionregistration.k8s.io/v1,
+  tests/apiserver/admission.py): every write is reviewed, on the object it would store,
+  by the stored policies, their CEL evaluated by cel-python (403/422 with the real
+  message).
+
+Knowingly not implemented: server-side apply and managedFields, protobuf, OpenAPI
+schemas (the /openapi/v3 documents list paths and operations, not schemas: kubectl's
+client-side validation and `kubectl explain` are not served), admission webhooks and
+mutating policies, impersonation, generation (but for CRDs and custom objects), graceful
 deletion periods and propagation policies (no garbage collector), Namespace
 Terminating phase (deleting a namespace removes its objects at once), the
 legacy /watch/ paths, Quantity canonicalisation (`1000m` stays `1000m`),

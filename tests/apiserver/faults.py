@@ -2,6 +2,14 @@
 
 Rules match on method, a regex searched in the path, and whether the request
 is a watch; `times` bounds how many requests a rule affects (None: all).
+
+The faults: `latency` (a slow API, in real time; a `before` hook that moves a test's
+fake clock makes one in fake time), `fail` (any status, 5xx on lists among them),
+`throttle` (429 with Retry-After), `reset` (a dropped connection, before or after the
+request is served), `expire` (a watch answered with the in-stream 410 Expired that
+kube-apiserver sends for a compacted resourceVersion: a 410 storm when unlimited),
+and `before`/`after` hooks (another writer acting just before a request is served, or
+reacting to it at once).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ Predicate = Callable[[RequestInfo], bool]
 class Rule:
     """One fault rule. `remaining` counts down to 0 (None: unlimited); `hits` counts matches."""
 
-    action: str  # "latency" | "status" | "reset" | "hook"
+    action: str  # "latency" | "status" | "reset" | "expire" | "hook" | "after"
     remaining: int | None
     method: str | None = None
     path: str | None = None
@@ -77,7 +85,9 @@ class Decision:
     message: str | None = None
     reset: bool = False
     reset_after: bool = False
+    expire: bool = False
     hooks: tuple[Callable[[RequestInfo], None], ...] = ()
+    after: tuple[Callable[[RequestInfo], None], ...] = ()
 
 
 class Faults:
@@ -184,6 +194,31 @@ class Faults:
         """Run `hook` just before a matching request is served (e.g. a concurrent writer)."""
         return self._add(Rule("hook", times, method, path, watch, when, hook=hook))
 
+    def expire(
+        self,
+        *,
+        times: int | None = 1,
+        path: str | None = None,
+        when: Predicate | None = None,
+    ) -> Rule:
+        """Answer the next `times` matching watches as kube-apiserver answers a watch from a
+        compacted resourceVersion: 200, one ERROR event carrying 410 Expired, end of stream.
+        Unlimited (`times=None`), every relist is followed by a watch that expires: a storm."""
+        return self._add(Rule("expire", times, "GET", path, True, when))
+
+    def after(
+        self,
+        hook: Callable[[RequestInfo], None],
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        path: str | None = None,
+        when: Predicate | None = None,
+    ) -> Rule:
+        """Run `hook` just after a matching request was served, before its answer goes out:
+        another writer reacting to it at once (a controller that reverts a key)."""
+        return self._add(Rule("after", times, method, path, False, when, hook=hook))
+
     def remove(self, rule: Rule) -> None:
         """Drop one rule."""
         with self._lock:
@@ -199,8 +234,10 @@ class Faults:
         """Consume matching rules and say what to do with `req`."""
         latency = 0.0
         hooks: list[Callable[[RequestInfo], None]] = []
+        after: list[Callable[[RequestInfo], None]] = []
         status_rule: Rule | None = None
         reset: Rule | None = None
+        expire = False
         with self._lock:
             for rule in self._rules:
                 if rule.remaining is not None and rule.remaining <= 0:
@@ -216,8 +253,14 @@ class Faults:
                         status_rule = rule
                 elif rule.action == "latency":
                     latency += rule.seconds
+                elif rule.action == "expire":
+                    if expire:
+                        continue
+                    expire = True
                 elif rule.action == "hook" and rule.hook is not None:
                     hooks.append(rule.hook)
+                elif rule.action == "after" and rule.hook is not None:
+                    after.append(rule.hook)
                 rule.hits += 1
                 if rule.remaining is not None:
                     rule.remaining -= 1
@@ -228,7 +271,9 @@ class Faults:
             message=status_rule.message if status_rule else None,
             reset=reset is not None and not reset.after,
             reset_after=reset is not None and reset.after,
+            expire=expire,
             hooks=tuple(hooks),
+            after=tuple(after),
         )
 
 

@@ -40,15 +40,19 @@ def kube_api(apiserver: ApiServer) -> Iterator[client.ApiClient]:
         api_client.close()
 
 
-def write_kubeconfig(path: Path, server_url: str, *, namespace: str = "default") -> Path:
-    """Write a minimal kubeconfig (one cluster, one user without credentials, one context)."""
+def write_kubeconfig(
+    path: Path, server_url: str, *, namespace: str = "default", token: str | None = None
+) -> Path:
+    """Write a minimal kubeconfig (one cluster, one user, one context); the user is the
+    double's admin without a `token`, else the service account the token was minted for."""
+    user = f"{{token: {token}}}" if token is not None else "{}"
     path.write_text(
         "apiVersion: v1\n"
         "kind: Config\n"
         "clusters:\n"
         f"- name: double\n  cluster:\n    server: {server_url}\n"
         "users:\n"
-        "- name: double\n  user: {}\n"
+        f"- name: double\n  user: {user}\n"
         "contexts:\n"
         f"- name: double\n  context:\n    cluster: double\n    user: double\n"
         f"    namespace: {namespace}\n"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.apiserver import errors, validation
+from tests.apiserver import errors, rbac_validation, validation
 from tests.apiserver.selectors import FieldGetter
 
 JSON = dict[str, Any]
@@ -67,10 +67,12 @@ class ResourceType:
     storage: str  # resources sharing a storage see the same objects (core and events.k8s.io Events)
     short_names: tuple[str, ...] = ()
     status_subresource: bool = False
+    token_subresource: bool = False  # serviceaccounts/token (TokenRequest)
     allow_create_on_update: bool = False
     allow_unconditional_update: bool = True
     fields: Mapping[str, FieldGetter] = field(default_factory=dict)
     validate: Callable[[JSON], list[Cause]] = _no_causes
+    name_check: Callable[[str, str], list[Cause]] | None = None  # None: a DNS subdomain
     prepare: Callable[[JSON, JSON | None], None] = _noop  # (new, old or None on create)
     to_storage: Callable[[JSON], JSON] = _identity
     from_storage: Callable[[JSON], JSON] = _identity
@@ -336,7 +338,84 @@ CONFIGMAPS = ResourceType(
     prepare=_prepare_configmap,
 )
 
-RESOURCES: tuple[ResourceType, ...] = (NODES, NAMESPACES, CONFIGMAPS, EVENTS, EVENTS_V1, LEASES)
+SERVICEACCOUNTS = ResourceType(
+    group="",
+    version="v1",
+    kind="ServiceAccount",
+    plural="serviceaccounts",
+    singular="serviceaccount",
+    namespaced=True,
+    definition="io.k8s.api.core.v1.ServiceAccount",
+    storage="serviceaccounts",
+    short_names=("sa",),
+    token_subresource=True,
+)
+
+
+def _rbac(kind: str, plural: str, namespaced: bool, **kwargs: Any) -> ResourceType:
+    return ResourceType(
+        group=rbac_validation.RBAC_GROUP,
+        version="v1",
+        kind=kind,
+        plural=plural,
+        singular=kind.lower(),
+        namespaced=namespaced,
+        definition=f"io.k8s.api.rbac.v1.{kind}",
+        storage=plural,
+        name_check=rbac_validation.path_segment_name,
+        **kwargs,
+    )
+
+
+ROLES = _rbac("Role", "roles", True, validate=rbac_validation.role)
+CLUSTERROLES = _rbac("ClusterRole", "clusterroles", False, validate=rbac_validation.cluster_role)
+ROLEBINDINGS = _rbac(
+    "RoleBinding",
+    "rolebindings",
+    True,
+    validate=rbac_validation.role_binding,
+    prepare=rbac_validation.keep_role_ref,
+)
+CLUSTERROLEBINDINGS = _rbac(
+    "ClusterRoleBinding",
+    "clusterrolebindings",
+    False,
+    validate=rbac_validation.cluster_role_binding,
+    prepare=rbac_validation.keep_role_ref,
+)
+RBAC_RESOURCES = (ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS)
+
+
+def _admission(kind: str, plural: str) -> ResourceType:
+    return ResourceType(
+        group="admissionregistration.k8s.io",
+        version="v1",
+        kind=kind,
+        plural=plural,
+        singular=kind.lower(),
+        namespaced=False,
+        definition=f"io.k8s.api.admissionregistration.v1.{kind}",
+        storage=plural,
+    )
+
+
+VALIDATING_POLICIES = _admission("ValidatingAdmissionPolicy", "validatingadmissionpolicies")
+VALIDATING_POLICY_BINDINGS = _admission(
+    "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings"
+)
+
+RESOURCES: tuple[ResourceType, ...] = (
+    NODES,
+    NAMESPACES,
+    CONFIGMAPS,
+    EVENTS,
+    EVENTS_V1,
+    LEASES,
+    SERVICEACCOUNTS,
+    *RBAC_RESOURCES,
+    VALIDATING_POLICIES,
+    VALIDATING_POLICY_BINDINGS,
+)
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -440,6 +519,18 @@ def api_resource_list(
                     "namespaced": rt.namespaced,
                     "kind": rt.kind,
                     "verbs": ["get", "patch", "update"],
+                }
+            )
+        if rt.token_subresource:
+            resources.append(
+                {
+                    "name": f"{rt.plural}/token",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "group": "authentication.k8s.io",
+                    "version": "v1",
+                    "kind": "TokenRequest",
+                    "verbs": ["create"],
                 }
             )
     return {

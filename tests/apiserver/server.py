@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.apiserver import errors, listoptions, openapi, resources, schema
+from tests.apiserver import admission, errors, listoptions, openapi, rbac, resources, schema
 from tests.apiserver.errors import ApiError
 from tests.apiserver.faults import Decision, Faults, LoggedRequest, RequestInfo, RequestLog
 from tests.apiserver.resources import NODES, ResourceType
@@ -70,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
     server_version = "apiserver-double"
+    attrs: rbac.Attributes | None = None  # the request's, once authorized (None: the admin)
 
     def setup(self) -> None:
         super().setup()
@@ -189,6 +190,13 @@ class _Handler(BaseHTTPRequestHandler):
             namespace=route.namespace,
             subresource=route.subresource,
         )
+        headers_in = dict(self.headers.items())
+        try:
+            self.attrs = api.access.check(method, path, query, headers_in)
+        except ApiError as exc:  # 401 or 403: before any fault, as authn/authz come first
+            api._log(info, exc.code, headers_in)
+            self._send_json(exc.code, exc.status())
+            return
         decision = api.faults.decide(info)
         if decision.latency > 0:
             time.sleep(min(decision.latency, 30.0))
@@ -204,14 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
                     reset_after=False,
                 )
                 break
-        headers_in = dict(self.headers.items())
         if decision.reset:
             api._log(info, 0, headers_in)
             self._reset()
             return
         if route.verb == "watch" and not decision.status and route_error is None:
             try:
-                self._watch(route, query, info)  # logs itself once the stream is open
+                self._watch(route, query, info, expire=decision.expire)  # logs once open
             except ApiError as exc:
                 api._log(info, exc.code, headers_in)
                 self._send_json(exc.code, exc.status())
@@ -219,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
         code, payload, ctype, headers = self._respond(
             route, route_error, decision, query, content_type, raw, body
         )
+        for hook in decision.after:
+            hook(info)  # another writer, reacting to this request once it was served
         if decision.reset_after:
             api._log(info, 0, headers_in)  # served, but the client never gets the answer
             self._reset()
@@ -267,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             if route.kind == "discovery":
                 return 200, _encode(route.document), "application/json", {}
             status, result, headers = api.serve(
-                route, query, content_type, raw, body, self.headers.get("Accept", "")
+                route, query, content_type, raw, body, self.headers.get("Accept", ""), self.attrs
             )
             return status, _encode(result), "application/json", headers
         except ApiError as exc:
@@ -278,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- watch
 
-    def _watch(self, route: Route, query: dict[str, str], info: RequestInfo) -> None:
+    def _watch(
+        self, route: Route, query: dict[str, str], info: RequestInfo, *, expire: bool = False
+    ) -> None:
         api = self.server.api
         rt = route.rt
         assert rt is not None
@@ -323,6 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
             write("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
 
         try:
+            if expire and sub.expired is None:  # an injected 410 (Faults.expire)
+                sub.expired = errors.expired(f"too old resource version: {start_rv}")
             if sub.expired is not None:
                 write("ERROR", sub.expired.status())
                 self.wfile.write(b"0\r\n\r\n")
@@ -387,6 +400,8 @@ class ApiServer:
         kube_version: tuple[int, int, int] = (1, 32, 4),
     ) -> None:
         self.store = Store(history_limit=history_limit)
+        self.access = rbac.Access(self.store)
+        self.admission = admission.Admission(self.store)
         self.faults = Faults()
         self.log = RequestLog()
         self.bookmark_interval = bookmark_interval
@@ -542,7 +557,9 @@ class ApiServer:
             raise ApiError(404, "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub is not None and (sub != "status" or not rt.status_subresource):
+        if sub is not None and not (
+            (sub == "status" and rt.status_subresource) or (sub == "token" and rt.token_subresource)
+        ):
             raise ApiError(404, "the server could not find the requested resource")
         if name is not None and rt.namespaced and namespace is None:
             raise ApiError(404, "the server could not find the requested resource")
@@ -554,7 +571,11 @@ class ApiServer:
             ("POST", False): "create",
             ("DELETE", False): "deletecollection",
         }
-        if method == "GET" and name is None:
+        if sub == "token":
+            if method != "POST":
+                raise errors.method_not_allowed(method)
+            verb = "create"
+        elif method == "GET" and name is None:
             verb = "watch" if _bool(query, "watch") else "list"
         else:
             found = verbs.get((method, name is not None))
@@ -583,10 +604,16 @@ class ApiServer:
         raw: bytes,
         body: Any,
         accept: str,
+        attrs: rbac.Attributes | None = None,
+        *,
+        admitted: bool = False,
     ) -> tuple[int, Any, dict[str, str]]:
         """Serve one non-watch resource request: (status, body, headers)."""
         rt = route.rt
         assert rt is not None
+        reviewed = route.verb in admission.WRITES and route.subresource != "token"
+        if reviewed and not admitted and self.admission.active():
+            return self._admitted(route, query, content_type, raw, body, accept, attrs)
         store = self.store
         ns = route.namespace
         dry_run = query.get("dryRun") == "All"
@@ -632,6 +659,9 @@ class ApiServer:
             result = (
                 resources.table(rt, listed["items"], listed["metadata"]) if wants_table else listed
             )
+        elif route.subresource == "token":
+            result = self.access.token_request(ns or "", route.name or "", parsed_body())
+            status = 201
         elif route.verb == "create":
             result = store.create(
                 rt, ns, parsed_body(), dry_run=dry_run, strict=strict, warnings=warnings
@@ -710,6 +740,38 @@ class ApiServer:
             )
         return status, result, headers
 
+    def _admitted(
+        self,
+        route: Route,
+        query: dict[str, str],
+        content_type: str | None,
+        raw: bytes,
+        body: Any,
+        accept: str,
+        attrs: rbac.Attributes | None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A write the stored admission policies review first, on the object the same
+        write would store (computed as a dry run), under the store's lock."""
+        rt = route.rt
+        assert rt is not None
+        with self.store.lock:
+            old = None
+            if route.name:
+                with contextlib.suppress(ApiError):
+                    old = self.store.get(rt, route.namespace, route.name)
+            obj = None
+            if route.verb != "delete":
+                dry = {**query, "dryRun": "All"}
+                _, obj, _ = self.serve(route, dry, content_type, raw, body, accept, admitted=True)
+            name = route.name or ((obj or {}).get("metadata") or {}).get("name", "")
+            request = admission.request_for(
+                rt, route.verb, attrs, name, route.namespace or "", route.subresource or "",
+                query.get("dryRun") == "All",
+            )  # fmt: skip
+            if request is not None:
+                self.admission.review(request, obj, old)
+            return self.serve(route, query, content_type, raw, body, accept, attrs, admitted=True)
+
     # ------------------------------------------------------------ test API
 
     def compact(self, rv: int | None = None) -> int:
@@ -750,6 +812,17 @@ class ApiServer:
             ns = (obj.get("metadata") or {}).get("namespace") if rt.namespaced else None
             out.append(schema.clone(self.store.create(rt, ns, obj)))
         return out
+
+    def token(
+        self, namespace: str, name: str, *, node: str | None = None, seconds: int = 3600
+    ) -> str:
+        """A token for ServiceAccount namespace/name, minted as TokenRequest mints it (bound
+        to Node `node`, whose name admission then sees, as for a pod on that node)."""
+        spec: JSON = {"expirationSeconds": seconds}
+        if node is not None:
+            spec["boundObjectRef"] = {"kind": "Node", "apiVersion": "v1", "name": node}
+        issued = self.access.token_request(namespace, name, {"spec": spec})
+        return str(issued["status"]["token"])
 
     def seed_node(self, node: JSON | str, **kwargs: Any) -> JSON:
         """Create one Node: a full object, or a name plus `make_node` keyword arguments."""

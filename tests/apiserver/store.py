@@ -316,7 +316,9 @@ class Store:
 
     def _validate(self, rt: ResourceType, obj: JSON) -> None:
         meta = _meta(obj)
-        causes = validation.object_meta(meta, namespace_name=rt is NAMESPACES) + rt.validate(obj)
+        causes = validation.object_meta(
+            meta, namespace_name=rt is NAMESPACES, name_check=rt.name_check
+        ) + rt.validate(obj)
         if causes:
             raise errors.invalid(rt.kind, rt.group, meta.get("name", ""), causes)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 Cause = tuple[str, str, str]  # (field, reason, message)
@@ -108,14 +109,20 @@ def label_value(field: str, value: str) -> list[Cause]:
     return []
 
 
-def object_meta(meta: dict[str, Any], *, namespace_name: bool = False) -> list[Cause]:
-    """metadata.name, labels and annotations."""
+def object_meta(
+    meta: dict[str, Any],
+    *,
+    namespace_name: bool = False,
+    name_check: Callable[[str, str], list[Cause]] | None = None,
+) -> list[Cause]:
+    """metadata.name (a DNS subdomain unless `name_check` says otherwise), labels and
+    annotations."""
     errs: list[Cause] = []
     name = meta.get("name") or ""
     if not name:
         errs.append(_required("metadata.name"))
     else:
-        check = dns_label if namespace_name else dns_subdomain
+        check = name_check or (dns_label if namespace_name else dns_subdomain)
         errs.extend(check("metadata.name", name))
     for key, value in (meta.get("labels") or {}).items():
         errs.extend(qualified_name("metadata.labels", key))
@@ -123,7 +130,7 @@ def object_meta(meta: dict[str, Any], *, namespace_name: bool = False) -> list[C
     total = 0
     for key, value in (meta.get("annotations") or {}).items():
         errs.extend(qualified_name("metadata.annotations", key.lower()))
-        total += len(key) + len(value)
+        total += len(key.encode()) + len(value.encode())  # Go's len: bytes, not characters
     if total > TOTAL_ANNOTATION_SIZE_LIMIT:
         errs.append(
             (

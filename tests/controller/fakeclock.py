@@ -20,7 +20,7 @@ class TimeBase:
     def __init__(self) -> None:
         self.now = 0.0
         self.cond = threading.Condition()
-        self.targets: dict[int, float] = {}  # per sleeping wait(): when it will wake
+        self.targets: dict[int, float] = {}  # per thread in wait(): when it will wake
 
     def advance(self, seconds: float) -> None:
         with self.cond:
@@ -44,6 +44,12 @@ class TimeBase:
     def sleepers(self) -> int:
         return sum(1 for target in self.targets.values() if target > self.now)
 
+    def asleep(self, thread: threading.Thread) -> bool:
+        """Whether ``thread`` waits on this time base with its wake-up still ahead."""
+        with self.cond:
+            target = self.targets.get(thread.ident or -1)
+            return target is not None and target > self.now
+
 
 class FakeClock:
     """One process's clocks: monotonic = base + offset, wall = EPOCH + base + wall skew."""
@@ -63,7 +69,7 @@ class FakeClock:
         cond = self.base.cond
         with cond:
             target = self.base.now + seconds
-            key = id(stop)
+            key = threading.get_ident()
             self.base.targets[key] = target
             cond.notify_all()
             try:

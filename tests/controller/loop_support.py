@@ -1,8 +1,10 @@
 """A running reconcile loop against the API-server double, for the controller's tests.
 
 The loop gets the real client over HTTP (KubeBackend with millisecond backoff, the
-KubeWatcher), the example nodes and sites/, and a clock whose wall time the test sets
-(Kilo's ``last-seen`` freshness is judged against it) while waits stay short and real.
+KubeWatcher) holding the controller's own service-account token, on a double that
+enforces the RBAC deploy/base ships; the example nodes and sites/; and a clock whose wall
+time the test sets (Kilo's ``last-seen`` freshness is judged against it) while waits
+stay short and real.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
 
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.kube import KubeBackend, RetryPolicy
 from reconciler.adapters.kubewatch import KubeWatcher
 from reconciler.controller.informer import InformerSettings
-from reconciler.controller.loop import LoopSettings, ReconcileLoop, Revision
+from reconciler.controller.loop import LoopSettings, ReconcileLoop
+from reconciler.controller.plans import Revision
 from reconciler.core.loading.load import load
 from reconciler.core.planning.planner import Planner
+from reconciler.model import keys
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import Observer
+from tests import shipped_rbac
 from tests.apiserver import ApiServer
+from tests.shipped_rbac import CONTROLLER, NAMESPACE, Shipped
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_NODES = REPO / "examples" / "nodes.yaml"
@@ -71,10 +76,15 @@ def example_topology() -> Topology:
     return result.topology
 
 
-def seed_examples(apiserver: ApiServer) -> None:
+def seed_examples(apiserver: ApiServer, last_seen: int | None = None) -> None:
+    """The nodes of examples/nodes.yaml; with ``last_seen``, Kilo's check-ins made then
+    (a command reading a live cluster judges them at this machine's clock)."""
     for item in yaml.safe_load(EXAMPLE_NODES.read_text())["items"]:
         for key in SERVER_SET:
             item["metadata"].pop(key, None)
+        annotations = item["metadata"].get("annotations") or {}
+        if last_seen is not None and keys.KILO_LAST_SEEN in annotations:
+            annotations[keys.KILO_LAST_SEEN] = str(last_seen)
         apiserver.seed(item)
 
 
@@ -118,6 +128,13 @@ def heartbeat(apiserver: ApiServer, now: int) -> None:
         annotate(apiserver, node["metadata"]["name"], **{"kilo.squat.ai/last-seen": str(now)})
 
 
+def as_shipped(apiserver: ApiServer) -> Shipped:
+    """The double with deploy/base's RBAC (loaded now if it is not there yet)."""
+    if apiserver.get("ServiceAccount", CONTROLLER, NAMESPACE) is None:
+        return shipped_rbac.load(apiserver)
+    return Shipped(apiserver)
+
+
 @contextmanager
 def running_loop(
     apiserver: ApiServer,
@@ -129,10 +146,10 @@ def running_loop(
     observer: Observer | None = None,
     resync: float = 3600.0,
 ) -> Iterator[ReconcileLoop]:
-    """A loop running in a thread on the double; stopped (and joined) at the end."""
-    config = client.Configuration(host=apiserver.url)
-    config.retries = False
-    api = client.ApiClient(config)
+    """A loop running in a thread on the double, as the controller's service account
+    (deploy/base's RBAC is loaded unless it is there); stopped (and joined) at the end."""
+    shipped = as_shipped(apiserver)
+    api = shipped.api(shipped.controller_token())
     backend = KubeBackend(api, RetryPolicy(attempts=8, initial=0.01, cap=0.05, max_delay=10.0))
     settings = LoopSettings(
         resync=resync,

@@ -32,7 +32,10 @@ NAMES = [
     "topoctl_source_errors_total",
     "topoctl_leader",
     "topoctl_watch_restarts_total",
+    "topoctl_node_lists_total",
+    "topoctl_watch_backoff_seconds",
     "topoctl_agent_ready",
+    "topoctl_flapping_keys",
     "topoctl_node_deletions_total",
     "topoctl_node_deletions_withheld_total",
     "topoctl_revision_refused_total",
@@ -48,7 +51,7 @@ class Endpoints:
         self.metrics = Metrics()
         self.server = HttpServer(
             "127.0.0.1:0",
-            self.metrics.registry,
+            self.metrics,
             live=self.heartbeat,
             ready=lambda: self.is_ready,
             hook=Hook(SECRET, self.fetch) if hook else None,
@@ -206,7 +209,7 @@ def test_a_webhook_makes_the_source_fetch_the_new_commit_at_once(tmp_path: Path)
     )
     server = HttpServer(
         "127.0.0.1:0",
-        Metrics().registry,
+        Metrics(),
         live=lambda: True,
         ready=lambda: source.good is not None,
         hook=Hook(SECRET, source.request_fetch),

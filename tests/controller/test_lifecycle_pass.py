@@ -4,41 +4,59 @@ before the Event before the DELETE, only on the lease holder, never past the bud
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 from msgspec.structs import replace
 
 from reconciler.adapters.kubestatus import KubeStatusStore
-from reconciler.controller.lifecycle import ConfigMapRecords, LifecyclePass
+from reconciler.controller.lifecycle import LifecyclePass
+from reconciler.controller.plans import PlannedView
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
-from reconciler.core.planning.plan import NodeDeletion
+from reconciler.core.rendering.status import status_text
 from reconciler.model import keys
+from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
 from reconciler.ports import BackendError, ConflictError
+from reconciler.usecases.statusmap import StatusConfigMap
 from tests.apiserver import ApiServer
+from tests.controller.deployed import Deployed, deployed_controller
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, cluster, fsn1
-from tests.lifecycle_support import NOW
+from tests.fakes import MemoryEvents, MemoryStatusStore
+from tests.lifecycle_support import NOW, planned_view
+from tests.shipped_rbac import NAMESPACE, Shipped, rbac_objects
 
 DEAD_IP = "10.0.1.2"
 
 
-class Store:
+class Store(MemoryStatusStore):
+    """The status ConfigMap, holding ``record`` (its text, or ``problem`` when unreadable)."""
+
     def __init__(self, record: DeletionRecord | None = None, fail: bool = False) -> None:
-        self.record = record or DeletionRecord()
+        if record is None:
+            super().__init__()
+        else:
+            super().__init__({"deletions": record.render() if record.readable else record.problem})
         self.fail = fail
-        self.saves = 0
 
-    def load_record(self) -> DeletionRecord:
-        return self.record
-
-    def save_record(self, record: DeletionRecord) -> None:
+    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
         if self.fail:
             raise BackendError("configmap topoctl-status: 500")
-        self.saves += 1
-        self.record = record
+        return super().write(data, resource_version)
+
+    @property
+    def saves(self) -> int:
+        return self.writes
+
+    @property
+    def record(self) -> DeletionRecord:
+        return DeletionRecord.parse((self.data or {}).get("deletions"))
 
 
 class Deleter:
@@ -51,12 +69,22 @@ class Deleter:
         self.log.append(f"delete {name} {uid} {resource_version}")
 
 
+def view_of(
+    topology: Topology, nodes: list[NodeState], clock: FakeClock
+) -> Callable[[], PlannedView]:
+    """What the shared planner shows the lifecycle: the sites planned (Kilo's freshness
+    judged at the controller's clock), the nodes."""
+    view = planned_view(topology, nodes, int(clock.wall().timestamp()))
+    return lambda: view
+
+
 def make(
     nodes: list[NodeState],
     *,
     topology: Topology | None = None,
     store: Store | None = None,
     holder: bool = True,
+    may_write: Callable[[], bool] | None = None,
     dry_run: bool = False,
     conflict: bool = False,
     kilo: bool = True,
@@ -67,17 +95,18 @@ def make(
     store = store or Store()
     topo = topology or fsn1()
 
-    def announce(deletion: NodeDeletion) -> None:
-        log.append(f"event {deletion.node} after {store.saves} record saves")
+    def announce(event: EventRecord) -> None:
+        assert event.reason == "NodeDeleted"
+        log.append(f"event {event.node} after {store.saves} record saves")
 
     lifecycle = LifecyclePass(
-        lambda: (topo, kilo_checked_in(nodes, clock) if kilo else nodes),
+        view_of(topo, kilo_checked_in(nodes, clock) if kilo else nodes, clock),
         prober,
         Deleter(log, conflict),
-        store,
+        StatusConfigMap(store),
         clock,
-        may_write=lambda: holder,
-        announce=announce,
+        may_write=may_write or (lambda: holder),
+        events=MemoryEvents(announce),
         dry_run=dry_run,
     )
     return lifecycle, clock, prober, log, store
@@ -85,7 +114,7 @@ def make(
 
 def kilo_checked_in(nodes: list[NodeState], clock: FakeClock) -> list[NodeState]:
     """The nodes as the controller sees them while Kilo runs: every Ready node checked
-    in just now (the pass judges Kilo's freshness at the controller's clock)."""
+    in just now (the sites are planned at the controller's clock)."""
     seen = str(int(clock.wall().timestamp()))
     return [
         replace(n, annotations={**n.annotations, **kilo_annotations(n, seen)})
@@ -195,11 +224,11 @@ def test_the_record_lives_in_the_status_configmap_beside_the_status(
 ) -> None:
     store = KubeStatusStore(kube_api, "default", "topoctl-status")
     store.write({"status.json": "{}", "fetchRequestedAt": "x"}, None)
-    records = ConfigMapRecords(store)
-    assert records.load_record() == DeletionRecord()
+    records = StatusConfigMap(store)
+    assert records.read_record() == DeletionRecord()
     record = DeletionRecord().with_deletions([Deletion(NOW, "w-2")], NOW)
-    records.save_record(record)
-    assert records.load_record() == record
+    records.update_record(lambda _stored: record)
+    assert records.read_record() == record
     current = store.read()
     assert current is not None and current.data["fetchRequestedAt"] == "x"
     assert json.loads(current.data["deletions"])["deletions"] == [["2026-12-02T20:00:00Z", "w-2"]]
@@ -217,11 +246,11 @@ def test_a_nudge_looks_at_once_but_probes_at_most_once_per_interval() -> None:
 
 
 def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
-    holder = iter([True, True, False])  # the pass, before the record, after the Event
-    lifecycle, clock, _, log, store = make(cluster(["w-2"]))
+    lease = Lease()
+    lifecycle, clock, _, log, store = make(cluster(["w-2"]), may_write=lease)
     steps(lifecycle, clock, 3)  # not silent long enough yet
     assert log == []
-    lifecycle.may_write = lambda: next(holder, False)
+    lease.answers = iter([True, True, False])  # the pass, before the record, after the Event
     clock.at += timedelta(seconds=20)
     lifecycle.step()
     assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
@@ -229,9 +258,9 @@ def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
 
 
 def test_a_site_whose_kilo_is_silent_deletes_nothing() -> None:
-    """Kilo's agents there stopped checking in: its leader is unknown, and a site whose
-    leader cannot be predicted never loses a member."""
-    seen = str(int(NOW.timestamp()))
+    """Kilo's agents there stopped checking in 100 s before the sites were planned: its
+    leader is unknown, and a site whose leader cannot be predicted never loses a member."""
+    seen = str(int((NOW - timedelta(seconds=100)).timestamp()))
     nodes = [
         replace(n, annotations={**n.annotations, **kilo_annotations(n, seen)})
         for n in cluster(["w-2"])
@@ -243,3 +272,80 @@ def test_a_site_whose_kilo_is_silent_deletes_nothing() -> None:
     decided = lifecycle.stats.last
     assert decided is not None and decided.deletions == ()
     assert any("no Kilo leader can be predicted" in w.text for w in decided.withheld)
+
+
+class Lease:
+    """A lease held until ``answers`` says otherwise (then lost once they run out)."""
+
+    def __init__(self) -> None:
+        self.answers: Iterator[bool] | None = None
+
+    def __call__(self) -> bool:
+        return True if self.answers is None else next(self.answers, False)
+
+
+# ------------------------------------------- as deployed: the shipped RBAC, over HTTP
+
+
+@pytest.fixture
+def deployed(shipped: Shipped, tmp_path: Path) -> Iterator[Deployed]:
+    """The controller's own wiring as its service account, under the shipped RBAC
+    (tests/controller/deployed.py)."""
+    with deployed_controller(shipped, tmp_path) as wired:
+        yield wired
+
+
+def test_the_shipped_rbac_lets_the_lifecycle_delete_a_dead_node(deployed: Deployed) -> None:
+    lifecycle, apiserver = deployed.controller.lifecycle, deployed.apiserver
+    deployed.steps(5)
+    assert lifecycle.stats.deleted == ["w-2"]
+    assert apiserver.node("w-2") is None
+    assert [e.status for e in apiserver.log.filter(verb="delete", resource="nodes")] == [200]
+    status = apiserver.get("ConfigMap", "topoctl-status", NAMESPACE)
+    assert status is not None and "w-2" in status["data"]["deletions"]
+    (event,) = [e for e in apiserver.objects("Event", "default") if e["reason"] == "NodeDeleted"]
+    assert "no answer from 10.0.1.2" in event["message"]
+    assert apiserver.log.count(status=403) == 0
+
+
+def test_a_pass_that_cannot_list_node_leases_deletes_nothing_and_says_why(
+    deployed: Deployed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RBAC without the node-lease grant (deploy/ shipped none): each pass fails in one
+    log line, counted and shown in the status; once granted, the next pass deletes."""
+    controller, apiserver = deployed.controller, deployed.apiserver
+    (grant,) = [
+        o
+        for o in rbac_objects()
+        if o["metadata"]["name"] == "topoctl-node-leases" and o["kind"] == "RoleBinding"
+    ]
+    apiserver.delete("RoleBinding", "topoctl-node-leases", "kube-node-lease")
+    stop = threading.Event()
+    seen: list[str | None] = []
+
+    def failed(why: str | None) -> None:
+        controller.status.lifecycle_failed(why)
+        seen.append(why)
+        if len(seen) >= 6:
+            stop.set()
+
+    controller.lifecycle.on_failure = failed
+    with caplog.at_level(logging.WARNING, logger="topoctl.lifecycle"):
+        controller.lifecycle.run(stop)
+    assert apiserver.node("w-2") is not None and controller.lifecycle.stats.deleted == []
+    assert seen[-1] is not None and 'cannot list resource "leases"' in seen[-1]
+    assert "no deletion without the node Leases" in seen[-1]
+    warnings = [r for r in caplog.records if r.name == "topoctl.lifecycle"]
+    assert warnings and all(r.exc_info is None for r in warnings)  # no traceback
+    assert "lifecycle pass failed, nothing deleted" in warnings[-1].getMessage()
+    assert controller.metrics.lifecycle_failures._value.get() == len(warnings)
+    doc = controller.status.document
+    assert "kube-node-lease" in doc["lifecycle"]["lastError"]
+    assert "lifecycle: failing since" in status_text(doc)
+
+    apiserver.seed(grant)  # granted again
+    controller.lifecycle.on_failure = controller.status.lifecycle_failed
+    deployed.steps(2)
+    controller.lifecycle.on_failure(None)
+    assert controller.lifecycle.stats.deleted == ["w-2"]
+    assert controller.status.document["lifecycle"] == {"lastError": None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,9 +18,10 @@ from kubernetes import client
 from reconciler.adapters.kubestatus import KubeEventSink
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.loop import ReconcileLoop
-from reconciler.controller.status import StatusReporter, status_text
+from reconciler.controller.status import StatusReporter
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
+from reconciler.core.rendering.status import status_text
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
 from reconciler.model.topology import Topology
@@ -201,9 +203,9 @@ def test_dropped_streams_410_and_5xx_lose_and_repeat_no_write(
 
 
 def test_a_leader_that_alone_stops_checking_in_moves_the_predicted_leader(
-    cluster: ApiServer, topology: Topology, clock: WallClock, kube_api: client.ApiClient
+    cluster: ApiServer, topology: Topology, clock: WallClock, controller_api: client.ApiClient
 ) -> None:
-    events = EventRecorder(KubeEventSink(kube_api, "topoctl-0"), clock)
+    events = EventRecorder(KubeEventSink(controller_api, "topoctl-0"), clock)
     reporter = StatusReporter(None, events, clock)
     with running_loop(cluster, topology, clock, observer=reporter) as loop:
         settle(loop, cluster, topology, clock)
@@ -228,12 +230,12 @@ def test_a_leader_that_alone_stops_checking_in_moves_the_predicted_leader(
 
 
 def test_kilo_going_silent_everywhere_withdraws_nothing(
-    cluster: ApiServer, topology: Topology, clock: WallClock, kube_api: client.ApiClient
+    cluster: ApiServer, topology: Topology, clock: WallClock, controller_api: client.ApiClient
 ) -> None:
     """Every Kilo agent stops: the check-ins run out one by one, which is no leader
     change; nothing is written, the status says why the leader is unknown, and once Kilo
     checks in again the leader is known again, still without a write."""
-    events = EventRecorder(KubeEventSink(kube_api, "topoctl-0"), clock)
+    events = EventRecorder(KubeEventSink(controller_api, "topoctl-0"), clock)
     reporter = StatusReporter(None, events, clock)
     with running_loop(cluster, topology, clock, observer=reporter) as loop:
         settle(loop, cluster, topology, clock)
@@ -296,13 +298,21 @@ class Planned:
     def __init__(self) -> None:
         self.sites: list[str] = []
 
-    def site_planned(self, plan: SitePlan, planner: Planner, revision: str, error: str) -> None:
+    def site_planned(
+        self,
+        plan: SitePlan,
+        planner: Planner,
+        revision: str,
+        error: str,
+        writes: Sequence[NodeWrite],
+        flapping: Sequence[str],
+    ) -> None:
         self.sites.append(plan.site)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         pass
 
-    def node_written(self, write: NodeWrite, revision: str) -> None:
+    def reconciled(self, result: str, seconds: float) -> None:
         pass
 
     def idle(self) -> None:

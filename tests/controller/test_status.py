@@ -13,29 +13,25 @@ from kubernetes import client
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.cli import main
 from reconciler.controller.events import EventRecorder
-from reconciler.controller.status import (
-    DOC_KEY,
-    DOC_LIMIT,
-    SIZE_LIMIT,
-    STATUS_NAME,
-    StatusReporter,
-    listing,
-    render,
-)
+from reconciler.controller.status import DOC_LIMIT, SIZE_LIMIT, StatusReporter, listing, render
 from reconciler.model.topology import Topology
+from reconciler.usecases.statusmap import DOC_KEY, STATUS_NAME, StatusConfigMap
 from tests.apiserver import ApiServer
 from tests.controller.fakeclock import FakeClock, TimeBase
 from tests.controller.loop_support import (
     EXAMPLE_SEEN,
     SHA,
     WallClock,
+    as_shipped,
     example_topology,
     running_loop,
     seed_examples,
     wait_until,
 )
+from tests.shipped_rbac import NAMESPACE
 
-NS = "default"
+NS = NAMESPACE  # the controller's, where its status ConfigMap lives
+NODE_EVENTS = "default"  # where Events about Nodes are recorded
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +41,9 @@ def topology() -> Topology:
 
 @pytest.fixture
 def api(apiserver: ApiServer) -> Iterator[client.ApiClient]:
-    config = client.Configuration(host=apiserver.url)
-    config.retries = False
-    api_client = client.ApiClient(config)
+    """The controller's service account, under the shipped RBAC."""
+    shipped = as_shipped(apiserver)
+    api_client = shipped.api(shipped.controller_token())
     yield api_client
     api_client.close()
 
@@ -57,7 +53,7 @@ def reporter_for(
 ) -> StatusReporter:
     events = EventRecorder(KubeEventSink(api, "topoctl-0"), clock)
     return StatusReporter(
-        KubeStatusStore(api, NS, STATUS_NAME),
+        StatusConfigMap(KubeStatusStore(api, NS, STATUS_NAME)),
         events,
         clock,
         min_interval=0.0,
@@ -104,21 +100,20 @@ def test_status_configmap_says_what_the_controller_did(
     assert doc["cluster"]["unassigned"]["items"] == ["build-runner-1"]
 
     # Events: TopologyApplied on every node written, naming the revision
-    events = apiserver.objects("Event", NS)
+    events = apiserver.objects("Event", NODE_EVENTS)
     applied = {e["involvedObject"]["name"] for e in events if e["reason"] == "TopologyApplied"}
     written = {e.name for e in apiserver.log.filter(verb="patch", resource="nodes", status=200)}
     assert applied == written
     assert all(SHA[:12] in e["message"] for e in events if e["reason"] == "TopologyApplied")
 
-    # topoctl status reads it back (namespace from the kubeconfig context)
-    text = CliRunner().invoke(main, ["status", "--kubeconfig", str(kubeconfig_path)])
+    # topoctl status reads it back
+    person = ["status", "--kubeconfig", str(kubeconfig_path), "--lease-namespace", NS]
+    text = CliRunner().invoke(main, person)
     assert text.exit_code == 0, text.output
     assert f"revision:  {SHA}" in text.output
     assert "hetzner-fsn1" in text.output and "fsn1-gw-1" in text.output
     assert "refused:   " + "f" * 40 in text.output
-    as_json = CliRunner().invoke(
-        main, ["status", "--kubeconfig", str(kubeconfig_path), "--format", "json"]
-    )
+    as_json = CliRunner().invoke(main, [*person, "--format", "json"])
     assert as_json.exit_code == 0, as_json.output
     parsed = json.loads(as_json.output)
     assert parsed["sites"]["hetzner-fsn1"]["members"]["count"] == 3
@@ -171,7 +166,7 @@ def test_the_status_stays_under_256_kib_with_counts(
     assert site["members"]["count"] == 8000 and len(site["members"]["items"]) < 8000
     assert site["members"]["items"][0] == "site-000-node-00000"
     # and the API takes it
-    KubeStatusStore(api, NS).write({DOC_KEY: text, "revision": SHA}, None)
+    KubeStatusStore(api, NS, STATUS_NAME).write({DOC_KEY: text, "revision": SHA}, None)
     found = stored(apiserver)
     assert found is not None and json.loads(found[DOC_KEY])["revision"] == SHA
 
@@ -189,7 +184,7 @@ def test_events_are_aggregated_by_node_and_reason_and_rate_limited(
     assert recorder.stats.created == 1 and recorder.stats.series_updates == 0
     base.advance(31)
     recorder.flush()
-    events = apiserver.objects("Event", NS)
+    events = apiserver.objects("Event", NODE_EVENTS)
     assert len(events) == 1
     assert events[0]["series"]["count"] == 10
     assert events[0]["message"] == "revision 9"

@@ -11,7 +11,10 @@ import pytest
 from reconciler.controller.webhook import (
     GITHUB,
     GITLAB,
+    MAX_ID,
+    Deliveries,
     WebhookSecretError,
+    delivery_keys,
     github_signature,
     read_secret,
     verify,
@@ -60,3 +63,19 @@ def test_the_secret_file(tmp_path: Path) -> None:
         read_secret(path)
     with pytest.raises(WebhookSecretError):
         read_secret(tmp_path / "absent")
+
+
+def test_a_delivery_is_known_by_its_id_and_by_its_body_within_a_bounded_memory() -> None:
+    sent = {"X-GitHub-Delivery": "a-guid", "X-Gitlab-Event-UUID": ""}
+    keys = delivery_keys(sent.get, b"push")
+    assert keys == [f"body:{hashlib.sha256(b'push').hexdigest()}", "x-github-delivery:a-guid"]
+    seen = Deliveries(size=4)
+    assert seen.first(keys)
+    assert not seen.first(keys)  # replayed
+    assert not seen.first(delivery_keys({"X-GitHub-Delivery": "new"}.get, b"push"))  # same body
+    assert not seen.first(delivery_keys({"X-GitHub-Delivery": "a-guid"}.get, b"other"))  # same id
+    for body in (b"1", b"2", b"3", b"4"):  # the memory keeps the last four keys only
+        assert seen.first(delivery_keys(headers(), body))
+    assert seen.first(keys)  # forgotten: known again as new
+    long = delivery_keys({"X-GitHub-Delivery": "x" * 1000}.get, b"5")
+    assert long[1] == "x-github-delivery:" + "x" * MAX_ID  # a bounded key, however long

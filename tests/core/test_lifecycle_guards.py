@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 from reconciler.core.lifecycle.guards import MemberFacts, SiteFacts, WithheldReason
 from reconciler.core.lifecycle.probes import NodeProbe
@@ -11,7 +13,17 @@ from reconciler.core.lifecycle.rules import Decisions, Delete, Observations, dec
 from reconciler.core.lifecycle.text import human_duration, percent, ratio_text
 from reconciler.model.state import NodeState
 from reconciler.model.topology import ClusterLifecycle
-from tests.lifecycle_support import NOW, answered, node, policy, rails, silent, site, unknown
+from tests.lifecycle_support import (
+    GUARD_RAILS,
+    NOW,
+    answered,
+    node,
+    policy,
+    rails,
+    silent,
+    site,
+    unknown,
+)
 
 
 def members(prefix: str, ready: int, dead: int, *, dead_for: int = 20) -> list[NodeState]:
@@ -174,7 +186,7 @@ def test_budget_takes_the_longest_dead_first_and_counts_this_round() -> None:
         "s-d3": WithheldReason.BUDGET_SPENT,
     }
     assert decisions.budget_left == 0
-    after = decisions.record_after(record, NOW)
+    after = record.with_deletions((Deletion(NOW, d.node) for d in decisions.deletions), NOW)
     assert [d.node for d in after.deletions] == ["old", "s-d0", "s-d1"]
     assert after.remaining(3, NOW) == 0
     assert after.remaining(3, NOW + timedelta(minutes=31)) == 1
@@ -186,13 +198,19 @@ def test_deletions_keep_a_stable_order_of_nodes() -> None:
     assert all(isinstance(d, Delete) for d in decisions.nodes)
 
 
-def test_reasons_name_guard_rails() -> None:
-    assert WithheldReason.SITE_DISRUPTED.guard_rail and WithheldReason.BUDGET_SPENT.guard_rail
-    assert not WithheldReason.ANSWERS_PING.guard_rail and not WithheldReason.PROTECTED.guard_rail
-    assert {r.value for r in WithheldReason} >= {
+def test_the_reasons_are_the_metric_labels_docs_lifecycle_md_lists() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md").read_text()
+    section = docs.split("## Reasons", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"`([a-z-]+)`", section) == [r.value for r in WithheldReason]
+    assert "The last seven are the guard rails." in section
+    assert {r.value for r in GUARD_RAILS} == {
+        "site-all-down",
+        "site-leader-down",
         "site-disrupted",
+        "cluster-disrupted",
         "vantage-cut-off",
-        "probe-failed",
+        "budget-spent",
+        "budget-unreadable",
     }
 
 

@@ -14,10 +14,12 @@ from reconciler.core.lifecycle.probes import ProbeSchedule
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
 from reconciler.core.rendering import plans
+from reconciler.core.rendering.comment import comment
 from reconciler.model.probe import ProbeOutcome, ProbeRound
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
-from reconciler.usecases.plan import Eyes, plan_once
+from reconciler.usecases.lifecycle import Eyes
+from reconciler.usecases.plan import plan_once
 from tests.core.test_plan import site, topology
 from tests.lifecycle_support import NOW, node
 
@@ -125,7 +127,7 @@ def test_a_silent_node_notready_long_enough_is_deleted_after_a_minute_of_probes(
     )  # probes took a minute
     assert the_plan.has_changes
     assert "1 node to delete" in plans.summary_line(the_plan)
-    assert "would delete w-2" in plans.markdown(the_plan)
+    assert "would delete w-2" in comment(the_plan)
     data = json.loads(plans.as_json(the_plan))
     assert data["summary"]["deletions"] == 1
     assert data["lifecycle"]["deletions"][0]["node"] == "w-2"

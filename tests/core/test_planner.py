@@ -54,6 +54,17 @@ def test_plan_site_is_the_matching_part_of_plan_all(
 
 
 @PROPERTY_SETTINGS
+@given(topo=with_granularity(), objects=live_nodes())
+def test_the_site_plans_assembled_are_plan_all(
+    topo: Topology, objects: list[dict[str, Any]]
+) -> None:
+    """The controller plans each site once, in its own reconcile, and assembles them."""
+    planner = Planner(topo, states_of(objects))
+    separately = [planner.plan_site(site.name) for site in topo.sites]
+    assert planner.assemble(separately) == planner.plan_all()
+
+
+@PROPERTY_SETTINGS
 @given(topo=topologies(), objects=live_nodes())
 def test_predicted_leader_is_find_leader_over_the_projected_nodes(
     topo: Topology, objects: list[dict[str, Any]]

@@ -1,9 +1,10 @@
 """deploy/ renders with kustomize into valid objects (strict, on the last four Kubernetes
-minor versions kubernetes-validate ships) that say what DESIGN.md asks of them."""
+minor versions kubernetes-validate ships) that say what docs/architecture.md asks of them."""
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.deploy.manifests import (
     BASE,
     COMPONENTS,
     EXAMPLE,
+    REPO,
     TARGETS,
     container,
     controller_flags,
@@ -41,7 +43,7 @@ KUBERNETES_VERSIONS = [
     f"{m[0]}.{m[1]}.0" for m in sorted({minor(v) for v in kv_utils.all_versions()})[-4:]
 ]
 # The interface of `topoctl run`, fixed by the controller's issue (its flags, plus the
-# credential files DESIGN.md settles). The --help comparison comes with the command.
+# credential files docs/controller.md describes). The --help comparison comes with the command.
 RUN_FLAGS = {
     "--git-url", "--git-ref", "--git-path", "--source-dir", "--poll",
     "--webhook-secret-file", "--cache-dir", "--kubeconfig", "--context", "--listen",
@@ -82,8 +84,12 @@ def test_the_example_uses_every_component() -> None:
     for component in COMPONENTS:
         assert f"../../components/{component.name}" in kustomization
     kinds = {o["kind"] for o in EXAMPLE_OBJECTS}
-    assert {"ServiceMonitor", "ValidatingAdmissionPolicy"} <= kinds
-    assert not {"ServiceMonitor", "ValidatingAdmissionPolicy"} & {o["kind"] for o in render(BASE)}
+    assert "ServiceMonitor" in kinds and "ServiceMonitor" not in {o["kind"] for o in render(BASE)}
+
+
+def test_the_agent_own_node_policy_is_on_by_default() -> None:
+    base = {o["kind"] for o in render(BASE)}
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= base
 
 
 @pytest.mark.parametrize("path", [BASE, EXAMPLE], ids=["base", "example"])
@@ -93,8 +99,18 @@ def test_everything_lives_in_the_one_privileged_namespace(path: Path) -> None:
     assert [n["metadata"]["name"] for n in namespaces] == ["topoctl-system"]
     labels = namespaces[0]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
-    namespaced = {o.get("metadata", {}).get("namespace") for o in objects} - {None}
-    assert namespaced == {"topoctl-system"}
+    elsewhere = {
+        (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in objects
+        if o["metadata"].get("namespace") not in (None, "topoctl-system")
+    }
+    # only grants where the controller's requests go: Node Events in default, the
+    # kubelets' node Leases in kube-node-lease
+    assert elsewhere == {
+        ("RoleBinding", "default", "topoctl-events"),
+        ("Role", "kube-node-lease", "topoctl-node-leases"),
+        ("RoleBinding", "kube-node-lease", "topoctl-node-leases"),
+    }
 
 
 # --- the controller ---------------------------------------------------------------------
@@ -196,11 +212,34 @@ def test_agent_pod_runs_a_valid_topoctl_agent_command() -> None:
     assert "The node agent" in result.output
 
 
-def test_images_come_from_the_overlay() -> None:
+def test_the_agent_protects_kilo_subnet_through_variables_its_flags_read() -> None:
+    command = main.get_command(click.Context(main), "agent")
+    assert command is not None
+    envvars = {f"--{p.name.replace('_', '-')}": p.envvar for p in command.params}
+    env = {e["name"]: e.get("value") for e in AGENT["env"]}
+    variables = [name for name in env if name.startswith("TOPOCTL_")]
+    assert env["TOPOCTL_KILO_SUBNET"] == "10.4.0.0/16"
+    for variable in variables:
+        assert envvars[env_flag(variable)] == variable, variable
+    # the commented Cozystack examples name variables the agent reads, and valid CIDRs
+    text = (BASE / "agent.yaml").read_text()
+    examples = re.findall(r"#\s+- name: (TOPOCTL_\w+)\n\s+#\s+value: (\S+)", text)
+    assert [name for name, _ in examples] == ["TOPOCTL_POD_CIDR", "TOPOCTL_SERVICE_CIDR"]
+    for variable, value in [*examples, ("TOPOCTL_KILO_SUBNET", env["TOPOCTL_KILO_SUBNET"])]:
+        assert envvars[env_flag(variable)] == variable, variable
+        ipaddress.ip_network(value)
+
+
+def test_the_image_is_named_only_by_a_release() -> None:
+    """No placeholder registry: the tree names the image `topoctl`, which each release's
+    topoctl.yaml (and the images: lines of its notes) pins to ghcr.io/<repository> by
+    digest (tests/test_release.py)."""
     images = {
         container(w, c)["image"] for w, c in ((DEPLOYMENT, "controller"), (DAEMONSET, "agent"))
     }
-    assert images == {"registry.example.com/topoctl:0.1.0"}
+    assert images == {"topoctl"}
+    tree = "\n".join(p.read_text() for p in (REPO / "deploy").rglob("*.yaml"))
+    assert "example.com/topoctl" not in tree and "REGISTRY" not in tree
 
 
 def _run_help() -> str:

@@ -1,4 +1,5 @@
-"""Least privilege: every right the manifests grant, listed and compared with DESIGN.md's."""
+"""Least privilege: every right the manifests grant, listed and compared with the rights
+docs/security.md gives each component."""
 
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ def _grants(sa: str, scope: str, group: str, resource: str, verbs: str, name: st
 
 EXPECTED: set[Grant] = (
     _grants("topoctl", "cluster", "", "nodes", "get list watch patch delete")
-    | _grants("topoctl", "cluster", "", "events", "create patch")
-    | _grants("topoctl", "cluster", "events.k8s.io", "events", "create patch")
+    # Events only where they are recorded: about Nodes in default, about the status
+    # ConfigMap beside it; events.k8s.io only (no core/v1 Event is sent).
+    | _grants("topoctl", "default", "events.k8s.io", "events", "create patch")
+    | _grants("topoctl", NS, "events.k8s.io", "events", "create patch")
     # resourceNames cannot restrict create: create alone, every other verb by name.
     | _grants("topoctl", NS, "coordination.k8s.io", "leases", "create")
-    | _grants("topoctl", NS, "coordination.k8s.io", "leases", "get update patch", "topoctl")
+    | _grants("topoctl", NS, "coordination.k8s.io", "leases", "get update", "topoctl")
     | _grants("topoctl", NS, "", "configmaps", "create")
-    | _grants("topoctl", NS, "", "configmaps", "get update patch watch", "topoctl-status")
-    | _grants("topoctl-agent", "cluster", "", "nodes", "get list watch patch")
+    | _grants("topoctl", NS, "", "configmaps", "get update", "topoctl-status")
+    # the kubelets' node Leases, a sign of life the lifecycle must see
+    | _grants("topoctl", "kube-node-lease", "coordination.k8s.io", "leases", "list")
+    | _grants("topoctl-agent", "cluster", "", "nodes", "get watch patch")
     | _grants("topoctl-agent", "cluster", "", "nodes/status", "patch")
 )
 

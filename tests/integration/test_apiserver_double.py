@@ -788,6 +788,41 @@ def test_answer_lost_after_the_write_was_applied(
     assert [e.status for e in apiserver.log.filter(verb="update")] == [0, 409]
 
 
+def test_an_injected_expiry_is_the_in_stream_410_of_a_compacted_version(
+    apiserver: ApiServer, core: client.CoreV1Api
+) -> None:
+    apiserver.seed_node("n1")
+    rv = core.list_node().metadata.resource_version
+    apiserver.faults.expire(times=1)
+    response: Any = core.list_node(
+        watch=True, resource_version=rv, timeout_seconds=5, _preload_content=False
+    )
+    assert response.status == 200
+    lines = [json.loads(line) for line in response.data.decode().splitlines() if line]
+    assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in lines] == [
+        ("ERROR", 410, "Expired")
+    ]
+    assert core.list_node().items  # lists are untouched
+    again: Any = core.list_node(
+        watch=True, resource_version=rv, timeout_seconds=1, _preload_content=False
+    )
+    assert b'"ERROR"' not in again.data  # `times` spent: the next watch is served
+
+
+def test_an_after_hook_reacts_to_a_served_write(
+    apiserver: ApiServer, core: client.CoreV1Api
+) -> None:
+    apiserver.seed_node("n1")
+
+    def revert(_req: RequestInfo) -> None:
+        apiserver.mutate_node("n1", lambda o: o["metadata"]["labels"].pop("a", None))
+
+    apiserver.faults.after(revert, method="PATCH")
+    answer = core.patch_node("n1", {"metadata": {"labels": {"a": "b"}}})
+    assert answer.metadata.labels["a"] == "b"  # the client's answer shows its own write
+    assert "a" not in apiserver.node("n1")["metadata"]["labels"]  # the other writer's since
+
+
 def test_latency(apiserver: ApiServer, core: client.CoreV1Api) -> None:
     apiserver.faults.latency(0.2, path="/nodes", times=1)
     started = time.monotonic()
@@ -886,7 +921,13 @@ def test_namespace_deletion_removes_its_objects(
 def test_discovery_and_version(apiserver: ApiServer) -> None:
     assert raw_get(apiserver, "/api")[1]["versions"] == ["v1"]
     groups = {g["name"] for g in raw_get(apiserver, "/apis")[1]["groups"]}
-    assert groups == {"coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"}
+    assert groups == {
+        "coordination.k8s.io",
+        "events.k8s.io",
+        "rbac.authorization.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+    }
     core_resources = {r["name"] for r in raw_get(apiserver, "/api/v1")[1]["resources"]}
     assert {"nodes", "nodes/status", "namespaces", "events"} <= core_resources
     assert raw_get(apiserver, "/version")[1]["gitVersion"].startswith("v1.")

@@ -31,7 +31,7 @@ from reconciler.core.planning.plan import Change, NodePlan, Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.core.planning.project import node_write
 from reconciler.model import captured, keys
-from reconciler.model.state import NodeState
+from reconciler.model.state import NodeState, NodeWrite
 from reconciler.model.topology import Topology
 from reconciler.usecases.executor import apply_plan, replanner
 from tests.apiserver import ApiServer
@@ -669,6 +669,51 @@ def _check_in(node: Obj) -> None:
 
 def _person_labels(node: Obj) -> None:
     node["metadata"]["labels"]["example.com/owner"] = "ops"
+
+
+def test_a_conflict_whose_re_plan_writes_nothing_reports_the_node_re_read(
+    cluster: ApiServer, topology: Topology, kubeconfig_path: Path
+) -> None:
+    """Another writer got there first with the very change planned: the 409's re-plan
+    writes nothing, and the report carries the node as re-read, so a caller whose reads
+    are stale (a controller whose lists fail) plans from it next instead of sending the
+    same stale write again."""
+    backend = kube.KubeBackend.connect(kubeconfig_path)
+    planner = Planner(topology, backend.list_nodes())
+    plan = planner.plan_all()
+    (node_plan,) = [n for n in plan.writes if n.node == GATEWAY]
+    write = node_write(planner.nodes[GATEWAY], node_plan)
+
+    def first(_: RequestInfo) -> None:
+        cluster.mutate_node(GATEWAY, lambda n: _written(n, write))
+
+    cluster.faults.before(first, times=1, method="PATCH", path=GATEWAY)
+    report = apply_plan(plan, planner.nodes, backend, backend, replanner(planner), parallel=1)
+    backend.close()
+    assert report.ok and report.conflicts_retried == 1
+    assert GATEWAY in report.unchanged and GATEWAY not in report.states
+    reread = report.reread[GATEWAY]
+    assert int(reread.resource_version) > int(planner.nodes[GATEWAY].resource_version)
+    again = planner.updated([reread]).plan_node(GATEWAY)
+    assert again is not None and not again.writes
+    assert [e.status for e in cluster.log.filter(verb="patch", name=GATEWAY)] == [409]
+
+
+def _written(node: Obj, write: NodeWrite) -> None:
+    """``write`` applied as another writer would have."""
+    meta = node["metadata"]
+    for field, values in (("annotations", write.annotations), ("labels", write.labels)):
+        target = meta.setdefault(field, {})
+        for key, value in values.items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    if write.taints is not None:
+        node.setdefault("spec", {})["taints"] = [
+            {"key": t.key, "effect": t.effect, **({"value": t.value} if t.value else {})}
+            for t in write.taints
+        ]
 
 
 def test_a_node_back_after_a_silence_is_re_planned(

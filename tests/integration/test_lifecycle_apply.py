@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.kube import KubeBackend
+from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.planning import savedplan
 from reconciler.core.planning.plan import Plan
 from reconciler.usecases import apply as applying
-from reconciler.usecases.apply import ApplyResult, DeletionPorts, apply_once
+from reconciler.usecases.apply import ApplyResult, apply_once
+from reconciler.usecases.deletion import DeletionPorts
 from reconciler.usecases.executor import StalePlanError
-from reconciler.usecases.plan import Eyes, plan_once
+from reconciler.usecases.lifecycle import Eyes
+from reconciler.usecases.plan import plan_once
 from tests.apiserver import ApiServer
 from tests.core.test_lifecycle_plan import FakeClock, FakeProber, fsn1
 
@@ -58,7 +62,9 @@ def converge(backend: KubeBackend) -> None:
 
 def apply_saved(plan: Plan, backend: KubeBackend) -> ApplyResult:
     loaded, _ = savedplan.load(savedplan.dump(plan, {}))
-    return applying.apply_saved(loaded, backend, lambda _p: True, 1, DeletionPorts(backend))
+    return applying.apply_saved(
+        loaded, backend, lambda _p: True, 1, DeletionPorts(backend, SystemClock())
+    )
 
 
 def test_a_saved_plan_deletes_the_dead_node_with_preconditions(
@@ -124,3 +130,60 @@ def test_the_command_line_deletes_as_the_controller_does_recorded_and_announced(
     assert status is not None and DEAD in status["data"]["deletions"]
     events = [e for e in cluster.objects("Event", "default") if e.get("reason") == "NodeDeleted"]
     assert len(events) == 1 and "no answer from 10.0.1.2" in events[0]["message"]
+
+
+def test_the_command_line_gives_the_budget_slot_back_when_the_delete_is_refused(
+    cluster: ApiServer, backend: KubeBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A deletion the command line recorded and announced, but whose DELETE was refused (the
+    node moved since it was judged: 409), gives its slot of the hourly budget back, as the
+    controller does (docs/lifecycle.md): the budget counts deletions done."""
+    from reconciler.cli.common import deletion_for
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # the lease namespace: default
+    converge(backend)
+    plan = plan_with_probes(backend)
+    cluster.mutate_node(DEAD, lambda n: n["metadata"]["labels"].update(back="yes"))
+
+    result = applying.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
+
+    assert result.report is not None and result.report.deleted == []
+    assert "changed since it was judged dead" in result.report.kept[DEAD]
+    assert cluster.node(DEAD) is not None
+    assert [e.status for e in cluster.log.filter(verb="delete")] == [409]
+    events = [e for e in cluster.objects("Event", "default") if e.get("reason") == "NodeDeleted"]
+    assert len(events) == 1  # recorded and announced before the DELETE was tried
+    status = cluster.get("ConfigMap", "topoctl-status", "default")
+    assert status is not None
+    assert DeletionRecord.parse(status["data"]["deletions"]) == DeletionRecord()
+
+
+def test_a_node_with_a_253_character_name_is_announced_then_deleted(
+    apiserver: ApiServer, backend: KubeBackend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its NodeDeleted Event gets a valid name (the node's cut), so the deletion it must
+    precede goes ahead; with an invalid name (422) the node would be kept for ever."""
+    from reconciler.cli.common import deletion_for
+
+    dead = "w-" + "x" * 61 + "." + ("y" * 62 + ".") * 2 + "z" * 63
+    assert len(dead) == 253
+    apiserver.seed_node("gw-1", internal_ip="10.0.0.1", pod_cidr="10.244.0.0/24")
+    for i in (1, 3, 4, 5):
+        apiserver.seed_node(f"w-{i}", internal_ip=f"10.0.1.{i}", pod_cidr="10.244.1.0/24")
+    hostname = {"kubernetes.io/hostname": "w-dead"}  # a label value holds 63 characters
+    apiserver.seed_node(
+        dead, internal_ip=DEAD_IP, pod_cidr="10.244.1.0/24", ready=None, labels=hostname
+    )
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # the lease namespace: default
+    converge(backend)
+    plan = plan_with_probes(backend)
+    assert [d.node for d in plan.deletions] == [dead]
+
+    result = applying.apply_saved(plan, backend, lambda _p: True, 1, deletion_for(backend))
+
+    assert result.report is not None and result.report.deleted == [dead]
+    assert apiserver.node(dead) is None
+    (event,) = [e for e in apiserver.objects("Event", "default") if e["reason"] == "NodeDeleted"]
+    assert event["involvedObject"]["name"] == dead and len(event["metadata"]["name"]) <= 253
+    order = [(e.verb, e.resource) for e in apiserver.log if e.verb in ("create", "delete")]
+    assert order.index(("create", "events")) < order.index(("delete", "nodes"))

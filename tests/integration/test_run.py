@@ -1,9 +1,10 @@
 """``topoctl run`` as a process: real git, the real client over HTTP against the double.
 
 Each test starts the controller as `topoctl run` would run in its pod (a subprocess, its
-own signals), pushes commits to a bare repository and reads what happened from the
+own signals, its namespace, its own service account's token and exactly the RBAC
+deploy/base ships), pushes commits to a bare repository and reads what happened from the
 double: the Nodes, the request log, the Lease and the status ConfigMap, and the
-controller's /metrics.
+controller's /metrics. A request the shipped RBAC does not grant fails the test.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver import ApiServer
-from tests.apiserver.fixtures import write_kubeconfig
+from tests.apiserver import ApiServer, make_lease
 from tests.controller.gitrepos import BROKEN_EAST, CLUSTER, EAST, Remote
+from tests.shipped_rbac import NAMESPACE, Shipped
 
 TOPOCTL = str(Path(sys.executable).parent / "topoctl")
 SECRET = b"s3cret"
@@ -72,11 +74,14 @@ class Run:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
-    def hook(self, body: bytes = b'{"ref":"refs/heads/main"}', secret: bytes = SECRET) -> int:
+    def hook(self, body: bytes | None = None, secret: bytes = SECRET) -> int:
+        """A push delivery as GitHub sends one: each a new delivery id and body."""
+        delivery = str(uuid.uuid4())
+        if body is None:
+            body = json.dumps({"ref": "refs/heads/main", "delivery": delivery}).encode()
         signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/hooks/git", body, {"X-Hub-Signature-256": signature}
-        )
+        headers = {"X-Hub-Signature-256": signature, "X-GitHub-Delivery": delivery}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/hooks/git", body, headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as answer:
                 return int(answer.status)
@@ -94,11 +99,22 @@ def remote(tmp_path: Path) -> Remote:
     return remote
 
 
+@pytest.fixture
+def apiserver(shipped: Shipped) -> Iterator[ApiServer]:
+    """The double with deploy/base's RBAC; no test may see a request it refuses."""
+    yield shipped.apiserver
+    log = shipped.apiserver.log.entries
+    assert log and all("authorization" in map(str.lower, e.headers) for e in log)  # the controller
+    refused = [(e.method, e.path) for e in log if e.status in (401, 403)]
+    assert not refused, refused
+
+
 @contextmanager
 def topoctl_run(
     apiserver: ApiServer, remote: Remote, tmp_path: Path, identity: str = "one", *extra: str
 ) -> Iterator[Run]:
-    kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{identity}", apiserver.url)
+    shipped = Shipped(apiserver)
+    kubeconfig = shipped.kubeconfig(tmp_path / f"kubeconfig-{identity}", shipped.controller_token())
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET)
     port = free_port()
@@ -106,7 +122,7 @@ def topoctl_run(
     args = [
         TOPOCTL, "run", "--git-url", remote.url, "--cache-dir", str(tmp_path / identity),
         "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{port}",
-        "--lease-namespace", "default", "--identity", identity, "--poll", "1h",
+        "--lease-namespace", NAMESPACE, "--identity", identity, "--poll", "1h",
         "--webhook-secret-file", str(secret), "--lease-duration", "3s", *extra,
     ]  # fmt: skip
     with log.open("wb") as out:
@@ -138,12 +154,12 @@ def node_writes(apiserver: ApiServer) -> int:
 
 def refused_events(apiserver: ApiServer) -> list[dict[str, Any]]:
     return [
-        e for e in apiserver.objects("Event", "default") if e.get("reason") == "RevisionRefused"
+        e for e in apiserver.objects("Event", NAMESPACE) if e.get("reason") == "RevisionRefused"
     ]
 
 
 def status(apiserver: ApiServer) -> dict[str, Any]:
-    cm = apiserver.get("ConfigMap", "topoctl-status", "default")
+    cm = apiserver.get("ConfigMap", "topoctl-status", NAMESPACE)
     if cm is None:
         return {}  # not published yet
     return dict(json.loads(cm["data"]["status.json"]))
@@ -172,7 +188,7 @@ def test_a_push_converges_a_refused_commit_writes_nothing_and_the_fix_lands(
         assert event["type"] == "Warning" and bad in event["message"]  # core v1's view
         regarding = event["involvedObject"]
         assert (regarding["kind"], regarding["name"]) == ("ConfigMap", "topoctl-status")
-        assert regarding["namespace"] == "default"
+        assert regarding["namespace"] == NAMESPACE
 
         fixed = remote.push({"sites/east.yaml": EAST.replace("51820", "51821")}, "fix east")
         assert run.hook() == 202
@@ -211,10 +227,10 @@ def test_only_the_holder_writes_and_sigterm_hands_the_lease_over(
             assert "wrote node" not in second.output()
             first.process.send_signal(signal.SIGTERM)
             assert first.process.wait(timeout=20) == 0
-            lease = apiserver.get("Lease", "topoctl", "default")
+            lease = apiserver.get("Lease", "topoctl", NAMESPACE)
             assert lease is not None
             eventually(lambda: second.metric("topoctl_leader") == 1.0, 10, "the takeover")
-            holder = apiserver.get("Lease", "topoctl", "default")
+            holder = apiserver.get("Lease", "topoctl", NAMESPACE)
             assert holder is not None and holder["spec"]["holderIdentity"] == "two"
     assert os.path.exists(tmp_path / "run-one.log")
 
@@ -236,3 +252,31 @@ def test_a_killed_holder_is_replaced_and_the_new_holder_applies_pushes(
                 lambda: annotation(apiserver, "east-gw-1", ENDPOINT) == "203.0.113.91:51822",
                 what="the new holder applying a push",
             )
+
+
+@pytest.mark.parametrize("held_by", [None, "the-holder"], ids=["no-lease", "expired"])
+def test_dry_run_reads_the_lease_and_writes_nothing_at_all(
+    apiserver: ApiServer, remote: Remote, tmp_path: Path, held_by: str | None
+) -> None:
+    apiserver.seed_node("east-gw-1", pod_cidr="10.244.0.0/24")
+    if held_by is not None:  # its holder stopped renewing: a standby would take it over
+        apiserver.seed(make_lease("topoctl", NAMESPACE, holder=held_by, duration_seconds=1))
+    apiserver.log.clear()
+    with topoctl_run(apiserver, remote, tmp_path, "dry", "--dry-run") as run:
+        eventually(lambda: "dry run: would write node east-gw-1" in run.output(), what="a plan")
+        eventually(lambda: "lease" in run.output() and "not taken" in run.output(), 10)
+        assert run.hook() == 202  # a webhook: it fetches itself, records nothing
+        time.sleep(4.0)  # longer than the 3 s lease: an elector would have taken it
+        assert run.metric("topoctl_leader") == 0.0
+        run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=20) == 0
+    said = run.output()
+    assert (f"the lease is held by {held_by}" if held_by else "nobody holds the lease") in said
+    writes = [(e.method, e.path) for e in apiserver.log.writes()]
+    assert writes == []  # no Lease, no status, no Event, no Node: nothing
+    assert apiserver.log.count(resource="leases", verb="get") >= 1  # it did look
+    lease = apiserver.get("Lease", "topoctl", NAMESPACE)
+    if held_by is None:
+        assert lease is None
+    else:
+        assert lease is not None and lease["spec"]["holderIdentity"] == held_by

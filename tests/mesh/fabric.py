@@ -74,8 +74,19 @@ class Fabric:
         fw = netns.exec_argv(self.netns, IPTABLES)
         run(*fw, "-P", "FORWARD", "DROP")
         run(*fw, "-A", "FORWARD", "-o", "up0", "-j", "ACCEPT")
-        run(*fw, "-A", "FORWARD", "-i", "up0", "-m", "conntrack", "--ctstate",
-            "ESTABLISHED,RELATED", "-j", "ACCEPT")  # fmt: skip
+        run(
+            *fw,
+            "-A",
+            "FORWARD",
+            "-i",
+            "up0",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        )
         run(*fw, "-t", "nat", "-A", "POSTROUTING", "-o", "up0", "-j", "MASQUERADE")
 
     def destroy(self) -> None:
@@ -112,8 +123,19 @@ class Fabric:
             netns.delete_netns(self.onprem_netns(loc))
 
     def _plug(self, fabric_end: str, bridge: str, other: str, name: str) -> None:
-        ip("link", "add", fabric_end, "type", "veth", "peer", "name", name, "netns", other,
-           netns=self.netns)  # fmt: skip
+        ip(
+            "link",
+            "add",
+            fabric_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name,
+            "netns",
+            other,
+            netns=self.netns,
+        )
         ip("link", "set", fabric_end, "master", bridge, "up", netns=self.netns)
         ip("link", "set", name, "up", netns=other)
 
@@ -138,8 +160,17 @@ class Fabric:
         if addr.onprem is not None:
             self._plug(f"n{n}o", f"opn{loc.index}", name, "onp0")
             ip("addr", "add", f"{addr.onprem}/24", "dev", "onp0", netns=name)
-            run(*netns.exec_argv(name, IPTABLES), "-t", "nat", "-A", "POSTROUTING",
-                "-o", "onp0", "-j", "MASQUERADE")  # fmt: skip
+            run(
+                *netns.exec_argv(name, IPTABLES),
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                "onp0",
+                "-j",
+                "MASQUERADE",
+            )
         ip("link", "add", "cni0", "type", "bridge", netns=name)
         ip("link", "add", "pod0", "type", "veth", "peer", "name", "cni0p", netns=name)
         ip("link", "set", "cni0p", "master", "cni0", "up", netns=name)
@@ -149,8 +180,7 @@ class Fabric:
         # Cilium's veth pair: kg (--compatibility=cilium) reads cilium_host's address and
         # publishes it (kilo.squat.ai/cni-compatibility-ip); the other nodes of the
         # location route to the leader through it
-        ip("link", "add", "cilium_host", "type", "veth", "peer", "name", "cilium_net",
-           netns=name)  # fmt: skip
+        ip("link", "add", "cilium_host", "type", "veth", "peer", "name", "cilium_net", netns=name)
         ip("addr", "add", f"{addr.cilium_ip}/32", "dev", "cilium_host", netns=name)
         ip("link", "set", "cilium_net", "up", netns=name)
         ip("link", "set", "cilium_host", "up", netns=name)

@@ -15,9 +15,12 @@ with Cozystack's flags `--local=false --cni=false --compatibility=cilium
 --mesh-granularity=<granularity>`, and `topoctl agent`; all in the node's network
 namespace and private mount namespace (tests/mesh/netns.py), against the API double over
 HTTP on the root end of the API link. Once: the API double (in this process, with
-Kilo's CRD created from Kilo's own manifest), the kubelets' part (tests/mesh/kubelet.py),
-a bare git repository holding the topology and `topoctl run --git-url` following it
-(a push is announced through its webhook, as a forge would).
+Kilo's CRD created from Kilo's own manifest and deploy/base's RBAC and admission policy),
+the kubelets' part (tests/mesh/kubelet.py), a bare git repository holding the topology
+and `topoctl run --git-url` following it (a push is announced through its webhook, as a
+forge would). topoctl runs as in a cluster: the controller with a token of its service
+account, each agent with one bound to its Node; kg as the double's admin (client-go
+sends no credentials over plain http).
 
 The one deviation from Cozystack: `--encapsulate=never` instead of `crosssubnet`. This
 kernel has no `ipip` module; nodes of a location share one L2 segment (their LAN), so
@@ -29,7 +32,8 @@ way).
 
 Everything it starts is stopped and every namespace removed on exit, also after a
 failure; a run killed before it could clean up is cleaned up by the next one
-(`netns.clean_stale`).
+(`netns.clean_stale`). Its directory (every process's log, the kubeconfigs, the git
+repository) goes too, unless MESH_KEEP_WORKDIR is set: then it stays for a post-mortem.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from typing import Any
 
 import yaml
 
+from tests import shipped_rbac
 from tests.apiserver import ApiServer
 from tests.apiserver.fixtures import write_kubeconfig
 from tests.controller.gitrepos import Remote
@@ -64,6 +69,7 @@ from tests.mesh.procs import Proc, stop_all
 from tests.mesh.spec import AddressPlan, LocationSpec, NodeAddresses, NodeSpec
 
 KILO_CRDS = Path(__file__).resolve().parents[1] / "apiserver" / "kilo-crds.yaml"
+TOKEN_SECONDS = 24 * 3600  # long enough for any run
 CILIUM_METRIC = 100
 WEBHOOK_SECRET = b"mesh-webhook-secret"
 TOOLS = ("wireguard-go", "wg", "iptables", "ping", "ip", "unshare")
@@ -101,6 +107,7 @@ class MeshNode:
         self.addr = addr
         self.netns = netns_name
         self.root = root
+        self.registered_at = 0.0  # time.time() when the kubelet created its Node
         self.wireguard: Proc | None = None
         self.kg: Proc | None = None
         self.agent: Proc | None = None
@@ -150,13 +157,20 @@ class Mesh:
         *,
         topology: Mapping[str, str],
         granularity: str = "location",
+        controller: bool = True,
+        annotations: Mapping[str, Mapping[str, str]] | None = None,
         workdir: Path | None = None,
         kg: str | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        """`topology` holds the files of the git repository; `controller=False` leaves
+        `topoctl run` to `start_controller()`; `annotations` are written on nodes when
+        they register (hand-written, as in a machine config: Kilo alone)."""
         self.locations = {loc.name: loc for loc in locations}
         self.initial_topology = dict(topology)
         self.granularity = granularity
+        self.with_controller = controller
+        self.node_annotations = {k: dict(v) for k, v in (annotations or {}).items()}
         self.kg_path = kg or os.environ.get("KILO_KG", "")
         self.tag = netns.run_tag()
         self._own_workdir = workdir is None
@@ -170,8 +184,10 @@ class Mesh:
         self.remote: Remote | None = None
         self.controller: Proc | None = None
         self.controller_port = 0
-        self.kubeconfig = self.workdir / "kubeconfig"
+        self.kubeconfig = self.workdir / "kubeconfig"  # the admin's, for a person's kubectl
+        self.controller_kubeconfig = self.workdir / "controller.kubeconfig"
         self.timings: dict[str, float] = {}
+        self.kilo_started_at = 0.0  # monotonic: when the last kg of start() was started
         self._lock = threading.Lock()
         self._env = {
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -209,7 +225,7 @@ class Mesh:
         self.fabric.create()
         self.api.start(host=self.fabric.api_address)
         write_kubeconfig(self.kubeconfig, self.api.url)
-        self.api.seed(yaml.safe_load(KILO_CRDS.read_text()))
+        self._identities()
         self.kubelets.start()
         for loc in self.locations.values():
             self.fabric.location(self.plan.location(loc.name, onprem=loc.onprem))
@@ -220,8 +236,21 @@ class Mesh:
         self.timings["nodes"] = time.monotonic() - began
         self.remote = Remote(self.workdir / "git")
         self.remote.push(dict[str, str | None](self.initial_topology), "the mesh's topology")
-        self._start_controller()
+        if self.with_controller:
+            self.start_controller()
         self.timings["started"] = time.monotonic() - began
+
+    def _identities(self) -> None:
+        """Kilo's CRD, deploy/base's RBAC and admission policy, and the controller's
+        kubeconfig with a token of its service account (each agent gets one bound to its
+        Node when the node registers). kg uses the admin's kubeconfig: client-go sends no
+        credentials over plain http, so over the double's http it is the admin whatever
+        its kubeconfig holds."""
+        self.api.seed(yaml.safe_load(KILO_CRDS.read_text()))
+        shipped_rbac.load(self.api)
+        ns, controller = shipped_rbac.NAMESPACE, shipped_rbac.CONTROLLER
+        token = self.api.token(ns, controller, seconds=TOKEN_SECONDS)
+        write_kubeconfig(self.controller_kubeconfig, self.api.url, namespace=ns, token=token)
 
     def close(self) -> None:
         """Stop everything and remove every namespace (safe to call twice)."""
@@ -265,9 +294,17 @@ class Mesh:
 
     def _cilium_route(self, on: MeshNode, to: MeshNode) -> None:
         netns.ip(
-            "route", "replace", to.addr.pod_cidr, "via", to.addr.lan, "dev", "eth0",
-            "metric", str(CILIUM_METRIC), netns=on.netns,
-        )  # fmt: skip
+            "route",
+            "replace",
+            to.addr.pod_cidr,
+            "via",
+            to.addr.lan,
+            "dev",
+            "eth0",
+            "metric",
+            str(CILIUM_METRIC),
+            netns=on.netns,
+        )
 
     def same_location(self, node: MeshNode) -> list[MeshNode]:
         """The other nodes of its location."""
@@ -280,10 +317,19 @@ class Mesh:
     def _start_processes(self, nodes: Sequence[MeshNode]) -> None:
         """The kubelet registers each node; then wireguard-go, kg and the agent start."""
         for node in nodes:
+            node.registered_at = time.time()
             self.kubelets.register(
-                node.name, address=node.addr.lan, pod_cidr=node.addr.pod_cidr,
+                node.name,
+                address=node.addr.lan,
+                pod_cidr=node.addr.pod_cidr,
                 labels=node.spec.labels,
-            )  # fmt: skip
+                annotations=self.node_annotations.get(node.name),
+            )
+            ns, agent = shipped_rbac.NAMESPACE, shipped_rbac.AGENT
+            token = self.api.token(ns, agent, node=node.name, seconds=TOKEN_SECONDS)
+            write_kubeconfig(
+                node.root / "agent.kubeconfig", self.api.url, namespace=ns, token=token
+            )
             node.wireguard = self._proc(node, "wireguard-go", "wireguard-go", "-f", "kilo0")
         for node in nodes:
             assert node.wireguard is not None
@@ -295,10 +341,19 @@ class Mesh:
                 detail=node.wireguard.tail,
             )
             node.kg = self._proc(node, "kg", *self._kg_argv(node))
+            self.kilo_started_at = time.monotonic()
             node.agent = self._proc(
-                node, "agent", "topoctl", "agent", "--node", node.name,
-                "--kubeconfig", str(self.kubeconfig), "--interval", "5s",
-            )  # fmt: skip
+                node,
+                "agent",
+                "topoctl",
+                "agent",
+                "--node",
+                node.name,
+                "--kubeconfig",
+                str(node.root / "agent.kubeconfig"),
+                "--interval",
+                "5s",
+            )
 
     def _kg_argv(self, node: MeshNode) -> list[str]:
         return [
@@ -319,9 +374,12 @@ class Mesh:
             f"{node.name}/{what}", node.argv(*argv), node.root / f"{what}.log", self._env
         ).start()
 
-    def add_node(self, spec: NodeSpec) -> MeshNode:
-        """A node joins: its namespace, the kubelet's registration (no Kilo annotation),
-        wireguard-go, kg and the agent."""
+    def add_node(self, spec: NodeSpec, annotations: Mapping[str, str] | None = None) -> MeshNode:
+        """A node joins: its namespace, the kubelet's registration (no Kilo annotation,
+        unless `annotations` are hand-written), wireguard-go, kg and the agent.
+        `registered_at` (wall clock, as the request log) is when its Node was created."""
+        if annotations:
+            self.node_annotations[spec.name] = dict(annotations)
         node = self._plumb(spec)
         self._start_processes([node])
         return node
@@ -333,8 +391,15 @@ class Mesh:
         stop_all(node.procs())
         self.kubelets.unregister(name)
         for other in self.same_location(node):
-            netns.ip("route", "del", node.addr.pod_cidr, "metric", str(CILIUM_METRIC),
-                     netns=other.netns, check=False)  # fmt: skip
+            netns.ip(
+                "route",
+                "del",
+                node.addr.pod_cidr,
+                "metric",
+                str(CILIUM_METRIC),
+                netns=other.netns,
+                check=False,
+            )
         netns.delete_netns(node.netns)
         with self._lock:
             del self.nodes[name]
@@ -361,7 +426,11 @@ class Mesh:
 
     # ------------------------------------------------------------------- topology
 
-    def _start_controller(self) -> None:
+    def start_controller(self) -> None:
+        """Start `topoctl run` (again), following the topology's repository."""
+        if self.controller is not None:
+            self.controller.start()
+            return
         assert self.remote is not None
         secret = self.workdir / "webhook-secret"
         secret.write_bytes(WEBHOOK_SECRET)
@@ -369,16 +438,33 @@ class Mesh:
         self.controller = Proc(
             "topoctl-run",
             [
-                "topoctl", "run", "--git-url", self.remote.url,
-                "--cache-dir", str(self.workdir / "cache"),
-                "--kubeconfig", str(self.kubeconfig),
-                "--listen", f"127.0.0.1:{self.controller_port}",
-                "--lease-namespace", "default", "--identity", "mesh",
-                "--poll", "30s", "--webhook-secret-file", str(secret),
+                "topoctl",
+                "run",
+                "--git-url",
+                self.remote.url,
+                "--cache-dir",
+                str(self.workdir / "cache"),
+                "--kubeconfig",
+                str(self.controller_kubeconfig),
+                "--listen",
+                f"127.0.0.1:{self.controller_port}",
+                "--lease-namespace",
+                shipped_rbac.NAMESPACE,
+                "--identity",
+                "mesh",
+                "--poll",
+                "30s",
+                "--webhook-secret-file",
+                str(secret),
             ],
             self.workdir / "topoctl-run.log",
             self._env,
-        ).start()  # fmt: skip
+        ).start()
+
+    def stop_controller(self) -> None:
+        """Stop `topoctl run` (SIGTERM: it releases its lease and exits)."""
+        if self.controller is not None:
+            self.controller.stop()
 
     def push(self, files: Mapping[str, str | None], message: str = "change") -> str:
         """Commit and push to the topology's repository, then announce it through
@@ -402,14 +488,19 @@ class Mesh:
         """{node: location} for every node now in the mesh."""
         return {name: node.spec.location for name, node in self.nodes.items()}
 
-    def ping_matrix(self, *, same_location: bool = False) -> probe.Matrix:
+    def ping_matrix(
+        self, *, same_location: bool = False, timeout: float = 1.0, only: str | None = None
+    ) -> probe.Matrix:
         """Ping every node's pod address from every other location's nodes (and, with
-        `same_location`, from the other nodes of its own), both ways, once."""
+        `same_location`, from the other nodes of its own), both ways, once; `only`: just
+        the pairs that involve that node."""
         nodes = list(self.nodes.values())
         pairs = probe.pairs_between(
             [n.endpoint for n in nodes], self.location_of(), same_location=same_location
         )
-        return probe.Matrix(probe.ping_all(pairs))
+        if only is not None:
+            pairs = [(a, b) for a, b in pairs if only in (a.node, b.node)]
+        return probe.Matrix(probe.ping_all(pairs, timeout=timeout))
 
     def reaches(self, sources: Iterable[str], address: str) -> bool:
         """Whether `address` answers a ping from the pod address of every node named."""
@@ -417,18 +508,32 @@ class Mesh:
         results = probe.ping_all((self.nodes[name].endpoint, target) for name in sources)
         return bool(results) and all(results.values())
 
-    def wait_green(self, timeout: float, *, same_location: bool = False) -> float:
-        """Wait until the whole matrix answers; the seconds it took."""
+    def wait_green(
+        self,
+        timeout: float,
+        *,
+        same_location: bool = False,
+        only: str | None = None,
+        every: float = 0.2,
+        ping_timeout: float = 1.0,
+    ) -> float:
+        """Wait until the whole matrix (or `only` one node's pairs) answers; the seconds
+        it took."""
         last: list[probe.Matrix] = []
 
         def green() -> bool:
-            last[:] = [self.ping_matrix(same_location=same_location)]
+            last[:] = [
+                self.ping_matrix(same_location=same_location, timeout=ping_timeout, only=only)
+            ]
             return last[0].green
 
         return probe.wait_until(
-            green, timeout, "every pod address to answer", every=0.2,
+            green,
+            timeout,
+            "every pod address to answer",
+            every=every,
             detail=lambda: f"{last[0] if last else 'no round'}\n{self.diagnose()}",
-        )  # fmt: skip
+        )
 
     def kilo_leaders(self) -> dict[str, list[str]]:
         """{location: nodes that route other locations through kilo0}: Kilo's leaders as

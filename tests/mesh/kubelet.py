@@ -49,9 +49,16 @@ class Kubelets:
             self._thread.join(timeout=5)
 
     def register(
-        self, name: str, *, address: str, pod_cidr: str, labels: Mapping[str, str]
+        self,
+        name: str,
+        *,
+        address: str,
+        pod_cidr: str,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
-        """Create the Node and its Lease, as a kubelet does when it starts."""
+        """Create the Node and its Lease, as a kubelet does when it starts; `annotations`
+        are what its machine config adds (Talos `nodeAnnotations`), for Kilo alone."""
         node = make_node(
             name,
             labels=labels,
@@ -59,6 +66,7 @@ class Kubelets:
                 "alpha.kubernetes.io/provided-node-ip": address,
                 "node.alpha.kubernetes.io/ttl": "0",
                 "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                **(annotations or {}),
             },
             taints=[{"key": UNINITIALIZED, "value": "true", "effect": "NoSchedule"}],
             internal_ip=address,

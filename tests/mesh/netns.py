@@ -78,8 +78,13 @@ def node_argv(netns: str, root: Path, *argv: str) -> list[str]:
     (its network namespace, and a mount namespace with its /run, /var/lib, /etc/hosts)."""
     return [
         *exec_argv(netns, "unshare", "--mount", "--propagation", "private"),
-        "sh", "-c", _NODE_MOUNTS, "sh", str(root), *argv,
-    ]  # fmt: skip
+        "sh",
+        "-c",
+        _NODE_MOUNTS,
+        "sh",
+        str(root),
+        *argv,
+    ]
 
 
 def prepare_node_root(root: Path, hostname: str, address: str) -> None:

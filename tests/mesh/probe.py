@@ -8,6 +8,7 @@ inside the node's mount namespace (the UAPI socket is in its own /run/wireguard)
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,9 +33,18 @@ def ping_all(
     running = []
     for src, dst in pairs:
         argv = netns.exec_argv(
-            src.netns, "ping", "-n", "-q", "-c", "1", "-W", f"{timeout:g}", "-I", src.address,
+            src.netns,
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            "1",
+            "-W",
+            f"{timeout:g}",
+            "-I",
+            src.address,
             dst.address,
-        )  # fmt: skip
+        )
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running.append(((src.node, dst.node), proc))
     results = {}
@@ -151,3 +161,46 @@ def pairs_between(
         for b in endpoints
         if a.node != b.node and (same_location or location_of[a.node] != location_of[b.node])
     ]
+
+
+class PingStream:
+    """A continuous ping (iputils, `-i` interval, `-D` reply timestamps) from one pod
+    address to another, for measuring how long traffic stops: `gaps()` after `stop()`."""
+
+    def __init__(self, src: Endpoint, dst: Endpoint, *, interval: float = 0.02) -> None:
+        self.interval = interval
+        argv = netns.exec_argv(
+            src.netns,
+            "ping",
+            "-n",
+            "-D",
+            "-i",
+            f"{interval:g}",
+            "-W",
+            "1",
+            "-c",
+            "1000000",
+            "-I",
+            src.address,
+            dst.address,
+        )
+        self.started = time.time()
+        self._proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.replies: list[float] = []
+
+    def stop(self) -> list[float]:
+        """Stop pinging; the wall-clock times of the replies."""
+        self._proc.terminate()
+        out, _ = self._proc.communicate(timeout=10)
+        for line in out.splitlines():
+            if line.startswith("[") and " bytes from " in line:
+                self.replies.append(float(line[1 : line.index("]")]))
+        return self.replies
+
+    def longest_gap(self, since: float, until: float) -> float:
+        """The longest time without a reply between `since` and `until` (wall clock): the
+        silence around a leader move, at the stream's interval resolution."""
+        times = [since, *(t for t in self.replies if since <= t <= until), until]
+        return max(b - a for a, b in itertools.pairwise(times))

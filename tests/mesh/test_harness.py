@@ -20,19 +20,29 @@ def test_address_plan_is_stable_and_never_reuses() -> None:
     plan = AddressPlan()
     fra = plan.location("fra", onprem=True)
     ams = plan.location("ams")
-    assert (fra.lan, fra.lan_router, fra.onprem_host) == ("10.101.0.0/24", "10.101.0.254",
-                                                           "192.168.1.100")  # fmt: skip
+    assert (fra.lan, fra.lan_router, fra.onprem_host) == (
+        "10.101.0.0/24",
+        "10.101.0.254",
+        "192.168.1.100",
+    )
     assert (ams.lan, ams.onprem) == ("10.102.0.0/24", None)
     gw = plan.node(NodeSpec("fra-gw-1", "fra", gateway=True))
     worker = plan.node(NodeSpec("fra-w-1", "fra"))
     other = plan.node(NodeSpec("ams-gw-1", "ams", gateway=True))
     assert (gw.lan, gw.wan, gw.onprem, gw.pod_cidr, gw.pod_ip, gw.cilium_ip) == (
-        "10.101.0.1", "198.51.100.11", "192.168.1.11", "10.244.1.0/24", "10.244.1.1",
+        "10.101.0.1",
+        "198.51.100.11",
+        "192.168.1.11",
+        "10.244.1.0/24",
+        "10.244.1.1",
         "10.244.1.254",
-    )  # fmt: skip
+    )
     assert (worker.lan, worker.wan, worker.onprem, worker.lan_router) == (
-        "10.101.0.2", None, None, "10.101.0.254",
-    )  # fmt: skip
+        "10.101.0.2",
+        None,
+        None,
+        "10.101.0.254",
+    )
     assert (other.lan, other.wan, other.onprem) == ("10.102.0.1", "198.51.100.12", None)
     assert plan.node(NodeSpec("fra-gw-1", "fra", gateway=True)) is gw  # asked again: same
     assert plan.node(NodeSpec("fra-w-2", "fra")).pod_cidr == "10.244.4.0/24"
@@ -52,8 +62,11 @@ def test_parse_wg_dump() -> None:
     assert first.endpoint == "198.51.100.12:51820"
     assert first.allowed_ips == ("10.4.0.1/32", "10.244.3.0/24")
     assert (first.latest_handshake, first.rx_bytes, first.tx_bytes, first.keepalive) == (
-        1796674943, 1200, 3400, 10,
-    )  # fmt: skip
+        1796674943,
+        1200,
+        3400,
+        10,
+    )
     assert (second.endpoint, second.allowed_ips, second.keepalive) == (None, (), None)
     assert parse_wg_dump("") is None
 
@@ -89,20 +102,27 @@ def test_what_a_killed_run_left_is_cleaned_up_and_a_live_run_kept(tmp_path: Path
     live_ns = f"{netns.run_tag()}-keep"
     netns.add_netns(stale_ns)
     netns.add_netns(live_ns)
-    sleeper = None
+    orphan = 0
     try:
-        netns.ip("link", "add", stale_link, "type", "veth", "peer", "name", "up0",
-                 "netns", stale_ns)  # fmt: skip
-        sleeper = subprocess.Popen(netns.exec_argv(stale_ns, "sleep", "60"))
+        netns.ip(
+            "link", "add", stale_link, "type", "veth", "peer", "name", "up0", "netns", stale_ns
+        )
+        # a process the killed run left: an orphan in the namespace (reparented, as kg's
+        # and wireguard-go's are once the run that started them is gone)
+        started = netns.run(
+            *netns.exec_argv(stale_ns, "sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!")
+        )
+        orphan = int(started.stdout)
+        assert orphan in netns.netns_pids(stale_ns)
         removed = netns.clean_stale()
         assert stale_ns in removed  # its veth pair (and the root end) went with it
-        assert sleeper.wait(timeout=10) != 0  # stopped by its pid before the namespace went
+        assert not Path(f"/proc/{orphan}").exists()  # stopped by its pid first
         listed = netns.run("ip", "netns", "list").stdout
         assert stale_ns not in listed and live_ns in listed
         assert netns.ip("link", "show", stale_link, check=False) == ""
     finally:
-        if sleeper is not None and sleeper.poll() is None:
-            sleeper.kill()
+        if orphan and Path(f"/proc/{orphan}").exists():
+            os.kill(orphan, 9)
         for name in (stale_ns, live_ns):
             netns.delete_netns(name)
         netns.ip("link", "del", stale_link, check=False)

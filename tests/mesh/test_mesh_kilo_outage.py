@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests import shipped_rbac
 from tests.mesh import topology
 from tests.mesh.conftest import build
 from tests.mesh.harness import Mesh
@@ -64,7 +65,7 @@ def published(mesh: Mesh) -> dict[str, str | None]:
 
 def status(mesh: Mesh) -> dict[str, Any]:
     """The controller's status ConfigMap (topoctl-status, in the lease namespace)."""
-    for obj in mesh.api.objects("ConfigMap", "default"):
+    for obj in mesh.api.objects("ConfigMap", shipped_rbac.NAMESPACE):
         if obj["metadata"]["name"] == "topoctl-status":
             doc: dict[str, Any] = json.loads(obj["data"]["status.json"])
             return doc

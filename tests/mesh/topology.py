@@ -52,13 +52,14 @@ def site(
     leader: Sequence[str] = (),
     routes: Sequence[Mapping[str, Any]] = (),
     allowed_location_ips: Sequence[str] = (),
-    keepalive: int = KEEPALIVE,
+    keepalive: int | None = KEEPALIVE,
 ) -> str:
-    """The Site document of a location."""
+    """The Site document of a location (`keepalive=None`: no persistentKeepalive)."""
     spec: dict[str, Any] = {}
     if leader:
         spec["leader"] = list(leader)
-    spec["persistentKeepalive"] = keepalive
+    if keepalive is not None:
+        spec["persistentKeepalive"] = keepalive
     if allowed_location_ips:
         spec["allowedLocationIPs"] = list(allowed_location_ips)
     spec["nodes"] = [{"name": n.name} for n in loc.nodes if n.gateway]
@@ -97,6 +98,7 @@ def files(
     leaders: Mapping[str, Sequence[str]] | None = None,
     routes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     allowed_location_ips: Mapping[str, Sequence[str]] | None = None,
+    keepalive: int | None = KEEPALIVE,
 ) -> dict[str, str]:
     """{path: text} of the whole topology: sites/cluster.yaml and sites/<location>.yaml."""
     out = {"sites/cluster.yaml": cluster(granularity)}
@@ -106,5 +108,6 @@ def files(
             leader=(leaders or {}).get(loc.name, ()),
             routes=(routes or {}).get(loc.name, ()),
             allowed_location_ips=(allowed_location_ips or {}).get(loc.name, ()),
+            keepalive=keepalive,
         )
     return out

@@ -1,7 +1,7 @@
 """Golden plans: each directory here is a case (sites/, nodes.yaml) with its expected
 ``topoctl plan`` output as text (plain, as on a non-terminal) and as JSON.
 
-Every golden was reviewed by eye against TOPOLOGY.md and DOMAIN.md: a diff here means the
+Every golden was reviewed by eye against docs/topology.md and docs/domain.md: a diff here means the
 plan changed, and the new output must be checked just as carefully before updating it
 (``pytest tests/scenarios --update-golden`` or ``TOPOCTL_UPDATE_GOLDEN=1``).
 """

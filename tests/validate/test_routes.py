@@ -77,9 +77,9 @@ SAME_SLOT = [
     ),
     case(
         routes(
-            ("10.4.0.0/16", "dev: eth0", "metric: 5"),
-            ("10.4.0.0/16", "dev: eth1", "metric: 5"),
-            ("10.4.0.0/16", "dev: eth2", "metric: 5"),
+            ("10.5.0.0/16", "dev: eth0", "metric: 5"),
+            ("10.5.0.0/16", "dev: eth1", "metric: 5"),
+            ("10.5.0.0/16", "dev: eth2", "metric: 5"),
         ),
         E(11, 11, "spec.routes[1].to", "spec.routes[0] (line 8)"),
         E(14, 11, "spec.routes[2].to", "spec.routes[0] (line 8)"),
@@ -221,10 +221,64 @@ VALID_DEVICES = [
 ]
 
 
+DEFAULT_ROUTE = "is a default route (any destination wider than /8 is one, or part of one)"
+KILO = "lies inside 10.4.0.0/16, Kilo's WireGuard subnet (the Cluster's mesh.subnet): the node "
+NETWORK = doc(
+    "spec:",
+    "  mesh: {subnet: 10.8.0.0/16}",
+    "  network:",
+    "    podCIDRs: [10.244.0.0/16, 'fd00:10:244::/56']",
+    "    serviceCIDRs: [10.96.0.0/16]",
+)
+
+
+def with_network(text: str, *expected: Expect, id: str) -> object:
+    return pytest.param({"a.yaml": text, "cluster.yaml": CLUSTER + NETWORK}, expected, id=id)
+
+
+PROTECTED = [
+    case(routes(("0.0.0.0/0", "via: 192.0.2.1")), E(8, 11, "spec.routes[0].to", DEFAULT_ROUTE),
+         id="ipv4-default"),
+    case(routes(("::/0", "dev: eth0")), E(8, 11, "spec.routes[0].to", DEFAULT_ROUTE),
+         id="ipv6-default"),
+    case(
+        routes(("0.0.0.0/1", "via: leader"), ("128.0.0.0/1", "via: leader")),
+        E(8, 11, "spec.routes[0].to", "0.0.0.0/1 " + DEFAULT_ROUTE),
+        E(10, 11, "spec.routes[1].to", "128.0.0.0/1 " + DEFAULT_ROUTE),
+        id="default-in-two-halves",
+    ),
+    case(routes(("10.4.7.0/24", "via: leader")), E(8, 11, "spec.routes[0].to", KILO),
+         id="inside-kilo-default-subnet"),
+    case(routes(("10.4.0.0/16", "dev: eth0")), E(8, 11, "spec.routes[0].to", KILO),
+         id="kilo-default-subnet-itself"),
+    case(routes(("10.0.0.0/8", "via: leader"), ("10.5.0.0/16", "dev: eth0")),
+         id="covering-or-beside-kilo-is-fine"),
+    with_network(
+        routes(("10.8.1.0/24", "dev: eth0"), ("10.4.7.0/24", "dev: eth0")),
+        E(8, 11, "spec.routes[0].to", "lies inside 10.8.0.0/16, Kilo's WireGuard subnet"),
+        id="inside-the-cluster-mesh-subnet",
+    ),
+    with_network(
+        routes(("10.244.3.0/24", "via: leader"), ("fd00:10:244:3::/64", "dev: eth1")),
+        E(8, 11, "spec.routes[0].to", "inside 10.244.0.0/16, the cluster's pod CIDR (the Cluster"),
+        E(10, 11, "spec.routes[1].to", "inside fd00:10:244::/56, the cluster's pod CIDR"),
+        id="inside-the-cluster-pod-cidrs",
+    ),
+    with_network(
+        routes(("10.96.0.10", "dev: cilium_host")),
+        E(8, 11, "spec.routes[0].to", "inside 10.96.0.0/16, the cluster's service CIDR"),
+        id="inside-the-cluster-service-cidr",
+    ),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("files", "expected"),
-    [*SAME_SLOT, *OTHER_SLOTS, *ZONE_IDS, *NUMBERS, *TABLES, *PROTOCOLS, *DEVICES, *VALID_DEVICES],
-)
+    [
+        *SAME_SLOT, *OTHER_SLOTS, *ZONE_IDS, *NUMBERS, *TABLES, *PROTOCOLS, *DEVICES,
+        *VALID_DEVICES, *PROTECTED,
+    ],
+)  # fmt: skip
 def test_routes(workdir: Path, files: dict[str, str], expected: tuple[Expect, ...]) -> None:
     check_case(workdir, files, expected)
 

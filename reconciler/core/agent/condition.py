@@ -13,6 +13,10 @@ from reconciler.model import keys
 from reconciler.model.state import NodeCondition
 
 MAX_MESSAGE = 1024
+REFUSED = "RouteRefused"
+"""A published route the agent never installs: the whole set is refused."""
+OVER_LIMIT = "RouteLimitExceeded"
+"""The annotation holds more bytes or routes than the cap: nothing of it is read."""
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,19 @@ def judge(
     routes_in_place: int,
     *,
     route_errors: Sequence[str] = (),
+    refused: Sequence[str] = (),
 ) -> Condition:
     """Summarise one pass as a condition a person can read with kubectl describe node.
 
     ``problems`` are address-detection problems; ``route_errors`` say why no route
-    could be converged at all (the kernel refused to read them).
+    could be converged at all (the kernel refused to read them); ``refused`` why the
+    published set was refused whole (:mod:`reconciler.core.agent.refusals`), which
+    outweighs everything else and comes first in the message.
     """
     if settings is None:
         return Condition("False", "NoSettings", _clip("; ".join(problems)))
+    if refused:
+        return Condition("False", REFUSED, _clip("; ".join((*refused, *problems))))
     lines = list(problems)
     reason = "Converged"
     if settings.invalid_routes:
@@ -62,6 +71,11 @@ def judge(
     if reason == "Converged":
         return Condition("True", reason, f"{routes_in_place} route(s) in place")
     return Condition("False", reason, _clip("; ".join(lines)))
+
+
+def over_limit(message: str) -> Condition:
+    """The condition of a pass whose settings were too large to read."""
+    return Condition("False", OVER_LIMIT, _clip(message))
 
 
 def _clip(text: str) -> str:

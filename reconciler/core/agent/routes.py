@@ -117,18 +117,9 @@ class KernelRoute:
         )
 
     def __str__(self) -> str:
-        parts = [self.dst]
-        if self.gateway is not None:
-            parts.append(f"via {self.gateway}")
-        if self.dev is not None:
-            parts.append(f"dev {self.dev}")
-        if self.table != MAIN_TABLE:
-            parts.append(f"table {self.table}")
-        if self.metric:
-            parts.append(f"metric {self.metric}")
-        if self.onlink:
-            parts.append("onlink")
-        return " ".join(parts)
+        return routerules.route_text(
+            self.dst, self.gateway, self.dev, self.table, self.metric, self.onlink
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +157,6 @@ class RouteDiff:
     def writes(self) -> int:
         """Number of route writes this diff needs."""
         return len(self.replace) + len(self.delete)
-
-    @property
-    def is_empty(self) -> bool:
-        """Nothing to write and nothing to report."""
-        return not (self.replace or self.delete or self.conflicts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ Three rules, each stated here once; the planner's view of Kilo (:func:`~.node.ki
 the controller's cache timers and the 409 re-plan's heartbeat check all ask them.
 
 - **Fresh.** A node counts as Ready to Kilo only while its ``kilo.squat.ai/last-seen``
-  check-in is younger than two check-in periods (squat/kilo pkg/mesh/mesh.go: ``now -
-  LastSeen < 60 s``, each agent with its own clock). A ``last-seen`` in the future is
-  fresh, as Kilo's subtraction makes it.
+  check-in is younger than two check-in periods (squat/kilo pkg/mesh/backend.go,
+  ``(*Node).Ready``: ``now - LastSeen < 60 s``, each agent with its own clock;
+  docs/domain.md). A ``last-seen`` in the future is fresh, as Kilo's subtraction makes it.
 - **Now.** Freshness is judged at the planner's own clock: the controller's, or the
   machine's where ``plan``/``apply`` read a live cluster. Offline it is the capture time
   ``topoctl snapshot`` records, else the median of the nodes' ``last-seen`` values

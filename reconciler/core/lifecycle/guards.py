@@ -42,25 +42,7 @@ class WithheldReason(StrEnum):
     CLUSTER_DISRUPTED = "cluster-disrupted"
     VANTAGE_CUT_OFF = "vantage-cut-off"
     BUDGET_SPENT = "budget-spent"
-    BUDGET_UNREADABLE = "budget-unreadable"
-
-    @property
-    def guard_rail(self) -> bool:
-        """True for the partition and rate guards (the rest say the node is not dead)."""
-        return self in _GUARD_RAILS
-
-
-_GUARD_RAILS = frozenset(
-    {
-        WithheldReason.SITE_ALL_DOWN,
-        WithheldReason.SITE_LEADER_DOWN,
-        WithheldReason.SITE_DISRUPTED,
-        WithheldReason.CLUSTER_DISRUPTED,
-        WithheldReason.VANTAGE_CUT_OFF,
-        WithheldReason.BUDGET_SPENT,
-        WithheldReason.BUDGET_UNREADABLE,
-    }
-)
+    BUDGET_UNREADABLE = "budget-unreadable"  # the last seven: the guard rails (docs/lifecycle.md)
 
 
 @dataclass(frozen=True, slots=True)

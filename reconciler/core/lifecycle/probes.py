@@ -64,12 +64,6 @@ class ProbeSchedule:
         """Whether a new round is due at ``now``."""
         return last_round is None or now - last_round >= self.interval
 
-    def next_at(self, last_round: datetime | None, now: datetime) -> datetime:
-        """When the next round is due (``now`` when it already is)."""
-        if last_round is None:
-            return now
-        return max(now, last_round + self.interval)
-
 
 @dataclass(frozen=True, slots=True)
 class ProbeHistory:

@@ -33,7 +33,7 @@ from reconciler.core.lifecycle.guards import (
     vantage_guard,
 )
 from reconciler.core.lifecycle.probes import NOT_PROBED, NodeProbe, ProbeVerdict
-from reconciler.core.lifecycle.record import Deletion, DeletionRecord
+from reconciler.core.lifecycle.record import DeletionRecord
 from reconciler.core.lifecycle.text import deletion_text, human_duration
 from reconciler.model import keys
 from reconciler.model.state import NodeState
@@ -115,10 +115,6 @@ class Decisions:
     def withheld(self) -> tuple[Withhold, ...]:
         """The nodes kept, with their reasons."""
         return tuple(d for d in self.nodes if isinstance(d, Withhold))
-
-    def record_after(self, record: DeletionRecord, now: datetime) -> DeletionRecord:
-        """The deletion record to store before sending this round's DELETEs."""
-        return record.with_deletions((Deletion(now, d.node) for d in self.deletions), now)
 
 
 def decide(sites: Sequence[SiteFacts], rails: ClusterLifecycle, seen: Observations) -> Decisions:

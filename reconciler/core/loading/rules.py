@@ -1,4 +1,4 @@
-"""Rules across fields, documents and files (TOPOLOGY.md "Validation"), and the warnings."""
+"""Rules across fields, documents and files (docs/topology.md "Validation"), and warnings."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def check(
         found += _merged_annotations(site, doc)
         found += _lifecycle_reaches_gateways(site, doc)
     found += _routes_kilo_already_routes(sites)
+    found += _routes_into_protected_ranges(clusters[0][0] if clusters else t.Cluster(), sites)
     return found
 
 
@@ -232,6 +233,34 @@ def _routes_kilo_already_routes(sites: Sequence[Located]) -> Iterator[Diagnostic
                         "route-kilo-overlap",
                         warning=True,
                     )
+
+
+def _routes_into_protected_ranges(
+    cluster: t.Cluster, sites: Sequence[Located]
+) -> Iterator[Diagnostic]:
+    """Routes the node agent would refuse, as far as the Cluster document knows its ranges
+    (the agent's own flags may name more)."""
+    spec = cluster.spec
+    named = (
+        ((spec.mesh.subnet,), "Kilo's WireGuard subnet (the Cluster's mesh.subnet)"),
+        (spec.network.pod_cidrs, "the cluster's pod CIDR (the Cluster's network.podCIDRs)"),
+        (spec.network.service_cidrs, "the cluster's service CIDR (network.serviceCIDRs)"),
+    )
+    protected = [
+        routerules.ProtectedRange(ipaddress.ip_network(cidr, strict=False), what)
+        for cidrs, what in named
+        for cidr in cidrs
+    ]
+    for site, doc in sites:
+        for i, route in enumerate(site.spec.routes):
+            why = routerules.never_routed(ipaddress.ip_network(route.to), protected)
+            if why is not None:
+                yield doc.diagnostic(
+                    ("spec", "routes", i, "to"),
+                    f"{route.to} lies {why}: the node agent refuses such a route, and every "
+                    "other route of the node with it",
+                    "route-protected",
+                )
 
 
 def _routes_sharing_a_slot(site: t.Site, doc: YamlDocument) -> Iterator[Diagnostic]:

@@ -21,10 +21,6 @@ from reconciler.model.settings import AgentRoute, AgentSettings, SettingsFormatE
 from reconciler.model.state import TaintValue
 from reconciler.model.topology import Cluster, Site, Taint
 
-# Kubernetes caps all annotations of an object at 256 KiB together; the agent's share
-# is kept to a quarter so labels, Kilo's and others' annotations always fit beside it.
-AGENT_ANNOTATION_LIMIT = 64 * 1024
-
 
 class DesiredNode(msgspec.Struct, frozen=True):
     """Everything topoctl declares for one member node (before ownership is considered)."""
@@ -52,7 +48,7 @@ def location_ips_anchor(site: Site, members: Collection[str]) -> str | None:
 def kilo_annotations(
     site: Site, member: Member, mesh_port: int, location_ips: bool = True
 ) -> dict[str, str]:
-    """The six Kilo keys, exactly in the formats Kilo parses (DOMAIN.md); without
+    """The six Kilo keys, exactly in the formats Kilo parses (docs/domain.md); without
     ``location_ips`` the node leaves the site's allowed-location-ips to another."""
     out = {keys.KILO_LOCATION: site.name}
     named = member.named

@@ -1,6 +1,6 @@
 """Diff one member node's desired state against the live node, honouring ownership.
 
-TOPOLOGY.md "Ownership": keys others set are never touched, a key leaving git is
+docs/topology.md "Ownership": keys others set are never touched, a key leaving git is
 removed only when topoctl owns it, a key with another value is adopted, and on member
 nodes the six user-set Kilo keys are fully declared by git. Keys Talos manages are
 reported as conflicts and left alone. Removing a ``force-*`` key also removes Kilo's

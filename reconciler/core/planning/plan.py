@@ -187,7 +187,8 @@ class SitePlan:
     members: tuple[str, ...]
     pending: tuple[str, ...]
     warnings: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # the site is held back
+    node_errors: tuple[str, ...] = ()  # each holds back its node alone (left out of nodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +244,8 @@ class Plan:
     observed: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> (uid, rv)
     sites: tuple[str, ...] = ()
     members: Mapping[str, str] = field(default_factory=dict)  # node -> site
+    # node -> pool, for members a pool claims and the site does not list by name
+    pools: Mapping[str, str] = field(default_factory=dict)
     agent_problems: Mapping[str, str] = field(default_factory=dict)  # node -> condition text
     lifecycle: LifecyclePlan | None = None  # None: no site deletes unreachable nodes
     now: Reference = NO_TIME  # when Kilo's freshness was judged, and by what clock

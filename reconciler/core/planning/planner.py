@@ -2,10 +2,11 @@
 
 A :class:`Planner` holds the topology and an index of the live nodes (each node's
 claims, which depend on the node alone, and Kilo's locations). :meth:`plan_site` is the
-one code path; :meth:`plan_all` is every site's answer put together with what only the
-whole cluster shows (unassigned nodes, nodes claimed twice). :meth:`updated` gives a
-planner for a cluster where some nodes changed, re-indexing only those, so the 409
-re-plan and the controller's watch-driven re-plans cost one site, not the cluster.
+one code path; :meth:`plan_all` is every site's answer put together (:meth:`assemble`)
+with what only the whole cluster shows (unassigned nodes, nodes claimed twice), and the
+controller assembles the site plans its reconciles made, planning none twice.
+:meth:`updated` gives a planner for a cluster where some nodes changed, re-indexing only
+those, so the 409 re-plan and the controller's watch-driven re-plans cost one site.
 
 Per site: each member's diff is computed without the agent settings; the projected
 state (:func:`project`) of every node Kilo will place in the location - members,
@@ -18,7 +19,7 @@ on each member as last published (:func:`~.desired.held_routes`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import msgspec
@@ -27,7 +28,6 @@ from reconciler.core.kilo.freshness import Reference, TimeSource, reference
 from reconciler.core.kilo.leader import PER_NODE, find_leader
 from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
 from reconciler.core.planning.desired import (
-    AGENT_ANNOTATION_LIMIT,
     DesiredNode,
     agent_annotation,
     desired_node,
@@ -42,6 +42,8 @@ from reconciler.core.planning.membership import ClaimIndex, Claims, Member, clai
 from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.planning.project import project
 from reconciler.model import keys
+from reconciler.model.names import MAX_ANNOTATIONS_BYTES, annotations_bytes
+from reconciler.model.settings import MAX_BYTES, MAX_ROUTES
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Site, Topology
 
@@ -168,8 +170,9 @@ class Planner:
         warnings: list[str] = []
         errors: list[str] = []
         nodes: list[NodePlan] = []
-        agents: dict[bool, tuple[str, int]] = {}  # leaders and others differ only: once each
+        agents: dict[bool, tuple[str, int, int]] = {}  # leaders and others differ: once each
         oversize: list[str] = []
+        node_errors: list[str] = []  # from live state: they hold back their node alone
         gateways: set[str] = set()
         for member in members:
             node = member.node
@@ -179,25 +182,36 @@ class Planner:
                     site.spec.routes, node.annotations.get(keys.TOPOCTL_AGENT)
                 )
                 gateways |= leader_gateways(site.spec.routes, routes)
-                agent = agent_annotation(self.topology.cluster, routes)
+                agent, count = agent_annotation(self.topology.cluster, routes), len(routes)
             else:
                 is_leader = per_node or leader.predicted == node.name
                 if is_leader not in agents:
                     routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
-                    agents[is_leader] = agent_annotation(self.topology.cluster, routes), unresolved
-                agent, unresolved = agents[is_leader]
+                    agent = agent_annotation(self.topology.cluster, routes)
+                    agents[is_leader] = agent, unresolved, len(routes)
+                agent, unresolved, count = agents[is_leader]
             if unresolved:
                 warnings.append(
                     f"{node.name}: {unresolved} route(s) via the leader left out: no "
                     "leader with an internal IP is predicted for this site"
                     + (", and none was published on this node before" if held else "")
                 )
-            if len(agent) > AGENT_ANNOTATION_LIMIT:
-                oversize.append(f"{node.name} ({len(agent)} bytes)")
+            if len(agent) > MAX_BYTES or count > MAX_ROUTES:
+                oversize.append(f"{node.name} ({len(agent)} bytes, {count} routes)")
+                continue
+            final = with_agent(plan, node, agent)
+            size = _annotations_after(node, final, projected, agent)
+            if size > MAX_ANNOTATIONS_BYTES:
+                node_errors.append(
+                    f"{node.name}: its annotations would hold {size} bytes of keys and values "
+                    f"once this plan is applied, and Kubernetes refuses more than "
+                    f"{MAX_ANNOTATIONS_BYTES} (256 KiB) on one object: nothing is written to "
+                    "it - make room among its other annotations"
+                )
                 continue
             memo.agent[node.name] = agent
             errors += self._drift(member, plan, projected)
-            nodes.append(with_agent(plan, node, agent))
+            nodes.append(final)
         if gateways:
             standing = gateways_text(gateways, (self._nodes[n] for n in memo.kilo))
             leader = replace(leader, held=standing)
@@ -205,9 +219,9 @@ class Planner:
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
-                f"{AGENT_ANNOTATION_LIMIT}-byte share of the 256 KiB Kubernetes allows for "
-                f"all annotations of a Node on {len(oversize)} node(s): "
-                f"{some(oversize)} - declare fewer or wider routes"
+                f"{MAX_BYTES}-byte share of the 256 KiB Kubernetes allows for all annotations "
+                f"of a Node, or over {MAX_ROUTES} routes (the node agent refuses either), on "
+                f"{len(oversize)} node(s): {some(oversize)} - declare fewer or wider routes"
             )
         return SitePlan(
             site=name,
@@ -217,18 +231,24 @@ class Planner:
             pending=tuple(n.name for n in site.spec.nodes if n.name not in self._nodes),
             warnings=tuple(warnings),
             errors=tuple(errors),
+            node_errors=tuple(node_errors),
         )
 
     def plan_all(self) -> Plan:
         """The whole plan: every site's, and what only the whole cluster shows."""
         memo = _Memo()
+        return self.assemble([self.plan_site(s.name, memo) for s in self.topology.sites])
+
+    def assemble(self, site_plans: Sequence[SitePlan]) -> Plan:
+        """The whole plan from site plans already made (nothing is planned again), with
+        what only the whole cluster shows: unassigned nodes, nodes claimed twice, pool
+        overlaps, Kilo's granularity."""
         cluster = self.topology.cluster
-        site_plans = [self.plan_site(s.name, memo) for s in self.topology.sites]
         warnings = [d.brief for d in self.topology.warnings]
         errors: list[str] = []
         for sp in site_plans:
             warnings += sp.warnings
-            errors += sp.errors
+            errors += (*sp.errors, *sp.node_errors)
         for node, claims in sorted(self._claims.items()):
             if claims.pool_overlaps:
                 warnings.append(
@@ -257,6 +277,7 @@ class Planner:
             errors=tuple(errors),
             observed={n.name: (n.uid, n.resource_version) for n in self._nodes.values()},
             members=members,
+            pools=self._pools(members),
             sites=tuple(sorted(self._sites)),
             agent_problems=self._agent_problems(members),
             now=self.reference,
@@ -409,6 +430,15 @@ class Planner:
             "will be wrong until the two agree"
         ]
 
+    def _pools(self, members: Mapping[str, str]) -> dict[str, str]:
+        """The pool of each member a pool claims and its site does not list by name."""
+        out = {}
+        for name in sorted(members):
+            member = self._claims[name].member
+            if member is not None and member.named is None and member.pool is not None:
+                out[name] = member.pool.name
+        return out
+
     def _agent_problems(self, members: Mapping[str, str]) -> dict[str, str]:
         """Members whose node agent reports TopologyReady False."""
         out = {}
@@ -417,6 +447,19 @@ class Planner:
             if cond is not None and cond.status != "True":
                 out[name] = f"{cond.reason}: {cond.message}" if cond.message else cond.reason
         return out
+
+
+def _annotations_after(live: NodeState, plan: NodePlan, projected: NodeState, agent: str) -> int:
+    """The bytes Kubernetes counts against its 256 KiB once ``plan`` is applied. A plan
+    that writes nothing leaves the node as the API server accepted it; the bound (the
+    projection without the agent settings, plus them) is exact enough unless it is over,
+    and then :func:`project` says exactly."""
+    if not plan.writes:
+        return 0
+    bound = annotations_bytes(projected.annotations) + len(keys.TOPOCTL_AGENT) + len(agent)
+    if bound <= MAX_ANNOTATIONS_BYTES:
+        return bound
+    return annotations_bytes(project(live, plan).annotations)
 
 
 def _claim(claims: Claims) -> str:

@@ -38,6 +38,7 @@ def project(live: NodeState, plan: NodePlan) -> NodeState:
         conditions=live.conditions,
         addresses=live.addresses,
         pod_cidr=live.pod_cidr,
+        pod_cidrs=live.pod_cidrs,
     )
 
 

@@ -78,6 +78,7 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
             errors=tuple(raw["errors"]),
             observed={k: (v[0], v[1]) for k, v in raw["observed"].items()},
             members=dict(raw["members"]),
+            pools=dict(raw.get("pools") or {}),
             sites=tuple(raw["sites"]),
             agent_problems=dict(raw.get("agent_problems") or {}),
             lifecycle=_lifecycle(raw.get("lifecycle")),

@@ -1,13 +1,13 @@
-"""Render a plan: text (rich markup, coloured on a TTY), markdown (PR comments), json.
+"""Render a plan: text (rich markup, coloured on a TTY) and json; the markdown of a
+pull-request comment is :mod:`comment`'s.
 
 The JSON is documented in the README and versioned with ``format_version``.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -22,7 +22,9 @@ from reconciler.core.planning.plan import (
     Plan,
 )
 from reconciler.core.rendering import lifecycle as lifecycle_lines
-from reconciler.model import captured, keys
+from reconciler.core.rendering.groups import delta_groups, plan_groups, some
+from reconciler.core.rendering.lines import STYLES
+from reconciler.model import captured
 
 
 def escape(text: str) -> str:
@@ -31,78 +33,6 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
-
-
-SIGNS = {
-    "set": "+",
-    "update": "~",
-    "adopt": "~",
-    "remove": "-",
-    "remove-mirror": "-",
-    "conflict": "!",
-}
-STYLES = {"+": "green", "~": "yellow", "-": "red", "!": "bold magenta"}
-MAX_VALUE = 72
-
-
-def _value(key: str, value: str | None) -> str:
-    if value is None:
-        return "(absent)"
-    if key == keys.TOPOCTL_AGENT:
-        try:
-            routes = len(json.loads(value).get("routes", []))
-        except (ValueError, AttributeError):
-            routes = 0
-        return f"<agent settings, {routes} route{'s' * (routes != 1)}, {len(value)} bytes>"
-    if key == keys.TOPOCTL_OWNED:
-        try:
-            owned = sum(len(v) for v in json.loads(value).values())
-        except (ValueError, AttributeError, TypeError):
-            owned = 0
-        return f"<ownership record, {owned} key{'s' * (owned != 1)}>"
-    text = json.dumps(value)
-    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + '…"'
-
-
-def _line(change: Change) -> str:
-    sign = SIGNS[change.verb]
-    label = "" if change.verb in ("set", "update") else f"[{change.verb}] "
-    if change.kind == "taint":
-        if change.verb == "set":
-            return f"{sign} {label}taint {change.after}"
-        if change.verb == "remove":
-            return f"{sign} {label}taint {change.before}"
-        return f"{sign} {label}taint {change.before} -> {change.after}"
-    what = f"{change.kind} {change.key}"
-    if change.verb in ("set",):
-        body = f"{what} = {_value(change.key, change.after)}"
-    elif change.verb in ("remove", "remove-mirror"):
-        body = f"{what} (was {_value(change.key, change.before)})"
-    else:
-        after = _value(change.key, change.after)
-        if change.key == keys.TOPOCTL_OWNED:
-            after = after[:-1] + _owned_delta(change.before, change.after) + ">"
-        body = f"{what}: {_value(change.key, change.before)} -> {after}"
-    return f"{sign} {label}{body}"
-
-
-def _owned_keys(value: str | None) -> set[str]:
-    try:
-        record = json.loads(value or "{}")
-        return {f"{kind}/{key}" for kind, items in record.items() for key in items}
-    except (ValueError, AttributeError, TypeError):
-        return set()
-
-
-def _owned_delta(before: str | None, after: str | None) -> str:
-    """``: 1 added, 1 dropped`` - a record's size alone can hide a swap."""
-    old, new = _owned_keys(before), _owned_keys(after)
-    parts = []
-    if new - old:
-        parts.append(f"{len(new - old)} added")
-    if old - new:
-        parts.append(f"{len(old - new)} dropped")
-    return ": " + ", ".join(parts) if parts else ""
 
 
 _SOURCES = {
@@ -193,13 +123,14 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
         out.append(head)
         if pred is not None and pred.unknown:
             out += ["  " + styled("yellow", esc(line)) for line in unknown_lines(pred)]
-        for node in nodes:
-            out.append("  " + styled("bold", f"~ node {node.node}"))
-            for change in node.changes:
-                line = _line(change)
-                out.append("      " + styled(STYLES[line[0]], line))
-                if change.verb not in ("set", "update") and change.why:
-                    out.append("          " + styled("dim", f"# {change.why}"))
+        for group in plan_groups(nodes, plan.pools):  # nodes with identical changes: once
+            named = f": {some(group.nodes)}" if len(group.nodes) > 1 else ""
+            out.append("  " + styled("bold", f"~ {group.label}{named}"))
+            for line in group.lines:
+                if line.startswith("#"):
+                    out.append("          " + styled("dim", line))
+                else:
+                    out.append("      " + styled(STYLES[line[0]], line))
         out.append("")
     decided = lifecycle_lines.lines(plan.lifecycle)
     if decided:
@@ -215,8 +146,9 @@ def _same(text: str) -> str:
     return text
 
 
-def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[str]:
-    esc = escape if markup else _same
+def notes(plan: Plan, esc: Callable[[str], str] = _same) -> list[str]:
+    """A line for each node claimed twice, pending, or whose agent reports a problem,
+    and for each warning."""
     out: list[str] = []
     for node, sites in sorted(plan.claimed_twice.items()):
         out.append(
@@ -231,16 +163,23 @@ def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[
         out.append(f"agent on {esc(node)} reports TopologyReady=False: {esc(problem)}")
     for warning in plan.warnings:
         out.append(f"warning: {esc(warning)}")
+    return out
+
+
+def _lists(plan: Plan, deltas: Sequence[DesiredDelta], *, markup: bool) -> list[str]:
+    esc = escape if markup else _same
+    out = notes(plan, esc)
     if deltas:
         out.append(
             f"this change to the topology alters the desired state of "
             f"{len({d.node for d in deltas})} node(s):"
         )
-        for d in deltas:
-            out.append(
-                f"  {esc(d.node)}: {d.kind} {esc(d.key)}: {esc(_value(d.key, d.base))} -> "
-                f"{esc(_value(d.key, d.head))}"
-            )
+        for group in delta_groups(deltas, plan.members, plan.pools):
+            if len(group.nodes) == 1:
+                out += [f"  {esc(group.nodes[0])}: {esc(line)}" for line in group.lines]
+            else:
+                out.append(f"  {esc(group.label)} ({esc(some(group.nodes))}):")
+                out += [f"    {esc(line)}" for line in group.lines]
     if out:
         out.append("")
     return out
@@ -282,83 +221,6 @@ def leader_news(prediction: LeaderPrediction) -> str:
             "tunnels to this location drop"
         )
     return f"{before} -> {after}; tunnels to this location drop while Kilo reconfigures"
-
-
-def markdown(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> str:
-    """A pull-request comment: summary table, predicted leaders, a section per site."""
-    out = [
-        f"### topoctl plan: cluster `{plan.cluster}`",
-        "",
-        f"**{summary_line(plan)}**",
-        "",
-        f"<sub>now: {time_text(plan.now)}</sub>",
-        "",
-    ]
-    for error in plan.errors:
-        out.append(f"> [!CAUTION]\n> {error}\n")
-    for move in (p for p in plan.leaders if p.changes):
-        out.append(f"> [!WARNING]\n> Leader change in `{move.site}`: {leader_news(move)}.\n")
-    for unknown in (p for p in plan.leaders if p.unknown):
-        lines = unknown_lines(unknown)
-        out.append(f"> [!NOTE]\n> Site `{unknown.site}`: {lines[0][2:]}")
-        out += [f"> - {line.strip()}" for line in lines[1:]]
-        out.append("")
-    out += [
-        "| site | nodes to change | keys | conflicts | leader now | leader after |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
-    ]
-    leaders = {p.site: p for p in plan.leaders}
-    sites = sorted({n.site for n in plan.nodes} | set(leaders))
-    for site in sites:
-        nodes = [n for n in plan.nodes if n.site == site]
-        writes = sum(len(n.writes) for n in nodes)
-        conflicts = sum(1 for n in nodes for c in n.changes if not c.writes)
-        p = leaders.get(site)
-        now = p.current if p else None
-        after = p.predicted if p else None
-        if p is not None and p.granularity != "location":
-            now = after = f"each node ({p.granularity})"
-        elif p is not None and p.unknown:
-            after = "unknown"
-        mark = " :warning:" if p and p.changes else ""
-        out.append(
-            f"| `{site}` | {sum(1 for n in nodes if n.writes)} | {writes} | {conflicts} | "
-            f"{now or '-'} | {after or '-'}{mark} |"
-        )
-    out.append("")
-    for site in sites:
-        nodes = [n for n in plan.nodes if n.site == site and n.changes]
-        if not nodes:
-            continue
-        out += [
-            f"<details><summary><code>{site}</code>: {len(nodes)} node(s)</summary>",
-            "",
-            "```diff",
-        ]
-        for node in nodes:
-            out.append(f"# node {node.node}")
-            for change in node.changes:
-                line = _line(change)
-                sign = {"~": "!", "!": "!"}.get(line[0], line[0])
-                out.append(f"{sign}{line[1:]}")
-                if change.verb not in ("set", "update") and change.why:
-                    out.append(f"#   {change.why}")
-        out += ["```", "", "</details>", ""]
-    decided = lifecycle_lines.lines(plan.lifecycle)
-    if decided:
-        out += ["**Lifecycle** (sites that delete unreachable nodes)", ""]
-        out += [f"- {line}" for line in decided]
-        out.append("")
-    rest = _lists(plan, deltas, markup=False)
-    if rest:
-        out += [
-            "<details><summary>notes</summary>",
-            "",
-            *[f"- {r}" for r in rest if r],
-            "",
-            "</details>",
-        ]
-    return "\n".join(out).rstrip() + "\n"
 
 
 def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:

@@ -27,8 +27,9 @@ HEADER = """\
 Every field of the two kinds of document a `sites/*.yaml` file holds, `Cluster` (at
 most one in the whole tree) and `Site` (one per Kilo location), as the loader reads
 them: the YAML name, the type and the values it accepts, and what an omitted field
-means. Unknown fields are errors. TOPOLOGY.md explains the meaning and the rules that
-span fields and files; `topoctl schema` prints the same contract as JSON Schema.
+means. Unknown fields are errors. [topology.md](topology.md) explains the meaning and
+the rules that span fields and files; `topoctl schema` prints the same contract as JSON
+Schema.
 """
 
 

@@ -89,9 +89,14 @@ class _Node(msgspec.Struct, frozen=True):
     status: _Status = _Status()
 
 
+class _ListMeta(msgspec.Struct, frozen=True):
+    annotations: dict[str, str] = {}
+
+
 class _List(msgspec.Struct, frozen=True):
     items: list[_Node]  # required: a map without items is not a List
     kind: str = "List"
+    metadata: _ListMeta = _ListMeta()
 
 
 _DECODER = msgspec.json.Decoder(_List)
@@ -100,6 +105,13 @@ _FIELDS = msgspec.json.Decoder(_Fields)
 
 def node_states(data: bytes) -> dict[str, NodeState] | None:
     """Every node of a JSON List of Nodes, by name; None when this path is not sure."""
+    read = node_list(data)
+    return read[0] if read is not None else None
+
+
+def node_list(data: bytes) -> tuple[dict[str, NodeState], dict[str, str]] | None:
+    """Every node of a JSON List of Nodes, by name, and the List's own annotations;
+    None when this path is not sure."""
     try:
         doc = _DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -115,7 +127,7 @@ def node_states(data: bytes) -> dict[str, NodeState] | None:
             states[meta.name] = _state(item)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-    return states
+    return states, doc.metadata.annotations
 
 
 def _state(item: _Node) -> NodeState:

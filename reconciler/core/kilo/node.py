@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from reconciler.core.kilo.freshness import is_fresh
+from reconciler.core.kilo.freshness import is_fresh, last_seen
 from reconciler.model import keys
 from reconciler.model.addresses import Endpoint, parse_endpoint
 from reconciler.model.state import NodeState
@@ -81,46 +81,88 @@ class KiloNode(msgspec.Struct, frozen=True):
             return True
 
 
-def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
-    """Read a node as Kilo does (live, or projected as it will be after apply), Ready
-    or not as :func:`kilo_ready` says."""
+def kilo_node(node: NodeState, now: int | None) -> KiloNode:
+    """Read a node as Kilo does (live, or projected as it will be after apply), Ready or
+    not at ``now`` (:func:`not_ready`). With no time at all (``now`` None: an offline
+    plan of a cluster where Kilo never checked in) the Kubernetes Ready condition stands
+    in for Kilo's."""
     annotations = node.annotations
     endpoint = _endpoint(node)
     internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
     if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
         internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
-    ready = _ready(node, endpoint, reference)
+    ready = node.ready == "True" if now is None else not _not_ready(node, endpoint, now)
     return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
 
 
-def kilo_ready(node: NodeState, reference: int | None) -> bool:
-    """Whether Kilo counts the node as Ready (pkg/mesh Node.Ready), and so lets it lead
-    or carry routes: an endpoint, a WireGuard key that parses, a pod CIDR, and a
-    ``last-seen`` within 60 s of ``reference``, the newest check-in in the cluster
-    (which keeps the prediction right for saved snapshots). With no Kilo data at all
-    (``reference`` None) the Kubernetes Ready condition stands in. The one statement of
-    the rule: the leader election and the node that carries a site's allowed IPs under
-    ``full``/``cross`` granularity both ask it."""
-    return _ready(node, _endpoint(node), reference)
+def not_ready(node: NodeState, now: int) -> list[str]:
+    """Why Kilo cannot count the node as Ready at ``now`` (empty: it can). Kilo's
+    ``Node.Ready`` (pkg/mesh/mesh.go): an endpoint, a WireGuard key, a pod CIDR and a
+    fresh ``last-seen`` (:mod:`.freshness`)."""
+    return _not_ready(node, _endpoint(node), now)
 
 
-def _ready(node: NodeState, endpoint: str | None, reference: int | None) -> bool:
-    if reference is None:
-        return node.ready == "True"
+def _not_ready(node: NodeState, endpoint: str | None, now: int) -> list[str]:
+    annotations = node.annotations
+    causes = []
+    if endpoint is None:
+        causes.append("no endpoint")
+    key = annotations.get(keys.KILO_KEY)
+    if not is_wireguard_key(key):
+        causes.append("no key" if not key else "a key that is not a WireGuard key")
+    if not node.pod_cidr:
+        causes.append("no podCIDR")
+    if not is_fresh(node, now):
+        seen = last_seen(node)
+        if seen is not None:
+            causes.append(f"stale last-seen ({now - seen} s ago)")
+        elif keys.KILO_LAST_SEEN in annotations:
+            causes.append("a last-seen that is not a number")
+        else:
+            causes.append("never checked in")
+    return causes
+
+
+def kg_stopped(node: NodeState) -> bool:
+    """Whether Kilo's agent left the node as it leaves one it stops on (SIGTERM: a
+    rollout, or Kilo stopping): its key and its last-seen removed (pkg/k8s/backend.go
+    CleanUp), on a node topoctl publishes settings to. Kilo counts the node not Ready;
+    whether that moves the leader is the planner's to say."""
+    annotations = node.annotations
     return (
-        endpoint is not None
-        and is_wireguard_key(node.annotations.get(keys.KILO_KEY))
-        and bool(node.pod_cidr)
-        and is_fresh(node, reference)
+        keys.TOPOCTL_AGENT in annotations
+        and keys.KILO_KEY not in annotations
+        and keys.KILO_LAST_SEEN not in annotations
     )
 
 
+def addresses(node: NodeState) -> set[str]:
+    """Every address Kilo or Kubernetes gives the node's private side: the forced and
+    Kilo's own internal IP, and its InternalIP addresses."""
+    annotations = node.annotations
+    out = {a for t, a in node.addresses if t == "InternalIP"}
+    for key in (keys.KILO_FORCE_INTERNAL_IP, keys.KILO_INTERNAL_IP):
+        ip = _cidr_ip(annotations.get(key))
+        if ip is not None:
+            out.add(ip)
+    return out
+
+
 def _endpoint(node: NodeState) -> str | None:
-    """The endpoint host Kilo uses: the forced one when Kilo can read it, else its own."""
-    endpoint = _endpoint_host(node.annotations.get(keys.KILO_FORCE_ENDPOINT))
+    """The endpoint host Kilo uses: the forced one when it parses, else its own."""
+    annotations = node.annotations
+    endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
     if endpoint is None:
-        endpoint = _endpoint_host(node.annotations.get(keys.KILO_ENDPOINT))
+        endpoint = _endpoint_host(annotations.get(keys.KILO_ENDPOINT))
     return endpoint
+
+
+def kilo_ready(node: NodeState, now: int | None) -> bool:
+    """Whether Kilo counts the node as Ready at ``now`` (:func:`not_ready` finds no
+    cause), and so lets it lead or carry routes; with no time at all the Kubernetes Ready
+    condition stands in. The leader election and the node that carries a site's allowed
+    IPs under ``full``/``cross`` granularity both ask it."""
+    return node.ready == "True" if now is None else not not_ready(node, now)
 
 
 @lru_cache(maxsize=65536)

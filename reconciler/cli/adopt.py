@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     backend_call,
     cluster_options,
     open_cluster,
+    plan_time,
 )
 
 
@@ -82,7 +83,8 @@ def import_(
     source = _source(snapshot, kubeconfig, context)
     name = cluster_name or (snapshot.stem if snapshot else context) or "cluster"
     try:
-        result = backend_call(lambda: import_cluster(reader, source, name))
+        now = plan_time(reader)  # Kilo's freshness judged as `topoctl plan` judges it
+        result = backend_call(lambda: import_cluster(reader, source, name, now))
     except InvalidImportError as err:
         raise Failure(f"{err} (a fault in topoctl: please report it)") from None
     if directory is None:

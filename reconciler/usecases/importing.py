@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from reconciler.core.adoption.adopt import adopt
 from reconciler.core.adoption.values import Adoption
+from reconciler.core.kilo.freshness import Reference
 from reconciler.core.loading.load import SourceFile, load
 from reconciler.core.planning.plan import Change, Plan
 from reconciler.core.rendering import imported
@@ -43,16 +44,19 @@ class ImportResult:
         return imported.report(self.adoption, written, self.plan, self.visible, self.warnings)
 
 
-def import_nodes(nodes: Sequence[NodeState], source: str, cluster_name: str) -> ImportResult:
+def import_nodes(
+    nodes: Sequence[NodeState], source: str, cluster_name: str, now: Reference | None = None
+) -> ImportResult:
     """The import of ``nodes``, checked as described above. ``source`` names where the
-    nodes came from (the files' header says it)."""
-    adoption = adopt(nodes, cluster_name)
+    nodes came from (the files' header says it); Kilo's freshness is judged at ``now``
+    (None: the nodes' median check-in), for the import and its plan alike."""
+    adoption = adopt(nodes, cluster_name, now.at if now is not None else None)
     files = imported.files(adoption, source)
     loaded = load(SourceFile(name, text.encode()) for name, text in files.items())
     if loaded.topology is None:
         problems = diagnostics_text(errors(loaded.diagnostics), files)
         raise InvalidImportError(f"the imported topology does not pass validate:\n{problems}")
-    _, plan = plan_nodes(loaded.topology, nodes)
+    _, plan = plan_nodes(loaded.topology, nodes, now)
     visible = tuple(
         change
         for node in plan.writes
@@ -68,6 +72,8 @@ def import_nodes(nodes: Sequence[NodeState], source: str, cluster_name: str) -> 
     )
 
 
-def import_cluster(reader: ClusterReader, source: str, cluster_name: str) -> ImportResult:
+def import_cluster(
+    reader: ClusterReader, source: str, cluster_name: str, now: Reference | None = None
+) -> ImportResult:
     """The import of every node the reader lists."""
-    return import_nodes(reader.list_nodes(), source, cluster_name)
+    return import_nodes(reader.list_nodes(), source, cluster_name, now)

@@ -26,7 +26,7 @@ from reconciler.core.adoption.values import (
     Note,
     NoteKind,
 )
-from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.freshness import reference
 from reconciler.core.kilo.leader import PER_NODE
 from reconciler.core.kilo.node import go_cidr, kilo_location, kilo_node
 from reconciler.core.loading.rules import overlap_message
@@ -39,8 +39,9 @@ GRANULARITIES = ("location", "full", "cross")
 _TALOS_KINDS = (("label", "labels"), ("annotation", "annotations"), ("taint", "taints"))
 
 
-def adopt(nodes: Iterable[NodeState], cluster_name: str) -> Adoption:
-    """The import of these live nodes."""
+def adopt(nodes: Iterable[NodeState], cluster_name: str, now: int | None = None) -> Adoption:
+    """The import of these live nodes, Kilo's freshness judged at ``now`` (None: the
+    nodes' median check-in), as a plan judges it."""
     nodes = sorted(nodes, key=lambda n: n.name.encode())
     notes: list[Note] = []
     cluster = _cluster(nodes, cluster_name, notes)
@@ -57,10 +58,10 @@ def adopt(nodes: Iterable[NodeState], cluster_name: str) -> Adoption:
             if read is not None:
                 reads.setdefault(location, []).append((node, read))
     _overlaps(reads, notes)
-    reference = newest_check_in(nodes)
+    at = reference(nodes, now).at
     sites = []
     for location, members in sorted(reads.items()):
-        site = _site(location, members, nodes, cluster.granularity, reference, notes)
+        site = _site(location, members, nodes, cluster.granularity, at, notes)
         if site is not None:
             sites.append(site)
     imported = {m for s in sites for m in s.members}

@@ -61,7 +61,7 @@ PINNED = {
 
 
 def kilo_node_state(name: str, *, age: int = 0, carries: bool = False) -> NodeState:
-    """A member Kilo runs on, its last check-in ``age`` seconds before the newest."""
+    """A member Kilo runs on, its last check-in ``age`` seconds before the plan's time."""
     index = int(name[-1])
     extra = {keys.KILO_ALLOWED_LOCATION_IPS: CIDR} if carries else {}
     annotations = kilo_annotations(
@@ -74,7 +74,7 @@ def plan_of(granularity: str, nodes: list[NodeState]) -> Plan:
     topo = topology(
         site("a", allowedLocationIPs=[CIDR], **PINNED), mesh={"granularity": granularity}
     )
-    return Planner(topo, nodes).plan_all()
+    return Planner(topo, nodes, SEEN).plan_all()  # judged at the newest check-in's time
 
 
 def after(plan: Plan, nodes: list[NodeState]) -> list[str]:

@@ -159,9 +159,14 @@ class StatusStore(Protocol):
         """Its data and resourceVersion, or None when it does not exist."""
         ...
 
-    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
-        """Replace its data (create it when ``resource_version`` is None); ConflictError
-        when it moved since ``resource_version`` (or exists already)."""
+    def write(
+        self,
+        data: Mapping[str, str],
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StatusRecord:
+        """Replace its data and annotations (create it when ``resource_version`` is None);
+        ConflictError when it moved since ``resource_version`` (or exists already)."""
         ...
 
 

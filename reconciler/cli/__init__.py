@@ -70,6 +70,6 @@ def _run() -> None:
 
 
 # The commands register themselves on the group as they are imported.
-from reconciler.cli import agent, cluster, controller, review, topology  # noqa: E402
+from reconciler.cli import agent, cluster, controller, gestures, review, topology  # noqa: E402
 
-__all__ = ["agent", "cluster", "controller", "main", "review", "run", "topology"]
+__all__ = ["agent", "cluster", "controller", "gestures", "main", "review", "run", "topology"]

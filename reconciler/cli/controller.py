@@ -127,6 +127,7 @@ def run_controller(**flags: Any) -> None:
                   --webhook-secret-file /etc/topoctl/credentials/webhook-secret
       topoctl run --source-dir ./sites --kubeconfig ~/.kube/config --dry-run
       topoctl status                              what the controller last did
+      topoctl suspend / resume / reconcile        stop writing, write again, fetch now
 
     Exit status: 0 after SIGTERM (the write in flight finished, the lease released),
     1 after losing the lease or on a start-up error.

@@ -8,14 +8,16 @@ written (:mod:`reconciler.controller.flapping`: a key another writer keeps chang
 back waits); a node error (annotations that would pass 256 KiB) leaves that node out
 and is reported as the site's error. What was written is folded into the planner at
 once. The result says what the loop does next: ``ok`` (forget the site's backoff),
-``held`` (its plan has errors: nothing written) or ``error`` (some writes failed: retry
-with backoff); and when to look at the site again for a key the limiter held back.
+``held`` (its plan has errors: nothing written), ``suspended`` (``topoctl suspend``
+covers the site: planned, nothing written, the nodes that drift from git kept for the
+status) or ``error`` (some writes failed: retry with backoff); and when to look at the
+site again for a key the limiter held back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.controller.flapping import FlapLimiter
@@ -23,6 +25,7 @@ from reconciler.controller.plans import SharedPlanner
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeWrite
+from reconciler.model.suspension import Hold
 from reconciler.ports import ClusterReader, ClusterWriter
 from reconciler.usecases.apply import write_plan
 
@@ -57,7 +60,10 @@ class SiteReconciler:
         flaps: FlapLimiter,
         parallel: int = 4,
         dry_run: bool = False,
+        suspended: Callable[[str], Hold | None] = lambda site: None,
     ) -> None:
+        """``suspended`` names the hold that stops writes to a site (None: write)."""
+        self.suspended = suspended
         self.plans = plans
         self.reader = reader
         self.writer = writer
@@ -84,6 +90,8 @@ class SiteReconciler:
             log.warning("site %s: node(s) held back: %s", site, held)
         if not any(n.writes for n in plan.nodes):
             return self._unwritten(plan, planner, revision.sha, "ok", held)
+        if self.suspended(site) is not None:  # planned and reported, never written
+            return self._unwritten(plan, planner, revision.sha, "suspended", held)
         whole = Plan(
             cluster=revision.topology.cluster.metadata.name,
             nodes=plan.nodes,

@@ -40,10 +40,12 @@ from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.observers import Fanout, MetricsObserver
 from reconciler.controller.plans import Revision
-from reconciler.controller.source import Good, Source
+from reconciler.controller.source import Good, Refused, Source
 from reconciler.controller.status import StatusReporter
+from reconciler.controller.suspension import SuspensionView
 from reconciler.controller.webhook import read_secret
 from reconciler.core.election.lease import Timing
+from reconciler.model.suspension import Suspension
 from reconciler.ports import BackendError, GitSource
 from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
@@ -140,6 +142,9 @@ class Controller:
         self.status_events = EventRecorder(  # about the status ConfigMap, in its namespace
             KubeEventSink(api, identity, namespace=namespace, gate=gate), self.clock
         )
+        # topoctl suspend: read from the status ConfigMap by every replica; nothing is
+        # written before it has been read once
+        self.suspension = SuspensionView(self._suspension_changed)
         self.status = StatusReporter(
             self.status_map,
             EventRecorder(self.node_events, self.clock),
@@ -147,6 +152,7 @@ class Controller:
             status_events=self.status_events,
             may_write=may_write,
             dry_run=settings.dry_run,
+            suspension=self.suspension,
         )
         observers = Fanout(self.status)
         self.loop = ReconcileLoop(
@@ -157,9 +163,13 @@ class Controller:
             settings=LoopSettings(resync=settings.resync, dry_run=settings.dry_run),
             observer=observers,
             stop=self.stop_event,
+            suspended=self.suspension.covers,
+            on_handled=self.status.reconcile_handled,
         )
         observers.add(
-            MetricsObserver(self.metrics, self.loop.informer.stats, self.loop.writer.stats)
+            MetricsObserver(
+                self.metrics, self.loop.informer.stats, self.loop.writer.stats, self.suspension
+            )
         )
         self.source = Source(
             source_port(settings),
@@ -168,7 +178,7 @@ class Controller:
             metrics=self.metrics,
             fallback=self._recorded_revision(),
             on_change=self._new_revision,
-            on_refused=self.status.revision_refused,
+            on_refused=self._refused,
         )
         self.lifecycle = LifecyclePass(
             self.loop.plans.view,
@@ -183,6 +193,7 @@ class Controller:
             on_failure=self.status.lifecycle_failed,
             dry_run=settings.dry_run,
             wake=self.loop.plans.changed,
+            suspended=self.suspension.covers,
         )
         fetches_itself = may_write  # the holder, or a dry run: a standby records it
         self.fetch_requests = FetchRequests(
@@ -191,6 +202,8 @@ class Controller:
             self.source.request_fetch,
             fetches_itself,
             self.clock,
+            on_suspension=self.suspension.seen,
+            on_reconcile=self._reconcile_requested,
         )
         hook = None
         if settings.webhook_secret_file is not None:
@@ -203,6 +216,27 @@ class Controller:
             hook=hook,
         )
         self.started = self.clock.monotonic()
+        self._read_suspension()
+
+    def _read_suspension(self) -> None:
+        """What is suspended, read before anything may be written."""
+        try:
+            self.suspension.seen(self.status_map.suspension())
+        except BackendError as err:
+            log.warning(
+                "the status cannot be read (%s): nothing is written until what is "
+                "suspended is known",
+                err,
+            )
+
+    def _suspension_changed(self, before: Suspension, now: Suspension) -> None:
+        self.metrics.suspension(now)
+        self.status.suspension_changed(now)
+        self.loop.plan_everything()  # the drift shown at once, a resumed site written
+
+    def _reconcile_requested(self, request: str) -> None:
+        """``topoctl reconcile``: fetch now, then plan everything and echo ``request``."""
+        self.source.request_fetch(then=lambda: self.loop.reconcile_now(request))
 
     def live(self) -> bool:
         """Alive while the reconcile loop has turned within STUCK_AFTER seconds (counted
@@ -220,6 +254,9 @@ class Controller:
 
     def _new_revision(self, good: Good) -> None:
         self.loop.set_revision(Revision(good.revision, good.topology))
+
+    def _refused(self, refused: Refused) -> None:
+        self.status.revision_refused(refused)
 
     def _lost(self) -> None:
         log.error("lost the lease: stopping every write and exiting")

@@ -1,0 +1,170 @@
+"""topoctl suspend's record and what the controller makes of it: the record kept beside
+every other key of the status ConfigMap, the view every replica keeps (nothing written
+before it is known), and the lifecycle's deletions withheld in a suspended site, through
+the controller's own wiring on the double under the shipped RBAC."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler.adapters.kubestatus import KubeStatusStore
+from reconciler.controller.suspension import UNKNOWN, SuspensionView
+from reconciler.model.suspension import CLUSTER, Hold, Suspension
+from reconciler.usecases.statusmap import (
+    FETCH_KEY,
+    REQUESTED_AT,
+    STATUS_NAME,
+    SUSPEND_KEY,
+    StatusConfigMap,
+)
+from tests.controller.deployed import Deployed, deployed_controller
+from tests.fakes import MemoryStatusStore
+from tests.shipped_rbac import NAMESPACE, Shipped
+
+ALICE = Hold("alice@laptop", "2026-12-07T23:40:00Z", "incident 4711")
+BOB = Hold("bob@desk", "2026-12-07T23:41:00Z", "rack move")
+
+
+def test_suspending_and_resuming_scopes() -> None:
+    both = Suspension().suspend((), ALICE).suspend(("fsn1", "nbg1"), BOB)
+    assert both.covers("hel1") == ALICE  # the cluster's hold comes first
+    assert both.resume(()).covers("hel1") is None
+    assert both.resume(()).covers("fsn1") == BOB
+    assert both.resume(("fsn1",)).scopes() == {CLUSTER: ALICE, "nbg1": BOB}
+    assert not both.resume((), everything=True).active
+    assert Suspension.parse(both.render()) == both
+    assert both.as_status() == {
+        "*": ALICE.as_json(),
+        "fsn1": BOB.as_json(),
+        "nbg1": BOB.as_json(),
+    }
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"cluster": 3}', '{"sites": [1]}'])
+def test_a_record_that_cannot_be_read_suspends_the_whole_cluster(text: str) -> None:
+    read = Suspension.parse(text)
+    assert read.cluster is not None and "resume --all" in read.cluster.reason
+    assert read.covers("any") is read.cluster
+
+
+def test_no_record_suspends_nothing() -> None:
+    assert Suspension.parse(None) == Suspension.parse("") == Suspension()
+
+
+def test_the_record_keeps_every_other_key_and_annotation() -> None:
+    store = MemoryStatusStore(
+        {"status.json": "{}", FETCH_KEY: "t0", "deletions": "x"}, {"team": "net"}
+    )
+    status = StatusConfigMap(store)
+    status.update_suspension(lambda s: s.suspend(("fsn1",), BOB))
+    status.request_reconcile("2026-12-07T23:50:00.000001Z")
+    status.publish('{"revision":"abc"}', "abc", "T")  # the controller's replace
+    assert store.data is not None and store.data[FETCH_KEY] == "t0"
+    assert store.data["deletions"] == "x" and SUSPEND_KEY in store.data
+    assert store.annotations == {"team": "net", REQUESTED_AT: "2026-12-07T23:50:00.000001Z"}
+    found = status.requests()
+    assert found.suspension.covers("fsn1") == BOB and found.fetch == "t0"
+    assert found.reconcile == "2026-12-07T23:50:00.000001Z" and found.handled == ""
+    shown = status.read_status()
+    assert shown is not None and shown["suspendRecorded"] == {"fsn1": BOB.as_json()}
+    assert SUSPEND_KEY not in shown["other"]  # shown as itself
+
+    status.update_suspension(lambda s: s.resume(("fsn1",)))
+    assert SUSPEND_KEY not in store.data  # nothing suspended: no key left
+
+
+def test_suspend_creates_the_configmap_when_the_controller_never_ran() -> None:
+    store = MemoryStatusStore()
+    StatusConfigMap(store).update_suspension(lambda s: s.suspend((), ALICE))
+    assert StatusConfigMap(store).suspension().cluster == ALICE
+
+
+def test_a_replica_writes_nothing_before_it_has_read_the_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    changes: list[tuple[Suspension, Suspension]] = []
+    view = SuspensionView(lambda before, now: changes.append((before, now)))
+    assert view.covers("fsn1") is UNKNOWN and view.cluster() is UNKNOWN
+    caplog.set_level(logging.INFO, "topoctl.run")
+    view.seen(Suspension())
+    assert view.covers("fsn1") is None and changes == [(Suspension(), Suspension())]
+    view.seen(Suspension())  # the same: told once
+    assert len(changes) == 1
+    view.seen(Suspension().suspend(("fsn1",), BOB))
+    view.seen(Suspension())
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[-2] == (
+        "suspended site fsn1 by bob@desk at 2026-12-07T23:41:00Z: rack move: "
+        "nothing is written there"
+    )
+    assert messages[-1] == "resumed site fsn1: written again from now on"
+    assert len(changes) == 3
+
+
+@pytest.fixture
+def deployed(shipped: Shipped, tmp_path: Path) -> Iterator[Deployed]:
+    with deployed_controller(shipped, tmp_path) as wired:
+        yield wired
+
+
+def test_a_suspended_site_loses_no_node_to_the_lifecycle_until_resumed(
+    deployed: Deployed, caplog: pytest.LogCaptureFixture
+) -> None:
+    controller, apiserver = deployed.controller, deployed.apiserver
+    shipped = Shipped(apiserver)
+    person = StatusConfigMap(
+        KubeStatusStore(shipped.api(shipped.controller_token()), NAMESPACE, STATUS_NAME)
+    )
+    person.update_suspension(lambda s: s.suspend(("fsn1",), BOB))
+    controller.suspension.seen(controller.status_map.suspension())  # the replica's look
+
+    caplog.set_level(logging.WARNING, "topoctl.lifecycle")
+    deployed.steps(5)
+    lifecycle = controller.lifecycle
+    assert lifecycle.stats.deleted == [] and "w-2" in lifecycle.stats.suspended
+    assert apiserver.node("w-2") is not None
+    assert apiserver.log.count(verb="delete", resource="nodes") == 0
+    recorded = apiserver.get("ConfigMap", STATUS_NAME, NAMESPACE)
+    assert recorded is not None and "deletions" not in recorded["data"]  # no budget taken
+    assert any(
+        r.getMessage().startswith("suspended by bob@desk") and "w-2" in r.getMessage()
+        for r in caplog.records
+    )
+    withheld = controller.metrics.registry.get_sample_value(
+        "topoctl_node_deletions_withheld_total", {"site": "fsn1", "reason": "suspended"}
+    )
+    assert withheld is not None and withheld >= 1
+
+    person.update_suspension(lambda s: s.resume(("fsn1",)))
+    controller.suspension.seen(controller.status_map.suspension())
+    deployed.clock.at += timedelta(seconds=20)
+    deployed.steps(1)
+    assert lifecycle.stats.deleted == ["w-2"] and apiserver.node("w-2") is None
+    assert apiserver.log.count(status=403) == 0
+
+
+def test_status_text_says_what_is_enforced_and_what_the_controller_has_not_seen_yet() -> None:
+    from reconciler.core.rendering.status import status_text
+
+    doc = {
+        "suspended": {"*": ALICE.as_json()},
+        "suspendRecorded": {"fsn1": BOB.as_json()},
+        "driftNodes": 3,
+        "reconcileRequestedAt": "T1",
+        "lastHandledReconcileAt": "T0",
+    }
+    lines = status_text(doc).splitlines()
+    assert lines[:4] == [
+        "SUSPENDED: the whole cluster by alice@laptop at 2026-12-07T23:40:00Z: incident 4711"
+        " - nothing is written there (resume recorded, not seen by the controller yet)",
+        "           3 node(s) drift from git, unwritten (topoctl resume)",
+        "suspend recorded: site fsn1 by bob@desk at 2026-12-07T23:41:00Z: rack move"
+        " (not seen by the controller yet)",
+        "revision:  (none applied)",
+    ]
+    assert "reconcile: requested T1, not handled yet" in lines

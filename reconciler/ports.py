@@ -337,3 +337,16 @@ class CommentThread(Protocol):
     def describe(self) -> str:
         """``acme/topology#7`` or ``acme/topology!7``: for messages."""
         ...
+
+
+class CommitStatuses(Protocol):
+    """Commit statuses of one repository (GitHub) or project (GitLab)."""
+
+    def post(self, sha: str, state: str, description: str) -> None:
+        """Set the status of commit ``sha``: ``pending``, ``success`` or ``failure``
+        (ForgeError when the forge refuses or does not answer)."""
+        ...
+
+    def describe(self) -> str:
+        """``github acme/topology`` or ``gitlab group/topology``: for messages."""
+        ...

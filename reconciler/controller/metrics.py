@@ -17,6 +17,7 @@ from reconciler.model.suspension import CLUSTER, Suspension
 
 NODE_STATES = ("member", "pending", "unassigned")
 RECONCILE_RESULTS = ("success", "error", "suspended")
+COMMIT_STATES = ("pending", "success", "failure")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -118,6 +119,20 @@ class Metrics:
             ["site"],
             registry=r,
         )
+        self.commit_statuses = Counter(
+            "topoctl_commit_statuses",
+            "Commit statuses posted to the forge, by state.",
+            ["state"],
+            registry=r,
+        )
+        self.commit_status_failures = Counter(
+            "topoctl_commit_status_failures",
+            "Commit statuses the forge refused or did not answer after retries (logged; "
+            "the next state change posts again).",
+            registry=r,
+        )
+        for state in COMMIT_STATES:
+            self.commit_statuses.labels(state)
         for reason in ("deadline", "capacity"):
             self.http_cut.labels(reason)
         for result in ("accepted", "duplicate", "refused"):

@@ -6,7 +6,9 @@ gives (bound here to a service account: the double mints tokens for those only).
 What is held: a suspended scope gets no Node write while its drift is planned and
 shown (status, `topoctl status`, metrics, logs, an Event), another site is written as
 usual, resuming writes what drifted; a reconcile request is fetched, planned and
-echoed; a person without the Role is told what is missing.
+echoed; a person without the Role is told what is missing. With --commit-status, the
+commit in force gets one status per state on the forge's double (tests/forge), and a
+forge that refuses holds nothing back.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from ruamel.yaml import YAML
 
 from reconciler.usecases.statusmap import REQUESTED_AT, STATUS_NAME
 from tests.apiserver import ApiServer
-from tests.controller.gitrepos import CLUSTER, EAST, Remote
+from tests.controller.gitrepos import BROKEN_EAST, CLUSTER, EAST, Remote
+from tests.forge.double import TOKEN, serving
 from tests.integration.test_run import (
     ENDPOINT,
     TOPOCTL,
@@ -250,3 +253,52 @@ def test_a_person_without_the_role_is_told_what_is_missing(
         assert done.returncode == 1, (verb, done.stdout)
         assert "HTTP 403" in done.stderr and "this needs get and update on" in done.stderr
         assert "configmaps/topoctl-status in topoctl-system" in done.stderr
+
+
+def test_the_commit_in_force_gets_one_status_per_state_and_a_forge_down_blocks_nothing(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
+    apiserver.seed_node("east-gw-1", pod_cidr="10.244.0.0/24")
+    remote = Remote(tmp_path)
+    first = remote.push({"sites/cluster.yaml": CLUSTER, "sites/east.yaml": EAST})
+    token = tmp_path / "forge-token"
+    token.write_text(TOKEN + "\n")
+    with serving() as forge:
+        forge.repos.add("acme/topology")
+        flags = (
+            "--commit-status", "github", "--commit-status-token-file", str(token),
+            "--commit-status-repo", "acme/topology", "--commit-status-api-url", forge.url,
+            "--commit-status-context", "topoctl/test",
+        )  # fmt: skip
+
+        def states(sha: str) -> list[str]:
+            return [s["state"] for s in forge.statuses if s["sha"] == sha]
+
+        with topoctl_run(apiserver, remote, tmp_path, "one", *flags) as run:
+            eventually(lambda: states(first)[-1:] == ["success"], what="success")
+            assert states(first) in (["pending", "success"], ["success"])
+
+            bad = remote.push({"sites/east.yaml": BROKEN_EAST}, "break east")
+            assert run.hook() == 202
+            eventually(lambda: states(bad) == ["failure"], what="failure")
+            (failed,) = [s for s in forge.statuses if s["sha"] == bad]
+            assert "sites/east.yaml:9:7" in failed["description"]
+            assert failed["context"] == "topoctl/test"
+
+            forge.refuse_always["POST"] = 403
+            fixed = remote.push({"sites/east.yaml": EAST.replace("51820", "51821")}, "fix")
+            assert run.hook() == 202
+            eventually(
+                lambda: annotation(apiserver, "east-gw-1", ENDPOINT) == "203.0.113.91:51821",
+                what="converged while the forge refuses",
+            )
+            eventually(
+                lambda: (sample(run, "topoctl_commit_status_failures_total") or 0) >= 1,
+                what="the failure counted",
+            )
+            assert f"commit status github acme/topology {fixed[:12]}" in run.output()
+            assert "not set" in run.output()
+            assert states(fixed) == []
+            assert states(first) in (["pending", "success"], ["success"])  # never again
+    refused = [(e.method, e.path) for e in apiserver.log.entries if e.status in (401, 403)]
+    assert not refused, refused

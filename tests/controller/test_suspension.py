@@ -5,7 +5,9 @@ the controller's own wiring on the double under the shipped RBAC."""
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,16 +15,20 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.kubestatus import KubeStatusStore
+from reconciler.controller.fetchrequests import POLL, FetchRequests
 from reconciler.controller.suspension import UNKNOWN, SuspensionView
 from reconciler.model.suspension import CLUSTER, Hold, Suspension
 from reconciler.usecases.statusmap import (
+    DOC_KEY,
     FETCH_KEY,
+    HANDLED_KEY,
     REQUESTED_AT,
     STATUS_NAME,
     SUSPEND_KEY,
     StatusConfigMap,
 )
 from tests.controller.deployed import Deployed, deployed_controller
+from tests.controller.fakeclock import FakeClock, TimeBase
 from tests.fakes import MemoryStatusStore
 from tests.shipped_rbac import NAMESPACE, Shipped
 
@@ -168,3 +174,71 @@ def test_status_text_says_what_is_enforced_and_what_the_controller_has_not_seen_
         "revision:  (none applied)",
     ]
     assert "reconcile: requested T1, not handled yet" in lines
+
+
+class Looks:
+    """One replica's looks at the status ConfigMap (controller/fetchrequests.py), each
+    driven by hand on fake time."""
+
+    def __init__(self, store: MemoryStatusStore, holder: bool) -> None:
+        self.base = TimeBase()
+        self.fetches = 0
+        self.seen: list[Suspension] = []
+        self.reconciles: list[str] = []
+        self.requests = FetchRequests(
+            StatusConfigMap(store),
+            self._fetch,
+            lambda: holder,
+            FakeClock(self.base),
+            on_suspension=self.seen.append,
+            on_reconcile=self.reconciles.append,
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.requests.run, args=(self.stop,), daemon=True)
+
+    def _fetch(self) -> None:
+        self.fetches += 1
+
+    def looks(self, count: int) -> None:
+        """``count`` looks, one poll apart."""
+        if not self.thread.is_alive():
+            self.thread.start()
+        for _ in range(count):
+            self.base.wait_for_sleepers(1)
+            self.base.advance(POLL)
+        self.base.wait_for_sleepers(1)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.base.advance(POLL)
+        self.thread.join(5)
+
+
+def test_a_standby_knows_the_suspension_before_it_ever_leads() -> None:
+    store = MemoryStatusStore({SUSPEND_KEY: Suspension().suspend((), ALICE).render()})
+    standby = Looks(store, holder=False)
+    try:
+        standby.looks(2)
+    finally:
+        standby.close()
+    assert standby.seen and standby.seen[-1].cluster == ALICE
+    assert standby.reconciles == [] and standby.fetches == 0  # the holder's to handle
+    assert store.writes == 0  # reading it costs no write
+
+
+def test_the_holder_handles_each_reconcile_request_once_and_not_one_already_echoed() -> None:
+    handled = json.dumps({HANDLED_KEY: "T1"})
+    store = MemoryStatusStore({DOC_KEY: handled}, {REQUESTED_AT: "T1"})
+    holder = Looks(store, holder=True)
+    try:
+        holder.looks(2)
+        assert holder.reconciles == []  # echoed already (by a predecessor)
+        store.annotate(REQUESTED_AT, "T2")
+        holder.looks(3)
+        assert holder.reconciles == ["T2"]  # once, however many looks before the echo
+        store.data = {DOC_KEY: json.dumps({HANDLED_KEY: "T2"})}
+        store.annotate(REQUESTED_AT, "T3")
+        holder.looks(1)
+    finally:
+        holder.close()
+    assert holder.reconciles == ["T2", "T3"]

@@ -96,7 +96,9 @@ def _scope(sites: tuple[str, ...]) -> str:
     return "the whole cluster" if not sites else "site " + ", ".join(sites)
 
 
-@main.command()
+@main.command(
+    short_help="Stop the controller writing (everywhere, or some sites); it keeps planning."
+)
 @click.option(
     "--site",
     "sites",
@@ -157,7 +159,7 @@ def suspend(
         click.echo(f"(the whole cluster is suspended too, {stored.cluster.describe()})")
 
 
-@main.command()
+@main.command(short_help="Let the controller write again what `topoctl suspend` stopped.")
 @click.option(
     "--site",
     "sites",
@@ -200,7 +202,7 @@ def resume(
         click.echo("nothing is suspended: the controller writes what drifted at once")
 
 
-@main.command()
+@main.command(short_help="Make the controller fetch git and plan everything now.")
 @click.option(
     "--wait",
     is_flag=True,

@@ -21,7 +21,7 @@ from reconciler.adapters.forge import (
 from reconciler.controller.commitstatus import CommitStatusReporter
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.source import Good, Refused
-from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.plan import DECLARED, PUT, Change, NodePlan, Plan, SitePlan
 from reconciler.model.diagnostics import Diagnostic
 from reconciler.model.suspension import Hold
 from reconciler.ports import CommitStatuses, ForgeError
@@ -160,7 +160,8 @@ def test_a_held_site_fails_a_suspended_one_waits_and_converging_succeeds(
     holds: dict[str, Hold] = {}
     port = GitHubCommitStatuses(forge.url, TOKEN, "acme/topology", "topoctl")
     posting = Posting(port, suspended=holds.get)
-    drifting = SitePlan("west", (cast(Any, _Writes()),), None, (), ())
+    change = Change("w-9", "west", "annotation", "kilo.squat.ai/location", PUT, DECLARED, None, "w")
+    drifting = SitePlan("west", (NodePlan("w-9", "west", "uid", "1", (change,)),), None, (), ())
     try:
         posting.reporter.fetched(good(SHA))
         posting.settle(1)
@@ -185,13 +186,6 @@ def test_a_held_site_fails_a_suspended_one_waits_and_converging_succeeds(
         ("b", "pending", "topoctl: applying this revision"),  # suspended: still pending
         ("b", "success", "topoctl: converged (2 site(s))"),
     ]
-
-
-class _Writes:
-    """A node plan with one write, as drift() reads it."""
-
-    node = "w-9"
-    writes = (type("C", (), {"verb": "set", "key": "kilo.squat.ai/location"})(),)
 
 
 def test_a_forge_that_refuses_is_logged_and_counted_and_posting_goes_on(

@@ -113,9 +113,11 @@ def cp_labels() -> dict[str, str]:
     return {keys.LABEL_CONTROL_PLANE: ""}
 
 
-def planned_view(topology: Topology, nodes: Sequence[NodeState]) -> PlannedView:
+def planned_view(
+    topology: Topology, nodes: Sequence[NodeState], now: int | None = None
+) -> PlannedView:
     """What the controller's shared planner shows its lifecycle: every site planned
-    (once), and the nodes."""
-    planner = Planner(topology, nodes)
+    (once, Kilo's freshness judged at ``now``), and the nodes."""
+    planner = Planner(topology, nodes, now)
     plans = tuple(planner.plan_site(site.name) for site in topology.sites)
     return PlannedView(Revision("0" * 40, topology), planner, plans, {n.name: n for n in nodes})

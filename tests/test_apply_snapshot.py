@@ -555,3 +555,84 @@ def test_a_one_shot_exit_still_deletes_the_credential_files(sites: Path, tmp_pat
     assert run.returncode == 1, run.stderr  # nothing listens there
     assert run.stderr.startswith("topoctl: error: "), run.stderr
     assert list(scratch.iterdir()) == []
+
+
+# --- the capture time ------------------------------------------------------------------
+
+CAPTURED = "  annotations:\n    topoctl.io/captured-at: '{at}'\n"
+
+
+def with_capture_time(snapshot: Path, at: str) -> None:
+    """Record a capture time on the List, as `topoctl snapshot` does."""
+    text = snapshot.read_text()
+    if snapshot.suffix == ".json":
+        data = json.loads(text)
+        data.setdefault("metadata", {})["annotations"] = {"topoctl.io/captured-at": at}
+        snapshot.write_text(json.dumps(data, indent=4) + "\n")
+    else:
+        assert text.count("\nmetadata:\n") == 1
+        snapshot.write_text(text.replace("\nmetadata:\n", "\nmetadata:\n" + CAPTURED.format(at=at)))
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_a_plan_judges_kilo_at_the_capture_time(
+    sites: Path, fmt: str, request: pytest.FixtureRequest
+) -> None:
+    """The example's nodes checked in at 09:00:00. Read five seconds later every leader
+    is known; read two minutes later, none of them is fresh any more."""
+    snapshot: Path = request.getfixturevalue(f"{fmt}_snapshot")
+    median = plan_json(sites, snapshot)
+    assert median["now"] == {"at": 1795683600, "time": "2026-11-26T09:00:00Z", "source": "median"}
+    with_capture_time(snapshot, "2026-11-26T09:00:05Z")
+    soon = plan_json(sites, snapshot)
+    assert soon["now"] == {"at": 1795683605, "time": "2026-11-26T09:00:05Z", "source": "captured"}
+    assert [s["leader"]["predicted"] for s in soon["sites"]] == [
+        "weu-gw-1",
+        "fsn1-gw-1",
+        "ams1-gw-1",
+    ]
+    text = topoctl("plan", sites, "--cluster", snapshot).stdout
+    assert text.splitlines()[1] == "now: 2026-11-26T09:00:05Z (the snapshot's capture time)"
+    edit_snapshot(snapshot, "09:00:05Z", "09:02:00Z")
+    late = plan_json(sites, snapshot)
+    assert late["now"]["source"] == "captured"
+    assert [s["leader"]["predicted"] for s in late["sites"]] == [None, None, None]
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("yesterday", "'yesterday' is not a time like 2026-11-27T12:00:05Z (RFC 3339)"),
+        ("2026-11-26T09:00:05", "has no time zone: write it in UTC"),
+    ],
+)
+def test_an_unreadable_capture_time_is_an_error_with_its_place(
+    sites: Path, fmt: str, value: str, why: str, request: pytest.FixtureRequest
+) -> None:
+    snapshot: Path = request.getfixturevalue(f"{fmt}_snapshot")
+    with_capture_time(snapshot, value)
+    before = snapshot.read_bytes()
+    for args in (("plan", sites), ("apply", sites, "--yes")):
+        result = topoctl(*args, "--cluster", snapshot)
+        assert result.exit_code == 1, result.output
+        assert f"{snapshot}: metadata.annotations.topoctl.io/captured-at: " in result.stderr, (
+            result.stderr
+        )
+        assert why in result.stderr
+    assert snapshot.read_bytes() == before
+
+
+def test_a_snapshot_of_a_snapshot_keeps_its_capture_time(
+    sites: Path, yaml_snapshot: Path, tmp_path: Path
+) -> None:
+    plain = yaml.safe_load(topoctl("snapshot", "--cluster", yaml_snapshot).stdout)
+    assert "annotations" not in plain["metadata"]  # the file does not say when: nor does this
+    with_capture_time(yaml_snapshot, "2026-11-26T09:00:05Z")
+    for fmt in ("yaml", "json"):
+        again = topoctl("snapshot", "--cluster", yaml_snapshot, "--format", fmt).stdout
+        meta = yaml.safe_load(again)["metadata"]
+        assert meta["annotations"] == {"topoctl.io/captured-at": "2026-11-26T09:00:05Z"}
+        copy = tmp_path / f"again.{fmt}"
+        copy.write_text(again)
+        assert plan_json(sites, copy)["now"]["source"] == "captured"

@@ -71,9 +71,14 @@ class _Node(msgspec.Struct, frozen=True):
     status: _Status = _Status()
 
 
+class _ListMeta(msgspec.Struct, frozen=True):
+    annotations: dict[str, str] = {}
+
+
 class _List(msgspec.Struct, frozen=True):
     items: list[_Node]  # required: a map without items is not a List
     kind: str = "List"
+    metadata: _ListMeta = _ListMeta()
 
 
 _DECODER = msgspec.json.Decoder(_List)
@@ -81,6 +86,13 @@ _DECODER = msgspec.json.Decoder(_List)
 
 def node_states(data: bytes) -> dict[str, NodeState] | None:
     """Every node of a JSON List of Nodes, by name; None when this path is not sure."""
+    read = node_list(data)
+    return read[0] if read is not None else None
+
+
+def node_list(data: bytes) -> tuple[dict[str, NodeState], dict[str, str]] | None:
+    """Every node of a JSON List of Nodes, by name, and the List's own annotations;
+    None when this path is not sure."""
     try:
         doc = _DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -93,7 +105,7 @@ def node_states(data: bytes) -> dict[str, NodeState] | None:
         if item.kind != "Node" or not meta.name or meta.name in states:
             return None
         states[meta.name] = _state(item)
-    return states
+    return states, doc.metadata.annotations
 
 
 def _state(item: _Node) -> NodeState:

@@ -26,6 +26,7 @@ from reconciler.adapters import jsonfile, nodewire, yamlfile
 from reconciler.adapters.atomicfile import signals_held, write_atomic
 from reconciler.adapters.nodewire import LIST_KINDS
 from reconciler.adapters.patches import node_patch, status_patch
+from reconciler.model import captured, keys
 from reconciler.model.shape import ShapeError, kind_of
 from reconciler.model.state import NodeState, NodeWrite, StatusWrite
 from reconciler.ports import BackendError, ConflictError, NodeObject, NotFoundError
@@ -107,6 +108,35 @@ def node_items(data: Any, path: Path) -> list[Any]:
     return items
 
 
+def list_annotations(meta: Any, path: Path) -> Mapping[str, Any]:
+    """The annotations of the List itself (``metadata.annotations``), checked."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise SnapshotError(f"{path}: metadata: expected a map, got {kind_of(meta)}")
+    annotations = meta.get("annotations")
+    if annotations is None:
+        return {}
+    if not isinstance(annotations, Mapping):
+        raise SnapshotError(
+            f"{path}: metadata.annotations: expected a map, got {kind_of(annotations)}"
+        )
+    return annotations
+
+
+def capture_time(annotations: Mapping[str, Any], path: Path) -> int | None:
+    """When ``topoctl snapshot`` read the nodes (None: the file does not say)."""
+    value = annotations.get(keys.TOPOCTL_CAPTURED_AT)
+    if value is None:
+        return None
+    try:
+        return captured.parse(value)
+    except ValueError as err:
+        raise SnapshotError(
+            f"{path}: metadata.annotations.{keys.TOPOCTL_CAPTURED_AT}: {err}"
+        ) from None
+
+
 def node_states(items: list[Any], path: Path) -> dict[str, NodeState]:
     """Every item as a NodeState, by name; a malformed item or a second name is refused."""
     states: dict[str, NodeState] = {}
@@ -170,10 +200,14 @@ class SnapshotBackend:
         self._spans: list[yamlfile.Span] = []
         self._doc: Any = None  # the parsed file and its items, kept only to be written
         self._nodes: list[Any] = []
+        self.captured_at: int | None = None  # when `topoctl snapshot` read the nodes
         data = read_bytes(path)
-        states = nodewire.node_states(data) if not writable and is_json(data) else None
-        if states is None:  # the general way: a file to write, YAML, or an error to name
+        read = nodewire.node_list(data) if not writable and is_json(data) else None
+        if read is None:  # the general way: a file to write, YAML, or an error to name
             states = self._parse(data)
+        else:
+            states = read[0]
+            self.captured_at = capture_time(read[1], path)
         del data  # tens of MB for a large cluster: not kept beside the nodes
         self._states = states
         self._index = {name: i for i, name in enumerate(states)}
@@ -183,6 +217,8 @@ class SnapshotBackend:
         """The states from the parsed file, keeping what a write needs when writable."""
         doc, text, spans = parse(self.path, data)
         nodes = node_items(doc, self.path)
+        meta = doc.get("metadata") if doc.get("kind") != "Node" else None  # a List's own
+        self.captured_at = capture_time(list_annotations(meta, self.path), self.path)
         if self.writable:  # read-only, the raw objects are let go: a plan needs states only
             self._doc, self._nodes = doc, nodes
             if spans is None:

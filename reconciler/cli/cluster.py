@@ -20,12 +20,14 @@ from reconciler.cli.common import (
     T,
     UsageFailure,
     backend_call,
+    clock_now,
     cluster_options,
     cluster_source,
     deletion_for,
     eyes_for,
     one_shot,
     open_cluster,
+    plan_time,
     print_plan,
     probe_option,
     topology_or_fail,
@@ -107,6 +109,13 @@ def plan(
     what does not fit is left out whole (never cut inside a table or a code block)
     and counted.
 
+    Kilo counts a node as Ready, so as a possible leader, only while its
+    last-seen check-in is under 60 s old. The plan judges that at the time its
+    header names ("now:"): this machine's clock for a live cluster; for a
+    snapshot file, the capture time `topoctl snapshot` recorded in it, else the
+    median last-seen of its nodes. A node whose clock runs ahead changes no
+    other node's freshness.
+
     Exit status: 0 success, 1 error; with --detailed-exitcode 0 no changes,
     1 error, 2 changes.
     """
@@ -126,7 +135,8 @@ def plan(
             raise Failure(err.format_message()) from None
         raise
     eyes = eyes_for(probe, reader)
-    result = backend_call(lambda: plan_once(topology, reader, base_topology, eyes=eyes))
+    now = plan_time(reader)
+    result = backend_call(lambda: plan_once(topology, reader, base_topology, now, eyes))
     the_plan = result.plan
     deltas = result.deltas if base else None
     comment: dict[str, Any] = {"footer": footer or ""}
@@ -277,7 +287,7 @@ def apply(
     resourceVersion it was computed from; if another writer got there first,
     the node is re-read and recomputed, so nothing they wrote is lost. A saved
     plan is applied exactly, and refused (nothing written) once any node it
-    was made from has moved.
+    was made from has moved. Kilo's freshness is judged as `topoctl plan` says.
 
     \b
       topoctl apply --cluster nodes.yaml --yes    converge a snapshot file
@@ -331,8 +341,9 @@ def apply(
             )
             width = 1 if snapshot is not None else parallel
             eyes, deletion = eyes_for(probe, opened[0]), deletion_for(opened[0])
+            now = plan_time(opened[0])
             result = backend_call(
-                lambda: apply_once(topology, opened[0], confirm, width, eyes, deletion)
+                lambda: apply_once(topology, opened[0], confirm, width, eyes, deletion, now)
             )
         _report_apply(result)
 
@@ -369,7 +380,11 @@ def _report_apply(result: Any) -> None:
     "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
 def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None, fmt: str) -> None:
-    """Export the cluster's nodes (a NodeList) for offline planning with --cluster.
+    """Export the cluster's nodes (a List) for offline planning with --cluster.
+
+    The List records when the nodes were read (its annotation
+    topoctl.io/captured-at, UTC): an offline plan judges Kilo's last-seen
+    freshness at that time. A file re-exported keeps the time it records.
 
     \b
       topoctl snapshot --kubeconfig ~/.kube/prod > nodes.yaml
@@ -380,7 +395,9 @@ def snapshot(snapshot: Path | None, kubeconfig: Path | None, context: str | None
     from reconciler.usecases.snapshot import snapshot as export
 
     reader = open_cluster(snapshot, kubeconfig, context, writable=False)
-    doc = backend_call(lambda: export(reader))
+    # When the nodes were read: a file keeps the time it records; a cluster is read now.
+    at = getattr(reader, "captured_at", None) if snapshot is not None else clock_now()
+    doc = backend_call(lambda: export(reader, at))
     if fmt == "json":
         click.echo(json.dumps(doc, indent=4))
     else:

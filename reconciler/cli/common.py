@@ -114,6 +114,26 @@ def open_cluster(
         raise Failure(str(err)) from None
 
 
+def plan_time(backend: Any) -> Any:
+    """When a plan judges Kilo's freshness: a snapshot file's capture time (None when it
+    records none: the plan takes the nodes' median check-in); this machine's clock for a
+    live cluster."""
+    from reconciler.adapters.snapshot import SnapshotBackend
+    from reconciler.core.kilo.freshness import Reference, TimeSource
+
+    if isinstance(backend, SnapshotBackend):
+        at = backend.captured_at
+        return Reference(at, TimeSource.CAPTURED) if at is not None else None
+    return Reference(clock_now(), TimeSource.CLOCK)
+
+
+def clock_now() -> int:
+    """This machine's clock, in unix seconds."""
+    from reconciler.adapters.clock import SystemClock
+
+    return int(SystemClock().wall().timestamp())
+
+
 def cluster_source(
     snapshot: Path | None, kubeconfig: Path | None, context: str | None
 ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     backend_call,
     cluster_options,
     open_cluster,
+    plan_time,
     topology_or_fail,
 )
 
@@ -139,7 +140,8 @@ def graph(
 
     topology = topology_or_fail(directory, rev)
     reader = open_cluster(snapshot, kubeconfig, context, writable=False)
-    result = backend_call(lambda: plan_once(topology, reader))
+    now = plan_time(reader)  # Kilo's freshness judged as `topoctl plan` judges it
+    result = backend_call(lambda: plan_once(topology, reader, now=now))
     live = _live_leaders(reader, kubeconfig, context, lease_namespace)
     picture = mesh.from_plan(topology, result.plan, live)
     click.echo(graphs.dot(picture) if fmt == "dot" else graphs.mermaid(picture), nl=False)

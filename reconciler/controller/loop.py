@@ -280,7 +280,7 @@ class ReconcileLoop:
         if result != "error":
             self.queue.forget(site)
         if done.recheck_in is not None:
-            self.queue.add_after(site, done.recheck_in)  # a key held back may go then
+            self.queue.add_after(site, done.recheck_in)  # a key held back, or Kilo silent
         self.stats.record(result, seconds)
         if self.observer is not None:
             self.observer.site_planned(

@@ -121,7 +121,8 @@ class SharedPlanner:
 
     def planner_for(self, site: str) -> Planner | None:
         """The planner for one site: the nodes that moved (and the site's own heartbeats)
-        indexed again, or the same planner when nothing did."""
+        indexed again, or the same planner when nothing did - unless the site's Kilo was
+        silent when last planned: how long it has been is judged at the clock again."""
         with self._lock:
             old = self._planner
             if old is None or self._revision is None:
@@ -129,7 +130,9 @@ class SharedPlanner:
             if old.topology is not self._revision.topology:
                 return None  # a new revision: its full pass builds the planner
             names = self._moved | {n for n in self._touched if site in self._sites_of.get(n, ())}
-            if not names:
+            last = self._plans.get(site)
+            leader = last.leader if last is not None else None
+            if not names and (leader is None or leader.silent_for is None):
                 return old
             self._moved.clear()
             self._touched -= names

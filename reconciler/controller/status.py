@@ -34,7 +34,7 @@ from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
 from reconciler.controller.source import Refused
 from reconciler.controller.suspension import SuspensionView
-from reconciler.core.planning.plan import Plan, SitePlan
+from reconciler.core.planning.plan import LeaderPrediction, Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
@@ -58,6 +58,19 @@ def listing(items: Sequence[str], keep: int) -> dict[str, Any]:
 
 def _conflicts(plan: SitePlan) -> list[str]:
     return [f"{c.node}: {c.kind} {c.key} ({c.why})" for n in plan.nodes for c in n.conflicts]
+
+
+def _leader(leader: LeaderPrediction | None) -> dict[str, Any]:
+    """Kilo's leader now and predicted; where none can be predicted, why, what keeps
+    each node from leading, and the gateways the routes via the leader keep meanwhile."""
+    if leader is None:
+        return {"current": None, "predicted": None}
+    out: dict[str, Any] = {"current": leader.current, "predicted": leader.predicted}
+    if leader.unknown:
+        out["unknown"] = leader.unknown
+        out["notReady"] = listing(leader.not_ready, 1000)
+        out["held"] = leader.held or None
+    return out
 
 
 def _agents(plan: SitePlan, planner: Planner) -> tuple[dict[str, int], dict[str, str]]:
@@ -279,10 +292,7 @@ class StatusReporter:
                     **held,
                     "members": listing(plan.members, 1000),
                     "pending": listing(plan.pending, 1000),
-                    "leader": {
-                        "current": leader.current if leader else None,
-                        "predicted": leader.predicted if leader else None,
-                    },
+                    "leader": _leader(leader),
                     "conflicts": listing(_conflicts(plan), 1000),
                     "flapping": listing(list(flapping), 1000),
                     "errors": listing(plan.errors, 1000),
@@ -296,6 +306,8 @@ class StatusReporter:
             self._set(("driftNodes",), total)
             before = self._leaders.get(plan.site, leader.current if leader else None)
             predicted = leader.predicted if leader else None
+            if leader is not None and leader.unknown:
+                predicted = before  # not knowing the leader is no leader change
             if hold is None:  # a suspended site's leader moves nowhere
                 self._leaders[plan.site] = predicted
             else:

@@ -42,6 +42,8 @@ KILO_MIRRORS: Final = {
 # topoctl's own bookkeeping on each Node.
 TOPOCTL_OWNED: Final = TOPOCTL + "owned"
 TOPOCTL_AGENT: Final = TOPOCTL + "agent"
+# On the List `topoctl snapshot` writes: when the nodes were read (see model/captured.py).
+TOPOCTL_CAPTURED_AT: Final = TOPOCTL + "captured-at"
 
 # Talos lists the keys it manages on a node in these annotations (comma-separated).
 TALOS_OWNED_LABELS: Final = "talos.dev/owned-labels"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from reconciler.core.kilo.freshness import Reference
 from reconciler.core.planning.plan import Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.model.topology import Topology
@@ -36,10 +37,12 @@ def apply_once(
     parallel: int = 4,
     eyes: Eyes | None = None,
     deletion: DeletionPorts | None = None,
+    now: Reference | None = None,
 ) -> ApplyResult:
-    """Plan and apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
+    """Plan (Kilo's freshness judged at ``now``; None: the nodes' median check-in) and
+    apply; a 409 re-reads the node and re-plans its site. With ``eyes`` and
     ``deletion``, dead nodes the plan names are deleted too."""
-    planner, plan = plan_nodes(topology, cluster.list_nodes(), eyes=eyes)
+    planner, plan = plan_nodes(topology, cluster.list_nodes(), now, eyes)
     if plan.errors or not plan.has_changes or not confirm(plan):
         return ApplyResult(plan, None)
     report = write_plan(plan, planner, cluster, cluster, parallel)

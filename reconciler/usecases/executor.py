@@ -55,6 +55,9 @@ class ApplyReport:
     written: list[str] = field(default_factory=list)
     writes: dict[str, NodeWrite] = field(default_factory=dict)  # the write each took
     states: dict[str, NodeState] = field(default_factory=dict)  # each as the writer returned it
+    # each node re-read after a 409 whose re-plan then wrote nothing: newer than the read
+    # the plan was made from, so the next plan starts from it (not from a stale cache)
+    reread: dict[str, NodeState] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     conflicts_retried: int = 0
@@ -120,15 +123,17 @@ def apply_plan(
 
     def one(node_plan: NodePlan) -> None:
         try:
-            outcome, retried, took = _apply_node(
+            outcome, retried, took, seen = _apply_node(
                 node_plan, live[node_plan.node], reader, writer, replan, hold
             )
         except ThrottledError as err:
-            outcome, retried, took = str(err), 0, None
+            outcome, retried, took, seen = str(err), 0, None, None
             with lock:
                 report.retry_after = max(report.retry_after, err.retry_after)
         with lock:
             report.conflicts_retried += retried
+            if took is None and seen is not None:
+                report.reread[node_plan.node] = seen
             if took is not None:
                 report.written.append(node_plan.node)
                 report.writes[node_plan.node], report.states[node_plan.node] = took
@@ -156,11 +161,13 @@ def _apply_node(
     writer: ClusterWriter,
     replan: Replan | None,
     hold: Hold | None = None,
-) -> tuple[str, int, tuple[NodeWrite, NodeState] | None]:
-    """The failure ("" when none), the conflicts retried, and the write that was taken
-    with the node as written (None when nothing was left to write, or it failed)."""
+) -> tuple[str, int, tuple[NodeWrite, NodeState] | None, NodeState | None]:
+    """The failure ("" when none), the conflicts retried, the write that was taken with
+    the node as written (None when nothing was left to write, or it failed), and the node
+    as last re-read after a 409 (None: never re-read)."""
     current: NodePlan | None = node_plan
     retried = 0
+    seen: NodeState | None = None
     while current is not None:
         if hold is not None:
             current = hold(current, live)
@@ -168,39 +175,39 @@ def _apply_node(
             break
         write = node_write(live, current)
         try:
-            return "", retried, (write, writer.write_node(write))
+            return "", retried, (write, writer.write_node(write)), None
         except ConflictError as err:
             if replan is None:
                 # Applied exactly, never re-planned. The conflict may be this very write,
                 # landed with its answer lost (the retry meets the version it bumped): if
                 # the node already holds every change, nothing is left to do.
                 if _holds_now(current, reader):
-                    return "", retried, None
+                    return "", retried, None, seen
                 why = f"conflict: {err} (a saved plan is applied exactly; plan again)"
-                return why, retried, None
+                return why, retried, None, seen
             if retried >= MAX_CONFLICT_RETRIES:
-                return f"still conflicting after {retried} retries: {err}", retried, None
+                return f"still conflicting after {retried} retries: {err}", retried, None, seen
             retried += 1
             try:
                 fresh = reader.get_node(current.node)
             except NotFoundError:
-                return "the node was deleted meanwhile", retried, None
+                return "the node was deleted meanwhile", retried, None, None
             except BackendError as read_err:
-                return f"re-reading after a conflict failed: {read_err}", retried, None
+                return f"re-reading after a conflict failed: {read_err}", retried, None, seen
             if only_heartbeat(live, fresh):
                 # Only what the planner does not read moved (Kilo's last-seen heartbeat):
                 # the same write, under the new resourceVersion; no re-plan.
                 current = msgspec.structs.replace(current, resource_version=fresh.resource_version)
             else:
                 current = replan(fresh)
-            live = fresh
+            live = seen = fresh
         except NotFoundError:
-            return "the node was deleted meanwhile", retried, None
+            return "the node was deleted meanwhile", retried, None, None
         except ThrottledError:
             raise  # its Retry-After goes to the report
         except BackendError as err:
-            return str(err), retried, None
-    return "", retried, None
+            return str(err), retried, None, seen
+    return "", retried, None, seen
 
 
 def _holds_now(node_plan: NodePlan, reader: ClusterReader) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.planning.deltas import desired_changes
 from reconciler.core.planning.plan import DesiredDelta, Plan
 from reconciler.core.planning.planner import Planner
@@ -28,12 +29,14 @@ class PlanResult:
 def plan_nodes(
     topology: Topology,
     nodes: Iterable[NodeState],
-    now: int | None = None,
+    now: Reference | None = None,
     eyes: Eyes | None = None,
 ) -> tuple[Planner, Plan]:
-    """The planner for ``nodes`` and its plan; with ``eyes``, the plan's lifecycle part too
-    (the dead nodes looked at first: about a minute with a prober)."""
-    planner = Planner(topology, nodes, now)
+    """The planner for ``nodes`` and its plan, Kilo's freshness judged at ``now`` (None:
+    the nodes' median check-in); with ``eyes``, the plan's lifecycle part too (the dead
+    nodes looked at first: about a minute with a prober)."""
+    at, source = (now.at, now.source) if now is not None else (None, TimeSource.CLOCK)
+    planner = Planner(topology, nodes, at, source)
     plan = planner.plan_all()
     if eyes is not None:
         lifecycle = Lifecycle(eyes)
@@ -46,12 +49,13 @@ def plan_once(
     topology: Topology,
     reader: ClusterReader,
     base: Topology | None = None,
-    now: int | None = None,
+    now: Reference | None = None,
     eyes: Eyes | None = None,
 ) -> PlanResult:
-    """Plan ``topology`` against the cluster; with ``base``, also what changed since;
-    with ``eyes``, also which dead nodes to delete."""
+    """Plan ``topology`` against the cluster, judging Kilo's freshness at ``now`` (None:
+    the nodes' median check-in); with ``base``, also what changed since; with ``eyes``,
+    also which dead nodes to delete."""
     nodes = reader.list_nodes()
     planner, plan = plan_nodes(topology, nodes, now, eyes)
-    deltas = tuple(desired_changes(base, topology, nodes)) if base is not None else ()
+    deltas = tuple(desired_changes(base, topology, nodes, plan.now)) if base is not None else ()
     return PlanResult(plan, dict(planner.nodes), deltas)

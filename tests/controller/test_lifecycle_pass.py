@@ -19,6 +19,7 @@ from reconciler.controller.lifecycle import LifecyclePass
 from reconciler.controller.plans import PlannedView
 from reconciler.core.lifecycle.record import Deletion, DeletionRecord
 from reconciler.core.rendering.status import status_text
+from reconciler.model import keys
 from reconciler.model.records import EventRecord, StatusRecord
 from reconciler.model.state import NodeState
 from reconciler.model.topology import Topology
@@ -73,9 +74,12 @@ class Deleter:
         self.log.append(f"delete {name} {uid} {resource_version}")
 
 
-def view_of(topology: Topology, nodes: list[NodeState]) -> Callable[[], PlannedView]:
-    """What the shared planner shows the lifecycle: the sites planned, the nodes."""
-    view = planned_view(topology, nodes)
+def view_of(
+    topology: Topology, nodes: list[NodeState], clock: FakeClock
+) -> Callable[[], PlannedView]:
+    """What the shared planner shows the lifecycle: the sites planned (Kilo's freshness
+    judged at the controller's clock), the nodes."""
+    view = planned_view(topology, nodes, int(clock.wall().timestamp()))
     return lambda: view
 
 
@@ -88,6 +92,7 @@ def make(
     may_write: Callable[[], bool] | None = None,
     dry_run: bool = False,
     conflict: bool = False,
+    kilo: bool = True,
 ) -> tuple[LifecyclePass, FakeClock, FakeProber, list[str], Store]:
     clock = FakeClock()
     prober = FakeProber(clock, {DEAD_IP})
@@ -100,7 +105,7 @@ def make(
         log.append(f"event {event.node} after {store.saves} record saves")
 
     lifecycle = LifecyclePass(
-        view_of(topo, nodes),
+        view_of(topo, kilo_checked_in(nodes, clock) if kilo else nodes, clock),
         prober,
         Deleter(log, conflict),
         StatusConfigMap(store),
@@ -110,6 +115,28 @@ def make(
         dry_run=dry_run,
     )
     return lifecycle, clock, prober, log, store
+
+
+def kilo_checked_in(nodes: list[NodeState], clock: FakeClock) -> list[NodeState]:
+    """The nodes as the controller sees them while Kilo runs: every Ready node checked
+    in just now (the sites are planned at the controller's clock)."""
+    seen = str(int(clock.wall().timestamp()))
+    return [
+        replace(n, annotations={**n.annotations, **kilo_annotations(n, seen)})
+        if n.ready == "True"
+        else n
+        for n in nodes
+    ]
+
+
+def kilo_annotations(node: NodeState, seen: str) -> dict[str, str]:
+    internal = dict(node.addresses).get("InternalIP", "10.0.0.9")
+    return {
+        keys.KILO_KEY: "c2NlbmFyaW8gdGVzdCBrZXkgLSBub3QgcmVhbCEhISE=",
+        keys.KILO_ENDPOINT: f"{internal}:51820",
+        keys.KILO_INTERNAL_IP: f"{internal}/24",
+        keys.KILO_LAST_SEEN: seen,
+    }
 
 
 def steps(lifecycle: LifecyclePass, clock: FakeClock, count: int = 4) -> None:
@@ -233,6 +260,23 @@ def test_the_lease_lost_during_the_record_sends_no_delete() -> None:
     lifecycle.step()
     assert log == ["event w-2 after 1 record saves"]  # recorded, announced, not deleted
     assert store.record.deletions == ()  # the budget slot is given back
+
+
+def test_a_site_whose_kilo_is_silent_deletes_nothing() -> None:
+    """Kilo's agents there stopped checking in 100 s before the sites were planned: its
+    leader is unknown, and a site whose leader cannot be predicted never loses a member."""
+    seen = str(int((NOW - timedelta(seconds=100)).timestamp()))
+    nodes = [
+        replace(n, annotations={**n.annotations, **kilo_annotations(n, seen)})
+        for n in cluster(["w-2"])
+    ]
+    lifecycle, clock, prober, log, store = make(nodes, kilo=False)
+    steps(lifecycle, clock, 6)
+    assert prober.rounds == 6
+    assert log == [] and store.saves == 0
+    decided = lifecycle.stats.last
+    assert decided is not None and decided.deletions == ()
+    assert any("no Kilo leader can be predicted" in w.text for w in decided.withheld)
 
 
 class Lease:

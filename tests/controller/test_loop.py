@@ -7,8 +7,10 @@ converged, that plan writes nothing.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -19,6 +21,7 @@ from reconciler.controller.loop import ReconcileLoop
 from reconciler.controller.status import StatusReporter
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
+from reconciler.core.rendering.status import status_text
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
 from reconciler.model.topology import Topology
@@ -35,6 +38,7 @@ from tests.controller.loop_support import (
     wait_until,
 )
 
+LAST_SEEN = keys.KILO_LAST_SEEN
 WORKER = "fsn1-worker-new01"  # claimed by hetzner-fsn1's pool once labelled cx32
 
 
@@ -198,7 +202,7 @@ def test_dropped_streams_410_and_5xx_lose_and_repeat_no_write(
         assert cluster.log.count(verb="patch", resource="nodes", status=500) == 2
 
 
-def test_a_node_going_silent_moves_the_predicted_leader(
+def test_a_leader_that_alone_stops_checking_in_moves_the_predicted_leader(
     cluster: ApiServer, topology: Topology, clock: WallClock, controller_api: client.ApiClient
 ) -> None:
     events = EventRecorder(KubeEventSink(controller_api, "topoctl-0"), clock)
@@ -208,16 +212,84 @@ def test_a_node_going_silent_moves_the_predicted_leader(
         plans = loop.stats.site_plans
         assert reporter.document["sites"]["hetzner-fsn1"]["leader"]["predicted"] == "fsn1-gw-1"
         cluster.log.clear()
-        clock.advance(120)  # no node checked in for two minutes: Kilo counts none Ready
-        assert wait_until(lambda: loop.stats.freshness_flips >= 5)
+        for _ in range(4):  # the others check in every 30 s; fsn1-gw-1 no more
+            clock.advance(30)
+            for node in cluster.nodes():
+                if node["metadata"]["name"] != "fsn1-gw-1":
+                    annotate(cluster, node["metadata"]["name"], **{LAST_SEEN: str(clock.now)})
+        assert wait_until(lambda: loop.stats.freshness_flips >= 1)
         settle(loop, cluster, topology, clock)
         assert loop.stats.site_plans > plans
         assert loop.stats.full_plans == 1
         assert cluster.log.count(verb="patch", resource="nodes") > 0  # routes via the leader
-        assert reporter.document["sites"]["hetzner-fsn1"]["leader"]["predicted"] is None
+        leader = reporter.document["sites"]["hetzner-fsn1"]["leader"]
+        assert leader["predicted"] not in (None, "fsn1-gw-1"), leader
     moved = [e for e in cluster.objects("Event", "default") if e["reason"] == "KiloLeaderChange"]
-    assert any(e["involvedObject"]["name"] == "fsn1-gw-1" for e in moved)
+    assert any(e["involvedObject"]["name"] == leader["predicted"] for e in moved)
     assert any("site hetzner-fsn1" in e["message"] for e in moved)
+
+
+def test_kilo_going_silent_everywhere_withdraws_nothing(
+    cluster: ApiServer, topology: Topology, clock: WallClock, controller_api: client.ApiClient
+) -> None:
+    """Every Kilo agent stops: the check-ins run out one by one, which is no leader
+    change; nothing is written, the status says why the leader is unknown, and once Kilo
+    checks in again the leader is known again, still without a write."""
+    events = EventRecorder(KubeEventSink(controller_api, "topoctl-0"), clock)
+    reporter = StatusReporter(None, events, clock)
+    with running_loop(cluster, topology, clock, observer=reporter) as loop:
+        settle(loop, cluster, topology, clock)
+        published = {n["metadata"]["name"]: agent_of(n) for n in cluster.nodes()}
+        cluster.log.clear()
+        clock.advance(120)  # no node checked in for two minutes: Kilo counts none Ready
+        assert wait_until(lambda: loop.stats.freshness_flips >= 5)
+        # A silent site is looked at again every few seconds: the queue is never idle.
+        assert wait_until(lambda: all(unknown(reporter, s) for s in SITES))
+        assert cluster.log.count(verb="patch", resource="nodes") == 0
+        assert {n["metadata"]["name"]: agent_of(n) for n in cluster.nodes()} == published
+        leader = reporter.document["sites"]["hetzner-fsn1"]["leader"]
+        assert leader["predicted"] is None
+        assert leader["unknown"].startswith("Kilo is silent here: no node has checked in for")
+        assert "fsn1-gw-1: stale last-seen (" in "\n".join(leader["notReady"]["items"])
+        assert leader["held"] == "10.10.0.2 (fsn1-gw-1)"
+        shown = status_text(reporter.document)
+        assert "hetzner-fsn1: leader unknown: Kilo is silent here" in shown
+        assert "routes via the leader stand as last published: 10.10.0.2 (fsn1-gw-1)" in shown
+        plans = loop.stats.site_plans
+        # Kilo is back, the leaders first (a node back before its leader is, for a moment,
+        # the only one Kilo counts Ready there: Kilo elects it, and the plan follows Kilo).
+        for name in GATEWAYS:
+            annotate(cluster, name, **{LAST_SEEN: str(clock.now)})
+        heartbeat(cluster, clock.now)
+        assert wait_until(lambda: loop.stats.site_plans > plans)
+        settle(loop, cluster, topology, clock)
+        assert cluster.log.count(verb="patch", resource="nodes") == 0
+        leader = reporter.document["sites"]["hetzner-fsn1"]["leader"]
+        assert leader == {"current": "fsn1-gw-1", "predicted": "fsn1-gw-1"}
+    # Only the first plan's real moves (to the pinned gateways), none to or from "none".
+    for message in leader_events(cluster):
+        moved = re.search(r"from (\S+) to (\S+) \(revision", message)
+        assert moved is not None and moved.group(2) in GATEWAYS, message
+        assert "none" not in moved.groups(), message
+
+
+def leader_events(cluster: ApiServer) -> list[str]:
+    events = cluster.objects("Event", "default")
+    return sorted(e["message"] for e in events if e["reason"] == "KiloLeaderChange")
+
+
+SITES = ("azure-weu", "hetzner-fsn1", "onprem-ams1")
+GATEWAYS = ("weu-gw-1", "fsn1-gw-1", "ams1-gw-1")
+
+
+def unknown(reporter: StatusReporter, site: str) -> bool:
+    leader = reporter.document["sites"].get(site, {}).get("leader") or {}
+    return bool(leader.get("unknown"))
+
+
+def agent_of(node: dict[str, Any]) -> str | None:
+    annotations: dict[str, str] = node["metadata"].get("annotations") or {}
+    return annotations.get("topoctl.io/agent")
 
 
 class Planned:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from reconciler.adapters.patches import node_patch as write_patch
 from reconciler.adapters.snapshot import merge_patch
-from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.freshness import NO_TIME, reference
 from reconciler.core.kilo.leader import find_leader
 from reconciler.core.kilo.node import KiloNode, is_public, kilo_location, kilo_node
 from reconciler.core.planning.desired import DesiredNode
@@ -309,7 +309,7 @@ def test_ready_needs_a_pod_cidr() -> None:
 
 
 def test_without_kilo_data_the_ready_condition_stands_in() -> None:
-    assert newest_check_in([state(), state("n2")]) is None
+    assert reference([state(), state("n2")], None) == NO_TIME
     assert kilo_node(state(ready="True"), None).ready
     assert not kilo_node(state(ready="Unknown"), None).ready
 

@@ -10,6 +10,7 @@ carried, and whether every node ended up with all of its changes or none of them
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -29,7 +30,8 @@ from reconciler.core.loading.load import load
 from reconciler.core.planning.plan import Change, NodePlan, Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.core.planning.project import node_write
-from reconciler.model.state import NodeState
+from reconciler.model import captured, keys
+from reconciler.model.state import NodeState, NodeWrite
 from reconciler.model.topology import Topology
 from reconciler.usecases.executor import apply_plan, replanner
 from tests.apiserver import ApiServer
@@ -60,10 +62,16 @@ def topology() -> Topology:
 
 @pytest.fixture
 def cluster(apiserver: ApiServer) -> ApiServer:
-    """The double holding the nodes of examples/nodes.yaml (fresh uids and versions)."""
+    """The double holding the nodes of examples/nodes.yaml (fresh uids and versions),
+    with Kilo's check-ins fresh: a plan of a live cluster judges them at this machine's
+    clock, and on a live cluster Kilo renews them every 30 s."""
+    now = str(int(time.time()))
     for item in yaml.safe_load(EXAMPLE_NODES.read_text())["items"]:
         for field in SERVER_SET:
             item["metadata"].pop(field, None)
+        annotations = item["metadata"].get("annotations") or {}
+        if keys.KILO_LAST_SEEN in annotations:
+            annotations[keys.KILO_LAST_SEEN] = now
         apiserver.seed(item)
     return apiserver
 
@@ -552,6 +560,7 @@ def test_a_snapshot_plans_exactly_like_the_live_cluster(
     cluster: ApiServer, kubeconfig_path: Path, tmp_path: Path, fmt: str
 ) -> None:
     snapshot = tmp_path / f"nodes.{fmt}"
+    before = int(time.time())
     snapshot.write_text(
         topoctl("snapshot", "--kubeconfig", kubeconfig_path, "--format", fmt).stdout
     )
@@ -559,20 +568,55 @@ def test_a_snapshot_plans_exactly_like_the_live_cluster(
     assert exported["kind"] == "List"
     assert {(n["apiVersion"], n["kind"]) for n in exported["items"]} == {("v1", "Node")}
     assert [n["metadata"]["name"] for n in exported["items"]] == sorted(by_name(cluster))
+    taken = captured.parse(exported["metadata"]["annotations"][keys.TOPOCTL_CAPTURED_AT])
+    assert before <= taken <= int(time.time())
     live_out, offline_out = tmp_path / "live.json", tmp_path / "offline.json"
 
     live = topoctl("plan", SITES, "--kubeconfig", kubeconfig_path, "--out", live_out)
     offline = topoctl("plan", SITES, "--cluster", snapshot, "--out", offline_out)
 
-    assert offline.stdout == live.stdout
+    # The same plan; only the time Kilo's freshness was judged at says where it came from.
+    assert "(the clock of the machine that planned)" in live.stdout.splitlines()[1]
+    assert offline.stdout.splitlines()[1] == (
+        f"now: {captured.render(taken)} (the snapshot's capture time)"
+    )
+    assert without_now(offline.stdout) == without_now(live.stdout)
     # the saved plans agree too, down to the uid and resourceVersion each node was read at
-    assert json.loads(offline_out.read_text())["plan"] == json.loads(live_out.read_text())["plan"]
+    saved = [json.loads(p.read_text())["plan"] for p in (offline_out, live_out)]
+    assert saved[0].pop("now") == {"at": taken, "source": "captured"}
+    assert saved[1].pop("now")["source"] == "clock"
+    assert saved[0] == saved[1]
     as_json = [
-        topoctl("plan", SITES, src, path, "--format", "json").stdout
+        json.loads(topoctl("plan", SITES, src, path, "--format", "json").stdout)
         for src, path in (("--kubeconfig", kubeconfig_path), ("--cluster", snapshot))
     ]
+    assert as_json[1].pop("now")["source"] == "captured"
+    assert as_json[0].pop("now")["source"] == "clock"
     assert as_json[0] == as_json[1]
     assert writes_logged(cluster) == []
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_kubectl_takes_a_snapshot_with_its_capture_time(
+    cluster: ApiServer, kubeconfig_path: Path, tmp_path: Path, fmt: str, kubectl: Any
+) -> None:
+    """The capture time sits on the List itself, which kubectl unpacks into its items
+    and never sends (its schema validation reads a List's items only: the double serves
+    no OpenAPI schema to validate Nodes against, so validation is off here)."""
+    snapshot = tmp_path / f"nodes.{fmt}"
+    snapshot.write_text(
+        topoctl("snapshot", "--kubeconfig", kubeconfig_path, "--format", fmt).stdout
+    )
+    assert keys.TOPOCTL_CAPTURED_AT in snapshot.read_text()
+    done = kubectl(
+        "create", "-f", str(snapshot), "--dry-run=client", "-o", "name", "--validate=false"
+    )
+    assert done.stdout.split() == [f"node/{name}" for name in sorted(by_name(cluster))]
+
+
+def without_now(text: str) -> list[str]:
+    """A text plan but for the line that says when Kilo's freshness was judged."""
+    return [line for line in text.splitlines() if not line.startswith("now: ")]
 
 
 @pytest.mark.parametrize(
@@ -625,6 +669,51 @@ def _check_in(node: Obj) -> None:
 
 def _person_labels(node: Obj) -> None:
     node["metadata"]["labels"]["example.com/owner"] = "ops"
+
+
+def test_a_conflict_whose_re_plan_writes_nothing_reports_the_node_re_read(
+    cluster: ApiServer, topology: Topology, kubeconfig_path: Path
+) -> None:
+    """Another writer got there first with the very change planned: the 409's re-plan
+    writes nothing, and the report carries the node as re-read, so a caller whose reads
+    are stale (a controller whose lists fail) plans from it next instead of sending the
+    same stale write again."""
+    backend = kube.KubeBackend.connect(kubeconfig_path)
+    planner = Planner(topology, backend.list_nodes())
+    plan = planner.plan_all()
+    (node_plan,) = [n for n in plan.writes if n.node == GATEWAY]
+    write = node_write(planner.nodes[GATEWAY], node_plan)
+
+    def first(_: RequestInfo) -> None:
+        cluster.mutate_node(GATEWAY, lambda n: _written(n, write))
+
+    cluster.faults.before(first, times=1, method="PATCH", path=GATEWAY)
+    report = apply_plan(plan, planner.nodes, backend, backend, replanner(planner), parallel=1)
+    backend.close()
+    assert report.ok and report.conflicts_retried == 1
+    assert GATEWAY in report.unchanged and GATEWAY not in report.states
+    reread = report.reread[GATEWAY]
+    assert int(reread.resource_version) > int(planner.nodes[GATEWAY].resource_version)
+    again = planner.updated([reread]).plan_node(GATEWAY)
+    assert again is not None and not again.writes
+    assert [e.status for e in cluster.log.filter(verb="patch", name=GATEWAY)] == [409]
+
+
+def _written(node: Obj, write: NodeWrite) -> None:
+    """``write`` applied as another writer would have."""
+    meta = node["metadata"]
+    for field, values in (("annotations", write.annotations), ("labels", write.labels)):
+        target = meta.setdefault(field, {})
+        for key, value in values.items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    if write.taints is not None:
+        node.setdefault("spec", {})["taints"] = [
+            {"key": t.key, "effect": t.effect, **({"value": t.value} if t.value else {})}
+            for t in write.taints
+        ]
 
 
 def test_a_node_back_after_a_silence_is_re_planned(

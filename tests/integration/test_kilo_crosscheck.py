@@ -8,6 +8,7 @@ The program's path comes from ``KILO_TOPO``; without it these tests skip.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,6 +26,7 @@ from reconciler.core.planning.plan import Plan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.topology import Topology
+from tests.controller.loop_support import EXAMPLE_NODES, example_topology
 from tests.core.test_plan import (
     PROPERTY_SETTINGS,
     SEEN,
@@ -159,3 +162,83 @@ def test_kilo_reads_what_topoctl_writes_and_elects_the_predicted_leader(
         else:
             assert prediction.predicted is None
             assert all(s["segment_nodes"] == [s["leader"]] for s in segments), segments
+
+
+# --- a node whose clock runs ahead -------------------------------------------------------
+
+AHEAD = 300  # five minutes
+PINNED = {"azure-weu": "weu-gw-1", "hetzner-fsn1": "fsn1-gw-1", "onprem-ams1": "ams1-gw-1"}
+
+
+def example_cluster(now: int, ahead: str) -> tuple[Topology, list[dict[str, Any]]]:
+    """The example nodes once topoctl's plan is applied, every node checked in at
+    ``now`` but ``ahead``, whose clock runs five minutes ahead."""
+    topo = example_topology()
+    objects = yaml.safe_load(EXAMPLE_NODES.read_text())["items"]
+    objects = apply_to_objects(Planner(topo, states_of(objects)).plan_all(), objects)
+    for obj in objects:
+        annotations = obj["metadata"].setdefault("annotations", {})
+        seen = now + AHEAD if obj["metadata"]["name"] == ahead else now
+        annotations[keys.KILO_LAST_SEEN] = str(seen)
+    return topo, objects
+
+
+def shifted(objects: list[dict[str, Any]], by: int) -> list[dict[str, Any]]:
+    """The nodes as an agent whose clock reads ``by`` seconds more sees them (kilo-topo
+    reads the machine's clock: the check-ins are moved back instead)."""
+    out = copy.deepcopy(objects)
+    for obj in out:
+        annotations = obj["metadata"]["annotations"]
+        annotations[keys.KILO_LAST_SEEN] = str(int(annotations[keys.KILO_LAST_SEEN]) - by)
+    return out
+
+
+def elected(seen: dict[str, Any]) -> dict[str, str | None]:
+    """Kilo's leader of each location's own segment."""
+    out: dict[str, str | None] = {}
+    for location, segments in seen["topology"]["leaders_by_location"].items():
+        own = [s for s in segments if s["segment"] == f"location:{location}"]
+        out[location] = own[0]["leader"] if own else None
+    return out
+
+
+@pytest.mark.parametrize("ahead", ["ams1-gw-1", "fsn1-worker-x9m4t", "weu-gpu-000001"])
+def test_a_node_minutes_ahead_moves_no_leader_kilo_elects(ahead: str) -> None:
+    """Each Kilo agent judges last-seen with its own clock. The agents whose clocks are
+    right elect the pinned leaders, the node ahead included (a future check-in is fresh
+    to Kilo); topoctl predicts the same, on the controller's clock and offline alike.
+    Only the agent ahead sees every other node stale: the view the newest last-seen
+    used to impose on every plan."""
+    now = int(time.time())
+    topo, objects = example_cluster(now, ahead)
+    kilo_sees = elected(kilo(objects, "location"))
+    assert {site: kilo_sees.get(site) for site in PINNED} == PINNED
+    for planner in (Planner(topo, states_of(objects), now), Planner(topo, states_of(objects))):
+        assert {p.site: p.predicted for p in planner.plan_all().leaders} == PINNED
+
+    ahead_sees = elected(kilo(shifted(objects, AHEAD), "location"))
+    location = next(o for o in objects if o["metadata"]["name"] == ahead)["metadata"]
+    mine = location["annotations"][keys.KILO_LOCATION]
+    assert {site: ahead_sees.get(site) for site in PINNED} == {
+        site: ahead if site == mine else None for site in PINNED
+    }
+    as_ahead = Planner(topo, states_of(objects), now + AHEAD).plan_all()  # the old "now"
+    assert {p.site: p.predicted for p in as_ahead.leaders} == {
+        site: ahead_sees.get(site) for site in PINNED
+    }
+
+
+def test_a_leader_that_alone_stopped_checking_in_is_replaced_as_kilo_replaces_it() -> None:
+    """fsn1-gw-1 last checked in 70 s ago, every other node just now: Kilo's agents
+    count it not Ready and elect another; topoctl predicts the same node."""
+    now = int(time.time())
+    topo, objects = example_cluster(now, ahead="")
+    for obj in objects:
+        if obj["metadata"]["name"] == "fsn1-gw-1":
+            obj["metadata"]["annotations"][keys.KILO_LAST_SEEN] = str(now - 70)
+    kilo_sees = elected(kilo(objects, "location"))
+    assert kilo_sees["hetzner-fsn1"] not in (None, "fsn1-gw-1")
+    plan = Planner(topo, states_of(objects), now).plan_all()
+    assert {p.site: p.predicted for p in plan.leaders} == {
+        site: kilo_sees.get(site) for site in PINNED
+    }

@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 
 from reconciler.adapters.files import read_directory
 from reconciler.adapters.snapshot import SnapshotBackend
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.loading.load import load
 from reconciler.core.planning.plan import (
     Action,
@@ -232,3 +233,44 @@ def test_any_plan_renders_under_the_limit_cut_only_between_parts(
         if t.type == "fence":
             assert t.info in ("diff", "mermaid")
             assert "</details>" not in t.content and "**Left out" not in t.content
+
+
+SILENT = Path(__file__).resolve().parents[1] / "scenarios" / "kilo_silent_routes_stand"
+
+
+def test_the_comment_says_when_it_judged_kilo_and_why_a_leader_is_unknown() -> None:
+    """The head names the time Kilo's freshness was judged at and, for a site whose Kilo
+    is silent, why its leader is unknown and which gateway stands; its row says so."""
+    head = load(*read_directory(SILENT / "sites")).topology
+    assert head is not None
+    snapshot = SnapshotBackend(SILENT / "nodes.yaml", writable=False)
+    assert snapshot.captured_at is not None
+    now = Reference(snapshot.captured_at, TimeSource.CAPTURED)
+    body = comment(plan_once(head, snapshot, now=now).plan)
+    assert_whole(body)
+    verdict, rest = body.split("\n\n> [!NOTE]\n", 1)
+    assert verdict.endswith("<sub>now: 2026-11-26T09:01:35Z (the snapshot's capture time)</sub>")
+    note = rest.split("\n\n", 1)[0].splitlines()
+    assert note[0].startswith("> Site `rho`: leader unknown: Kilo is silent here")
+    assert note[1:] == [
+        "> - rho-gw-1: stale last-seen (95 s ago)",
+        "> - rho-worker-1: stale last-seen (95 s ago)",
+        "> - routes via the leader stand as last published: via 10.16.0.1 (rho-gw-1); "
+        "nothing is withdrawn",
+    ]
+    (row,) = [line for line in body.splitlines() if line.startswith("| `rho` |")]
+    assert row.endswith("| - | unknown |")
+
+
+def test_leaders_unknown_in_many_sites_are_one_note_a_line_a_site() -> None:
+    unknown = tuple(
+        LeaderPrediction(f"s{i:02}", None, None, None, unknown=f"why {i}", not_ready=("x",))
+        for i in range(12)
+    )
+    plan = Plan(cluster="c", nodes=(), leaders=unknown, sites=tuple(p.site for p in unknown))
+    body = comment(plan)
+    assert_whole(body)
+    assert body.count("> [!NOTE]") == 1
+    assert "> Kilo's leader is unknown in 12 sites: routes via the leader stand" in body
+    assert "> - `s00`: why 0" in body and "> - `s09`: why 9" in body
+    assert "`s10`: why" not in body and "> - … and 2 more sites" in body

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pydot
@@ -102,7 +103,7 @@ def test_a_large_pool_is_a_count_and_many_leaders_meet_at_a_hub(tmp_path: Path) 
 def test_status_graph_draws_the_live_mesh_and_graph_names_the_live_leader(
     apiserver: ApiServer, kubeconfig_path: Path
 ) -> None:
-    seed_examples(apiserver)
+    seed_examples(apiserver, last_seen=int(time.time()))  # Kilo checked in just now
     sites = {
         "hetzner-fsn1": {"members": {"count": 3, "items": []},
                          "leader": {"current": "fsn1-gw-1", "predicted": "fsn1-gw-1"}},

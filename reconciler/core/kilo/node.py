@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import msgspec
 
-from reconciler.core.kilo.freshness import is_fresh
+from reconciler.core.kilo.freshness import is_fresh, last_seen
 from reconciler.model import keys
 from reconciler.model.addresses import parse_endpoint
 from reconciler.model.state import NodeState
@@ -75,31 +75,80 @@ class KiloNode(msgspec.Struct, frozen=True):
             return True
 
 
-def kilo_node(node: NodeState, reference: int | None) -> KiloNode:
-    """Read a node as Kilo does (live, or projected as it will be after apply).
+def kilo_node(node: NodeState, now: int | None) -> KiloNode:
+    """Read a node as Kilo does (live, or projected as it will be after apply), Ready or
+    not at ``now`` (:func:`not_ready`). With no time at all (``now`` None: an offline
+    plan of a cluster where Kilo never checked in) the Kubernetes Ready condition stands
+    in for Kilo's."""
+    annotations = node.annotations
+    endpoint = _endpoint(node)
+    internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
+    if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
+        internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
+    ready = node.ready == "True" if now is None else not _not_ready(node, endpoint, now)
+    return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
 
-    ``reference`` is the newest ``last-seen`` in the cluster: Kilo counts a node Ready
-    when it has an endpoint, a key, a pod CIDR and checked in within 60 s of now. Using
-    the newest check-in as "now" keeps the prediction right for saved snapshots. With
-    no Kilo data at all (``reference`` None), the Kubernetes Ready condition stands in.
-    """
+
+def not_ready(node: NodeState, now: int) -> list[str]:
+    """Why Kilo cannot count the node as Ready at ``now`` (empty: it can). Kilo's
+    ``Node.Ready`` (pkg/mesh/mesh.go): an endpoint, a WireGuard key, a pod CIDR and a
+    fresh ``last-seen`` (:mod:`.freshness`)."""
+    return _not_ready(node, _endpoint(node), now)
+
+
+def _not_ready(node: NodeState, endpoint: str | None, now: int) -> list[str]:
+    annotations = node.annotations
+    causes = []
+    if endpoint is None:
+        causes.append("no endpoint")
+    key = annotations.get(keys.KILO_KEY)
+    if not is_wireguard_key(key):
+        causes.append("no key" if not key else "a key that is not a WireGuard key")
+    if not node.pod_cidr:
+        causes.append("no podCIDR")
+    if not is_fresh(node, now):
+        seen = last_seen(node)
+        if seen is not None:
+            causes.append(f"stale last-seen ({now - seen} s ago)")
+        elif keys.KILO_LAST_SEEN in annotations:
+            causes.append("a last-seen that is not a number")
+        else:
+            causes.append("never checked in")
+    return causes
+
+
+def kg_stopped(node: NodeState) -> bool:
+    """Whether Kilo's agent left the node as it leaves one it stops on (SIGTERM: a
+    rollout, or Kilo stopping): its key and its last-seen removed (pkg/k8s/backend.go
+    CleanUp), on a node topoctl publishes settings to. Kilo counts the node not Ready;
+    whether that moves the leader is the planner's to say."""
+    annotations = node.annotations
+    return (
+        keys.TOPOCTL_AGENT in annotations
+        and keys.KILO_KEY not in annotations
+        and keys.KILO_LAST_SEEN not in annotations
+    )
+
+
+def addresses(node: NodeState) -> set[str]:
+    """Every address Kilo or Kubernetes gives the node's private side: the forced and
+    Kilo's own internal IP, and its InternalIP addresses."""
+    annotations = node.annotations
+    out = {a for t, a in node.addresses if t == "InternalIP"}
+    for key in (keys.KILO_FORCE_INTERNAL_IP, keys.KILO_INTERNAL_IP):
+        ip = _cidr_ip(annotations.get(key))
+        if ip is not None:
+            out.add(ip)
+    return out
+
+
+def _endpoint(node: NodeState) -> str | None:
+    """The endpoint host Kilo uses: the forced one when it parses, else its own."""
     annotations = node.annotations
     endpoint = _endpoint_host(annotations.get(keys.KILO_FORCE_ENDPOINT))
     if endpoint is None:
         endpoint = _endpoint_host(annotations.get(keys.KILO_ENDPOINT))
-    internal = _cidr_ip(annotations.get(keys.KILO_FORCE_INTERNAL_IP))
-    if internal is None and annotations.get(keys.KILO_FORCE_INTERNAL_IP) not in ("", "-"):
-        internal = _cidr_ip(annotations.get(keys.KILO_INTERNAL_IP))
-    if reference is None:
-        ready = node.ready == "True"
-    else:
-        ready = (
-            endpoint is not None
-            and is_wireguard_key(annotations.get(keys.KILO_KEY))
-            and bool(node.pod_cidr)
-            and is_fresh(node, reference)
-        )
-    return KiloNode(node.name, keys.KILO_LEADER in annotations, endpoint, internal, ready)
+    return endpoint
 
 
 @lru_cache(maxsize=65536)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from reconciler.core.kilo.freshness import NO_TIME, Reference
 from reconciler.core.planning.desired import DesiredNode
 from reconciler.core.planning.diff import taint_text
 from reconciler.core.planning.plan import DesiredDelta
@@ -14,11 +15,14 @@ from reconciler.model.topology import Topology
 
 
 def desired_changes(
-    base: Topology, head: Topology, nodes: Iterable[NodeState]
+    base: Topology, head: Topology, nodes: Iterable[NodeState], now: Reference = NO_TIME
 ) -> list[DesiredDelta]:
-    """Per node and key: desired at the base revision vs desired at the head."""
+    """Per node and key: desired at the base revision vs desired at the head, Kilo's
+    freshness judged at ``now`` for both (the head's plan's time)."""
     states = list(nodes)
-    before, after = Planner(base, states).desired(), Planner(head, states).desired()
+    at, source = now.at, now.source
+    before = Planner(base, states, at, source).desired()
+    after = Planner(head, states, at, source).desired()
     out: list[DesiredDelta] = []
     for name in sorted(set(before) | set(after)):
         b, a = before.get(name), after.get(name)

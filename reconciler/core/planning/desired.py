@@ -17,7 +17,7 @@ from reconciler.core.planning.membership import Member
 from reconciler.model import keys
 from reconciler.model.addresses import parse_endpoint
 from reconciler.model.route import Route
-from reconciler.model.settings import AgentRoute, AgentSettings
+from reconciler.model.settings import AgentRoute, AgentSettings, SettingsFormatError
 from reconciler.model.state import TaintValue
 from reconciler.model.topology import Cluster, Site, Taint
 
@@ -134,6 +134,52 @@ def routes_for(
             )
         )
     return out, unresolved
+
+
+def leader_dependent(route: Route) -> bool:
+    """Whether the leader decides the route: its gateway (``via: leader``) or which
+    nodes get it (``on: leader`` or ``non-leaders``)."""
+    return route.via == "leader" or route.on != "all"
+
+
+def _slot(table: int, to: str, metric: int) -> tuple[int, str, int]:
+    return (table, to, metric)
+
+
+def held_routes(routes: Sequence[Route], published: str | None) -> tuple[list[AgentRoute], int]:
+    """The node's routes while no leader can be predicted: git's own where the leader
+    decides nothing, and the leader-dependent ones as last published on the node
+    (``published``: its ``topoctl.io/agent``), matched by slot (table, destination,
+    metric), so nothing is withdrawn. Also how many routes via the leader the node lacks
+    because it never had them published (nothing to keep, and no leader to resolve)."""
+    settings = published_settings(published)
+    kept = {r.order(): r for r in settings.routes} if settings is not None else {}
+    out, _ = routes_for([r for r in routes if not leader_dependent(r)], False, None)
+    missing = 0
+    for route in routes:
+        if not leader_dependent(route):
+            continue
+        found = kept.get(_slot(route.table_id, route.to, route.metric))
+        if found is not None:
+            out.append(found)
+        elif settings is None and route.via == "leader" and route.on != "leader":
+            missing += 1
+    return out, missing
+
+
+def published_settings(published: str | None) -> AgentSettings | None:
+    """The agent settings last published on a node (None: none, or unreadable, so the
+    agent could not have installed any of it)."""
+    try:
+        return AgentSettings.from_annotation(published)[0] if published else None
+    except SettingsFormatError:
+        return None
+
+
+def leader_gateways(routes: Sequence[Route], published: Sequence[AgentRoute]) -> set[str]:
+    """The gateways ``published`` routes use in the slots of the ``via: leader`` ones."""
+    slots = {_slot(r.table_id, r.to, r.metric) for r in routes if r.via == "leader"}
+    return {r.via for r in published if r.via is not None and r.order() in slots}
 
 
 def agent_annotation(cluster: Cluster, routes: Sequence[AgentRoute]) -> str:

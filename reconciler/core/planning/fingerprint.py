@@ -3,12 +3,17 @@
 Two states of a node with the same fingerprint and the same Kilo freshness give the
 same plan (only the resourceVersion a write is guarded by differs), so a watch event
 that leaves both alone - Kilo's ``last-seen`` heartbeat every 30 s, a kubelet status
-update, new images - costs no re-plan and no write. The planner reads: the name and
-uid, every label (pool selectors, Kilo's region fallback), every annotation but
-``last-seen`` (declared keys, Kilo's, Talos' ownership lists, topoctl's record), the
-taints, the pod CIDR (Kilo's readiness), and of the conditions Ready (Kilo's readiness
-where Kilo never ran) and TopologyReady (the agents' problems). ``last-seen`` itself
-counts only through its freshness (:mod:`reconciler.core.kilo.freshness`).
+update, new images - costs no re-plan and no write. Two things a heartbeat moves are
+left out on purpose: how long ago a stale node checked in (words in the plan), and
+whether a location's Kilo is silent (``core.kilo.freshness.silence``): the controller
+re-plans a site whose Kilo is silent every few seconds until it is heard again.
+
+The planner reads: the name and uid, every label (pool selectors, Kilo's region
+fallback), every annotation but ``last-seen`` (declared keys, Kilo's, Talos' ownership
+lists, topoctl's record), the taints, the pod CIDR (Kilo's readiness), and of the
+conditions Ready (Kilo's readiness where Kilo never ran) and TopologyReady (the agents'
+problems). ``last-seen`` itself counts only through its freshness
+(:mod:`reconciler.core.kilo.freshness`).
 """
 
 from __future__ import annotations

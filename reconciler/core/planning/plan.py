@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from reconciler.core.kilo.freshness import NO_TIME, Reference
 from reconciler.model import keys
 from reconciler.model.state import TaintValue
 
@@ -154,6 +155,9 @@ class LeaderPrediction:
 
     Under ``full`` and ``cross`` granularity every Ready node leads a segment of its
     own: there is no one leader of the location, and ``current``/``predicted`` are None.
+    Where no leader can be predicted, ``unknown`` says why and ``not_ready`` names what
+    keeps each of the location's nodes from leading; the routes via the leader then stand
+    as last published (``held``: their gateways), and nothing is withdrawn.
     """
 
     site: str
@@ -161,10 +165,15 @@ class LeaderPrediction:
     predicted: str | None
     predicted_internal_ip: str | None
     granularity: str = "location"
+    unknown: str = ""  # why no leader can be predicted ("" when one is)
+    not_ready: tuple[str, ...] = ()  # "node: what Kilo lacks", when unknown
+    silent_for: int | None = None  # seconds since Kilo was last heard here, when silent
+    held: str = ""  # the gateways of the routes via the leader that stand meanwhile
 
     @property
     def changes(self) -> bool:
-        """True when applying the plan moves leadership (tunnels drop: squat/kilo#39)."""
+        """True when applying the plan moves leadership (tunnels drop: squat/kilo#39).
+        Kilo falling silent is no move: both sides are unknown then."""
         return self.current != self.predicted
 
 
@@ -239,6 +248,7 @@ class Plan:
     pools: Mapping[str, str] = field(default_factory=dict)
     agent_problems: Mapping[str, str] = field(default_factory=dict)  # node -> condition text
     lifecycle: LifecyclePlan | None = None  # None: no site deletes unreachable nodes
+    now: Reference = NO_TIME  # when Kilo's freshness was judged, and by what clock
 
     @property
     def writes(self) -> tuple[NodePlan, ...]:
@@ -281,6 +291,7 @@ _VALUES = (
     LifecyclePlan,
     NodeDeletion,
     Withheld,
+    Reference,
 )
 
 

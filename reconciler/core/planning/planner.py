@@ -13,26 +13,31 @@ state (:func:`project`) of every node Kilo will place in the location - members,
 members of other sites still there, nodes git cannot move because Talos owns the key,
 outsiders carrying the location - gives the leader Kilo will elect; then the agent
 settings, with ``via: leader`` resolved to that leader, complete each member's plan.
+Where no leader can be predicted (:mod:`.leaderless`), the routes that depend on it stand
+on each member as last published (:func:`~.desired.held_routes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 
-from reconciler.core.kilo.freshness import newest_check_in
+from reconciler.core.kilo.freshness import Reference, TimeSource, reference
 from reconciler.core.kilo.leader import PER_NODE, find_leader
 from reconciler.core.kilo.node import KiloNode, kilo_location, kilo_node
 from reconciler.core.planning.desired import (
     DesiredNode,
     agent_annotation,
     desired_node,
+    held_routes,
+    leader_gateways,
     location_ips_anchor,
     routes_for,
 )
 from reconciler.core.planning.diff import diff_node, with_agent
+from reconciler.core.planning.leaderless import gateways_text, not_leading, some, why_unknown
 from reconciler.core.planning.membership import ClaimIndex, Claims, Member, claims_of
 from reconciler.core.planning.plan import LeaderPrediction, NodePlan, Plan, SitePlan
 from reconciler.core.planning.project import project
@@ -58,12 +63,15 @@ class Planner:
     """Plans a topology against a set of live nodes. Immutable once built."""
 
     def __init__(
-        self, topology: Topology, nodes: Iterable[NodeState], now: int | None = None
+        self,
+        topology: Topology,
+        nodes: Iterable[NodeState],
+        now: int | None = None,
+        source: TimeSource = TimeSource.CLOCK,
     ) -> None:
-        """``now`` (unix seconds) times Kilo's ``last-seen`` freshness; without it the
-        newest check-in among the nodes stands in (right for saved snapshots)."""
+        """``now`` (unix seconds, from ``source``) times Kilo's ``last-seen`` freshness;
+        without it the median check-in of the nodes stands in (:func:`reference`)."""
         self.topology = topology
-        self.now = now
         self._sites: dict[str, Site] = {s.name: s for s in topology.sites}
         self._index = ClaimIndex(topology.sites)
         self._nodes: dict[str, NodeState] = {}
@@ -72,7 +80,7 @@ class Planner:
         self._located: dict[str, set[str]] = {}
         for node in nodes:
             self._add(node)
-        self._reference = now if now is not None else newest_check_in(self._nodes.values())
+        self.reference = reference(self._nodes.values(), now, source)
 
     # --- the index ---
 
@@ -97,9 +105,11 @@ class Planner:
         self, fresh: Iterable[NodeState] = (), gone: Iterable[str] = (), at: int | None = None
     ) -> Planner:
         """A planner for the same topology where ``fresh`` nodes replace (or join) theirs
-        and ``gone`` nodes left; only those are indexed again. ``at`` moves ``now``."""
+        and ``gone`` nodes left; only those are indexed again. ``at`` moves ``now`` (the
+        planner's clock); without it a given time stays, and one derived from the nodes
+        is derived again."""
         other = Planner.__new__(Planner)
-        other.topology, other.now = self.topology, self.now if at is None else at
+        other.topology = self.topology
         other._sites, other._index = self._sites, self._index
         other._nodes, other._claims = dict(self._nodes), dict(self._claims)
         other._members = {k: set(v) for k, v in self._members.items()}
@@ -109,9 +119,12 @@ class Planner:
             other._drop(name)
         for node in fresh:
             other._add(node)
-        other._reference = (
-            other.now if other.now is not None else newest_check_in(other._nodes.values())
-        )
+        if at is not None:
+            other.reference = Reference(at, TimeSource.CLOCK)
+        elif self.reference.source in (TimeSource.CLOCK, TimeSource.CAPTURED):
+            other.reference = self.reference
+        else:  # derived from the nodes: derived again, as a planner built anew would
+            other.reference = reference(other._nodes.values(), None)
         return other
 
     @property
@@ -152,26 +165,36 @@ class Planner:
             self._base(member, memo)
         leader = self._predict(site, memo)
         per_node = self.topology.cluster.spec.mesh.granularity in PER_NODE
-        leader_ip = leader.predicted_internal_ip if leader else None
+        held = bool(leader.unknown)  # no prediction: what was published stands
+        leader_ip = leader.predicted_internal_ip
         warnings: list[str] = []
         errors: list[str] = []
         nodes: list[NodePlan] = []
         agents: dict[bool, tuple[str, int, int]] = {}  # leaders and others differ: once each
         oversize: list[str] = []
         node_errors: list[str] = []  # from live state: they hold back their node alone
+        gateways: set[str] = set()
         for member in members:
             node = member.node
             _desired, plan, projected = memo.base[node.name]
-            is_leader = per_node or (leader is not None and leader.predicted == node.name)
-            if is_leader not in agents:
-                routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
-                agent = agent_annotation(self.topology.cluster, routes)
-                agents[is_leader] = agent, unresolved, len(routes)
-            agent, unresolved, count = agents[is_leader]
+            if held:
+                routes, unresolved = held_routes(
+                    site.spec.routes, node.annotations.get(keys.TOPOCTL_AGENT)
+                )
+                gateways |= leader_gateways(site.spec.routes, routes)
+                agent, count = agent_annotation(self.topology.cluster, routes), len(routes)
+            else:
+                is_leader = per_node or leader.predicted == node.name
+                if is_leader not in agents:
+                    routes, unresolved = routes_for(site.spec.routes, is_leader, leader_ip)
+                    agent = agent_annotation(self.topology.cluster, routes)
+                    agents[is_leader] = agent, unresolved, len(routes)
+                agent, unresolved, count = agents[is_leader]
             if unresolved:
                 warnings.append(
                     f"{node.name}: {unresolved} route(s) via the leader left out: no "
                     "leader with an internal IP is predicted for this site"
+                    + (", and none was published on this node before" if held else "")
                 )
             if len(agent) > MAX_BYTES or count > MAX_ROUTES:
                 oversize.append(f"{node.name} ({len(agent)} bytes, {count} routes)")
@@ -189,13 +212,16 @@ class Planner:
             memo.agent[node.name] = agent
             errors += self._drift(member, plan, projected)
             nodes.append(final)
+        if gateways:
+            standing = gateways_text(gateways, (self._nodes[n] for n in memo.kilo))
+            leader = replace(leader, held=standing)
         warnings += self._own_segments(site, members, memo)
         if oversize:
             errors.append(
                 f"site {site.name!r}: the {keys.TOPOCTL_AGENT} annotation would be over the "
                 f"{MAX_BYTES}-byte share of the 256 KiB Kubernetes allows for all annotations "
                 f"of a Node, or over {MAX_ROUTES} routes (the node agent refuses either), on "
-                f"{len(oversize)} node(s): {_some(oversize)} - declare fewer or wider routes"
+                f"{len(oversize)} node(s): {some(oversize)} - declare fewer or wider routes"
             )
         return SitePlan(
             site=name,
@@ -233,7 +259,7 @@ class Planner:
         unassigned = tuple(sorted(n for n, c in self._claims.items() if not c.members))
         policy = cluster.spec.unassigned_nodes
         if unassigned and policy != "ignore":
-            message = f"{len(unassigned)} live node(s) claimed by no site: {_some(unassigned)}"
+            message = f"{len(unassigned)} live node(s) claimed by no site: {some(unassigned)}"
             (errors if policy == "error" else warnings).append(message)
         members = {n: sp.site for sp in site_plans for n in sp.members}
         return Plan(
@@ -254,6 +280,7 @@ class Planner:
             pools=self._pools(members),
             sites=tuple(sorted(self._sites)),
             agent_problems=self._agent_problems(members),
+            now=self.reference,
         )
 
     def desired(self) -> dict[str, DesiredNode]:
@@ -293,14 +320,16 @@ class Planner:
         return found
 
     def _predict(self, site: Site, memo: _Memo) -> LeaderPrediction:
-        """Kilo's leader of the location now, and once every plan is applied."""
+        """Kilo's leader of the location now, and once every plan is applied; or why no
+        leader can be predicted (:mod:`.leaderless`), naming what keeps each node from
+        leading."""
         granularity = self.topology.cluster.spec.mesh.granularity
         if granularity in PER_NODE:
             return LeaderPrediction(site.name, None, None, None, granularity)
         here = self._located.get(site.name, set())
         candidates = here | self._members[site.name]
         now: list[KiloNode] = []
-        after: list[KiloNode] = []
+        after: list[tuple[KiloNode, NodeState]] = []
         for name in sorted(candidates):
             live = self._nodes[name]
             member = self._claims[name].member
@@ -309,23 +338,40 @@ class Planner:
                 now.append(
                     self._kilo(name, live, memo)
                     if projected is live
-                    else kilo_node(live, self._reference)
+                    else kilo_node(live, self.reference.at)
                 )
             if kilo_location(projected) == site.name:  # unless Talos pins another
-                after.append(self._kilo(name, projected, memo))
-        current, predicted = find_leader(now), find_leader(after)
+                after.append((self._kilo(name, projected, memo), projected))
+        current, predicted = find_leader(now), find_leader([k for k, _ in after])
+        located = [self._nodes[n] for n in sorted(candidates)]
+        members = [self._nodes[n] for n in sorted(self._members[site.name])]
+        at = self.reference.at
+        unknown = why_unknown(
+            located, members, site.spec.routes, at, predicted.name if predicted else None
+        )
+        if unknown is None and predicted is not None:
+            return LeaderPrediction(
+                site.name,
+                current.name if current else None,
+                predicted.name,
+                predicted.internal_ip,
+            )
+        assert unknown is not None
         return LeaderPrediction(
-            site=site.name,
-            current=current.name if current else None,
-            predicted=predicted.name if predicted else None,
-            predicted_internal_ip=predicted.internal_ip if predicted else None,
+            site.name,
+            None if unknown.kilo_unheard or current is None else current.name,
+            None,
+            None,
+            unknown=unknown.why,
+            not_ready=not_leading(after, at),
+            silent_for=unknown.silent_for,
         )
 
     def _kilo(self, name: str, projected: NodeState, memo: _Memo) -> KiloNode:
         """How Kilo reads the node once the plan is applied (``projected``), once a call."""
         found = memo.kilo.get(name)
         if found is None:
-            found = memo.kilo[name] = kilo_node(projected, self._reference)
+            found = memo.kilo[name] = kilo_node(projected, self.reference.at)
         return found
 
     def _own_segments(self, site: Site, members: list[Member], memo: _Memo) -> list[str]:
@@ -345,7 +391,7 @@ class Planner:
         if not alone:
             return []
         return [
-            f"site {site.name!r}: {len(alone)} member(s) without an internal IP ({_some(alone)}) "
+            f"site {site.name!r}: {len(alone)} member(s) without an internal IP ({some(alone)}) "
             "form Kilo segments of their own, so their allowed-location-ips overlap the "
             "location's and Kilo routes them through only one segment - give them an "
             "internalIP"
@@ -379,7 +425,7 @@ class Planner:
             return []
         seen = self._nodes[differ[0]].annotations[keys.KILO_GRANULARITY]
         return [
-            f"{len(differ)} node(s) report Kilo's granularity {seen!r} ({_some(differ)}), but "
+            f"{len(differ)} node(s) report Kilo's granularity {seen!r} ({some(differ)}), but "
             f"mesh.granularity is {wanted!r}: leader predictions follow the topology, and "
             "will be wrong until the two agree"
         ]
@@ -424,9 +470,3 @@ def _claim(claims: Claims) -> str:
         sites = ", ".join(m.site.name for m in claims.members)
         return f"sites {sites} (claimed twice)"
     return "no site"
-
-
-def _some(names: Iterable[str], shown: int = 10) -> str:
-    items = list(names)
-    rest = len(items) - shown
-    return ", ".join(items[:shown]) + (f" ... and {rest} more" if rest > 0 else "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reconciler.core.kilo.freshness import NO_TIME, Reference, TimeSource
 from reconciler.core.planning.plan import (
     Action,
     Change,
@@ -69,7 +70,7 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
         plan = Plan(
             cluster=raw["cluster"],
             nodes=tuple(_node(n) for n in raw["nodes"]),
-            leaders=tuple(LeaderPrediction(**p) for p in raw["leaders"]),
+            leaders=tuple(_leader(p) for p in raw["leaders"]),
             claimed_twice={k: tuple(v) for k, v in raw["claimed_twice"].items()},
             pending={k: tuple(v) for k, v in raw["pending"].items()},
             unassigned=tuple(raw["unassigned"]),
@@ -81,6 +82,7 @@ def load(text: str) -> tuple[Plan, dict[str, Any]]:
             sites=tuple(raw["sites"]),
             agent_problems=dict(raw.get("agent_problems") or {}),
             lifecycle=_lifecycle(raw.get("lifecycle")),
+            now=_now(raw.get("now")),
         )
     except (KeyError, TypeError, IndexError, ValueError) as err:
         raise SavedPlanError(f"saved plan is damaged ({err!r})") from None
@@ -110,6 +112,16 @@ def _change(raw: dict[str, Any]) -> Change:
         after=raw["after"],
         taint=None if taint is None else TaintValue(**taint),
     )
+
+
+def _leader(raw: dict[str, Any]) -> LeaderPrediction:
+    return LeaderPrediction(**{**raw, "not_ready": tuple(raw.get("not_ready") or ())})
+
+
+def _now(raw: dict[str, Any] | None) -> Reference:
+    if raw is None:  # saved before plans said when they judged Kilo's freshness
+        return NO_TIME
+    return Reference(raw["at"], TimeSource(raw["source"]))
 
 
 def _lifecycle(raw: dict[str, Any] | None) -> LifecyclePlan | None:

@@ -1,9 +1,10 @@
 """The plan as one pull-request comment: what the pull request changes first, then the
 plan, grouped, and under the forge's size limit by construction.
 
-Order is priority: the verdict (summary, errors, leader changes), what the pull request
-changes in the desired state (``--base``, grouped), the plan per site (one line for all
-the sites with nothing to do), the lifecycle's decisions, the mesh (a Mermaid diagram),
+Order is priority: the verdict (summary, the time Kilo's freshness was judged at,
+errors, leader changes, leaders unknown), what the pull request changes in the desired
+state (``--base``, grouped), the plan per site (one line for all the sites with nothing
+to do), the lifecycle's decisions, the mesh (a Mermaid diagram),
 then each site's details (its groups of nodes with identical changes, and their lines),
 then the notes. Each part goes in whole or not at all: a table ends with a row that
 counts the rows it has no room for, a site's details fall back to their table alone,
@@ -23,7 +24,13 @@ from reconciler.core.planning.plan import DesiredDelta, LeaderPrediction, Plan
 from reconciler.core.rendering import lifecycle as lifecycle_lines
 from reconciler.core.rendering.groups import NO_SITE, Group, delta_groups, plan_groups, some
 from reconciler.core.rendering.markdown import cell, clip, code, fence, html, row, size, table
-from reconciler.core.rendering.plans import leader_news, notes, summary_line
+from reconciler.core.rendering.plans import (
+    leader_news,
+    notes,
+    summary_line,
+    time_text,
+    unknown_lines,
+)
 
 GITHUB_LIMIT = 65_536  # GitHub's largest comment body (GitLab's notes allow 1,000,000)
 MARKER = "<!-- topoctl-plan -->"  # how the one comment of a pull request is found again
@@ -151,12 +158,15 @@ def _count(n: int, word: str) -> str:
 
 
 def _head(plan: Plan, *, brief: bool = False) -> str:
-    """Title, verdict, errors and leader changes (up to :data:`SHOWN` each; ``brief``:
-    title and verdict only)."""
+    """Title, verdict, the time Kilo's freshness was judged at, errors, leader changes
+    and leaders unknown (up to :data:`SHOWN` each; ``brief``: title, verdict and time
+    only)."""
     lines = [
         f"### topoctl plan: cluster {code(clip(plan.cluster, 100))}",
         "",
         f"**{summary_line(plan)}**",
+        "",
+        f"<sub>now: {html(time_text(plan.now))}</sub>",
     ]
     if brief:
         return "\n".join(lines)
@@ -180,7 +190,30 @@ def _head(plan: Plan, *, brief: bool = False) -> str:
             lines.append(f"> - {code(move.site)}: {cell(clip(f'{before} → {after}', LINE))}")
         if len(moves) > SHOWN:
             lines.append(f"> - … and {_count(len(moves) - SHOWN, 'more site')}")
-    return "\n".join(lines)
+    return "\n".join(lines + _unknown_notes([p for p in plan.leaders if p.unknown]))
+
+
+def _unknown_notes(unknown: Sequence[LeaderPrediction]) -> list[str]:
+    """A note a site whose leader cannot be predicted (why, what keeps each node from
+    leading, what stands); past three sites, one note with a line a site."""
+    lines: list[str] = []
+    if len(unknown) <= 3:
+        for site in unknown:
+            first, *rest = unknown_lines(site)
+            lines += ["", "> [!NOTE]", f"> Site {code(site.site)}: {cell(clip(first[2:], LINE))}"]
+            lines += [f"> - {cell(clip(line.strip(), LINE))}" for line in rest]
+        return lines
+    lines += [
+        "",
+        "> [!NOTE]",
+        f"> Kilo's leader is unknown in {_count(len(unknown), 'site')}: routes via the "
+        "leader stand there as last published; nothing is withdrawn.",
+    ]
+    for site in unknown[:SHOWN]:
+        lines.append(f"> - {code(site.site)}: {cell(clip(site.unknown, LINE))}")
+    if len(unknown) > SHOWN:
+        lines.append(f"> - … and {_count(len(unknown) - SHOWN, 'more site')}")
+    return lines
 
 
 def _leader_warning(move: LeaderPrediction) -> str:
@@ -259,12 +292,14 @@ def _by_site(plan: Plan, room: int) -> str:
         writes = sum(len(n.writes) for n in nodes)
         conflicts = sum(len(n.conflicts) for n in nodes)
         p = leaders.get(site)
-        if not (changing or conflicts or (p is not None and p.changes)):
+        if not (changing or conflicts or (p is not None and (p.changes or p.unknown))):
             idle.append(site)
             continue
         now, after = (p.current, p.predicted) if p else (None, None)
         if p is not None and p.granularity != "location":
             now = after = f"each node ({p.granularity})"
+        elif p is not None and p.unknown:
+            after = "unknown"
         mark = " :warning:" if p is not None and p.changes else ""
         rows.append(
             (

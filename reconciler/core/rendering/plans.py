@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.planning.plan import (
     PLAN_FORMAT_VERSION,
     Change,
@@ -23,6 +24,7 @@ from reconciler.core.planning.plan import (
 from reconciler.core.rendering import lifecycle as lifecycle_lines
 from reconciler.core.rendering.groups import delta_groups, plan_groups, some
 from reconciler.core.rendering.lines import STYLES
+from reconciler.model import captured
 
 
 def escape(text: str) -> str:
@@ -31,6 +33,20 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
+
+
+_SOURCES = {
+    TimeSource.CLOCK: "the clock of the machine that planned",
+    TimeSource.CAPTURED: "the snapshot's capture time",
+    TimeSource.MEDIAN: "the median last-seen of the nodes: the snapshot records no capture time",
+}
+
+
+def time_text(now: Reference) -> str:
+    """The time Kilo's freshness was judged at, and where it came from."""
+    if now.at is None:
+        return "none (no clock, no Kilo check-in: Kubernetes' Ready stands in for Kilo's)"
+    return f"{captured.render(now.at)} ({_SOURCES[now.source]})"
 
 
 def counts(plan: Plan) -> Counter[str]:
@@ -58,6 +74,9 @@ def summary_line(plan: Plan) -> str:
     moves = [p for p in plan.leaders if p.changes]
     if moves:
         extra.append(f"{len(moves)} leader change{'s' * (len(moves) != 1)}")
+    unknown = [p for p in plan.leaders if p.unknown]
+    if unknown:
+        extra.append(f"{len(unknown)} leader{'s' * (len(unknown) != 1)} unknown")
     if plan.errors:
         extra.append(f"{len(plan.errors)} error{'s' * (len(plan.errors) != 1)}")
     if deleting := lifecycle_lines.summary(plan.lifecycle):
@@ -78,6 +97,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
     out = [
         f"{styled('bold', 'topoctl plan')}: cluster {esc(plan.cluster)}, "
         f"{len(plan.members)} member node(s) in {len(plan.sites)} site(s)",
+        styled("dim", f"now: {time_text(plan.now)}"),
         "",
     ]
     for error in plan.errors:
@@ -93,7 +113,7 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
     for site in sorted(set(by_site) | set(leaders)):
         nodes = by_site.get(site, [])
         pred = leaders.get(site)
-        if not nodes and not (pred and pred.changes):
+        if not nodes and not (pred and (pred.changes or pred.unknown)):
             continue
         head = styled("bold", f"site {site}")
         if pred is not None:
@@ -101,6 +121,8 @@ def text(plan: Plan, deltas: Sequence[DesiredDelta] = (), *, markup: bool = True
             if pred.changes:
                 head += "  " + styled("bold red", f"LEADER CHANGE: {leader_news(pred)}")
         out.append(head)
+        if pred is not None and pred.unknown:
+            out += ["  " + styled("yellow", esc(line)) for line in unknown_lines(pred)]
         for group in plan_groups(nodes, plan.pools):  # nodes with identical changes: once
             named = f": {some(group.nodes)}" if len(group.nodes) > 1 else ""
             out.append("  " + styled("bold", f"~ {group.label}{named}"))
@@ -167,7 +189,22 @@ def leader_text(prediction: LeaderPrediction) -> str:
     """Who leads the location once the plan is applied."""
     if prediction.granularity != "location":
         return f"every node leads its own segment (granularity {prediction.granularity})"
+    if prediction.unknown:
+        silent = prediction.silent_for
+        return "unknown" + (f" (Kilo silent for {silent} s)" if silent is not None else "")
     return prediction.predicted or "(none)"
+
+
+def unknown_lines(prediction: LeaderPrediction, shown: int = 10) -> list[str]:
+    """Why no leader can be predicted, what keeps each node from leading, and what
+    stands meanwhile."""
+    out = [f"? leader unknown: {prediction.unknown}"]
+    out += [f"    {line}" for line in prediction.not_ready[:shown]]
+    if len(prediction.not_ready) > shown:
+        out.append(f"    ... and {len(prediction.not_ready) - shown} more")
+    via = f": via {prediction.held}" if prediction.held else ""
+    out.append(f"    routes via the leader stand as last published{via}; nothing is withdrawn")
+    return out
 
 
 def leader_news(prediction: LeaderPrediction) -> str:
@@ -193,6 +230,11 @@ def as_json(plan: Plan, deltas: Sequence[DesiredDelta] = ()) -> bytes:
     payload: dict[str, Any] = {
         "format_version": PLAN_FORMAT_VERSION,
         "cluster": plan.cluster,
+        "now": {
+            "at": plan.now.at,
+            "time": captured.render(plan.now.at) if plan.now.at is not None else None,
+            "source": plan.now.source.value,
+        },
         "summary": {
             "nodes_to_change": len(plan.writes),
             "changes": {a: c[a] for a in ("set", "update", "adopt", "remove", "remove-mirror")},
@@ -253,6 +295,10 @@ def _sites_json(plan: Plan) -> list[dict[str, Any]]:
                 "changes": prediction.changes,
                 "predicted_internal_ip": prediction.predicted_internal_ip,
                 "granularity": prediction.granularity,
+                "unknown": prediction.unknown or None,
+                "not_ready": list(prediction.not_ready),
+                "silent_for": prediction.silent_for,
+                "held": prediction.held or None,
             }
         out.append(
             {

@@ -75,7 +75,8 @@ def status_text(doc: Mapping[str, Any]) -> str:
                 str(members),
                 str((site.get("pending") or {}).get("count", 0)),
                 (site.get("leader") or {}).get("current") or "-",
-                (site.get("leader") or {}).get("predicted") or "-",
+                (site.get("leader") or {}).get("predicted")
+                or ("unknown" if (site.get("leader") or {}).get("unknown") else "-"),
                 str((site.get("conflicts") or {}).get("count", 0)),
                 f"{agents.get('ready', 0)}/{members}",
             )
@@ -84,6 +85,12 @@ def status_text(doc: Mapping[str, Any]) -> str:
     lines.append("")
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for name, site in sorted((doc.get("sites") or {}).items()):
+        leader = site.get("leader") or {}
+        if leader.get("unknown"):
+            lines.append(f"{name}: leader unknown: {leader['unknown']}")
+            lines += [f"  {n}" for n in (leader.get("notReady") or {}).get("items") or []]
+            if leader.get("held"):
+                lines.append(f"  routes via the leader stand as last published: {leader['held']}")
         if site.get("lastError"):
             lines.append(f"{name}: last error: {site['lastError']}")
         for line in ((site.get("flapping") or {}).get("items") or [])[:5]:

@@ -159,9 +159,14 @@ class StatusStore(Protocol):
         """Its data and resourceVersion, or None when it does not exist."""
         ...
 
-    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
-        """Replace its data (create it when ``resource_version`` is None); ConflictError
-        when it moved since ``resource_version`` (or exists already)."""
+    def write(
+        self,
+        data: Mapping[str, str],
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StatusRecord:
+        """Replace its data and annotations (create it when ``resource_version`` is None);
+        ConflictError when it moved since ``resource_version`` (or exists already)."""
         ...
 
 
@@ -331,4 +336,17 @@ class CommentThread(Protocol):
 
     def describe(self) -> str:
         """``acme/topology#7`` or ``acme/topology!7``: for messages."""
+        ...
+
+
+class CommitStatuses(Protocol):
+    """Commit statuses of one repository (GitHub) or project (GitLab)."""
+
+    def post(self, sha: str, state: str, description: str) -> None:
+        """Set the status of commit ``sha``: ``pending``, ``success`` or ``failure``
+        (ForgeError when the forge refuses or does not answer)."""
+        ...
+
+    def describe(self) -> str:
+        """``github acme/topology`` or ``gitlab group/topology``: for messages."""
         ...

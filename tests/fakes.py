@@ -13,24 +13,40 @@ from reconciler.ports import ConflictError
 class MemoryStatusStore:
     """The StatusStore port over a dict; counts the writes it took."""
 
-    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, data: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None
+    ) -> None:
         self.data: dict[str, str] | None = dict(data) if data is not None else None
+        self.annotations: dict[str, str] = dict(annotations or {})
         self.version = 1
         self.writes = 0
 
     def read(self) -> StatusRecord | None:
         if self.data is None:
             return None
-        return StatusRecord(dict(self.data), str(self.version))
+        return StatusRecord(dict(self.data), str(self.version), dict(self.annotations))
 
-    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
+    def write(
+        self,
+        data: Mapping[str, str],
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StatusRecord:
         exists = self.data is not None
         if (resource_version is None) == exists or (
             resource_version is not None and resource_version != str(self.version)
         ):
             raise ConflictError(f"configmap: resourceVersion {resource_version} is stale")
         self.data, self.version, self.writes = dict(data), self.version + 1, self.writes + 1
-        return StatusRecord(dict(data), str(self.version))
+        self.annotations = dict(annotations or {})
+        return StatusRecord(dict(data), str(self.version), dict(self.annotations))
+
+    def annotate(self, key: str, value: str) -> None:
+        """Another client's patch of one annotation (``kubectl annotate``)."""
+        if self.data is None:
+            self.data = {}
+        self.annotations[key] = value
+        self.version += 1
 
 
 class MemoryEvents:

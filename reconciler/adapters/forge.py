@@ -1,7 +1,8 @@
-"""Pull-request comments on GitHub and merge-request notes on GitLab, over their REST APIs.
+"""Pull-request comments on GitHub and merge-request notes on GitLab, and commit statuses
+on both, over their REST APIs.
 
-Standard library HTTP (urllib): three calls each (list every page, create, update) need
-no client library, and the same code runs wherever topoctl is installed. Transient
+Standard library HTTP (urllib): four calls each (list every page, create, update, post a
+status) need no client library, and the same code runs wherever topoctl is installed. Transient
 failures (5xx, 429, a reset connection) are retried with capped, jittered backoff
 (tenacity); a refusal (401, 403, 404) is a :class:`ForgeError` that says what to fix.
 """
@@ -25,6 +26,8 @@ from tenacity import (
 from reconciler.ports import ForgeError
 
 TIMEOUT = 30.0  # seconds for one request
+DESCRIPTION_LIMIT = 140  # characters GitHub keeps of a status's description
+GITLAB_STATES = {"pending": "pending", "success": "success", "failure": "failed"}
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
@@ -185,3 +188,119 @@ def _header(headers: dict[str, str], name: str) -> str:
     """A header's value whatever the case of its name (empty when absent)."""
     wanted = name.lower()
     return next((v for k, v in headers.items() if k.lower() == wanted), "")
+
+
+class GitHubCommitStatuses:
+    """``POST /repos/OWNER/NAME/statuses/SHA`` under one context."""
+
+    def __init__(self, api_url: str, token: str, repo: str, context: str) -> None:
+        self.repo, self.context = repo, context
+        self.http = _Http(
+            api_url,
+            {
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {token}",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "User-Agent": "topoctl",
+            },
+            {
+                401: "the token is not valid (--commit-status-token-file)",
+                403: "the token may not set commit statuses: a fine-grained token needs "
+                "'Commit statuses: write' on the repository, a classic one 'repo:status'",
+                404: f"no repository {repo} or commit that this token can see "
+                "(check --commit-status-repo)",
+            },
+        )
+
+    def describe(self) -> str:
+        return f"github {self.repo}"
+
+    def post(self, sha: str, state: str, description: str) -> None:
+        body = {
+            "state": state,
+            "context": self.context,
+            "description": _clip(description, DESCRIPTION_LIMIT),
+        }
+        self.http.call("POST", f"/repos/{self.repo}/statuses/{sha}", body)
+
+
+class GitLabCommitStatuses:
+    """``POST /projects/ID/statuses/SHA`` under one name (GitLab's ``failed`` for
+    ``failure``)."""
+
+    def __init__(self, api_url: str, token: str, project: str, context: str) -> None:
+        self.project, self.context = project, context
+        self.base = f"/projects/{urllib.parse.quote(project, safe='')}/statuses"
+        self.http = _Http(
+            api_url,
+            {"PRIVATE-TOKEN": token, "User-Agent": "topoctl"},
+            {
+                401: "the token is not valid (--commit-status-token-file)",
+                403: "the token may not set commit statuses: use a project access token "
+                "with the `api` scope and at least the Developer role",
+                404: f"no project {project} or commit that this token can see "
+                "(check --commit-status-repo)",
+            },
+        )
+
+    def describe(self) -> str:
+        return f"gitlab {self.project}"
+
+    def post(self, sha: str, state: str, description: str) -> None:
+        body = {
+            "state": GITLAB_STATES[state],
+            "name": self.context,
+            "description": _clip(description, 255),
+        }
+        self.http.call("POST", f"{self.base}/{sha}", body)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SCP = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>[^/].*)$")
+
+
+def status_target(
+    forge: str, git_url: str | None, repo: str | None = None, api_url: str | None = None
+) -> tuple[str, str]:
+    """The API URL and the repository (GitHub ``owner/name``, GitLab's project path) for
+    commit statuses: derived from the git URL where not given. GitHub: api.github.com
+    for github.com, ``https://HOST/api/v3`` for an Enterprise host; GitLab:
+    ``https://HOST/api/v4``. ValueError says what to give when it cannot be derived."""
+    host, path = _host_and_path(git_url or "")
+    if repo is None:
+        if not path:
+            raise ValueError(
+                f"--commit-status {forge}: cannot tell the repository from the git URL "
+                f"{git_url!r}: give --commit-status-repo"
+            )
+        repo = path
+    if api_url is None:
+        if not host:
+            raise ValueError(
+                f"--commit-status {forge}: cannot tell the API from the git URL "
+                f"{git_url!r}: give --commit-status-api-url"
+            )
+        if forge == "github":
+            api_url = "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
+        else:
+            api_url = f"https://{host}/api/v4"
+    if forge == "github" and repo.count("/") != 1:
+        raise ValueError(f"--commit-status github: {repo!r} is not OWNER/NAME")
+    return api_url, repo
+
+
+def _host_and_path(url: str) -> tuple[str, str]:
+    """The host and the repository path of an https, ssh or scp-style git URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("https", "http", "ssh", "git") and parts.hostname:
+        host, path = parts.hostname, parts.path
+    elif (match := _SCP.match(url)) is not None and "://" not in url:
+        host, path = match.group("host"), match.group("path")
+    else:
+        return "", ""
+    path = path.strip("/")
+    path = path[: -len(".git")] if path.endswith(".git") else path
+    return host, path

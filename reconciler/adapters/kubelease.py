@@ -195,18 +195,27 @@ def discover_namespace(
 
 def _context_namespace(kubeconfig: Path | None, context: str | None) -> str | None:
     """The namespace of the chosen (or current) kubeconfig context, if any."""
+    return _context_field(kubeconfig, context, "namespace")
+
+
+def context_user(kubeconfig: Path | None, context: str | None) -> str | None:
+    """The user name of the chosen (or current) kubeconfig context, if any."""
+    return _context_field(kubeconfig, context, "user")
+
+
+def _context_field(kubeconfig: Path | None, context: str | None, name: str) -> str | None:
     path = str(kubeconfig) if kubeconfig is not None else os.environ.get("KUBECONFIG")
     path = path or str(Path("~/.kube/config").expanduser())
     try:
         contexts, active = config.list_kube_config_contexts(path)  # type: ignore[no-untyped-call]
-    except Exception:  # no kubeconfig, or one the loader trips over: no namespace from it
+    except Exception:  # no kubeconfig, or one the loader trips over: nothing from it
         return None
     chosen = active
     for entry in contexts or []:
         if context is not None and isinstance(entry, dict) and entry.get("name") == context:
             chosen = entry
-    namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    return namespace if isinstance(namespace, str) else None
+    value = ((chosen or {}).get("context") or {}).get(name)
+    return value if isinstance(value, str) else None
 
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"

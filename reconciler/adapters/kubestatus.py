@@ -1,12 +1,13 @@
 """The status ConfigMap and Node Events through the official client, as JSON.
 
 The ConfigMap is replaced whole under its resourceVersion (409: ConflictError, the
-caller reads it again and merges): others' keys in it (``fetchRequestedAt``) are the
-caller's to keep. Events are ``events.k8s.io/v1`` in the ``default`` namespace, where
-client-go records events about cluster-scoped objects; a repeat is a merge patch of
-the event's ``series``. No retries here: the status module publishes again later.
-With a WriteGate (the controller's lease), each write is admitted by it immediately
-before it is sent, with its time left as the request's whole timeout when shorter.
+caller reads it again and merges): others' keys in it (``fetchRequestedAt``) and its
+annotations (``topoctl.io/requested-at``) are the caller's to keep. Events are
+``events.k8s.io/v1`` in the ``default`` namespace, where client-go records events about
+cluster-scoped objects; a repeat is a merge patch of the event's ``series``. No retries
+here: the status module publishes again later. With a WriteGate (the controller's
+lease), each write is admitted by it immediately before it is sent, with its time left
+as the request's whole timeout when shorter.
 """
 
 from __future__ import annotations
@@ -79,15 +80,24 @@ class KubeStatusStore:
             return None
         meta = doc.get("metadata") or {}
         data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
-        return StatusRecord(data, str(meta.get("resourceVersion") or ""))
+        notes = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+        return StatusRecord(data, str(meta.get("resourceVersion") or ""), notes)
 
-    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
-        """Create, or replace under ``resource_version``."""
+    def write(
+        self,
+        data: Mapping[str, str],
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StatusRecord:
+        """Create, or replace under ``resource_version`` (a replace sets the annotations
+        too: the caller passes those it read, so none is lost)."""
         meta: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
             "labels": {"app.kubernetes.io/name": "topoctl"},
         }
+        if annotations:
+            meta["annotations"] = dict(annotations)
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(data)}
         what = f"write configmap {self.namespace}/{self.name}"
         if resource_version is None:
@@ -99,7 +109,7 @@ class KubeStatusStore:
             args = (self.name, self.namespace, body)
         doc = _call(what, method, *args, _timeout=_timeout(self.gate, what))
         version = str((doc.get("metadata") or {}).get("resourceVersion") or "")
-        return StatusRecord(dict(data), version)
+        return StatusRecord(dict(data), version, dict(annotations or {}))
 
 
 class KubeEventSink:

@@ -71,6 +71,24 @@ def _run() -> None:
 
 
 # The commands register themselves on the group as they are imported.
-from reconciler.cli import adopt, agent, cluster, controller, review, topology  # noqa: E402
+from reconciler.cli import (  # noqa: E402
+    adopt,
+    agent,
+    cluster,
+    controller,
+    gestures,
+    review,
+    topology,
+)
 
-__all__ = ["adopt", "agent", "cluster", "controller", "main", "review", "run", "topology"]
+__all__ = [
+    "adopt",
+    "agent",
+    "cluster",
+    "controller",
+    "gestures",
+    "main",
+    "review",
+    "run",
+    "topology",
+]

@@ -108,6 +108,36 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 )
 @_run_option("dry-run", is_flag=True, help="Everything but writes: they are logged and counted.")
 @_run_option(
+    "commit-status",
+    type=click.Choice(["github", "gitlab"]),
+    help="Set a commit status on the revision in force: pending when fetched, success "
+    "once converged, failure (with the first errors) when refused. Off by default.",
+)
+@_run_option(
+    "commit-status-token-file",
+    type=_FILE,
+    help="Token for the commit statuses (GitHub: 'Commit statuses: write'; GitLab: "
+    "`api` scope, Developer).",
+)
+@_run_option(
+    "commit-status-repo",
+    metavar="OWNER/NAME",
+    help="The repository (GitLab: the project path). Default: from --git-url.",
+)
+@_run_option(
+    "commit-status-api-url",
+    metavar="URL",
+    help="The forge's API. Default: from --git-url (api.github.com, https://HOST/api/v3 "
+    "for GitHub Enterprise, https://HOST/api/v4 for GitLab).",
+)
+@_run_option(
+    "commit-status-context",
+    default="topoctl",
+    show_default=True,
+    metavar="NAME",
+    help="The status's name on the commit (one per cluster when several follow a repo).",
+)
+@_run_option(
     "log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -126,7 +156,11 @@ def run_controller(**flags: Any) -> None:
                   --git-token-file /etc/topoctl/credentials/token \\
                   --webhook-secret-file /etc/topoctl/credentials/webhook-secret
       topoctl run --source-dir ./sites --kubeconfig ~/.kube/config --dry-run
+      topoctl run --git-url https://github.com/acme/topology.git ... \
+                  --commit-status github \
+                  --commit-status-token-file /etc/topoctl/forge/token
       topoctl status                              what the controller last did
+      topoctl suspend / resume / reconcile        stop writing, write again, fetch now
 
     Exit status: 0 after SIGTERM (the write in flight finished, the lease released),
     1 after losing the lease or on a start-up error.

@@ -9,6 +9,11 @@ ends, once however many came, so a replayed or flooded webhook costs a standby a
 one write per interval and the last push is never lost. That write is a standby's, the
 one the controller sends without the lease; ``--dry-run`` sends none (each replica then
 fetches itself).
+
+The same look reads what people asked for there: every replica the suspension
+(``topoctl suspend``, told to ``on_suspension``: a replica taking over knows it before
+its first write), the holder ``topoctl reconcile``'s ``topoctl.io/requested-at``, told
+to ``on_reconcile`` once for each new value the status does not echo as handled yet.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from reconciler.model.suspension import Suspension
 from reconciler.ports import BackendError, Clock
 from reconciler.usecases.statusmap import StatusConfigMap
 
@@ -37,6 +43,8 @@ class FetchRequests:
         *,
         poll: float = POLL,
         interval: float = INTERVAL,
+        on_suspension: Callable[[Suspension], None] | None = None,
+        on_reconcile: Callable[[str], None] | None = None,
     ) -> None:
         """``fetch`` asks this replica's source to fetch; ``fetches_itself`` says whether
         it should (it holds the lease, or it is a dry run) rather than record it."""
@@ -46,10 +54,13 @@ class FetchRequests:
         self.clock = clock
         self.poll = poll
         self.interval = interval
+        self.on_suspension = on_suspension
+        self.on_reconcile = on_reconcile
         self._lock = threading.Lock()
         self._recorded_at = float("-inf")
         self._pending = False
         self._seen = ""  # the holder: the request it last fetched for
+        self._reconciling = ""  # the holder: the reconcile request it last started
 
     def requested(self) -> None:
         """A verified webhook (from the HTTP server's thread)."""
@@ -76,16 +87,27 @@ class FetchRequests:
                 self._pending = True  # the next look tries again
             return
 
-    def _look(self) -> None:
-        """The holder: fetch when a standby recorded a request it has not seen."""
+    def _look(self, holder: bool) -> None:
+        """Read the requests: the suspension (every replica); the holder fetches when a
+        standby recorded a request it has not seen, and reconciles on a new request."""
         try:
-            requested = self.store.fetch_requested()
+            found = self.store.requests()
         except BackendError as err:
             log.warning("fetch requests: the status cannot be read: %s", err)
             return
-        if requested and requested != self._seen:
-            self._seen = requested
+        if self.on_suspension is not None:
+            self.on_suspension(found.suspension)
+        if not holder:
+            return
+        if found.fetch and found.fetch != self._seen:
+            self._seen = found.fetch
             self.fetch()
+        wanted = found.reconcile
+        if wanted and wanted not in (found.handled, self._reconciling):
+            self._reconciling = wanted
+            log.info("reconcile requested at %s: fetching and planning now", wanted)
+            if self.on_reconcile is not None:
+                self.on_reconcile(wanted)
 
     def run(self, stop: threading.Event) -> None:
         """Every ``poll`` seconds until ``stop``: the holder looks for requests, a standby
@@ -93,9 +115,11 @@ class FetchRequests:
         while not stop.is_set():
             try:
                 if self.fetches_itself():
-                    self._look()
+                    self._look(holder=True)
                 else:
                     self._flush()
+                    if self.on_suspension is not None:
+                        self._look(holder=False)
             except Exception:  # a bug: its traceback, and the next look
                 log.exception("fetch requests: unexpected failure")
             self.clock.wait(stop, self.poll)

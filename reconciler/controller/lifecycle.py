@@ -8,8 +8,10 @@ minute of probes: the NotReady clock is the Ready condition's ``lastTransitionTi
 the lifecycle use case decides (:mod:`reconciler.usecases.lifecycle`), and the deletion
 protocol deletes (:mod:`reconciler.usecases.deletion`: record, Event, DELETE with
 preconditions, the budget slot given back when it is not done). ``--dry-run`` logs and
-counts what would be deleted. A round plans nothing, and costs no probe while no member
-of a deleting site is NotReady.
+counts what would be deleted. A site ``topoctl suspend`` covers is probed and judged
+as any other, and nothing of it is deleted: each deletion it would make is logged and
+counted as withheld (reason ``suspended``). A round plans nothing, and costs no probe
+while no member of a deleting site is NotReady.
 
 A round that fails (the node Leases cannot be listed, the record cannot be read) deletes
 nothing: it is logged in one line, counted (``topoctl_lifecycle_pass_failures_total``)
@@ -21,12 +23,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.plans import PlannedView
 from reconciler.core.lifecycle.probes import ProbeSchedule
 from reconciler.core.planning.plan import LifecyclePlan
+from reconciler.model.suspension import Hold
 from reconciler.ports import (
     BackendError,
     Clock,
@@ -53,6 +56,7 @@ class LifecycleStats:
     probe_rounds: int = 0
     deleted: list[str] = field(default_factory=list)
     would_delete: list[str] = field(default_factory=list)  # --dry-run
+    suspended: list[str] = field(default_factory=list)  # not deleted: suspended
     last: LifecyclePlan | None = None
 
 
@@ -75,10 +79,12 @@ class LifecyclePass:
         dry_run: bool = False,
         schedule: ProbeSchedule | None = None,
         wake: threading.Event | None = None,
+        suspended: Callable[[str], Hold | None] = lambda site: None,
     ) -> None:
         """``may_write`` is the lease: no round runs, and nothing is recorded or deleted,
-        without it."""
+        without it. ``suspended`` names the hold that stops deletions in a site."""
         self.view = view
+        self.suspended = suspended
         self.may_write = may_write
         eyes = Eyes(clock, prober, schedule or ProbeSchedule(), budget=budget, leases=leases)
         self.lifecycle = Lifecycle(eyes)
@@ -152,6 +158,17 @@ class LifecyclePass:
                 self.metrics.deletions_withheld.labels(withheld.site, withheld.reason).inc()
 
     def _delete(self, decided: LifecyclePlan) -> None:
+        going = []
+        for deletion in decided.deletions:
+            hold = self.suspended(deletion.site)
+            if hold is None:
+                going.append(deletion)
+                continue
+            log.warning("suspended %s: not deleted: %s", hold.describe(), deletion.text)
+            self.stats.suspended.append(deletion.node)
+            if self.metrics is not None:
+                self.metrics.deletions_withheld.labels(deletion.site, "suspended").inc()
+        decided = replace(decided, deletions=tuple(going))
         if self.dry_run:
             for deletion in decided.deletions:
                 log.info("dry run: %s", deletion.text)

@@ -12,9 +12,12 @@ together for what only the whole cluster shows (nothing is planned twice). A sit
 plan has errors is held back alone, one whose writes failed is retried with backoff.
 Kilo's freshness flips with no event when a node stops checking in: the cache's timers
 queue its sites then; a key the flap limiter held back queues its site for when it may
-be written. Writes pass the GuardedWriter (lease, stop, dry run); what each
-reconcile did goes to the observer (status, metrics). :meth:`ReconcileLoop.request_stop`
-(SIGTERM) lets the write in flight end.
+be written. Writes pass the GuardedWriter (lease, stop, dry run); a site ``topoctl
+suspend`` covers is planned and not written (``suspended``). What each reconcile did
+goes to the observer (status, metrics). :meth:`ReconcileLoop.reconcile_now`
+(``topoctl reconcile``) queues a full pass and tells ``on_handled`` its request once the
+pass has planned the cluster. :meth:`ReconcileLoop.request_stop` (SIGTERM) lets the
+write in flight end.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from reconciler.controller.informer import Informer, InformerSettings
 from reconciler.controller.plans import Revision, SharedPlanner
 from reconciler.controller.queue import SiteQueue
 from reconciler.controller.reconciler import SiteReconciler
+from reconciler.model.suspension import Hold
 from reconciler.ports import Clock, ClusterBackend, ClusterWatcher, Observer
 
 log = logging.getLogger("topoctl.controller")
@@ -86,8 +90,15 @@ class ReconcileLoop:
         settings: LoopSettings | None = None,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
+        suspended: Callable[[str], Hold | None] = lambda site: None,
+        on_handled: Callable[[str], None] | None = None,
     ) -> None:
+        """``suspended`` names the hold that stops writes to a site; ``on_handled`` hears
+        each reconcile request the full pass it queued has planned."""
         self.settings = s = settings or LoopSettings()
+        self.on_handled = on_handled
+        self._requested = ""  # the reconcile request the next full pass handles
+        self._handling = ""  # the one the full pass under way handles
         self.clock = clock
         self.watcher = watcher
         self.may_write = may_write
@@ -109,6 +120,7 @@ class ReconcileLoop:
             flaps=self.flaps,
             parallel=s.parallel,
             dry_run=s.dry_run,
+            suspended=suspended,
         )
         self._thread: threading.Thread | None = None
 
@@ -117,6 +129,16 @@ class ReconcileLoop:
     def set_revision(self, revision: Revision) -> None:
         """Converge to ``revision`` from now on (a full pass follows)."""
         self.plans.set_revision(revision)
+        self.queue.add(FULL)
+
+    def plan_everything(self) -> None:
+        """A full pass, now (a suspension changed: its drift shown, or its sites written)."""
+        self.queue.add(FULL)
+
+    def reconcile_now(self, request: str) -> None:
+        """``topoctl reconcile``: a full pass now, ``request`` told to ``on_handled`` once
+        it has planned the cluster."""
+        self._requested = request
         self.queue.add(FULL)
 
     @property
@@ -204,10 +226,15 @@ class ReconcileLoop:
 
     def _full(self) -> None:
         """Build the planner from the cache, then queue every site and the cluster."""
+        requested = self._requested
         revision = self.plans.rebuild()
         self.queue.forget(FULL)
         if revision is None:
             return
+        if requested:  # handled once this pass has planned the cluster
+            self._handling = requested
+            if self._requested == requested:
+                self._requested = ""
         self.stats.full_plans += 1
         for site in revision.topology.sites:
             self.queue.add(site.name)
@@ -228,6 +255,11 @@ class ReconcileLoop:
         )
         if self.observer is not None:
             self.observer.full_planned(plan, view.planner, view.revision.sha)
+        handled, self._handling = self._handling, ""
+        if handled and self.on_handled is not None:
+            sha = view.revision.sha[:12]
+            log.info("reconcile request %s handled: revision %s planned", handled, sha)
+            self.on_handled(handled)
 
     def _site(self, site: str) -> None:
         started = self.clock.monotonic()

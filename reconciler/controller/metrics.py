@@ -2,7 +2,9 @@
 
 Revisions are labelled by their full name (a commit's 40-character sha, or a
 ``--source-dir`` content hash). Node states are ``member``, ``pending`` and
-``unassigned``, as in docs/topology.md.
+``unassigned``, as in docs/topology.md. ``topoctl_suspended{site="*"}`` is the whole
+cluster's suspension (``*`` is no site's name), ``{site="fsn1"}`` a site's, present
+while it is suspended.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from reconciler.model.suspension import CLUSTER, Suspension
+
 NODE_STATES = ("member", "pending", "unassigned")
-RECONCILE_RESULTS = ("success", "error")
+RECONCILE_RESULTS = ("success", "error", "suspended")
+COMMIT_STATES = ("pending", "success", "failure")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -108,6 +113,33 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.suspended = Gauge(
+            "topoctl_suspended",
+            '1 while topoctl suspend stops writes: site="*" the whole cluster, else a site.',
+            ["site"],
+            registry=r,
+        )
+        self.suspended.labels(CLUSTER).set(0)
+        self.drift = Gauge(
+            "topoctl_suspended_drift_nodes",
+            "Nodes of a suspended site that differ from git (left unwritten).",
+            ["site"],
+            registry=r,
+        )
+        self.commit_statuses = Counter(
+            "topoctl_commit_statuses",
+            "Commit statuses posted to the forge, by state.",
+            ["state"],
+            registry=r,
+        )
+        self.commit_status_failures = Counter(
+            "topoctl_commit_status_failures",
+            "Commit statuses the forge refused or did not answer after retries (logged; "
+            "the next state change posts again).",
+            registry=r,
+        )
+        for state in COMMIT_STATES:
+            self.commit_statuses.labels(state)
         for reason in ("deadline", "capacity"):
             self.http_cut.labels(reason)
         for result in ("accepted", "duplicate", "refused"):
@@ -116,6 +148,7 @@ class Metrics:
             self.reconcile_total.labels(result)
         self._sites: set[str] = set()
         self._held: dict[str, set[str]] = {}  # site -> managers with a held_keys series
+        self._suspended: set[str] = set()
 
     # ------------------------------------------------------------- source
 
@@ -152,6 +185,7 @@ class Metrics:
         self.conflicts.labels(name).set(conflicts)
         self.agent_ready.labels(name).set(agents_ready)
         self.flapping.labels(name).set(flapping)
+        self.drift.labels(name)  # 0 until the site is suspended and drifts
 
     def held(self, site: str, by_manager: Mapping[str, int]) -> None:
         """The keys of a site held for each other field manager; a manager that holds
@@ -172,4 +206,17 @@ class Metrics:
             self.agent_ready.remove(name)
             self.held(name, {})
             self.flapping.remove(name)
+            self.drift.remove(name)
         self._sites &= keep
+
+    # ---------------------------------------------------------- suspension
+
+    def suspension(self, now: Suspension) -> None:
+        """``topoctl_suspended``: the cluster's always, each suspended site's."""
+        self.suspended.labels(CLUSTER).set(1 if now.cluster is not None else 0)
+        sites = set(now.sites)
+        for gone in self._suspended - sites:
+            self.suspended.remove(gone)
+        for name in sites:
+            self.suspended.labels(name).set(1)
+        self._suspended = sites

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from reconciler.controller.guard import WriteStats
 from reconciler.controller.informer import InformerStats
 from reconciler.controller.metrics import Metrics
+from reconciler.controller.status import drift
+from reconciler.controller.suspension import SuspensionView
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
@@ -54,7 +56,14 @@ class MetricsObserver:
     """Per-site gauges from each site's plan, the reconcile counters, and the write and
     watch-restart counters taken from the writer's and the informer's own."""
 
-    def __init__(self, metrics: Metrics, informer: InformerStats, writes: WriteStats) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        informer: InformerStats,
+        writes: WriteStats,
+        suspension: SuspensionView | None = None,
+    ) -> None:
+        self.suspension = suspension
         self.metrics = metrics
         self.informer = informer
         self.writes = writes
@@ -81,13 +90,16 @@ class MetricsObserver:
         self.metrics.site(plan.site, states, conflicts, ready, len(flapping))
         held = Counter(c.writer for n in plan.nodes for c in n.conflicts if c.writer)
         self.metrics.held(plan.site, held)
+        suspended = self.suspension is not None and self.suspension.covers(plan.site)
+        self.metrics.drift.labels(plan.site).set(len(drift(plan)) if suspended else 0)
 
     def full_planned(self, plan: Plan, planner: Planner, revision: str) -> None:
         self.metrics.keep_sites(plan.sites)
         self.metrics.nodes.labels("", "unassigned").set(len(plan.unassigned))
 
     def reconciled(self, result: str, seconds: float) -> None:
-        self.metrics.reconcile_total.labels("success" if result == "ok" else "error").inc()
+        label = {"ok": "success", "suspended": "suspended"}.get(result, "error")
+        self.metrics.reconcile_total.labels(label).inc()
         self.metrics.reconcile_duration.observe(seconds)
 
     def idle(self) -> None:

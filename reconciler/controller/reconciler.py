@@ -8,17 +8,19 @@ written (:mod:`reconciler.controller.flapping`: a key another writer keeps chang
 back waits); a node error (annotations that would pass 256 KiB) leaves that node out
 and is reported as the site's error. What was written (and what a 409 re-read) is
 folded into the planner at once. The result says what the loop does next: ``ok``
-(forget the site's backoff), ``held`` (its plan has errors: nothing written) or
-``error`` (some writes failed: retry with backoff); and when to look at the site again:
-for a key the limiter held back, or, while the site's Kilo is silent, every
-:data:`SILENT_RECHECK` seconds (the check-in that ends a silence flips no freshness, so
-no delta would queue the site).
+(forget the site's backoff), ``held`` (its plan has errors: nothing written),
+``suspended`` (``topoctl suspend`` covers the site: planned, nothing written, the nodes
+that drift from git kept for the status) or ``error`` (some writes failed: retry with
+backoff); and when to look at the site again: for a key the limiter held back, or,
+while the site's Kilo is silent, every :data:`SILENT_RECHECK` seconds (the check-in
+that ends a silence flips no freshness, so no delta would queue the site; a suspended
+site is re-planned so too, and still written nothing).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.controller.flapping import FlapLimiter
@@ -27,6 +29,7 @@ from reconciler.core.kilo.freshness import CHECK_IN_SECONDS
 from reconciler.core.planning.plan import Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model.state import NodeWrite
+from reconciler.model.suspension import Hold
 from reconciler.ports import ClusterReader, ClusterWriter
 from reconciler.usecases.apply import write_plan
 
@@ -41,7 +44,7 @@ class Reconciled:
     plan: SitePlan
     planner: Planner
     revision: str
-    result: str  # ok | held | error
+    result: str  # ok | held | suspended | error
     error: str = ""
     writes: Sequence[NodeWrite] = field(default_factory=tuple)  # sent, and taken
     conflicts_retried: int = 0
@@ -62,7 +65,10 @@ class SiteReconciler:
         flaps: FlapLimiter,
         parallel: int = 4,
         dry_run: bool = False,
+        suspended: Callable[[str], Hold | None] = lambda site: None,
     ) -> None:
+        """``suspended`` names the hold that stops writes to a site (None: write)."""
+        self.suspended = suspended
         self.plans = plans
         self.reader = reader
         self.writer = writer
@@ -89,6 +95,8 @@ class SiteReconciler:
             log.warning("site %s: node(s) held back: %s", site, held)
         if not any(n.writes for n in plan.nodes):
             return self._unwritten(plan, planner, revision.sha, "ok", held)
+        if self.suspended(site) is not None:  # planned and reported, never written
+            return self._unwritten(plan, planner, revision.sha, "suspended", held)
         whole = Plan(
             cluster=revision.topology.cluster.metadata.name,
             nodes=plan.nodes,

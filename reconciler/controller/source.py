@@ -114,6 +114,8 @@ class Source:
         self._lock = threading.Lock()  # one sync at a time
         self._wake = threading.Event()
         self._stopping = False
+        self._after: list[Callable[[], None]] = []  # told once the next sync has ended
+        self._after_lock = threading.Lock()
 
     @property
     def state(self) -> SourceState:
@@ -125,8 +127,13 @@ class Source:
         """The revision in force, if any."""
         return self._state.good
 
-    def request_fetch(self) -> None:
-        """Fetch as soon as possible (the webhook calls this); requests coalesce."""
+    def request_fetch(self, then: Callable[[], None] | None = None) -> None:
+        """Fetch as soon as possible (the webhook calls this); requests coalesce. ``then``
+        is called once a fetch that started after this request has ended, whatever it
+        found (``topoctl reconcile``: plan everything then)."""
+        if then is not None:
+            with self._after_lock:
+                self._after.append(then)
         self._wake.set()
 
     def stop(self) -> None:
@@ -138,10 +145,17 @@ class Source:
         """Sync, then wait ``poll`` seconds (or the backoff) or a fetch request; until stop."""
         while not self._stopping:
             self._wake.clear()
+            with self._after_lock:
+                after, self._after = self._after, []
             try:
                 self.sync()
             except Exception:  # on_change failed: the source itself is fine, keep polling
                 log.exception("source %s: the change callback failed", self._state.origin)
+            for then in after:
+                try:
+                    then()
+                except Exception:  # a bug in the caller: its traceback, and polling goes on
+                    log.exception("source %s: a request's callback failed", self._state.origin)
             state = self._state
             delay = state.retry_in if state.failures else self.poll
             if not self._stopping:

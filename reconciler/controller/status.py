@@ -13,6 +13,13 @@ under 256 KiB: long lists are cut, their counts kept. Only the lease holder publ
 and ``--dry-run`` publishes nothing. Events: ``TopologyApplied`` on each node written
 (naming the revision), ``TopologyConflict`` when a node's conflicts change,
 ``KiloLeaderChange`` when a site's predicted leader changes.
+
+While ``topoctl suspend`` holds (the :class:`SuspensionView`), the document says what
+is suspended (``suspended``: scope -> who, when, why), each suspended site its
+``drift`` (the nodes git would change, and how) and the cluster the total
+(``driftNodes``); a suspended site's leader moves nowhere, so no ``KiloLeaderChange``
+is recorded for it until it is resumed and written. ``lastHandledReconcileAt`` echoes
+the last ``topoctl reconcile`` request handled.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from typing import Any
 from reconciler.controller.events import EventRecorder, short, when
 from reconciler.controller.guard import describe
 from reconciler.controller.source import Refused
+from reconciler.controller.suspension import SuspensionView
 from reconciler.core.planning.plan import LeaderPrediction, Plan, SitePlan
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeWrite
+from reconciler.model.suspension import Suspension
 from reconciler.ports import BackendError, Clock, ThrottledError
-from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
+from reconciler.usecases.statusmap import HANDLED_KEY, STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.status")
 FORMAT_VERSION = 1
@@ -80,6 +89,15 @@ def _agents(plan: SitePlan, planner: Planner) -> tuple[dict[str, int], dict[str,
     return counts, problems
 
 
+def drift(plan: SitePlan) -> list[str]:
+    """The nodes of a plan that differ from git, and how: ``w-1: set a, remove b``."""
+    return [
+        f"{n.node}: " + ", ".join(f"{c.verb} {c.key}" for c in n.writes)
+        for n in plan.nodes
+        if n.writes
+    ]
+
+
 def render(doc: Mapping[str, Any]) -> str:
     """The document as JSON under :data:`DOC_LIMIT` (lists cut until it fits)."""
     text = ""
@@ -117,7 +135,9 @@ class StatusReporter:
         may_write: Callable[[], bool] = lambda: True,
         dry_run: bool = False,
         min_interval: float = 2.0,
+        suspension: SuspensionView | None = None,
     ) -> None:
+        self.suspension = suspension or SuspensionView(known=Suspension())
         self.status = status
         self.events = events
         self.status_events = status_events  # about the status ConfigMap, in its namespace
@@ -184,6 +204,38 @@ class StatusReporter:
                 entry["at"] = when(self.clock.wall())
                 self._set(("refused",), entry)
 
+    # --- from the status ConfigMap's requests ---
+
+    def suspension_changed(self, now: Suspension) -> None:
+        """What is suspended now (the record as read); a Normal Event on the status
+        ConfigMap says so."""
+        with self._lock:
+            self._set(("suspended",), now.as_status())
+            if not now.active:
+                for site in self._doc["sites"].values():
+                    site.pop("drift", None)
+                    site.pop("suspended", None)
+                self._set(("driftNodes",), 0)
+        events = self.status_events if self._events() is not None else None
+        if events is not None:
+            scopes = now.scopes()
+            note = (
+                "suspended: " + "; ".join(f"{k} {h.describe()}" for k, h in scopes.items())
+                if scopes
+                else "resumed: every site is written again"
+            )
+            events.record(
+                STATUS_NAME,
+                "TopologySuspended" if scopes else "TopologyResumed",
+                note,
+                kind="ConfigMap",
+            )
+
+    def reconcile_handled(self, request: str) -> None:
+        """``topoctl reconcile``'s request, fetched and planned: echoed."""
+        with self._lock:
+            self._set((HANDLED_KEY,), request)
+
     # --- from the lifecycle ---
 
     def lifecycle_failed(self, why: str | None) -> None:
@@ -231,10 +283,13 @@ class StatusReporter:
         conflicts."""
         agents, problems = _agents(plan, planner)
         leader = plan.leader
+        hold = self.suspension.covers(plan.site)
+        held = {"suspended": hold.as_json(), "drift": listing(drift(plan), 1000)} if hold else {}
         with self._lock:
             self._set(
                 ("sites", plan.site),
                 {
+                    **held,
                     "members": listing(plan.members, 1000),
                     "pending": listing(plan.pending, 1000),
                     "leader": _leader(leader),
@@ -245,11 +300,18 @@ class StatusReporter:
                     "agents": {**agents, "problems": listing(sorted(problems), 1000)},
                 },
             )
+            total = sum(
+                (site.get("drift") or {}).get("count", 0) for site in self._doc["sites"].values()
+            )
+            self._set(("driftNodes",), total)
             before = self._leaders.get(plan.site, leader.current if leader else None)
             predicted = leader.predicted if leader else None
             if leader is not None and leader.unknown:
                 predicted = before  # not knowing the leader is no leader change
-            self._leaders[plan.site] = predicted
+            if hold is None:  # a suspended site's leader moves nowhere
+                self._leaders[plan.site] = predicted
+            else:
+                predicted = before
         events = self._events()
         if events is not None:
             for write in writes:

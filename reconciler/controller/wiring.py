@@ -23,6 +23,7 @@ from types import FrameType
 
 from reconciler.adapters.clock import SystemClock
 from reconciler.adapters.dirsource import DirectorySource
+from reconciler.adapters.forge import GitHubCommitStatuses, GitLabCommitStatuses, status_target
 from reconciler.adapters.gitauth import Credentials
 from reconciler.adapters.gitsource import GitRemote
 from reconciler.adapters.icmp import IcmpProber
@@ -30,6 +31,7 @@ from reconciler.adapters.kube import KubeBackend, RetryPolicy
 from reconciler.adapters.kubelease import KubeLease, KubeNodeLeases, discover_namespace
 from reconciler.adapters.kubestatus import KubeEventSink, KubeStatusStore
 from reconciler.adapters.kubewatch import KubeWatcher
+from reconciler.controller.commitstatus import CommitStatusReporter
 from reconciler.controller.events import EventRecorder
 from reconciler.controller.fetchrequests import FetchRequests
 from reconciler.controller.guard import LeaseGate
@@ -40,11 +42,13 @@ from reconciler.controller.loop import LoopSettings, ReconcileLoop
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.observers import Fanout, MetricsObserver
 from reconciler.controller.plans import Revision
-from reconciler.controller.source import Good, Source
+from reconciler.controller.source import Good, Refused, Source
 from reconciler.controller.status import StatusReporter
+from reconciler.controller.suspension import SuspensionView
 from reconciler.controller.webhook import read_secret
 from reconciler.core.election.lease import Timing
-from reconciler.ports import BackendError, GitSource
+from reconciler.model.suspension import Suspension
+from reconciler.ports import BackendError, CommitStatuses, GitSource
 from reconciler.usecases.statusmap import STATUS_NAME, StatusConfigMap
 
 log = logging.getLogger("topoctl.run")
@@ -73,6 +77,11 @@ class RunSettings:
     lease_duration: float = 15.0
     resync: float = 600.0
     dry_run: bool = False
+    commit_status: str | None = None  # github | gitlab
+    commit_status_token_file: Path | None = None
+    commit_status_repo: str | None = None
+    commit_status_api_url: str | None = None
+    commit_status_context: str = "topoctl"
 
 
 def timing(lease_duration: float) -> Timing:
@@ -82,6 +91,30 @@ def timing(lease_duration: float) -> Timing:
         renew_deadline=lease_duration * 2 / 3,
         retry_period=lease_duration * 2 / 15,
     )
+
+
+def commit_status_port(settings: RunSettings) -> CommitStatuses | None:
+    """The forge's commit statuses (``--commit-status``), or None; ValueError names what
+    is missing or wrong."""
+    forge = settings.commit_status
+    if forge is None:
+        return None
+    if settings.git_url is None:
+        raise ValueError("--commit-status needs --git-url: a directory's revisions are no commits")
+    if settings.commit_status_token_file is None:
+        raise ValueError(f"--commit-status {forge} needs --commit-status-token-file")
+    path = settings.commit_status_token_file
+    try:
+        token = path.read_text().strip()
+    except OSError as err:
+        raise ValueError(f"--commit-status-token-file {path}: {err.strerror}") from None
+    if not token:
+        raise ValueError(f"--commit-status-token-file {path}: empty")
+    api_url, repo = status_target(
+        forge, settings.git_url, settings.commit_status_repo, settings.commit_status_api_url
+    )
+    kind = GitHubCommitStatuses if forge == "github" else GitLabCommitStatuses
+    return kind(api_url, token, repo, settings.commit_status_context)
 
 
 def source_port(settings: RunSettings) -> GitSource:
@@ -140,6 +173,9 @@ class Controller:
         self.status_events = EventRecorder(  # about the status ConfigMap, in its namespace
             KubeEventSink(api, identity, namespace=namespace, gate=gate), self.clock
         )
+        # topoctl suspend: read from the status ConfigMap by every replica; nothing is
+        # written before it has been read once
+        self.suspension = SuspensionView(self._suspension_changed)
         self.status = StatusReporter(
             self.status_map,
             EventRecorder(self.node_events, self.clock),
@@ -147,6 +183,7 @@ class Controller:
             status_events=self.status_events,
             may_write=may_write,
             dry_run=settings.dry_run,
+            suspension=self.suspension,
         )
         observers = Fanout(self.status)
         self.loop = ReconcileLoop(
@@ -157,10 +194,28 @@ class Controller:
             settings=LoopSettings(resync=settings.resync, dry_run=settings.dry_run),
             observer=observers,
             stop=self.stop_event,
+            suspended=self.suspension.covers,
+            on_handled=self.status.reconcile_handled,
         )
         observers.add(
-            MetricsObserver(self.metrics, self.loop.informer.stats, self.loop.writer.stats)
+            MetricsObserver(
+                self.metrics, self.loop.informer.stats, self.loop.writer.stats, self.suspension
+            )
         )
+        forge = commit_status_port(settings)
+        self.commit_status: CommitStatusReporter | None = None
+        if forge is not None:
+            self.commit_status = CommitStatusReporter(
+                forge,
+                metrics=self.metrics,
+                may_write=may_write,
+                dry_run=settings.dry_run,
+                suspended=self.suspension.covers,
+            )
+            observers.add(self.commit_status)
+            log.info(
+                "commit statuses go to %s as %r", forge.describe(), settings.commit_status_context
+            )
         self.source = Source(
             source_port(settings),
             self.clock,
@@ -168,7 +223,7 @@ class Controller:
             metrics=self.metrics,
             fallback=self._recorded_revision(),
             on_change=self._new_revision,
-            on_refused=self.status.revision_refused,
+            on_refused=self._refused,
         )
         self.lifecycle = LifecyclePass(
             self.loop.plans.view,
@@ -183,6 +238,7 @@ class Controller:
             on_failure=self.status.lifecycle_failed,
             dry_run=settings.dry_run,
             wake=self.loop.plans.changed,
+            suspended=self.suspension.covers,
         )
         fetches_itself = may_write  # the holder, or a dry run: a standby records it
         self.fetch_requests = FetchRequests(
@@ -191,6 +247,8 @@ class Controller:
             self.source.request_fetch,
             fetches_itself,
             self.clock,
+            on_suspension=self.suspension.seen,
+            on_reconcile=self._reconcile_requested,
         )
         hook = None
         if settings.webhook_secret_file is not None:
@@ -203,6 +261,27 @@ class Controller:
             hook=hook,
         )
         self.started = self.clock.monotonic()
+        self._read_suspension()
+
+    def _read_suspension(self) -> None:
+        """What is suspended, read before anything may be written."""
+        try:
+            self.suspension.seen(self.status_map.suspension())
+        except BackendError as err:
+            log.warning(
+                "the status cannot be read (%s): nothing is written until what is "
+                "suspended is known",
+                err,
+            )
+
+    def _suspension_changed(self, before: Suspension, now: Suspension) -> None:
+        self.metrics.suspension(now)
+        self.status.suspension_changed(now)
+        self.loop.plan_everything()  # the drift shown at once, a resumed site written
+
+    def _reconcile_requested(self, request: str) -> None:
+        """``topoctl reconcile``: fetch now, then plan everything and echo ``request``."""
+        self.source.request_fetch(then=lambda: self.loop.reconcile_now(request))
 
     def live(self) -> bool:
         """Alive while the reconcile loop has turned within STUCK_AFTER seconds (counted
@@ -220,6 +299,13 @@ class Controller:
 
     def _new_revision(self, good: Good) -> None:
         self.loop.set_revision(Revision(good.revision, good.topology))
+        if self.commit_status is not None:
+            self.commit_status.fetched(good)
+
+    def _refused(self, refused: Refused) -> None:
+        self.status.revision_refused(refused)
+        if self.commit_status is not None:
+            self.commit_status.refused(refused)
 
     def _lost(self) -> None:
         log.error("lost the lease: stopping every write and exiting")
@@ -247,6 +333,15 @@ class Controller:
                 daemon=True,
             ),
         ]
+        if self.commit_status is not None:
+            threads.append(
+                threading.Thread(
+                    target=self.commit_status.run,
+                    args=(self.stop_event,),
+                    name="commit-status",
+                    daemon=True,
+                )
+            )
         for thread in threads:
             thread.start()
         self.elector.start()
@@ -255,6 +350,8 @@ class Controller:
         finally:
             self.stop_event.set()
             self.source.stop()
+            if self.commit_status is not None:
+                self.commit_status.wake()
             self.lifecycle.nudge()
             threads[1].join(timeout=STOP_GRACE)  # no DELETE of a pass may outlive the lease
             if not self.lost.is_set():

@@ -12,10 +12,12 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class StatusRecord:
-    """The status ConfigMap's data as read (every key, others' too) and its version."""
+    """The status ConfigMap's data as read (every key, others' too), its version, and its
+    annotations (``topoctl reconcile``'s request, and whatever others put there)."""
 
     data: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     resource_version: str = ""
+    annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,24 @@ no writer loses another's keys.
 
 Keys: ``status.json`` (the status document), ``revision`` and ``appliedAt`` (the
 revision in force: a replica that starts while the newest is refused converges to it),
-``deletions`` (the deletion record, :mod:`reconciler.core.lifecycle.record`) and
-``fetchRequestedAt`` (a standby's verified webhook, for the holder to fetch at once).
+``deletions`` (the deletion record, :mod:`reconciler.core.lifecycle.record`),
+``fetchRequestedAt`` (a standby's verified webhook, for the holder to fetch at once) and
+``suspend`` (what ``topoctl suspend`` stopped, :mod:`reconciler.model.suspension`).
+The annotation ``topoctl.io/requested-at`` is ``topoctl reconcile``'s request (as Flux's
+``reconcile.fluxcd.io/requestedAt``: any new value asks for a fetch and a full plan,
+which the status echoes as ``lastHandledReconcileAt``); a write keeps the annotations
+it read.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core.lifecycle.record import DeletionRecord
+from reconciler.model.suspension import Suspension
 from reconciler.ports import BackendError, ConflictError, StatusStore
 
 STATUS_NAME = "topoctl-status"
@@ -28,6 +35,9 @@ REVISION_KEY = "revision"
 APPLIED_KEY = "appliedAt"
 RECORD_KEY = "deletions"
 FETCH_KEY = "fetchRequestedAt"
+SUSPEND_KEY = "suspend"
+REQUESTED_AT = "topoctl.io/requested-at"  # an annotation, as Flux's requestedAt
+HANDLED_KEY = "lastHandledReconcileAt"  # in the status document: the request last handled
 OWN_KEYS = (DOC_KEY, REVISION_KEY, APPLIED_KEY)  # the status proper; the rest is shown apart
 ATTEMPTS = 3  # read-modify-write rounds before giving up on a ConfigMap that keeps moving
 
@@ -48,14 +58,20 @@ class StatusConfigMap:
         """Write ``change(data)`` under the resourceVersion read; True when written, False
         when it changed nothing. Raises BackendError when the write fails, or when the
         ConfigMap kept changing for :data:`ATTEMPTS` rounds."""
+        return self._update_both(lambda data, notes: (change(data), notes))
+
+    def _update_both(self, change: Callable[[Data, Data], tuple[Data, Data]]) -> bool:
+        """:meth:`_update` of the data and the annotations together."""
         for _attempt in range(ATTEMPTS):
             current = self.store.read()
             data = dict(current.data) if current is not None else {}
-            wanted = change(dict(data))
-            if current is not None and wanted == data:
+            notes = dict(current.annotations) if current is not None else {}
+            wanted, wanted_notes = change(dict(data), dict(notes))
+            if current is not None and (wanted, wanted_notes) == (data, notes):
                 return False
             try:
-                self.store.write(wanted, current.resource_version if current else None)
+                version = current.resource_version if current else None
+                self.store.write(wanted, version, wanted_notes)
                 return True
             except ConflictError:
                 continue  # someone wrote it meanwhile: read it again
@@ -85,8 +101,16 @@ class StatusConfigMap:
             doc = {}
         if not isinstance(doc, dict):
             doc = {}
-        extra = {k: v for k, v in current.data.items() if k not in OWN_KEYS}
-        return {**doc, **({"other": extra} if extra else {})}
+        shown = (*OWN_KEYS, SUSPEND_KEY)
+        extra = {k: v for k, v in current.data.items() if k not in shown}
+        suspension = Suspension.parse(current.data.get(SUSPEND_KEY)).as_status()
+        requested = current.annotations.get(REQUESTED_AT)
+        return {
+            **doc,
+            **({"other": extra} if extra else {}),
+            **({"suspendRecorded": suspension} if suspension else {}),
+            **({"reconcileRequestedAt": requested} if requested else {}),
+        }
 
     # --- the deletion record -------------------------------------------------------
 
@@ -116,3 +140,57 @@ class StatusConfigMap:
     def fetch_requested(self) -> str:
         """When a fetch was last requested through the ConfigMap ("" never)."""
         return self._data().get(FETCH_KEY, "")
+
+    # --- suspend, resume, reconcile (the Flux gestures) ------------------------------
+
+    def suspension(self) -> Suspension:
+        """What is suspended (nothing, when the ConfigMap does not exist)."""
+        return Suspension.parse(self._data().get(SUSPEND_KEY))
+
+    def update_suspension(self, change: Callable[[Suspension], Suspension]) -> Suspension:
+        """Store ``change(suspension)``, read again on every attempt; what was stored.
+        The ConfigMap is created when it does not exist yet."""
+        stored = Suspension()
+
+        def put(data: Data) -> Data:
+            nonlocal stored
+            stored = change(Suspension.parse(data.get(SUSPEND_KEY)))
+            if not stored.active:
+                return {k: v for k, v in data.items() if k != SUSPEND_KEY}
+            return {**data, SUSPEND_KEY: stored.render()}
+
+        self._update(put)
+        return stored
+
+    def request_reconcile(self, at: str) -> None:
+        """``topoctl reconcile``: a new ``topoctl.io/requested-at``."""
+        self._update_both(lambda data, notes: (data, {**notes, REQUESTED_AT: at}))
+
+    def requests(self) -> Requests:
+        """What a person or a standby asked of the controller, in one read."""
+        current = self.store.read()
+        if current is None:
+            return Requests()
+        try:
+            doc = json.loads(current.data.get(DOC_KEY) or "{}")
+        except ValueError:
+            doc = {}
+        handled = doc.get(HANDLED_KEY) if isinstance(doc, dict) else None
+        return Requests(
+            fetch=current.data.get(FETCH_KEY, ""),
+            reconcile=current.annotations.get(REQUESTED_AT, ""),
+            handled=str(handled or ""),
+            suspension=Suspension.parse(current.data.get(SUSPEND_KEY)),
+        )
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The status ConfigMap's requests, as read at once: a standby's fetch request, a
+    reconcile request and the one the status says was last handled, and what is
+    suspended."""
+
+    fetch: str = ""
+    reconcile: str = ""
+    handled: str = ""
+    suspension: Suspension = field(default_factory=Suspension)

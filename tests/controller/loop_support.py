@@ -29,6 +29,7 @@ from reconciler.core.loading.load import load
 from reconciler.core.planning.planner import Planner
 from reconciler.model import keys
 from reconciler.model.state import NodeState
+from reconciler.model.suspension import Hold
 from reconciler.model.topology import Topology
 from reconciler.ports import Observer
 from tests import shipped_rbac
@@ -145,6 +146,8 @@ def running_loop(
     dry_run: bool = False,
     observer: Observer | None = None,
     resync: float = 3600.0,
+    suspended: Callable[[str], Hold | None] = lambda site: None,
+    on_handled: Callable[[str], None] | None = None,
 ) -> Iterator[ReconcileLoop]:
     """A loop running in a thread on the double, as the controller's service account
     (deploy/base's RBAC is loaded unless it is there); stopped (and joined) at the end."""
@@ -166,6 +169,8 @@ def running_loop(
         clock=clock,
         settings=settings,
         observer=observer,
+        suspended=suspended,
+        on_handled=on_handled,
     )
     loop.set_revision(Revision(SHA, topology))
     thread = threading.Thread(target=loop.run, name="loop", daemon=True)

@@ -45,10 +45,15 @@ class Store(MemoryStatusStore):
             super().__init__({"deletions": record.render() if record.readable else record.problem})
         self.fail = fail
 
-    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
+    def write(
+        self,
+        data: Mapping[str, str],
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StatusRecord:
         if self.fail:
             raise BackendError("configmap topoctl-status: 500")
-        return super().write(data, resource_version)
+        return super().write(data, resource_version, annotations)
 
     @property
     def saves(self) -> int:

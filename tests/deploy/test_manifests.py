@@ -49,7 +49,8 @@ RUN_FLAGS = {
     "--webhook-secret-file", "--cache-dir", "--kubeconfig", "--context", "--listen",
     "--lease-name", "--lease-namespace", "--identity", "--lease-duration", "--resync",
     "--dry-run", "--log-format", "--git-ssh-key-file", "--git-known-hosts-file",
-    "--git-token-file",
+    "--git-token-file", "--commit-status", "--commit-status-token-file",
+    "--commit-status-repo", "--commit-status-api-url", "--commit-status-context",
 }  # fmt: skip
 
 EXAMPLE_OBJECTS = render(EXAMPLE)

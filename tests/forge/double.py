@@ -4,7 +4,11 @@ GitHub: the issue comments of a pull request (GET with ``per_page``/``page`` and
 ``Link: <...>; rel="next"`` header, POST, PATCH by id), ``Authorization: Bearer``.
 GitLab: the notes of a merge request (GET with ``X-Next-Page``, POST, PUT by id; system
 notes listed too, as GitLab does), ``PRIVATE-TOKEN``. Pages are at most ``page_size``
-long whatever ``per_page`` asks, so pagination shows with a few comments. ``refuse``
+long whatever ``per_page`` asks, so pagination shows with a few comments. Commit
+statuses: GitHub's ``POST /repos/OWNER/NAME/statuses/SHA`` (``state`` one of error,
+failure, pending, success; ``description`` at most 140 characters, else 422) and
+GitLab's ``POST /projects/ID/statuses/SHA`` (pending, running, success, failed,
+canceled, else 400), each kept in ``statuses`` for repositories in ``repos``. ``refuse``
 makes a method answer a status once or always, as the forges do (403 with GitHub's
 "Resource not accessible by integration"), and every request is logged.
 """
@@ -39,6 +43,8 @@ class ForgeDouble(ThreadingHTTPServer):
         self.refuse: dict[str, list[int]] = {}  # method -> statuses to answer, in turn
         self.refuse_always: dict[str, int] = {}
         self.log: list[tuple[str, str]] = []
+        self.repos: set[str] = set()  # repositories and projects with commits to set statuses on
+        self.statuses: list[dict[str, Any]] = []
         self.next_id = 1000
         self.lock = threading.Lock()
 
@@ -82,9 +88,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(status, {"message": MESSAGES.get(status, "refused")})
         return True
 
-    def _body(self) -> str:
+    def _json(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
-        return str(json.loads(self.rfile.read(length))["body"])
+        return dict(json.loads(self.rfile.read(length)))
+
+    def _body(self) -> str:
+        return str(self._json()["body"])
+
+    def _status(self, forge: str, repo: str, sha: str, states: set[str], invalid: int) -> None:
+        if repo not in self.server.repos or len(sha) != 40:
+            return self._answer(404, {"message": MESSAGES[404]})
+        body = self._json()
+        if body.get("state") not in states:
+            return self._answer(invalid, {"message": f"state {body.get('state')!r} is invalid"})
+        if forge == "github" and len(body.get("description") or "") > 140:
+            return self._answer(422, {"message": "description is too long (maximum is 140)"})
+        made = {"forge": forge, "repo": repo, "sha": sha, **body}
+        with self.server.lock:
+            self.server.statuses.append(made)
+        return self._answer(201, made)
 
     def _handle(self) -> None:
         self.server.log.append((self.command, self.path))
@@ -125,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _github(self, parts: list[str], query: dict[str, list[str]]) -> None:
         # repos/OWNER/NAME/issues/N/comments  or  repos/OWNER/NAME/issues/comments/ID
+        if len(parts) == 5 and parts[0] == "repos" and parts[3] == "statuses":
+            states = {"error", "failure", "pending", "success"}
+            return self._status("github", f"{parts[1]}/{parts[2]}", parts[4], states, 422)
         if len(parts) < 6 or parts[0] != "repos" or parts[3] != "issues":
             return self._answer(404, {"message": MESSAGES[404]})
         repo = f"{parts[1]}/{parts[2]}"
@@ -150,7 +175,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self._answer(200, chunk, headers)
 
     def _gitlab(self, parts: list[str], query: dict[str, list[str]]) -> None:
-        # projects/ID/merge_requests/IID/notes[/NOTE]
+        # projects/ID/merge_requests/IID/notes[/NOTE]  or  projects/ID/statuses/SHA
+        if len(parts) == 4 and parts[0] == "projects" and parts[2] == "statuses":
+            states = {"pending", "running", "success", "failed", "canceled"}
+            return self._status("gitlab", parts[1], parts[3], states, 400)
         if len(parts) < 5 or parts[0] != "projects" or parts[2:5:2] != ["merge_requests", "notes"]:
             return self._answer(404, {"message": "404 Not found"})
         key = (parts[1], int(parts[3]))

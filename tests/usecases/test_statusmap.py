@@ -24,13 +24,20 @@ class Raced(MemoryStatusStore):
         super().__init__(data)
         self.other, self.times = dict(other), times
 
-    def write(self, data: Mapping[str, str], resource_version: str | None) -> StatusRecord:
+    def write(
+        self,
+        data: Mapping[str, str],
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StatusRecord:
         if self.times:
             self.times -= 1
             current = self.read()
             assert current is not None
-            super().write({**current.data, **self.other}, current.resource_version)
-        return super().write(data, resource_version)
+            super().write(
+                {**current.data, **self.other}, current.resource_version, current.annotations
+            )
+        return super().write(data, resource_version, annotations)
 
 
 def entry(node: str, minutes: int = 0) -> Deletion:

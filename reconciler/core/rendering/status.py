@@ -7,12 +7,52 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def _scope(scope: str) -> str:
+    return "the whole cluster" if scope == "*" else f"site {scope}"
+
+
+def _hold(hold: Mapping[str, Any]) -> str:
+    why = f": {hold['reason']}" if hold.get("reason") else ""
+    return f"by {hold.get('by') or '?'} at {hold.get('at') or '?'}{why}"
+
+
+def suspension_lines(doc: Mapping[str, Any]) -> list[str]:
+    """What is suspended, as the controller enforces it and as it is recorded (the two
+    differ for the two seconds before the controller looks)."""
+    enforced: Mapping[str, Any] = doc.get("suspended") or {}
+    recorded: Mapping[str, Any] = doc.get("suspendRecorded") or {}
+    lines = []
+    drift = doc.get("driftNodes", 0)
+    for scope, hold in sorted(enforced.items()):
+        lines.append(
+            f"SUSPENDED: {_scope(scope)} {_hold(hold)} - nothing is written there"
+            + (
+                " (resume recorded, not seen by the controller yet)"
+                if scope not in recorded
+                else ""
+            )
+        )
+    if enforced:
+        lines.append(f"           {drift} node(s) drift from git, unwritten (topoctl resume)")
+    for scope, hold in sorted(recorded.items()):
+        if scope not in enforced:
+            lines.append(
+                f"suspend recorded: {_scope(scope)} {_hold(hold)} (not seen by the controller yet)"
+            )
+    return lines
+
+
 def status_text(doc: Mapping[str, Any]) -> str:
     """``topoctl status`` for people."""
-    lines = [
+    lines = [*suspension_lines(doc)]
+    lines.append(
         f"revision:  {doc.get('revision') or '(none applied)'}"
         + (f"  applied {doc['appliedAt']}" if doc.get("appliedAt") else "")
-    ]
+    )
+    requested, handled = doc.get("reconcileRequestedAt"), doc.get("lastHandledReconcileAt")
+    if requested:
+        state = "handled" if requested == handled else "not handled yet"
+        lines.append(f"reconcile: requested {requested}, {state}")
     refused = doc.get("refused")
     if refused:
         errors = (refused.get("errors") or {}).get("items") or []
@@ -55,4 +95,11 @@ def status_text(doc: Mapping[str, Any]) -> str:
             lines.append(f"{name}: last error: {site['lastError']}")
         for line in ((site.get("flapping") or {}).get("items") or [])[:5]:
             lines.append(f"{name}: another writer keeps changing {line}")
+        drift = site.get("drift") or {}
+        if site.get("suspended") and drift.get("count"):
+            lines.append(f"{name}: suspended, {drift['count']} node(s) drift from git:")
+            items = drift.get("items") or []
+            lines += [f"  {item}" for item in items[:10]]
+            if drift["count"] > min(len(items), 10):
+                lines.append(f"  ... and {drift['count'] - min(len(items), 10)} more")
     return "\n".join(lines)

@@ -95,6 +95,21 @@ def _message(err: urllib.error.HTTPError) -> str:
         return str(err.reason)
 
 
+def _github_headers(token: str) -> dict[str, str]:
+    """What GitHub's REST API asks of every request."""
+    return {
+        "Accept": "application/vnd.github+json",
+        "Authorization": f"Bearer {token}",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "User-Agent": "topoctl",
+    }
+
+
+def _gitlab_headers(token: str) -> dict[str, str]:
+    """What GitLab's REST API asks of every request."""
+    return {"PRIVATE-TOKEN": token, "User-Agent": "topoctl"}
+
+
 class GitHubThread:
     """The issue comments of one pull request."""
 
@@ -102,12 +117,7 @@ class GitHubThread:
         self.repo, self.number = repo, number
         self.http = _Http(
             api_url,
-            {
-                "Accept": "application/vnd.github+json",
-                "Authorization": f"Bearer {token}",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": "topoctl",
-            },
+            _github_headers(token),
             {
                 401: "the token is not valid (GITHUB_TOKEN, or the action's github-token input)",
                 403: "the token may not write pull-request comments: give the job "
@@ -150,7 +160,7 @@ class GitLabThread:
         self.base = f"/projects/{quoted}/merge_requests/{iid}/notes"
         self.http = _Http(
             api_url,
-            {"PRIVATE-TOKEN": token, "User-Agent": "topoctl"},
+            _gitlab_headers(token),
             {
                 401: "the token is not valid (expired or revoked?): set TOPOCTL_GITLAB_TOKEN",
                 403: "the token may not write notes on this merge request: use a project or "
@@ -197,12 +207,7 @@ class GitHubCommitStatuses:
         self.repo, self.context = repo, context
         self.http = _Http(
             api_url,
-            {
-                "Accept": "application/vnd.github+json",
-                "Authorization": f"Bearer {token}",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": "topoctl",
-            },
+            _github_headers(token),
             {
                 401: "the token is not valid (--commit-status-token-file)",
                 403: "the token may not set commit statuses: a fine-grained token needs "
@@ -233,7 +238,7 @@ class GitLabCommitStatuses:
         self.base = f"/projects/{urllib.parse.quote(project, safe='')}/statuses"
         self.http = _Http(
             api_url,
-            {"PRIVATE-TOKEN": token, "User-Agent": "topoctl"},
+            _gitlab_headers(token),
             {
                 401: "the token is not valid (--commit-status-token-file)",
                 403: "the token may not set commit statuses: use a project access token "

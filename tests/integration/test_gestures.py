@@ -132,7 +132,8 @@ def test_a_suspended_cluster_is_planned_and_shown_never_written_until_resumed(
         doc = status(apiserver)
         assert doc["suspended"]["*"]["reason"] == "incident 4711"
         assert doc["sites"]["east"]["drift"]["items"] == [
-            "east-gw-1: update kilo.squat.ai/force-endpoint"
+            # the ownership record would note what topoctl wrote of the key
+            "east-gw-1: update kilo.squat.ai/force-endpoint, update topoctl.io/owned"
         ]
         assert annotation(apiserver, "east-gw-1", ENDPOINT) == "203.0.113.91:51820"
         assert node_writes(apiserver) == writes  # planned, never written

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.core.adoption.values import NoteKind
+from reconciler.core.kilo.freshness import Reference, TimeSource
 from reconciler.core.planning.owned import render_owned
 from reconciler.model import keys
 from reconciler.usecases.importing import ImportResult, import_nodes
@@ -186,19 +187,29 @@ def test_kilo_reads_the_cluster_alike_before_and_after_the_imported_plan(
 ) -> None:
     now = int(time.time())
     objects = as_of_now(objects, now)
-    result = import_nodes(states_of(objects), "test", "c")
+    # imported at the clock kilo-topo judges by, as `topoctl import` judges a live cluster
+    result = import_nodes(states_of(objects), "test", "c", Reference(now, TimeSource.CLOCK))
     granularity = result.adoption.cluster.granularity or "location"
     before = kilo(objects, granularity)
     after = kilo(apply_to_objects(result.plan, objects), granularity)
     spread = spread_nodes(result)
     old = {n["name"]: n for n in before["nodes"]}
+    # under full/cross granularity the plan moves a location's allowed IPs off a carrier
+    # Kilo does not count as Ready onto one it does: Kilo then routes what it routed
+    # none of before, and nothing it routed stops being routed
+    moved = granularity in ("full", "cross") and any(
+        n["allowed_location_ips"] and not n["ready"] for n in before["nodes"]
+    )
     for node in after["nodes"]:
         assert node_reading(node) == node_reading(old[node["name"]]), node["name"]
-        if node["name"] not in spread:
+        if node["name"] not in spread and not moved:
             assert node["allowed_location_ips"] == old[node["name"]]["allowed_location_ips"]
     assert after["topology"]["leaders_by_location"] == before["topology"]["leaders_by_location"]
-    assert _routed(after) == _routed(before) or any(
-        "routes none of them today" in n.text for n in result.adoption.notes
+    routed_before, routed_after = _routed(before), _routed(after)
+    assert (
+        routed_after == routed_before
+        or any("routes none of them today" in n.text for n in result.adoption.notes)
+        or (moved and all(c <= routed_after.get(loc, set()) for loc, c in routed_before.items()))
     )
 
 

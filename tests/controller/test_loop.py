@@ -12,7 +12,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from reconciler.adapters.kubestatus import KubeEventSink
@@ -30,32 +29,14 @@ from tests.controller.loop_support import (
     EXAMPLE_SEEN,
     WallClock,
     annotate,
-    example_topology,
     heartbeat,
     pending_writes,
     running_loop,
-    seed_examples,
     wait_until,
 )
 
 LAST_SEEN = keys.KILO_LAST_SEEN
 WORKER = "fsn1-worker-new01"  # claimed by hetzner-fsn1's pool once labelled cx32
-
-
-@pytest.fixture(scope="module")
-def topology() -> Topology:
-    return example_topology()
-
-
-@pytest.fixture
-def cluster(apiserver: ApiServer) -> ApiServer:
-    seed_examples(apiserver)
-    return apiserver
-
-
-@pytest.fixture
-def clock() -> WallClock:
-    return WallClock(EXAMPLE_SEEN + 5.0)
 
 
 def node_patches(apiserver: ApiServer) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from reconciler.adapters.kubestatus import KubeEventSink
@@ -23,34 +22,15 @@ from reconciler.model.suspension import Hold, Suspension
 from reconciler.model.topology import Topology
 from tests.apiserver import ApiServer
 from tests.controller.loop_support import (
-    EXAMPLE_SEEN,
     WallClock,
     annotate,
-    example_topology,
     pending_writes,
     running_loop,
-    seed_examples,
     wait_until,
 )
 
 SITE = "hetzner-fsn1"
 HOLD = Hold("alice", "2026-12-07T23:40:00Z", "incident")
-
-
-@pytest.fixture(scope="module")
-def topology() -> Topology:
-    return example_topology()
-
-
-@pytest.fixture
-def cluster(apiserver: ApiServer) -> ApiServer:
-    seed_examples(apiserver)
-    return apiserver
-
-
-@pytest.fixture
-def clock() -> WallClock:
-    return WallClock(EXAMPLE_SEEN + 5.0)
 
 
 def site_of(topology: Topology, apiserver: ApiServer, clock: WallClock) -> dict[str, bool]:
